@@ -1,0 +1,131 @@
+// Package api holds the wire types of the daemon's HTTP/JSON API.
+//
+// The API is served on a unix socket under /v1/. Plain calls answer with a
+// JSON body, or an Error with a 4xx/5xx status. Long operations answer with
+// NDJSON (application/x-ndjson): zero or more {"event":...} lines, then
+// exactly one {"result":...} or {"error":...} line.
+package api
+
+import (
+	"time"
+
+	"banger/internal/errdefs"
+)
+
+// Version is the API path prefix.
+const Version = "v1"
+
+// Error is the body of every failed call.
+type Error struct {
+	Kind    errdefs.Kind `json:"kind"`
+	Message string       `json:"message"`
+}
+
+// Frame is one NDJSON line of a streamed call.
+type Frame struct {
+	Event  *Event `json:"event,omitempty"`
+	Result any    `json:"result,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// Event reports progress of a long operation.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Step    string    `json:"step,omitempty"`    // short machine name: "copy", "download", ...
+	Message string    `json:"message,omitempty"` // human text
+	Item    string    `json:"item,omitempty"`    // which file/layer the counters are about
+	Current int64     `json:"current,omitempty"` // bytes (or units) done
+	Total   int64     `json:"total,omitempty"`   // bytes expected, 0 when unknown
+	Done    bool      `json:"done,omitempty"`    // this item finished
+}
+
+// DaemonStatus answers GET /v1/daemon.
+type DaemonStatus struct {
+	PID        int       `json:"pid"`
+	Version    string    `json:"version"`
+	APIVersion string    `json:"api_version"`
+	Socket     string    `json:"socket"`
+	WebURL     string    `json:"web_url,omitempty"`
+	StateDir   string    `json:"state_dir"`
+	LogFile    string    `json:"log_file"`
+	StartedAt  time.Time `json:"started_at"`
+	Images     int       `json:"images"`
+	Kernels    int       `json:"kernels"`
+	VMs        int       `json:"vms"`
+	VMsRunning int       `json:"vms_running"`
+}
+
+// Image is a bootable image set: rootfs plus kernel and its companions.
+type Image struct {
+	Name      string    `json:"name"`
+	Managed   bool      `json:"managed"`
+	Dir       string    `json:"dir,omitempty"` // managed images: the daemon-owned directory
+	Rootfs    string    `json:"rootfs"`
+	WorkSeed  string    `json:"work_seed,omitempty"`
+	Kernel    string    `json:"kernel"`
+	Initrd    string    `json:"initrd,omitempty"`
+	Modules   string    `json:"modules,omitempty"`
+	KernelRef string    `json:"kernel_ref,omitempty"` // catalog kernel the image boots with
+	Source    string    `json:"source"`               // register, promote, pull, build
+	Digest    string    `json:"digest,omitempty"`     // OCI manifest digest for pulled images
+	Size      int64     `json:"size"`                 // apparent bytes of the rootfs
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RegisterImageRequest is the body of POST /v1/images.
+type RegisterImageRequest struct {
+	Name      string `json:"name"`
+	Rootfs    string `json:"rootfs"`
+	WorkSeed  string `json:"work_seed,omitempty"`
+	Kernel    string `json:"kernel,omitempty"`
+	Initrd    string `json:"initrd,omitempty"`
+	Modules   string `json:"modules,omitempty"`
+	KernelRef string `json:"kernel_ref,omitempty"`
+}
+
+// DeleteOptions are query options of DELETE calls.
+type DeleteOptions struct {
+	Force bool `json:"force,omitempty"`
+}
+
+// Kernel is a kernel stored locally, pulled from a catalog.
+type Kernel struct {
+	Name        string    `json:"name"`
+	Version     string    `json:"version"`
+	Arch        string    `json:"arch"`
+	Description string    `json:"description,omitempty"`
+	Dir         string    `json:"dir"`
+	Kernel      string    `json:"kernel"`
+	Initrd      string    `json:"initrd,omitempty"`
+	Modules     string    `json:"modules,omitempty"`
+	SHA256      string    `json:"sha256"`
+	Size        int64     `json:"size"`
+	Source      string    `json:"source"` // catalog URL the kernel came from
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Catalog is a kernel catalog index (see docs/kernel-catalog.md).
+type Catalog struct {
+	SchemaVersion int            `json:"schema_version"`
+	Kernels       []CatalogEntry `json:"kernels"`
+}
+
+// CatalogEntry is one kernel a catalog offers.
+type CatalogEntry struct {
+	Name        string       `json:"name"`
+	Version     string       `json:"version"`
+	Arch        string       `json:"arch"`
+	Description string       `json:"description,omitempty"`
+	Kernel      CatalogFile  `json:"kernel"`
+	Initrd      *CatalogFile `json:"initrd,omitempty"`
+	Modules     *CatalogFile `json:"modules,omitempty"` // tar (optionally gzip) of lib/modules/<version>
+	Pulled      bool         `json:"pulled,omitempty"`  // set by the daemon when listing
+}
+
+// CatalogFile is one downloadable artifact of a catalog entry.
+type CatalogFile struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}

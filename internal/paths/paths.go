@@ -1,0 +1,125 @@
+// Package paths computes banger's XDG directory layout.
+package paths
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// Layout is where banger keeps its files. Every field is absolute.
+type Layout struct {
+	ConfigDir  string // $XDG_CONFIG_HOME/banger
+	ConfigFile string // ConfigDir/config.toml
+	SSHDir     string // ConfigDir/ssh
+
+	StateDir   string // $XDG_STATE_HOME/banger: database, logs, managed artifacts
+	DBPath     string
+	LogFile    string
+	ImagesDir  string
+	KernelsDir string
+	VMsDir     string
+
+	CacheDir    string // $XDG_CACHE_HOME/banger
+	OCICacheDir string
+
+	RuntimeDir string // $XDG_RUNTIME_DIR/banger: socket, lock, pid
+	SocketPath string
+	LockPath   string
+	PIDPath    string
+}
+
+// FromEnv builds the layout from the XDG variables and $HOME.
+func FromEnv() (Layout, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return Layout{}, fmt.Errorf("finding home directory: %w", err)
+	}
+	xdg := func(name, fallback string) string {
+		if v := os.Getenv(name); filepath.IsAbs(v) {
+			return v
+		}
+		return filepath.Join(home, fallback)
+	}
+	runtime := os.Getenv("XDG_RUNTIME_DIR")
+	if !filepath.IsAbs(runtime) {
+		runtime = filepath.Join(os.TempDir(), "banger-"+strconv.Itoa(os.Getuid()))
+	} else {
+		runtime = filepath.Join(runtime, "banger")
+	}
+	return New(
+		filepath.Join(xdg("XDG_CONFIG_HOME", ".config"), "banger"),
+		filepath.Join(xdg("XDG_STATE_HOME", ".local/state"), "banger"),
+		filepath.Join(xdg("XDG_CACHE_HOME", ".cache"), "banger"),
+		runtime,
+	), nil
+}
+
+// New builds a layout from its four roots.
+func New(configDir, stateDir, cacheDir, runtimeDir string) Layout {
+	return Layout{
+		ConfigDir:   configDir,
+		ConfigFile:  filepath.Join(configDir, "config.toml"),
+		SSHDir:      filepath.Join(configDir, "ssh"),
+		StateDir:    stateDir,
+		DBPath:      filepath.Join(stateDir, "banger.db"),
+		LogFile:     filepath.Join(stateDir, "bangerd.log"),
+		ImagesDir:   filepath.Join(stateDir, "images"),
+		KernelsDir:  filepath.Join(stateDir, "kernels"),
+		VMsDir:      filepath.Join(stateDir, "vms"),
+		CacheDir:    cacheDir,
+		OCICacheDir: filepath.Join(cacheDir, "oci"),
+		RuntimeDir:  runtimeDir,
+		SocketPath:  filepath.Join(runtimeDir, "bangerd.sock"),
+		LockPath:    filepath.Join(runtimeDir, "bangerd.lock"),
+		PIDPath:     filepath.Join(runtimeDir, "bangerd.pid"),
+	}
+}
+
+// Ensure creates every directory of the layout. Directories holding
+// private material (runtime, state, ssh) are 0700 and must belong to us.
+func (l Layout) Ensure() error {
+	for _, d := range []string{l.ConfigDir, l.CacheDir, l.OCICacheDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	for _, d := range []string{l.StateDir, l.ImagesDir, l.KernelsDir, l.VMsDir, l.RuntimeDir} {
+		if err := EnsurePrivateDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsurePrivateDir creates dir with mode 0700 and checks that it is owned
+// by the current user and not writable by others, so a socket or key
+// inside it cannot be swapped by another user.
+func EnsurePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory; remove it and retry", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("unexpected stat type")
+	}
+	if int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to you (uid %d); remove it or set XDG_RUNTIME_DIR", dir, st.Uid, os.Getuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("restricting %s to 0700: %w", dir, err)
+		}
+	}
+	return nil
+}
