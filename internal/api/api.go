@@ -129,3 +129,13 @@ type CatalogFile struct {
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
 }
+
+// LogEntry is one line of the daemon's event log (GET /v1/events): what
+// happened to which VM or image, for users to read.
+type LogEntry struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Subject string    `json:"subject,omitempty"`
+	Message string    `json:"message"`
+}

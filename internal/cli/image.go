@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"banger/internal/api"
+)
+
+func (a *app) imageCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "image",
+		Aliases: []string{"images"},
+		Short:   "Register, list, promote and delete images (rootfs + kernel sets)",
+	}
+	cmd.AddCommand(a.imageRegisterCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd())
+	return cmd
+}
+
+func (a *app) imageRegisterCmd() *cobra.Command {
+	var req api.RegisterImageRequest
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "register --name NAME --rootfs PATH (--kernel PATH | --kernel-ref NAME)",
+		Short: "Register an image made of existing host files (unmanaged)",
+		Long: `Register an image made of existing host files. The files stay where they are
+(an unmanaged image); 'banger image promote' copies them into daemon-owned storage.
+
+The rootfs and work-seed must be ext4 images; the kernel an ELF vmlinux or a
+bzImage. With --kernel-ref the kernel, initrd and modules come from a kernel
+pulled with 'banger kernel pull'.`,
+		Example: `  banger image register --name base --rootfs /srv/rootfs.ext4 --kernel /srv/vmlinux \
+    --initrd /srv/initrd.img --modules /srv/modules
+  banger image register --name base --rootfs /srv/rootfs.ext4 --kernel-ref void-6.12`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, p := range []*string{&req.Rootfs, &req.WorkSeed, &req.Kernel, &req.Initrd, &req.Modules} {
+				if *p != "" {
+					abs, err := filepath.Abs(*p)
+					if err != nil {
+						return err
+					}
+					*p = abs
+				}
+			}
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			im, err := cl.RegisterImage(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, im)
+			}
+			fmt.Fprintf(a.stdout, "registered image %s\n", im.Name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Name, "name", "", "image name (a DNS label)")
+	f.StringVar(&req.Rootfs, "rootfs", "", "path of the root filesystem (ext4)")
+	f.StringVar(&req.WorkSeed, "work-seed", "", "path of an ext4 image that seeds each VM's /root disk")
+	f.StringVar(&req.Kernel, "kernel", "", "path of the kernel (vmlinux or bzImage)")
+	f.StringVar(&req.Initrd, "initrd", "", "path of the initrd")
+	f.StringVar(&req.Modules, "modules", "", "directory of kernel modules")
+	f.StringVar(&req.KernelRef, "kernel-ref", "", "name of a pulled kernel to boot with (see 'banger kernel list')")
+	f.BoolVar(&asJSON, "json", false, "print the image as JSON")
+	cmd.MarkFlagRequired("name")
+	cmd.MarkFlagRequired("rootfs")
+	cmd.MarkFlagsMutuallyExclusive("kernel", "kernel-ref")
+	return cmd
+}
+
+func (a *app) imageListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ims, err := cl.Images(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, ims)
+			}
+			rows := [][]string{{"NAME", "MANAGED", "SOURCE", "SIZE", "KERNEL", "CREATED"}}
+			for _, im := range ims {
+				k := filepath.Base(im.Kernel)
+				if im.KernelRef != "" {
+					k = im.KernelRef
+				}
+				rows = append(rows, []string{im.Name, yesNo(im.Managed), im.Source, bytesHuman(im.Size), k, ago(im.CreatedAt)})
+			}
+			return table(a.stdout, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) imageShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show an image's files and origin",
+		Args:  exactArgs(1, "an image name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			im, err := cl.Image(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, im)
+			}
+			return table(a.stdout, [][]string{
+				{"name:", im.Name},
+				{"managed:", yesNo(im.Managed) + dirNote(im.Dir)},
+				{"source:", im.Source},
+				{"rootfs:", im.Rootfs + " (" + bytesHuman(im.Size) + ")"},
+				{"work-seed:", orDash(im.WorkSeed)},
+				{"kernel:", im.Kernel + refNote(im.KernelRef)},
+				{"initrd:", orDash(im.Initrd)},
+				{"modules:", orDash(im.Modules)},
+				{"digest:", orDash(im.Digest)},
+				{"created:", im.CreatedAt.Local().Format("2006-01-02 15:04:05")},
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) imagePromoteCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "promote NAME",
+		Short: "Copy an unmanaged image's files into daemon-owned storage",
+		Long: `Copy an unmanaged image's files into a directory the daemon owns, so the image
+no longer depends on the original paths. The copy is atomic: until it is
+complete the image keeps pointing at the original files.`,
+		Args: exactArgs(1, "an image name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			pv := newProgressView(a.stderr)
+			im, err := cl.PromoteImage(cmd.Context(), args[0], pv.Event)
+			pv.Close()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, im)
+			}
+			fmt.Fprintf(a.stdout, "promoted image %s to %s\n", im.Name, im.Dir)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the image as JSON")
+	return cmd
+}
+
+func (a *app) imageDeleteCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete an image (a managed image's files too; an unmanaged image's files are kept)",
+		Args:    exactArgs(1, "an image name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := cl.DeleteImage(cmd.Context(), args[0], force); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "deleted image %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete even if VMs use the image")
+	return cmd
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dirNote(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return " (" + dir + ")"
+}
+
+func refNote(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	return " (kernel " + ref + ")"
+}

@@ -1,0 +1,90 @@
+package client
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+
+	"banger/internal/api"
+)
+
+// Status asks the daemon what it is and holds.
+func (c *Client) Status(ctx context.Context) (api.DaemonStatus, error) {
+	var st api.DaemonStatus
+	return st, c.call(ctx, "GET", "/daemon", nil, &st)
+}
+
+// Shutdown asks the daemon to exit; running VMs keep running.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.call(ctx, "POST", "/daemon/shutdown", nil, nil)
+}
+
+// Events lists the event log (subject "" for all).
+func (c *Client) Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error) {
+	q := url.Values{}
+	if subject != "" {
+		q.Set("subject", subject)
+	}
+	q.Set("after", strconv.FormatInt(afterID, 10))
+	q.Set("limit", strconv.Itoa(limit))
+	var out []api.LogEntry
+	return out, c.call(ctx, "GET", "/events?"+q.Encode(), nil, &out)
+}
+
+// Images lists registered images.
+func (c *Client) Images(ctx context.Context) ([]api.Image, error) {
+	var out []api.Image
+	return out, c.call(ctx, "GET", "/images", nil, &out)
+}
+
+// Image returns one image.
+func (c *Client) Image(ctx context.Context, name string) (api.Image, error) {
+	var out api.Image
+	return out, c.call(ctx, "GET", "/images/"+esc(name), nil, &out)
+}
+
+// RegisterImage records an image made of host files.
+func (c *Client) RegisterImage(ctx context.Context, req api.RegisterImageRequest) (api.Image, error) {
+	var out api.Image
+	return out, c.call(ctx, "POST", "/images", req, &out)
+}
+
+// PromoteImage copies an image's files into daemon-owned storage.
+func (c *Client) PromoteImage(ctx context.Context, name string, onEvent func(api.Event)) (api.Image, error) {
+	var out api.Image
+	return out, c.stream(ctx, "POST", "/images/"+esc(name)+"/promote", nil, &out, onEvent)
+}
+
+// DeleteImage removes an image.
+func (c *Client) DeleteImage(ctx context.Context, name string, force bool) error {
+	return c.call(ctx, "DELETE", "/images/"+esc(name)+forceQuery(force), nil, nil)
+}
+
+// Kernels lists local kernels.
+func (c *Client) Kernels(ctx context.Context) ([]api.Kernel, error) {
+	var out []api.Kernel
+	return out, c.call(ctx, "GET", "/kernels", nil, &out)
+}
+
+// Kernel returns one local kernel.
+func (c *Client) Kernel(ctx context.Context, name string) (api.Kernel, error) {
+	var out api.Kernel
+	return out, c.call(ctx, "GET", "/kernels/"+esc(name), nil, &out)
+}
+
+// Catalog lists the kernels available to pull.
+func (c *Client) Catalog(ctx context.Context) (api.Catalog, error) {
+	var out api.Catalog
+	return out, c.call(ctx, "GET", "/kernels/catalog", nil, &out)
+}
+
+// PullKernel downloads a catalog kernel.
+func (c *Client) PullKernel(ctx context.Context, name string, onEvent func(api.Event)) (api.Kernel, error) {
+	var out api.Kernel
+	return out, c.stream(ctx, "POST", "/kernels/"+esc(name)+"/pull", nil, &out, onEvent)
+}
+
+// RemoveKernel deletes a local kernel.
+func (c *Client) RemoveKernel(ctx context.Context, name string, force bool) error {
+	return c.call(ctx, "DELETE", "/kernels/"+esc(name)+forceQuery(force), nil, nil)
+}

@@ -1,0 +1,135 @@
+// Package daemon is banger's service: the operations behind every API
+// call, grouped by noun (images.go, kernels.go, ...). It knows nothing of
+// HTTP; internal/server and internal/web wrap it.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/errdefs"
+	"banger/internal/paths"
+	"banger/internal/store"
+	"banger/internal/version"
+)
+
+// Options are what a Daemon needs. Every field is required unless noted.
+type Options struct {
+	Layout paths.Layout
+	Config config.Config
+	Store  *store.Store
+	Logger *slog.Logger
+	// HTTPClient downloads kernels and catalogs; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// WebURL is shown by status when the web UI is enabled (optional).
+	WebURL string
+}
+
+// Daemon is the running service.
+type Daemon struct {
+	layout  paths.Layout
+	cfg     config.Config
+	store   *store.Store
+	log     *slog.Logger
+	http    *http.Client
+	webURL  string
+	started time.Time
+
+	busyMu sync.Mutex
+	busy   map[string]string // "image/NAME" -> what is running on it
+}
+
+// New builds the daemon and reconciles on-disk state with the database:
+// leftovers of operations a crash interrupted are removed.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	d := &Daemon{
+		layout:  opts.Layout,
+		cfg:     opts.Config,
+		store:   opts.Store,
+		log:     opts.Logger,
+		http:    opts.HTTPClient,
+		webURL:  opts.WebURL,
+		started: time.Now(),
+		busy:    map[string]string{},
+	}
+	if err := d.reconcile(ctx); err != nil {
+		return nil, fmt.Errorf("reconciling state: %w", err)
+	}
+	d.event(ctx, "info", "daemon", fmt.Sprintf("bangerd %s started (pid %d)", version.String(), os.Getpid()))
+	return d, nil
+}
+
+func (d *Daemon) reconcile(ctx context.Context) error {
+	if err := d.sweepImages(ctx); err != nil {
+		return err
+	}
+	return d.sweepKernels(ctx)
+}
+
+// Status reports what the daemon is and holds.
+func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
+	ims, err := d.store.Read().Images(ctx)
+	if err != nil {
+		return api.DaemonStatus{}, err
+	}
+	ks, err := d.store.Read().Kernels(ctx)
+	if err != nil {
+		return api.DaemonStatus{}, err
+	}
+	return api.DaemonStatus{
+		PID:        os.Getpid(),
+		Version:    version.String(),
+		APIVersion: api.Version,
+		Socket:     d.layout.SocketPath,
+		WebURL:     d.webURL,
+		StateDir:   d.layout.StateDir,
+		LogFile:    d.layout.LogFile,
+		StartedAt:  d.started,
+		Images:     len(ims),
+		Kernels:    len(ks),
+	}, nil
+}
+
+// Events lists the event log.
+func (d *Daemon) Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return d.store.Read().Events(ctx, subject, afterID, limit)
+}
+
+// event records a user-visible event; failures are logged, not returned,
+// because the operation it describes already happened.
+func (d *Daemon) event(ctx context.Context, level, subject, msg string) {
+	d.log.Info(msg, "subject", subject)
+	err := d.store.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.AddEvent(ctx, level, subject, msg) })
+	if err != nil {
+		d.log.Warn("recording event", "err", err)
+	}
+}
+
+// claim marks key busy with what, or returns a conflict naming the
+// operation already running.
+func (d *Daemon) claim(key, what string) (release func(), err error) {
+	d.busyMu.Lock()
+	defer d.busyMu.Unlock()
+	if cur, ok := d.busy[key]; ok {
+		return nil, errdefs.Conflict("%s is busy (%s in progress); wait for it to finish", key, cur)
+	}
+	d.busy[key] = what
+	return func() {
+		d.busyMu.Lock()
+		delete(d.busy, key)
+		d.busyMu.Unlock()
+	}, nil
+}

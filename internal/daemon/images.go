@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/image"
+	"banger/internal/progress"
+	"banger/internal/store"
+)
+
+// Images lists registered images.
+func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
+	return d.store.Read().Images(ctx)
+}
+
+// Image returns one image.
+func (d *Daemon) Image(ctx context.Context, name string) (api.Image, error) {
+	return getImage(ctx, d.store.Read(), name)
+}
+
+func getImage(ctx context.Context, tx *store.Tx, name string) (api.Image, error) {
+	im, err := tx.Image(ctx, name)
+	if errors.Is(err, store.ErrNoRow) {
+		return api.Image{}, errdefs.NotFound("image %q not found; run 'banger image list' to see registered images", name)
+	}
+	return im, err
+}
+
+// RegisterImage records an unmanaged image that references host files.
+func (d *Daemon) RegisterImage(ctx context.Context, req api.RegisterImageRequest) (api.Image, error) {
+	if req.KernelRef != "" {
+		if req.Kernel != "" {
+			return api.Image{}, errdefs.Invalid("--kernel and --kernel-ref are exclusive; pass one of them")
+		}
+		k, err := d.Kernel(ctx, req.KernelRef)
+		if err != nil {
+			return api.Image{}, err
+		}
+		if req.Initrd != "" || req.Modules != "" {
+			return api.Image{}, errdefs.Invalid("--initrd and --modules come from the kernel with --kernel-ref; drop them or use --kernel")
+		}
+		req.Kernel, req.Initrd, req.Modules = k.Kernel, k.Initrd, k.Modules
+	}
+	if err := image.CheckRegister(req); err != nil {
+		return api.Image{}, err
+	}
+	im := api.Image{
+		Name: req.Name, Rootfs: req.Rootfs, WorkSeed: req.WorkSeed, Kernel: req.Kernel,
+		Initrd: req.Initrd, Modules: req.Modules, KernelRef: req.KernelRef,
+		Source: "register", Size: image.ApparentSize(req.Rootfs),
+	}
+	err := d.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Image(ctx, req.Name); err == nil {
+			return errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
+		}
+		return tx.PutImage(ctx, im)
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	d.event(ctx, "info", "image/"+im.Name, "image "+im.Name+" registered")
+	return d.Image(ctx, im.Name)
+}
+
+// PromoteImage copies an unmanaged image's files into a daemon-owned
+// directory. The database row is switched only after the directory is
+// complete, so a crash leaves either the old row or the new one, and the
+// next start sweeps any unreferenced directory.
+func (d *Daemon) PromoteImage(ctx context.Context, name string, p progress.Func) (api.Image, error) {
+	release, err := d.claim("image/"+name, "promote")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer release()
+	im, err := d.Image(ctx, name)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if im.Managed {
+		return api.Image{}, errdefs.Conflict("image %q is already managed (files in %s)", name, im.Dir)
+	}
+	p.Step("promote", fmt.Sprintf("copying image %s into %s", name, d.layout.ImagesDir))
+	out, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("promoting image %q: %w", name, err)
+	}
+	out.Source = "promote"
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		cur, err := getImage(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if cur.Managed {
+			return errdefs.Conflict("image %q was promoted concurrently", name)
+		}
+		return tx.PutImage(ctx, out)
+	})
+	if err != nil {
+		os.RemoveAll(out.Dir)
+		return api.Image{}, err
+	}
+	d.event(ctx, "info", "image/"+name, "image "+name+" promoted to "+out.Dir)
+	return out, nil
+}
+
+// DeleteImage removes an image record and, for a managed image, its
+// directory. The row goes first: a crash in between leaves an
+// unreferenced directory, which the next start sweeps.
+func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error {
+	release, err := d.claim("image/"+name, "delete")
+	if err != nil {
+		return err
+	}
+	defer release()
+	var im api.Image
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		im, err = getImage(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return tx.DeleteImage(ctx, name)
+	})
+	if err != nil {
+		return err
+	}
+	if im.Managed && im.Dir != "" {
+		if err := os.RemoveAll(im.Dir); err != nil {
+			d.log.Warn("removing image directory; it will be swept at next start", "dir", im.Dir, "err", err)
+		}
+	}
+	d.event(ctx, "info", "image/"+name, "image "+name+" deleted")
+	return nil
+}
+
+func (d *Daemon) sweepImages(ctx context.Context) error {
+	ims, err := d.store.Read().Images(ctx)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, im := range ims {
+		if im.Managed {
+			keep[im.Dir] = true
+		}
+	}
+	removed, err := image.Sweep(d.layout.ImagesDir, keep)
+	for _, r := range removed {
+		d.log.Info("removed leftover image directory", "path", r)
+	}
+	return err
+}

@@ -1,0 +1,153 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/kernel"
+	"banger/internal/progress"
+	"banger/internal/store"
+)
+
+// Kernels lists locally stored kernels.
+func (d *Daemon) Kernels(ctx context.Context) ([]api.Kernel, error) {
+	return d.store.Read().Kernels(ctx)
+}
+
+// Kernel returns one local kernel.
+func (d *Daemon) Kernel(ctx context.Context, name string) (api.Kernel, error) {
+	k, err := d.store.Read().Kernel(ctx, name)
+	if errors.Is(err, store.ErrNoRow) {
+		return api.Kernel{}, errdefs.NotFound("kernel %q is not pulled; run 'banger kernel pull %s' (see 'banger kernel list --available')", name, name)
+	}
+	return k, err
+}
+
+// Catalog returns the kernels on offer: the built-in catalog merged with
+// the one at kernel_catalog_url, each marked when already pulled.
+func (d *Daemon) Catalog(ctx context.Context) (api.Catalog, error) {
+	cat := kernel.Builtin()
+	if u := d.cfg.KernelCatalogURL; u != "" {
+		extra, err := kernel.Fetch(ctx, d.http, u)
+		if err != nil {
+			return api.Catalog{}, fmt.Errorf("reading kernel catalog (kernel_catalog_url): %w", err)
+		}
+		cat = kernel.Merge(cat, extra)
+	}
+	local, err := d.store.Read().Kernels(ctx)
+	if err != nil {
+		return api.Catalog{}, err
+	}
+	pulled := map[string]bool{}
+	for _, k := range local {
+		pulled[k.Name] = true
+	}
+	for i := range cat.Kernels {
+		cat.Kernels[i].Pulled = pulled[cat.Kernels[i].Name]
+	}
+	return cat, nil
+}
+
+// PullKernel downloads a catalog kernel, verifies it and records it.
+func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error) {
+	release, err := d.claim("kernel/"+name, "pull")
+	if err != nil {
+		return api.Kernel{}, err
+	}
+	defer release()
+	if _, err := d.store.Read().Kernel(ctx, name); err == nil {
+		return api.Kernel{}, errdefs.Conflict("kernel %q is already pulled; remove it first with 'banger kernel rm %s' to pull it again", name, name)
+	}
+	cat, err := d.Catalog(ctx)
+	if err != nil {
+		return api.Kernel{}, err
+	}
+	entry, err := kernel.Find(cat, name)
+	if err != nil {
+		return api.Kernel{}, err
+	}
+	p.Step("pull", fmt.Sprintf("pulling kernel %s %s (%s)", entry.Name, entry.Version, entry.Arch))
+	k, err := kernel.Pull(ctx, entry, kernel.PullOptions{Dir: d.layout.KernelsDir, Client: d.http, Progress: p, Source: entry.Kernel.URL})
+	if err != nil {
+		return api.Kernel{}, err
+	}
+	if err := d.store.Tx(ctx, func(tx *store.Tx) error { return tx.PutKernel(ctx, k) }); err != nil {
+		os.RemoveAll(k.Dir)
+		return api.Kernel{}, err
+	}
+	d.event(ctx, "info", "kernel/"+name, "kernel "+name+" pulled")
+	return k, nil
+}
+
+// RemoveKernel deletes a local kernel. Images booting it keep their
+// records but cannot boot, so that needs force.
+func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) error {
+	release, err := d.claim("kernel/"+name, "remove")
+	if err != nil {
+		return err
+	}
+	defer release()
+	var k api.Kernel
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		k, err = tx.Kernel(ctx, name)
+		if errors.Is(err, store.ErrNoRow) {
+			return errdefs.NotFound("kernel %q is not pulled; run 'banger kernel list' to see local kernels", name)
+		}
+		if err != nil {
+			return err
+		}
+		users, err := tx.ImagesUsingKernel(ctx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 && !force {
+			return errdefs.Conflict("kernel %q is used by image(s) %s; delete those first or pass --force", name, strings.Join(users, ", "))
+		}
+		return tx.DeleteKernel(ctx, name)
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(k.Dir); err != nil {
+		d.log.Warn("removing kernel directory; it will be swept at next start", "dir", k.Dir, "err", err)
+	}
+	d.event(ctx, "info", "kernel/"+name, "kernel "+name+" removed")
+	return nil
+}
+
+// sweepKernels removes kernel directories no row references (a crash
+// between moving a pulled kernel into place and recording it) and
+// staging leftovers; partial downloads are kept so pulls resume.
+func (d *Daemon) sweepKernels(ctx context.Context) error {
+	ks, err := d.store.Read().Kernels(ctx)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, k := range ks {
+		keep[k.Dir] = true
+	}
+	entries, err := os.ReadDir(d.layout.KernelsDir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d.layout.KernelsDir, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(d.layout.KernelsDir, e.Name())
+		// Dot entries are the kernel package's own (partial downloads,
+		// staging); CleanStaging below handles those.
+		if keep[path] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("removing leftover %s: %w", path, err)
+		}
+		d.log.Info("removed leftover kernel directory", "path", path)
+	}
+	return kernel.CleanStaging(d.layout.KernelsDir)
+}

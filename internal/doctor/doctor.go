@@ -1,0 +1,96 @@
+// Package doctor checks that this host can run banger VMs and says, for
+// every check that does not pass, the exact command that fixes it.
+package doctor
+
+import (
+	"context"
+	"os/exec"
+
+	"banger/internal/config"
+	"banger/internal/paths"
+)
+
+// Status is a check's verdict.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Result is one check's outcome.
+type Result struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Env is what the checks look at. Zero-valued hooks use the real host.
+type Env struct {
+	Config    config.Config
+	ConfigErr error // the config failed to load; Config holds defaults
+	Layout    paths.Layout
+	// DaemonStatus reports whether the daemon answers (nil = running).
+	DaemonStatus func(ctx context.Context) error
+	// LookPath finds executables; nil means exec.LookPath.
+	LookPath func(string) (string, error)
+	// KVMDevice is the KVM device path; empty means /dev/kvm.
+	KVMDevice string
+}
+
+// Check is one named check.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context, e *Env) Result
+}
+
+// Checks returns the host checks in the order they are shown.
+func Checks() []Check {
+	return []Check{
+		{"config", checkConfig},
+		{"kvm", checkKVM},
+		{"vmm", checkVMM},
+		{"e2fsprogs", checkE2fsprogs},
+		{"tun", checkTun},
+		{"bridge", checkBridge},
+		{"ip-forward", checkForward},
+		{"disk", checkDisk},
+		{"ssh-key", checkSSHKey},
+		{"daemon", checkDaemon},
+	}
+}
+
+// Run runs every check.
+func Run(ctx context.Context, e Env) []Result {
+	if e.LookPath == nil {
+		e.LookPath = exec.LookPath
+	}
+	if e.KVMDevice == "" {
+		e.KVMDevice = "/dev/kvm"
+	}
+	var out []Result
+	for _, c := range Checks() {
+		r := c.Run(ctx, &e)
+		r.Name = c.Name
+		out = append(out, r)
+	}
+	return out
+}
+
+// Failed reports whether any result failed.
+func Failed(rs []Result) bool {
+	for _, r := range rs {
+		if r.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+func pass(detail string) Result { return Result{Status: Pass, Detail: detail} }
+
+func warn(detail, fix string) Result { return Result{Status: Warn, Detail: detail, Fix: fix} }
+
+func fail(detail, fix string) Result { return Result{Status: Fail, Detail: detail, Fix: fix} }

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"banger/internal/api"
+)
+
+const imageCols = `name, managed, dir, rootfs, work_seed, kernel, initrd, modules, kernel_ref, source, digest, size, created_at, updated_at`
+
+func scanImage(row interface{ Scan(...any) error }) (api.Image, error) {
+	var im api.Image
+	var created, updated string
+	err := row.Scan(&im.Name, &im.Managed, &im.Dir, &im.Rootfs, &im.WorkSeed, &im.Kernel, &im.Initrd, &im.Modules,
+		&im.KernelRef, &im.Source, &im.Digest, &im.Size, &created, &updated)
+	im.CreatedAt, im.UpdatedAt = parseTime(created), parseTime(updated)
+	return im, err
+}
+
+// Images lists every image ordered by name.
+func (t *Tx) Images(ctx context.Context) ([]api.Image, error) {
+	rows, err := t.q.QueryContext(ctx, `SELECT `+imageCols+` FROM images ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	defer rows.Close()
+	out := []api.Image{}
+	for rows.Next() {
+		im, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading image row: %w", err)
+		}
+		out = append(out, im)
+	}
+	return out, rows.Err()
+}
+
+// Image returns one image, or ErrNoRow.
+func (t *Tx) Image(ctx context.Context, name string) (api.Image, error) {
+	im, err := scanImage(t.q.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return api.Image{}, ErrNoRow
+	}
+	if err != nil {
+		return api.Image{}, fmt.Errorf("reading image %q: %w", name, err)
+	}
+	return im, nil
+}
+
+// PutImage inserts or replaces an image row.
+func (t *Tx) PutImage(ctx context.Context, im api.Image) error {
+	if im.CreatedAt.IsZero() {
+		im.CreatedAt = time.Now()
+	}
+	im.UpdatedAt = time.Now()
+	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO images (`+imageCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		im.Name, im.Managed, im.Dir, im.Rootfs, im.WorkSeed, im.Kernel, im.Initrd, im.Modules,
+		im.KernelRef, im.Source, im.Digest, im.Size, formatTime(im.CreatedAt), formatTime(im.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("writing image %q: %w", im.Name, err)
+	}
+	return nil
+}
+
+// DeleteImage removes an image row; deleting a missing row is not an error.
+func (t *Tx) DeleteImage(ctx context.Context, name string) error {
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM images WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("deleting image %q: %w", name, err)
+	}
+	return nil
+}

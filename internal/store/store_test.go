@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"banger/internal/api"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestImagesRoundTripAndReopen(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	want := api.Image{Name: "base", Rootfs: "/r.ext4", Kernel: "/vmlinux", Source: "register", Size: 42}
+	if err := s.Tx(ctx, func(tx *Tx) error { return tx.PutImage(ctx, want) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := Open(ctx, path) // migrations must be idempotent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got, err := s2.Read().Image(ctx, "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(api.Image{}, "CreatedAt", "UpdatedAt")); diff != "" {
+		t.Errorf("image mismatch (-want +got):\n%s", diff)
+	}
+	if got.CreatedAt.IsZero() || time.Since(got.CreatedAt) > time.Hour {
+		t.Errorf("CreatedAt = %v, want a recent time", got.CreatedAt)
+	}
+	if _, err := s2.Read().Image(ctx, "missing"); !errors.Is(err, ErrNoRow) {
+		t.Errorf("Image(missing) err = %v, want ErrNoRow", err)
+	}
+}
+
+func TestTxRollsBackOnError(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	boom := errors.New("boom")
+	err := s.Tx(ctx, func(tx *Tx) error {
+		if err := tx.PutImage(ctx, api.Image{Name: "x", Rootfs: "/r", Source: "register"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx err = %v, want boom", err)
+	}
+	ims, err := s.Read().Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ims) != 0 {
+		t.Errorf("images after rollback = %v, want none", ims)
+	}
+}
+
+func TestKernelsAndReferences(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	err := s.Tx(ctx, func(tx *Tx) error {
+		if err := tx.PutKernel(ctx, api.Kernel{Name: "k1", Dir: "/d", Kernel: "/d/vmlinux"}); err != nil {
+			return err
+		}
+		return tx.PutImage(ctx, api.Image{Name: "a", Rootfs: "/r", KernelRef: "k1", Source: "register"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := s.Read().ImagesUsingKernel(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a"}, users); diff != "" {
+		t.Errorf("users (-want +got):\n%s", diff)
+	}
+	ks, _ := s.Read().Kernels(ctx)
+	if len(ks) != 1 || ks[0].Kernel != "/d/vmlinux" {
+		t.Errorf("kernels = %+v", ks)
+	}
+}
+
+func TestEventsOrderAndFilter(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for _, e := range []struct{ subj, msg string }{{"vm/a", "one"}, {"vm/b", "two"}, {"vm/a", "three"}} {
+		if err := s.Tx(ctx, func(tx *Tx) error { return tx.AddEvent(ctx, "info", e.subj, e.msg) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Read().Events(ctx, "vm/a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range got {
+		msgs = append(msgs, e.Message)
+	}
+	if diff := cmp.Diff([]string{"one", "three"}, msgs); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	latest, _ := s.Read().Events(ctx, "", 0, 1)
+	if len(latest) != 1 || latest[0].Message != "three" {
+		t.Errorf("latest = %+v, want the newest event", latest)
+	}
+}

@@ -1,0 +1,238 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"banger/internal/api"
+)
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+// imageFiles makes a rootfs, work-seed, kernel, initrd and modules dir.
+func imageFiles(t *testing.T) (rootfs, seed, kernel, initrd, modules string) {
+	dir := t.TempDir()
+	rootfs, seed = filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "seed.ext4")
+	kernel, initrd, modules = filepath.Join(dir, "vmlinux"), filepath.Join(dir, "initrd.img"), filepath.Join(dir, "modules")
+	mkExt4(t, rootfs, 64)
+	mkExt4(t, seed, 16)
+	mkKernel(t, kernel)
+	os.WriteFile(initrd, []byte("initrd"), 0o644)
+	os.MkdirAll(filepath.Join(modules, "6.1.0", "kernel"), 0o755)
+	os.WriteFile(filepath.Join(modules, "6.1.0", "kernel", "virtio.ko"), []byte("ko"), 0o644)
+	os.Symlink("kernel/virtio.ko", filepath.Join(modules, "6.1.0", "link.ko"))
+	return
+}
+
+func TestImageRegisterListShowPromoteDelete(t *testing.T) {
+	h := newHarness(t)
+	rootfs, seed, kernel, initrd, modules := imageFiles(t)
+
+	// The CLI starts the daemon on demand.
+	h.ok("image", "register", "--name", "base", "--rootfs", rootfs, "--work-seed", seed,
+		"--kernel", kernel, "--initrd", initrd, "--modules", modules)
+
+	var ims []api.Image
+	if err := json.Unmarshal([]byte(h.ok("image", "list", "--json")), &ims); err != nil {
+		t.Fatal(err)
+	}
+	if len(ims) != 1 || ims[0].Name != "base" || ims[0].Managed || ims[0].Rootfs != rootfs {
+		t.Fatalf("image list = %+v, want one unmanaged image base at %s", ims, rootfs)
+	}
+	if out := h.ok("image", "show", "base"); !strings.Contains(out, rootfs) || !strings.Contains(out, "managed:") {
+		t.Errorf("image show output lacks the rootfs path:\n%s", out)
+	}
+
+	var promoted api.Image
+	if err := json.Unmarshal([]byte(h.ok("image", "promote", "base", "--json")), &promoted); err != nil {
+		t.Fatal(err)
+	}
+	if !promoted.Managed || !strings.HasPrefix(promoted.Dir, h.layout.ImagesDir+"/") {
+		t.Fatalf("promoted = %+v, want managed under %s", promoted, h.layout.ImagesDir)
+	}
+	for src, dst := range map[string]string{rootfs: promoted.Rootfs, seed: promoted.WorkSeed, kernel: promoted.Kernel, initrd: promoted.Initrd} {
+		if !strings.HasPrefix(dst, promoted.Dir) {
+			t.Errorf("%s still points outside the managed dir: %s", src, dst)
+		}
+		if fileSum(t, src) != fileSum(t, dst) {
+			t.Errorf("copy of %s at %s differs", src, dst)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(promoted.Modules, "6.1.0", "link.ko")); err != nil || target != "kernel/virtio.ko" {
+		t.Errorf("modules symlink = %q, %v; want kernel/virtio.ko", target, err)
+	}
+	if _, err := os.Stat(filepath.Join(promoted.Dir, "manifest.json")); err != nil {
+		t.Errorf("manifest missing: %v", err)
+	}
+	if _, errOut, code := h.banger("image", "promote", "base"); code == 0 || !strings.Contains(errOut, "already managed") {
+		t.Errorf("second promote: code %d, stderr %q; want an 'already managed' error", code, errOut)
+	}
+
+	h.ok("image", "delete", "base")
+	if _, err := os.Stat(promoted.Dir); !os.IsNotExist(err) {
+		t.Errorf("managed dir %s still exists after delete (err %v)", promoted.Dir, err)
+	}
+	if _, err := os.Stat(rootfs); err != nil {
+		t.Errorf("original rootfs gone after deleting the managed copy: %v", err)
+	}
+	if out := h.ok("image", "list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("image list after delete = %s, want []", out)
+	}
+}
+
+func TestRegisterRejectsBadInput(t *testing.T) {
+	h := newHarness(t)
+	rootfs, _, kernel, _, _ := imageFiles(t)
+	notExt4 := filepath.Join(t.TempDir(), "junk.img")
+	os.WriteFile(notExt4, bytes.Repeat([]byte{1}, 8192), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad name", []string{"--name", "Bad_Name", "--rootfs", rootfs, "--kernel", kernel}, "not a DNS label"},
+		{"not ext4", []string{"--name", "a", "--rootfs", notExt4, "--kernel", kernel}, "not an ext4 filesystem"},
+		{"missing rootfs", []string{"--name", "a", "--rootfs", "/nonexistent/r.ext4", "--kernel", kernel}, "no such file"},
+		{"kernel not elf", []string{"--name", "a", "--rootfs", rootfs, "--kernel", notExt4}, "neither an ELF vmlinux nor a bzImage"},
+		{"no kernel", []string{"--name", "a", "--rootfs", rootfs}, "--kernel-ref"},
+		{"unknown kernel ref", []string{"--name", "a", "--rootfs", rootfs, "--kernel-ref", "nope"}, "banger kernel pull nope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := h.banger(append([]string{"image", "register"}, tc.args...)...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want failure mentioning %q", code, errOut, tc.want)
+			}
+		})
+	}
+	h.ok("image", "register", "--name", "a", "--rootfs", rootfs, "--kernel", kernel)
+	if _, errOut, code := h.banger("image", "register", "--name", "a", "--rootfs", rootfs, "--kernel", kernel); code == 0 || !strings.Contains(errOut, "already exists") {
+		t.Errorf("duplicate register: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestSecondDaemonRefusedAndRestartKeepsState(t *testing.T) {
+	h := newHarness(t)
+	rootfs, _, kernel, _, _ := imageFiles(t)
+	h.startDaemon()
+	h.ok("image", "register", "--name", "keep", "--rootfs", rootfs, "--kernel", kernel)
+
+	second := exec.Command(filepath.Join(binDir, "bangerd"))
+	second.Env = h.env
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already running") {
+		t.Fatalf("second bangerd: err %v, output %q; want refusal naming the running daemon", err, out)
+	}
+	if _, err := h.cl.Status(context.Background()); err != nil {
+		t.Fatalf("first daemon stopped answering after the refused second one: %v", err)
+	}
+	if fi, err := os.Stat(h.layout.SocketPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v (err %v), want 0600", fi.Mode().Perm(), err)
+	}
+
+	h.ok("daemon", "stop")
+	if _, _, code := h.banger("daemon", "status"); code != 3 {
+		t.Errorf("daemon status after stop: exit %d, want 3 (not running)", code)
+	}
+	h.startDaemon()
+	im, err := h.cl.Image(context.Background(), "keep")
+	if err != nil || im.Rootfs != rootfs {
+		t.Fatalf("after restart image keep = %+v, %v", im, err)
+	}
+	if out := h.ok("daemon", "status"); !strings.Contains(out, "images:") || !strings.Contains(out, h.layout.SocketPath) {
+		t.Errorf("daemon status output:\n%s", out)
+	}
+}
+
+// A daemon killed in the middle of a promote leaves neither a half-copied
+// directory nor a row pointing at one once it restarts.
+func TestCrashDuringPromoteLeavesNothing(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	rootfs, kernel := filepath.Join(dir, "big.ext4"), filepath.Join(dir, "vmlinux")
+	mkExt4(t, rootfs, 640)
+	fillRandom(t, rootfs, 32<<20, 512<<20)
+	mkKernel(t, kernel)
+	cmd := h.startDaemon()
+	h.ok("image", "register", "--name", "big", "--rootfs", rootfs, "--kernel", kernel)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	killed := false
+	_, err := h.cl.PromoteImage(ctx, "big", func(ev api.Event) {
+		if !killed && ev.Step == "copy" && ev.Current > 0 && ev.Current < ev.Total {
+			killed = true
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+	})
+	if !killed {
+		t.Fatalf("promote finished (err %v) before the test could kill the daemon", err)
+	}
+	if err == nil {
+		t.Fatal("promote reported success although the daemon was killed")
+	}
+	entries, _ := os.ReadDir(h.layout.ImagesDir)
+	if len(entries) == 0 {
+		t.Fatal("no staging directory existed at kill time; the test did not exercise the crash")
+	}
+
+	h.startDaemon()
+	entries, _ = os.ReadDir(h.layout.ImagesDir)
+	if len(entries) != 0 {
+		t.Errorf("after restart %s holds %v; want the half copy swept", h.layout.ImagesDir, names(entries))
+	}
+	im, err := h.cl.Image(context.Background(), "big")
+	if err != nil || im.Managed || im.Rootfs != rootfs {
+		t.Errorf("after restart image = %+v, %v; want the original unmanaged row", im, err)
+	}
+	// And the promote can simply be run again.
+	if _, err := h.cl.PromoteImage(context.Background(), "big", nil); err != nil {
+		t.Fatalf("promote after restart: %v", err)
+	}
+}
+
+func fillRandom(t *testing.T, path string, off, n int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, _ := os.Open("/dev/urandom")
+	defer src.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, src, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func names(es []os.DirEntry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
