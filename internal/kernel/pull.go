@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,6 +49,9 @@ var pulling sync.Map // final dir -> struct{}
 func Pull(ctx context.Context, e api.CatalogEntry, opts PullOptions) (api.Kernel, error) {
 	if err := validateEntry(e); err != nil {
 		return api.Kernel{}, err
+	}
+	if opts.Dir == "" {
+		return api.Kernel{}, errors.New("pulling kernel: PullOptions.Dir is empty")
 	}
 	root, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -177,60 +179,6 @@ func place(d *downloader, a artifact, staging string) error {
 	}
 	defer f.Close()
 	return untar(f, dir)
-}
-
-// Remove deletes the kernel dir/name and any partial download of it. It
-// is errdefs.NotFound only when neither exists. The kernel is first
-// renamed to a staging name, so a crash mid-delete leaves no half kernel
-// behind, only litter for CleanStaging.
-func Remove(dir, name string) error {
-	if p := checkName(name); p != "" {
-		return errdefs.Invalid("kernel %q: %s", name, p)
-	}
-	final := filepath.Join(dir, name)
-	partial := filepath.Join(dir, partialDir, name)
-	_, errKernel := os.Lstat(final)
-	_, errPartial := os.Lstat(partial)
-	if errors.Is(errKernel, fs.ErrNotExist) && errors.Is(errPartial, fs.ErrNotExist) {
-		return errdefs.NotFound("kernel %q not found; run 'banger kernel list' to see pulled kernels", name)
-	}
-	if err := os.RemoveAll(partial); err != nil {
-		return fmt.Errorf("removing partial download of kernel %q: %w", name, err)
-	}
-	if errKernel != nil {
-		return nil
-	}
-	trash, err := os.MkdirTemp(dir, stagingPrefix+name+"-rm-")
-	if err != nil {
-		return fmt.Errorf("removing kernel %q: %w", name, err)
-	}
-	if err := os.Rename(final, filepath.Join(trash, name)); err != nil {
-		os.Remove(trash)
-		return fmt.Errorf("removing kernel %q: %w", name, err)
-	}
-	if err := os.RemoveAll(trash); err != nil {
-		return fmt.Errorf("removing kernel %q: %w", name, err)
-	}
-	return nil
-}
-
-// CleanStaging removes staging dirs left by a crashed pull or remove. Call
-// it when the daemon starts, before any pull runs. A missing dir is fine.
-func CleanStaging(dir string) error {
-	leftovers, err := filepath.Glob(filepath.Join(dir, stagingPrefix+"*"))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, p := range leftovers {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("cleaning kernel staging dirs: %w", err)
-	}
-	return nil
 }
 
 // syncDir makes a directory's entries durable: without it a crash can

@@ -51,7 +51,9 @@ func (f *fixture) pull(ctx context.Context, p progress.Func) (api.Kernel, error)
 	return Pull(ctx, f.entry, PullOptions{Dir: f.dir, Client: f.srv.Client(), Progress: p, Source: "https://catalog.test/index.json"})
 }
 
-func (f *fixture) partial() string { return filepath.Join(f.dir, partialDir, testName, "vmlinux.partial") }
+func (f *fixture) partial() string {
+	return filepath.Join(f.dir, partialDir, testName, "vmlinux.partial")
+}
 
 // checkInstalled asserts the kernel is complete and nothing else is left.
 func (f *fixture) checkInstalled(t *testing.T, k api.Kernel) {
@@ -125,6 +127,14 @@ func TestPullFileURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkInstalled(t, k)
+
+	if err := Remove(f.dir, testName); err != nil {
+		t.Fatal(err)
+	}
+	f.entry.Kernel.Size++
+	if _, err := f.pull(t.Context(), nil); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "vmlinux size mismatch") {
+		t.Errorf("pull of a short local file: got %v, want a size mismatch", err)
+	}
 }
 
 func TestPullSHA256Mismatch(t *testing.T) {

@@ -28,6 +28,10 @@ func (d *downloader) open(ctx context.Context, a artifact, have int64) (io.ReadC
 	if err != nil {
 		return nil, 0, errdefs.Unavailable("opening %s for %s: %v", a.file.URL, a.name, err)
 	}
+	if fi, err := f.Stat(); err == nil && fi.Size() != a.file.Size {
+		f.Close()
+		return nil, 0, d.sizeMismatch(a, fi.Size())
+	}
 	return f, 0, nil
 }
 

@@ -107,7 +107,19 @@ func (x *extractor) create(hdr *tar.Header, rel, target string, body io.Reader) 
 	case tar.TypeLink:
 		return errdefs.Invalid("modules tarball entry %q: hard links are not supported; pack with tar --hard-dereference", hdr.Name)
 	}
-	return errdefs.Invalid("modules tarball entry %q: type %q is not allowed; only files, directories and symlinks are", hdr.Name, string(hdr.Typeflag))
+	return errdefs.Invalid("modules tarball entry %q: %s is not allowed; only files, directories and symlinks are", hdr.Name, typeName(hdr.Typeflag))
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return fmt.Sprintf("entry type %q", t)
 }
 
 func writeFile(target string, perm fs.FileMode, body io.Reader) error {

@@ -183,4 +183,3 @@ func (l *Listener) Accept() (net.Conn, error) {
 		c.Close()
 	}
 }
-
