@@ -101,7 +101,7 @@ type Kernel struct {
 	Modules     string    `json:"modules,omitempty"`
 	SHA256      string    `json:"sha256"`
 	Size        int64     `json:"size"`
-	Source      string    `json:"source"` // catalog URL the kernel came from
+	Source      string    `json:"source"` // URL the kernel file was downloaded from
 	CreatedAt   time.Time `json:"created_at"`
 }
 

@@ -36,15 +36,11 @@ var (
 type kindError struct {
 	kind error
 	msg  string
-	err  error // optional cause
+	err  error // optional cause, wrapped with %w in the message
 }
 
-func (e *kindError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
+// Error is the formatted message, which already includes any %w cause.
+func (e *kindError) Error() string { return e.msg }
 
 func (e *kindError) Unwrap() []error {
 	if e.err != nil {
