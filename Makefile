@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X banger/internal/version.Version=$(VERSION) -X banger/interna
 BIN     := build/bin
 SOURCES := $(shell find cmd internal -name '*.go' -o -name '*.sql' -o -name '*.json' 2>/dev/null) go.mod go.sum
 
-.PHONY: help deps build install uninstall test test-root test-e2e lint run clean
+.PHONY: help deps build install uninstall test test-e2e lint run clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ run: deps install ## install everything, check the host, then run banger's main 
 
 test: ## unit and in-process integration tests (no root, no VM), with the race detector
 	$(GO) test -race -count=1 ./...
+
+test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
+	$(GO) test -tags e2e -count=1 -timeout 60m ./...
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l cmd internal test 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -139,3 +139,59 @@ type LogEntry struct {
 	Subject string    `json:"subject,omitempty"`
 	Message string    `json:"message"`
 }
+
+// PullImageRequest is the body of POST /v1/images/pull, which turns an
+// OCI image from a registry into a managed image.
+type PullImageRequest struct {
+	Ref  string `json:"ref"`            // debian:bookworm, ghcr.io/org/devbox:tag, host:5000/img@sha256:...
+	Name string `json:"name,omitempty"` // image name; derived from Ref when empty
+	// Size is the rootfs size in bytes; 0 means the content plus headroom.
+	Size int64 `json:"size,omitempty"`
+	// Platform is os/arch[/variant]; "" means linux on the host's arch.
+	Platform string `json:"platform,omitempty"`
+	// Insecure allows plain HTTP and unverified TLS; only accepted for
+	// loopback and private-network registries.
+	Insecure bool `json:"insecure,omitempty"`
+	// The kernel: a pulled catalog kernel (KernelRef, defaulting to the
+	// config's default_kernel_ref), or host files copied into the image.
+	KernelRef string `json:"kernel_ref,omitempty"`
+	Kernel    string `json:"kernel,omitempty"`
+	Initrd    string `json:"initrd,omitempty"`
+	Modules   string `json:"modules,omitempty"`
+}
+
+// PullInfo records where a pulled image came from and what it holds; it
+// is the "pull" object of a pulled image's manifest.json.
+type PullInfo struct {
+	Ref          string      `json:"ref"`                    // as the user wrote it
+	Resolved     string      `json:"resolved"`               // fully qualified, by digest
+	IndexDigest  string      `json:"index_digest,omitempty"` // when Ref named a multi-platform index
+	Digest       string      `json:"digest"`                 // image manifest digest
+	ConfigDigest string      `json:"config_digest"`
+	Platform     string      `json:"platform"`
+	Layers       []PullLayer `json:"layers"`
+	Config       ImageConfig `json:"config"`
+	// Sizes in bytes: compressed layers, file data in the flattened
+	// tree, and the rootfs filesystem; Files counts inodes.
+	CompressedSize int64 `json:"compressed_size"`
+	ContentSize    int64 `json:"content_size"`
+	RootfsSize     int64 `json:"rootfs_size"`
+	Files          int   `json:"files"`
+}
+
+// PullLayer is one layer of a pulled image.
+type PullLayer struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+// ImageConfig is what an OCI image's config says about running it.
+type ImageConfig struct {
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	StopSignal string   `json:"stop_signal,omitempty"`
+}

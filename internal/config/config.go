@@ -50,6 +50,9 @@ type Config struct {
 	// KernelCatalogURL is an extra kernel catalog index: an http(s) or
 	// file URL or an absolute path; "" means none.
 	KernelCatalogURL string
+	// DefaultKernelRef is the pulled catalog kernel 'banger image pull'
+	// boots images with when given no --kernel-ref; "" means none.
+	DefaultKernelRef string
 
 	// Warnings are problems Parse found that don't stop banger, such as a
 	// web UI reachable from the network; each is "file:line: message".

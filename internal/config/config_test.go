@@ -72,6 +72,9 @@ func TestParseGoodValues(t *testing.T) {
 		{"kernel_catalog_url file", `kernel_catalog_url = "file:///srv/k.json"`, func(c *Config) { c.KernelCatalogURL = "file:///srv/k.json" }},
 		{"kernel_catalog_url path", `kernel_catalog_url = "/srv/k.json"`, func(c *Config) { c.KernelCatalogURL = "/srv/k.json" }},
 		{"kernel_catalog_url home", `kernel_catalog_url = "~/k.json"`, func(c *Config) { c.KernelCatalogURL = "/home/ann/k.json" }},
+		{"default_kernel_ref", `default_kernel_ref = "debian-6.1.0_cloud"`, func(c *Config) { c.DefaultKernelRef = "debian-6.1.0_cloud" }},
+		{"default_kernel_ref 63 chars", `default_kernel_ref = "` + strings.Repeat("k", 63) + `"`, func(c *Config) { c.DefaultKernelRef = strings.Repeat("k", 63) }},
+		{"default_kernel_ref empty", `default_kernel_ref = ""`, func(c *Config) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +108,7 @@ tap_pool_size = 4
 default_dns = "9.9.9.9,1.0.0.1"
 vmm = "qemu"
 kernel_catalog_url = "https://example.com/kernels.json"
+default_kernel_ref = "debian-6.1"
 `
 
 func everyKeyConfig() Config {
@@ -124,6 +128,7 @@ func everyKeyConfig() Config {
 		DefaultDNS:          addrs("9.9.9.9", "1.0.0.1"),
 		VMM:                 VMMQEMU,
 		KernelCatalogURL:    "https://example.com/kernels.json",
+		DefaultKernelRef:    "debian-6.1",
 	}
 }
 
@@ -153,6 +158,7 @@ tap_pool_size = 8
 default_dns = "1.1.1.1"
 vmm = "firecracker"
 kernel_catalog_url = ""
+default_kernel_ref = ""
 `
 	if diff := cmp.Diff(want, Default().Format()); diff != "" {
 		t.Errorf("Format mismatch (-want +got):\n%s", diff)

@@ -10,7 +10,7 @@ import (
 
 var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, ssh_key_path, default_image_name, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
-	"tap_pool_size, default_dns, vmm, kernel_catalog_url)"
+	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref)"
 
 func TestParseErrors(t *testing.T) {
 	t.Setenv("HOME", "/home/ann")
@@ -161,6 +161,18 @@ func TestParseErrors(t *testing.T) {
 		{"kernel_catalog_url file with host", `kernel_catalog_url = "file://srv/k.json"`,
 			`config.toml:1: kernel_catalog_url: "file://srv/k.json" does not name an absolute path; write a file URL as "file:///srv/kernels.json"`},
 
+		// default_kernel_ref
+		{"default_kernel_ref upper case", `default_kernel_ref = "Debian"`,
+			`config.toml:1: default_kernel_ref: "Debian" is not a kernel name (lowercase letters, digits, '.', '-' and '_', starting with a letter or digit); ` + kernelRefHint},
+		{"default_kernel_ref leading dot", `default_kernel_ref = ".partial"`,
+			`config.toml:1: default_kernel_ref: ".partial" is not a kernel name (lowercase letters, digits, '.', '-' and '_', starting with a letter or digit); ` + kernelRefHint},
+		{"default_kernel_ref slash", `default_kernel_ref = "a/b"`,
+			`config.toml:1: default_kernel_ref: "a/b" is not a kernel name (lowercase letters, digits, '.', '-' and '_', starting with a letter or digit); ` + kernelRefHint},
+		{"default_kernel_ref too long", `default_kernel_ref = "` + strings.Repeat("k", 64) + `"`,
+			`config.toml:1: default_kernel_ref: "` + strings.Repeat("k", 64) + `" is 64 characters long; kernel names are at most 63, ` + kernelRefHint},
+		{"default_kernel_ref integer", `default_kernel_ref = 6`,
+			`config.toml:1: default_kernel_ref: expected a string, got an integer; write it like default_kernel_ref = "debian-6.1"`},
+
 		// unknown keys and tables
 		{"unknown key with suggestion", "log_level = \"info\"\n\nbridge_nmae = \"br1\"",
 			`config.toml:3: unknown key "bridge_nmae"; did you mean "bridge_name"? ` + validKeys},
@@ -238,6 +250,8 @@ func TestValidate(t *testing.T) {
 			"log_level: level INFO+2 is not one of debug, info, warn, error"},
 		{"unexpanded home", func(c *Config) { c.SSHKeyPath = "~/id" },
 			`ssh_key_path: "~/id" is not an absolute path; use a path starting with / or ~/, such as "~/.ssh/id_ed25519", or "" for banger's own key`},
+		{"kernel ref with space", func(c *Config) { c.DefaultKernelRef = "debian 6" },
+			`default_kernel_ref: "debian 6" is not a kernel name (lowercase letters, digits, '.', '-' and '_', starting with a letter or digit); ` + kernelRefHint},
 		{"no dns", func(c *Config) { c.DefaultDNS = nil },
 			`default_dns: no servers; ` + dnsHint},
 		{"bridge outside cidr", func(c *Config) { c.BridgeIP = netip.MustParseAddr("10.0.0.1") },

@@ -77,6 +77,7 @@ var fields = []field{
 	},
 	textField("vmm", `"firecracker"`, func(c *Config) *string { return &c.VMM }, checkVMM),
 	pathField("kernel_catalog_url", `"https://example.com/kernels.json"`, func(c *Config) *string { return &c.KernelCatalogURL }, checkCatalogURL),
+	textField("default_kernel_ref", `"debian-6.1"`, func(c *Config) *string { return &c.DefaultKernelRef }, checkKernelRef),
 }
 
 // textField is a string key stored as written.

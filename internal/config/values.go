@@ -154,3 +154,23 @@ func checkCatalogURL(s string) error {
 	}
 	return nil
 }
+
+const kernelRefHint = `use the name of a kernel from 'banger kernel list', such as "debian-6.1", or "" for none`
+
+// checkKernelRef applies the kernel catalog's name rules, so a typo fails
+// when the config is read rather than at the first image pull.
+func checkKernelRef(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 63 {
+		return fmt.Errorf("%q is %d characters long; kernel names are at most 63, %s", s, len(s), kernelRefHint)
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || r != '.' && r != '-' && r != '_') {
+			return fmt.Errorf("%q is not a kernel name (lowercase letters, digits, '.', '-' and '_', starting with a letter or digit); %s", s, kernelRefHint)
+		}
+	}
+	return nil
+}

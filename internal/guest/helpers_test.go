@@ -1,0 +1,186 @@
+package guest_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"banger/internal/agent"
+	"banger/internal/guest"
+)
+
+// agentEnv is a Server on temporary paths and a way to connect hosts to it.
+type agentEnv struct {
+	t     *testing.T
+	srv   *guest.Server
+	paths guest.Paths
+	ctx   context.Context
+	wg    sync.WaitGroup
+}
+
+func testPaths(t *testing.T) guest.Paths {
+	dir := t.TempDir()
+	return guest.Paths{
+		StateDir:  filepath.Join(dir, "state"),
+		ConfigDir: filepath.Join(dir, "etc-banger"),
+		Home:      filepath.Join(dir, "home"),
+		SSHDir:    filepath.Join(dir, "etc-ssh"),
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("AGENT_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func newEnv(t *testing.T, cfg guest.Config) *agentEnv {
+	t.Helper()
+	if cfg.Paths == (guest.Paths{}) {
+		cfg.Paths = testPaths(t)
+	}
+	if cfg.InitMode == "" {
+		cfg.InitMode = agent.InitModeDev
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	srv, err := guest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &agentEnv{t: t, srv: srv, paths: cfg.Paths, ctx: ctx}
+	t.Cleanup(func() {
+		cancel()
+		e.wg.Wait()
+		srv.Close()
+	})
+	return e
+}
+
+// connect serves a fresh socketpair and returns the host's Client on it.
+func (e *agentEnv) connect() *agent.Client {
+	e.t.Helper()
+	host, guestSide := socketpair(e.t)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.srv.ServeConn(e.ctx, guestSide)
+	}()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	c, err := agent.NewClient(ctx, host)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func socketpair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]net.Conn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	return conns[0], conns[1]
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and polling readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processGone reports whether pid has exited (missing or a zombie).
+func processGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) == 0 || f[0] == "Z"
+}
+
+var _ = io.Discard
+
+func guestConfig() guest.Config { return guest.Config{} }
+
+func isRoot() bool { return os.Geteuid() == 0 }
+
+func hasUser(name string) bool {
+	b, _ := os.ReadFile("/etc/passwd")
+	return strings.Contains(string(b), "\n"+name+":") || strings.HasPrefix(string(b), name+":")
+}
+
+func currentUser() string {
+	b, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 2 && f[2] == strconv.Itoa(os.Getuid()) {
+			return f[0]
+		}
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,244 @@
+package guest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"banger/internal/agent"
+	"banger/internal/errdefs"
+)
+
+// tailPoll is how often a followed log is checked for growth.
+const tailPoll = 50 * time.Millisecond
+
+// sessionLogs serves session_logs: one log as frames, then End.
+func (s *Server) sessionLogs(ctx context.Context, cn *conn, st *stream) error {
+	var req agent.SessionLogsRequest
+	if err := st.decode(&req); err != nil {
+		return st.reply(nil, err)
+	}
+	sess, err := s.sessions.get(req.Name)
+	if err != nil {
+		return st.reply(nil, err)
+	}
+	t := agent.FrameStdout
+	switch req.Stream {
+	case "", agent.StreamStdout:
+		req.Stream = agent.StreamStdout
+	case agent.StreamStderr:
+		t = agent.FrameStderr
+	default:
+		return st.reply(nil, errdefs.Invalid("log stream %q must be %q or %q", req.Stream, agent.StreamStdout, agent.StreamStderr))
+	}
+	if err := st.reply(nil, nil); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // the host closing its side ends a follow
+		io.Copy(io.Discard, st.br)
+		cancel()
+	}()
+	err = tailFile(ctx, sess.logPath(req.Stream), req.Offset, req.Follow, sess.done, st.fw.Stream(t))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return st.end(agent.End{Error: agent.WireError(err)})
+}
+
+// tailFile copies path from offset (-1: the current end) to w. With follow
+// it keeps polling until done is closed, then copies what is left.
+func tailFile(ctx context.Context, path string, offset int64, follow bool, done <-chan struct{}, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening log: %w", err)
+	}
+	defer f.Close()
+	whence := io.SeekStart
+	if offset < 0 {
+		offset, whence = 0, io.SeekEnd
+	}
+	if _, err := f.Seek(offset, whence); err != nil {
+		return fmt.Errorf("seeking log: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("reading log: %w", err)
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-done:
+			_, err := io.CopyBuffer(w, f, buf)
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(tailPoll):
+		}
+	}
+}
+
+// sessionAttach serves session_attach: live output of both logs, stdin by
+// a stdin stream (pipe mode), End with the exit status when the session
+// ends. The host closing the stream detaches.
+func (s *Server) sessionAttach(ctx context.Context, cn *conn, st *stream) error {
+	var req agent.SessionAttachRequest
+	if err := st.decode(&req); err != nil {
+		return st.reply(nil, err)
+	}
+	sess, err := s.sessions.get(req.Name)
+	if err != nil {
+		return st.reply(nil, err)
+	}
+	if err := sess.attach(); err != nil {
+		return st.reply(nil, err)
+	}
+	defer sess.detach()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sk := sess.stdinSink(ctx.Done())
+	id := cn.addSink("attach", sk)
+	defer cn.removeSink(id)
+	if err := st.reply(agent.Started{ID: id, PID: sess.rec.PID}, nil); err != nil {
+		return err
+	}
+	go func() {
+		s.attachControl(st, sess, sk)
+		cancel()
+		if sk != nil {
+			sk.abort()
+		}
+	}()
+	if err := followBoth(ctx, sess, req.Replay, st.fw); err != nil || ctx.Err() != nil {
+		return err
+	}
+	return st.end(agent.End{Exit: sess.view().Exit})
+}
+
+// followBoth tails stdout and stderr until the session ends or ctx is done.
+func followBoth(ctx context.Context, sess *session, replay bool, fw *agent.FrameWriter) error {
+	offset := int64(-1)
+	if replay {
+		offset = 0
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, t := range []agent.FrameType{agent.FrameStdout, agent.FrameStderr} {
+		name := agent.StreamStdout
+		if t == agent.FrameStderr {
+			name = agent.StreamStderr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tailFile(ctx, sess.logPath(name), offset, true, sess.done, fw.Stream(t))
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// attachControl reads the host's control frames until the stream ends; an
+// eof control closes the session's stdin once the stdin stream drained.
+func (s *Server) attachControl(st *stream, sess *session, sk *stdinSink) {
+	var buf []byte
+	for {
+		t, payload, err := agent.ReadFrame(st.br, buf)
+		if err != nil {
+			return
+		}
+		buf = payload[:0]
+		var ctl agent.Control
+		if t != agent.FrameControl || json.Unmarshal(payload, &ctl) != nil {
+			s.log.Debug("ignoring bad frame on an attach stream", "type", t)
+			continue
+		}
+		if ctl.Op == agent.ControlEOF && sk != nil {
+			sk.wait(5 * time.Second)
+			sess.closeStdin()
+		}
+	}
+}
+
+func (sess *session) attach() error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.attached {
+		return errdefs.Conflict("session %q is already attached; detach the other client first", sess.rec.Name)
+	}
+	sess.attached = true
+	return nil
+}
+
+func (sess *session) detach() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.attached = false
+}
+
+// stdinSink feeds the session's stdin pipe, or is nil without one.
+func (sess *session) stdinSink(abort <-chan struct{}) *stdinSink {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.stdin == nil {
+		return nil
+	}
+	return &stdinSink{w: &abortableWriter{f: sess.stdin, abort: abort}}
+}
+
+func (sess *session) closeStdin() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.stdin != nil {
+		sess.stdin.Close()
+		sess.stdin = nil
+	}
+}
+
+// abortableWriter writes to a pipe the process may not be reading, giving
+// up when abort is closed (the attachment ended) instead of blocking.
+type abortableWriter struct {
+	f     *os.File
+	abort <-chan struct{}
+}
+
+var errDetached = errors.New("attachment ended")
+
+func (w *abortableWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		w.f.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := w.f.Write(p[done:])
+		done += n
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			select {
+			case <-w.abort:
+				return done, errDetached
+			default:
+				continue
+			}
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}

@@ -1,0 +1,172 @@
+package imagepull
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
+
+	"banger/internal/errdefs"
+	"banger/internal/progress"
+)
+
+// tar2ext4 sizes each block group's inode table to fit exactly the
+// inodes it writes, and resize2fs gives every group it adds the same
+// number, so an image of a few large files would grow into a filesystem
+// with almost no free inodes. When the image is that sparse we add empty
+// placeholder files until each group has minInodesPerGroup inodes (one
+// per 32 KiB, half of mkfs's default density), and free them afterwards
+// (ext4 keeps the table size; see clearReserve).
+const (
+	blocksPerGroup     = 32768
+	minInodesPerGroup  = 4096
+	inodeTableBlocks   = minInodesPerGroup * 256 / blockSize
+	dataBlocksPerGroup = blocksPerGroup - inodeTableBlocks - 2
+	maxFilesystemSize  = 16<<40 - blockSize // ext4 without the 64bit feature
+)
+
+// reservation is the placeholder directory and how many empty files it
+// holds.
+type reservation struct {
+	dir   string
+	files int
+}
+
+func (r reservation) write(tw *tar.Writer) error {
+	if r.files == 0 {
+		return nil
+	}
+	h := &tar.Header{Typeflag: tar.TypeDir, Name: r.dir, Mode: 0o700, ModTime: epoch}
+	if err := tw.WriteHeader(h); err != nil {
+		return err
+	}
+	for i := range r.files {
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: r.dir + "/" + strconv.FormatInt(int64(i), 36), Mode: 0o600, ModTime: epoch}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planReserve decides how many placeholder inodes st needs.
+func (t *tree) planReserve(st stats) reservation {
+	groups := int((st.blocks + 2 + dataBlocksPerGroup - 1) / dataBlocksPerGroup)
+	want := groups*minInodesPerGroup - st.inodes - 11 // 11 reserved inodes incl. lost+found
+	if want <= 0 {
+		return reservation{}
+	}
+	dir := ".banger-inode-reserve"
+	for t.root.kids[dir] != nil {
+		dir += "_"
+	}
+	return reservation{dir: dir, files: want + 1} // +1: the directory itself is freed too
+}
+
+// convert writes f as a compact ext4 image at out with tar2ext4, bounded
+// by maxSize. c counts file data.
+func convert(ctx context.Context, f *flattened, out string, maxSize int64, r reservation, c *progress.Counter) error {
+	file, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", out, err)
+	}
+	defer file.Close()
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		err := f.writeTar(ctx, pw, r, c)
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	err = tar2ext4.ConvertTarToExt4(pr, file, tar2ext4.MaximumDiskSize(maxSize))
+	pr.CloseWithError(errors.New("ext4 conversion stopped"))
+	if wErr := <-werr; wErr != nil && (err == nil || ctx.Err() != nil) {
+		err = wErr
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if strings.Contains(err.Error(), "exceeded maximum size") { // tar2ext4's unexported exceededMaxSizeError
+			return errdefs.Invalid("the image does not fit in %s; pass a larger --size or free some disk space", human(maxSize))
+		}
+		return fmt.Errorf("writing ext4: %w", err)
+	}
+	return file.Close()
+}
+
+// journalBlocks is e2fsprogs' default journal size for a filesystem of
+// blocks 4 KiB blocks (ext2fs_default_journal_size).
+func journalBlocks(blocks int64) int64 {
+	switch {
+	case blocks < 2048:
+		return 0
+	case blocks < 32768:
+		return 1024
+	case blocks < 256*1024:
+		return 4096
+	case blocks < 512*1024:
+		return 8192
+	case blocks < 4096*1024:
+		return 16384
+	case blocks < 8192*1024:
+		return 32768
+	case blocks < 16384*1024:
+		return 65536
+	case blocks < 32768*1024:
+		return 131072
+	}
+	return 262144
+}
+
+// Headroom of a content-aware size: the larger of 1 GiB and half the
+// content, so a fresh VM can install packages, rounded up to 64 MiB.
+const (
+	minHeadroom = 1 << 30
+	sizeRound   = 64 << 20
+)
+
+// targetSize picks the filesystem size for used bytes of filesystem
+// (tar2ext4's compact image): want when set, else content-aware.
+func targetSize(used, want int64) (int64, error) {
+	if want > 0 {
+		size := want &^ (blockSize - 1)
+		min := minSize(used)
+		if size < min {
+			return 0, errdefs.Invalid("--size %s is too small: the image needs at least %s; pass a larger --size or omit it for a content-aware size", human(want), human(roundUp(min, 1<<20)))
+		}
+		return size, nil
+	}
+	size := used + max(minHeadroom, used/2)
+	size += journalBlocks(size/blockSize) * blockSize
+	return roundUp(size, sizeRound), nil
+}
+
+// minSize is the smallest filesystem for used bytes: the content, its
+// journal and 5% free.
+func minSize(used int64) int64 {
+	size := used + used/20 + (16 << 20)
+	return size + journalBlocks(size/blockSize)*blockSize
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// human renders a byte count the way the CLI does.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

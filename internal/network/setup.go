@@ -1,0 +1,367 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"banger/internal/config"
+	"banger/internal/errdefs"
+)
+
+// Action is what a step of Setup or Teardown did to one piece.
+type Action string
+
+const (
+	Created   Action = "created"
+	Changed   Action = "changed" // repaired, or a setting switched
+	Unchanged Action = "unchanged"
+	Removed   Action = "removed"
+	Skipped   Action = "skipped" // not applicable here; Detail says why
+)
+
+// Change is one line of a Report.
+type Change struct {
+	Piece  string `json:"piece"` // bridge, taps, ip-forward, nat, resolved, unit
+	Action Action `json:"action"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Report lists what Setup or Teardown did, piece by piece.
+type Report struct {
+	Changes []Change `json:"changes"`
+}
+
+// Changed reports whether anything on the host changed.
+func (r Report) Changed() bool {
+	for _, c := range r.Changes {
+		if c.Action != Unchanged && c.Action != Skipped {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Report) add(piece string, a Action, detail string, args ...any) {
+	r.Changes = append(r.Changes, Change{Piece: piece, Action: a, Detail: fmt.Sprintf(detail, args...)})
+}
+
+// SetupOptions tune Setup. The zero value sets up everything.
+type SetupOptions struct {
+	// SkipUnit leaves the boot unit alone: set when running from it, or
+	// from a daemon that sets up the network itself at every start.
+	SkipUnit bool
+}
+
+// SetupHost sets up the network cfg asks for, owned by the calling user,
+// without a boot unit. A daemon running as root calls it at start.
+func SetupHost(ctx context.Context, cfg config.Config, opts ...Option) (Report, error) {
+	spec := SpecFromConfig(cfg, os.Getuid(), os.Getgid())
+	return NewSystem(opts...).Setup(ctx, spec, SetupOptions{SkipUnit: true})
+}
+
+// Setup creates or repairs everything spec needs, measuring each piece
+// first and touching only what differs: running it twice changes nothing
+// the second time. It records what it did (ReadRecord) for Teardown and
+// the boot unit.
+func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report, err error) {
+	if err := spec.Validate(); err != nil {
+		return r, errdefs.Invalid("setting up the host network: %v", err)
+	}
+	old, err := s.ReadRecord()
+	if err != nil {
+		return r, err
+	}
+	rec := Record{Spec: spec}
+	if old != nil {
+		rec.ForwardEnabled, rec.Resolved, rec.Unit = old.ForwardEnabled, old.Resolved, old.Unit
+		if old.Spec.Bridge != spec.Bridge {
+			if err := s.removeLinks(&r, old.Spec.Bridge, false); err != nil {
+				return r, fmt.Errorf("removing the previous bridge %s: %w", old.Spec.Bridge, err)
+			}
+		}
+	}
+	defer func() {
+		// Record even a partial setup: teardown must know what to undo.
+		if _, werr := s.writeRecord(rec); werr != nil && err == nil {
+			err = werr
+		}
+	}()
+	if err := s.ensureBridge(&r, spec); err != nil {
+		return r, fmt.Errorf("setting up bridge %s: %w", spec.Bridge, err)
+	}
+	if err := s.ensureTaps(&r, spec); err != nil {
+		return r, fmt.Errorf("setting up the taps of %s: %w", spec.Bridge, err)
+	}
+	if rec.ForwardEnabled, err = s.ensureForward(&r, rec.ForwardEnabled); err != nil {
+		return r, fmt.Errorf("enabling IPv4 forwarding: %w", err)
+	}
+	if err := s.ensureFirewall(&r, spec); err != nil {
+		return r, fmt.Errorf("setting up NAT: %w", err)
+	}
+	if rec.Resolved, err = s.ensureResolved(&r, spec, rec.Resolved); err != nil {
+		return r, fmt.Errorf("routing *.%s lookups to banger: %w", Domain, err)
+	}
+	if rec.Unit, err = s.ensureUnit(&r, spec, o, rec.Unit); err != nil {
+		return r, fmt.Errorf("installing %s: %w", UnitName, err)
+	}
+	return r, nil
+}
+
+func (s *System) ensureBridge(r *Report, spec Spec) error {
+	action := Unchanged
+	l, err := s.links.Link(spec.Bridge)
+	switch {
+	case errors.Is(err, ErrLinkNotFound):
+		if err := s.links.AddBridge(spec.Bridge, MAC(spec.BridgeIP)); err != nil {
+			return err
+		}
+		if err := s.links.SetAlias(spec.Bridge, bridgeAlias); err != nil {
+			return err
+		}
+		if l, err = s.links.Link(spec.Bridge); err != nil {
+			return err
+		}
+		action = Created
+	case err != nil:
+		return err
+	case l.Kind != "bridge" || l.Alias != bridgeAlias:
+		return notOurs(spec.Bridge, l)
+	}
+	var fixed []string
+	if !l.Up {
+		if err := s.links.SetUp(spec.Bridge); err != nil {
+			return err
+		}
+		fixed = append(fixed, "brought it up")
+	}
+	want, has := spec.bridgeAddr(), false
+	for _, a := range l.Addrs {
+		if a == want {
+			has = true
+			continue
+		}
+		if err := s.links.DelAddr(spec.Bridge, a); err != nil {
+			return err
+		}
+		fixed = append(fixed, "removed old address "+a.String())
+	}
+	if !has {
+		if err := s.links.AddAddr(spec.Bridge, want); err != nil {
+			return err
+		}
+		fixed = append(fixed, "added "+want.String())
+	}
+	if action == Unchanged && len(fixed) > 0 {
+		action = Changed
+	}
+	r.add("bridge", action, "%s with %s%s", spec.Bridge, want, suffix(fixed))
+	return nil
+}
+
+func notOurs(name string, l LinkInfo) error {
+	return errdefs.Conflict("interface %s (%s) exists but banger did not create it; set bridge_name in config.toml to a name not in use, then run %s",
+		name, l.Kind, SetupCommand)
+}
+
+func (s *System) ensureTaps(r *Report, spec Spec) error {
+	all, err := s.links.Links()
+	if err != nil {
+		return err
+	}
+	byName := map[string]LinkInfo{}
+	for _, l := range all {
+		byName[l.Name] = l
+	}
+	var created, fixed, removed, kept []string
+	for _, name := range TapNames(spec.Bridge, spec.Taps) {
+		l, ok := byName[name]
+		if ok && (l.Tap == nil || !l.Tap.TAP || l.Alias != tapAlias) {
+			return errdefs.Conflict("interface %s exists but is not one of banger's taps; delete it ('sudo ip link delete %s') or pick another bridge_name in config.toml", name, name)
+		}
+		recreate := ok && (l.Tap.Owner != spec.UID || l.Tap.Group != spec.GID)
+		if recreate {
+			if l.Carrier {
+				return errdefs.Conflict("tap %s belongs to %d:%d, not %d:%d, and a running VM uses it; stop that VM, then run %s again",
+					name, l.Tap.Owner, l.Tap.Group, spec.UID, spec.GID, SetupCommand)
+			}
+			if err := s.links.Delete(name); err != nil {
+				return err
+			}
+		}
+		if !ok || recreate {
+			if err := s.addTap(name, spec); err != nil {
+				return err
+			}
+			if recreate {
+				fixed = append(fixed, name+" (new owner)")
+			} else {
+				created = append(created, name)
+			}
+			continue
+		}
+		if l.Master != spec.Bridge || !l.Up {
+			if err := s.attachTap(name, spec, l); err != nil {
+				return err
+			}
+			fixed = append(fixed, name)
+		}
+	}
+	for _, l := range all {
+		if i, ok := tapIndex(spec.Bridge, l.Name); !ok || i < spec.Taps || l.Alias != tapAlias {
+			continue
+		}
+		if l.Carrier {
+			kept = append(kept, l.Name)
+			continue
+		}
+		if err := s.links.Delete(l.Name); err != nil {
+			return err
+		}
+		removed = append(removed, l.Name)
+	}
+	r.add("taps", tapsAction(spec.Taps, created, fixed, removed), "%d on %s owned by %d:%d%s%s%s%s", spec.Taps, spec.Bridge, spec.UID, spec.GID,
+		listed("created", created), listed("repaired", fixed), listed("removed surplus", removed), listed("kept surplus in use", kept))
+	return nil
+}
+
+func (s *System) addTap(name string, spec Spec) error {
+	if err := s.links.AddTap(name, spec.UID, spec.GID); err != nil {
+		return err
+	}
+	if err := s.links.SetAlias(name, tapAlias); err != nil {
+		return err
+	}
+	return s.attachTap(name, spec, LinkInfo{})
+}
+
+// attachTap puts a TAP on the bridge and brings it up: the VMMs open it
+// as it is and bring up nothing themselves.
+func (s *System) attachTap(name string, spec Spec, l LinkInfo) error {
+	if l.Master != spec.Bridge {
+		if err := s.links.SetMaster(name, spec.Bridge); err != nil {
+			return err
+		}
+	}
+	if !l.Up {
+		return s.links.SetUp(name)
+	}
+	return nil
+}
+
+// tapsAction is Created when the whole pool is new.
+func tapsAction(total int, created, fixed, removed []string) Action {
+	switch {
+	case len(created) == total && len(fixed) == 0 && len(removed) == 0:
+		return Created
+	case len(created)+len(fixed)+len(removed) > 0:
+		return Changed
+	}
+	return Unchanged
+}
+
+// ensureForward turns IPv4 forwarding on, reporting whether banger is
+// the one that turned it on (now or at an earlier setup).
+func (s *System) ensureForward(r *Report, enabledBefore bool) (bool, error) {
+	v, err := s.sysctl.Get(forwardKey)
+	if err != nil {
+		return enabledBefore, err
+	}
+	if v == "1" {
+		why := "was on before banger; teardown leaves it on"
+		if enabledBefore {
+			why = "banger turned it on; teardown turns it off"
+		}
+		r.add("ip-forward", Unchanged, "on (%s)", why)
+		return enabledBefore, nil
+	}
+	if err := s.sysctl.Set(forwardKey, "1"); err != nil {
+		return enabledBefore, err
+	}
+	r.add("ip-forward", Changed, "turned on (was %s; teardown turns it off again)", v)
+	return true, nil
+}
+
+func (s *System) ensureFirewall(r *Report, spec Spec) error {
+	want := spec.firewall()
+	present, diff, err := s.fw.Check(want)
+	if err != nil {
+		return err
+	}
+	if present && diff == "" {
+		r.add("nat", Unchanged, "nftables table ip %s", TableName)
+		return nil
+	}
+	if err := s.fw.Apply(want); err != nil {
+		return err
+	}
+	if !present {
+		r.add("nat", Created, "nftables table ip %s: masquerade %s, forwarding for %s, DNS %s:53 to port %d",
+			TableName, spec.CIDR, spec.Bridge, spec.BridgeIP, DNSPort)
+	} else {
+		r.add("nat", Changed, "rewrote nftables table ip %s (%s)", TableName, diff)
+	}
+	return nil
+}
+
+func (s *System) ensureResolved(r *Report, spec Spec, before bool) (bool, error) {
+	if !s.resolved.Available() {
+		r.add("resolved", Skipped, "systemd-resolved is not running, so *.%s names do not resolve on the host; point your resolver's %q domain at %s, or use 'banger vm ssh'",
+			Domain, Domain, spec.BridgeIP)
+		return before, nil
+	}
+	ok, err := s.resolved.Check(spec.Bridge, spec.BridgeIP, Domain)
+	if err != nil {
+		return before, err
+	}
+	if ok {
+		r.add("resolved", Unchanged, "*.%s lookups go to %s on %s", Domain, spec.BridgeIP, spec.Bridge)
+		return true, nil
+	}
+	if err := s.resolved.Configure(spec.Bridge, spec.BridgeIP, Domain); err != nil {
+		return before, err
+	}
+	r.add("resolved", Created, "*.%s lookups go to %s on %s", Domain, spec.BridgeIP, spec.Bridge)
+	return true, nil
+}
+
+func (s *System) ensureUnit(r *Report, spec Spec, o SetupOptions, before string) (string, error) {
+	switch {
+	case o.SkipUnit:
+		r.add("unit", Skipped, "not asked to install %s", UnitName)
+		return before, nil
+	case !s.units.Available():
+		r.add("unit", Skipped, "systemd is not running here; run %s again after each boot", SetupCommand)
+		return before, nil
+	}
+	content := unitContent(s.exe, spec)
+	ok, err := s.units.Check(UnitName, content)
+	if err != nil {
+		return before, err
+	}
+	if ok {
+		r.add("unit", Unchanged, "%s is enabled", UnitName)
+		return UnitName, nil
+	}
+	if err := s.units.Install(UnitName, content); err != nil {
+		return before, err
+	}
+	r.add("unit", Created, "%s enabled: rebuilds this network at boot (runs %s)", UnitName, s.exe)
+	return UnitName, nil
+}
+
+func suffix(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(items, ", ")
+}
+
+func listed(what string, items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "; " + what + " " + strings.Join(items, ", ")
+}

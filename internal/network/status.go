@@ -1,0 +1,194 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// State is a piece's condition.
+type State string
+
+const (
+	StateOK      State = "ok"
+	StateMissing State = "missing" // not there at all
+	StateWrong   State = "wrong"   // there, but not as it should be
+	StateUnknown State = "unknown" // could not be checked (usually: needs root)
+	StateOff     State = "off"     // does not apply to this host
+)
+
+// PieceStatus is the condition of one piece of the host network.
+type PieceStatus struct {
+	Name   string `json:"name"` // bridge, taps, ip-forward, nat, resolved, unit
+	State  State  `json:"state"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Status is the condition of every piece.
+type Status struct {
+	Spec   Spec          `json:"spec"`
+	Record *Record       `json:"record,omitempty"` // what the last setup did; nil if none
+	Pieces []PieceStatus `json:"pieces"`
+}
+
+// Piece returns the named piece's status.
+func (st Status) Piece(name string) PieceStatus {
+	i := slices.IndexFunc(st.Pieces, func(p PieceStatus) bool { return p.Name == name })
+	if i < 0 {
+		return PieceStatus{Name: name, State: StateUnknown}
+	}
+	return st.Pieces[i]
+}
+
+// Ready reports whether VMs can get a working network: no piece is missing
+// or wrong.
+func (st Status) Ready() bool {
+	return !slices.ContainsFunc(st.Pieces, func(p PieceStatus) bool { return p.State == StateMissing || p.State == StateWrong })
+}
+
+// Status checks each piece spec needs without changing anything. Without
+// root the nftables table cannot be read; that piece is then unknown.
+func (s *System) Status(ctx context.Context, spec Spec) Status {
+	rec, _ := s.ReadRecord()
+	st := Status{Spec: spec, Record: rec}
+	for _, check := range []func(Spec) PieceStatus{s.bridgeStatus, s.tapsStatus, s.forwardStatus, s.natStatus, s.resolvedStatus, s.unitStatus} {
+		p := check(spec)
+		if (p.State == StateMissing || p.State == StateWrong) && p.Fix == "" {
+			p.Fix = SetupCommand
+		}
+		st.Pieces = append(st.Pieces, p)
+	}
+	return st
+}
+
+func piece(name string, state State, detail string, args ...any) PieceStatus {
+	return PieceStatus{Name: name, State: state, Detail: fmt.Sprintf(detail, args...)}
+}
+
+func (s *System) bridgeStatus(spec Spec) PieceStatus {
+	l, err := s.links.Link(spec.Bridge)
+	switch {
+	case errors.Is(err, ErrLinkNotFound):
+		return piece("bridge", StateMissing, "bridge %s does not exist", spec.Bridge)
+	case err != nil:
+		return piece("bridge", StateUnknown, "%v", err)
+	case l.Kind != "bridge" || l.Alias != bridgeAlias:
+		p := piece("bridge", StateWrong, "%s is a %s interface banger did not create", spec.Bridge, l.Kind)
+		p.Fix = "set bridge_name in config.toml to a name not in use, then run " + SetupCommand
+		return p
+	case !slices.Contains(l.Addrs, spec.bridgeAddr()):
+		return piece("bridge", StateWrong, "bridge %s lacks address %s", spec.Bridge, spec.bridgeAddr())
+	case !l.Up:
+		return piece("bridge", StateWrong, "bridge %s is down", spec.Bridge)
+	}
+	carrier := "no VM attached yet"
+	if l.Carrier {
+		carrier = "VMs attached"
+	}
+	return piece("bridge", StateOK, "bridge %s has %s (%s)", spec.Bridge, spec.bridgeAddr(), carrier)
+}
+
+func (s *System) tapsStatus(spec Spec) PieceStatus {
+	var problems []string
+	inUse := 0
+	for _, name := range TapNames(spec.Bridge, spec.Taps) {
+		l, err := s.links.Link(name)
+		switch {
+		case errors.Is(err, ErrLinkNotFound):
+			problems = append(problems, name+" is missing")
+		case err != nil:
+			problems = append(problems, err.Error())
+		case l.Tap == nil || !l.Tap.TAP:
+			problems = append(problems, name+" is not a tap")
+		case l.Tap.Owner != spec.UID:
+			problems = append(problems, fmt.Sprintf("%s belongs to uid %d, not %d", name, l.Tap.Owner, spec.UID))
+		case l.Master != spec.Bridge:
+			problems = append(problems, fmt.Sprintf("%s is not on %s", name, spec.Bridge))
+		case !l.Up:
+			problems = append(problems, name+" is down")
+		case l.Carrier:
+			inUse++
+		}
+	}
+	if len(problems) > 0 {
+		state := StateWrong
+		if len(problems) == spec.Taps && strings.HasSuffix(problems[0], " is missing") {
+			state = StateMissing
+		}
+		return piece("taps", state, "%s", strings.Join(problems, "; "))
+	}
+	return piece("taps", StateOK, "%d taps (%s ... %s) on %s owned by uid %d, %d in use",
+		spec.Taps, TapName(spec.Bridge, 0), TapName(spec.Bridge, spec.Taps-1), spec.Bridge, spec.UID, inUse)
+}
+
+func (s *System) forwardStatus(spec Spec) PieceStatus {
+	v, err := s.sysctl.Get(forwardKey)
+	switch {
+	case err != nil:
+		return piece("ip-forward", StateUnknown, "%v", err)
+	case v != "1":
+		return piece("ip-forward", StateMissing, "IPv4 forwarding is off, so VMs cannot reach the network")
+	}
+	return piece("ip-forward", StateOK, "IPv4 forwarding is on")
+}
+
+func (s *System) natStatus(spec Spec) PieceStatus {
+	present, diff, err := s.fw.Check(spec.firewall())
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		p := piece("nat", StateUnknown, "reading nftables needs root")
+		if rec, _ := s.ReadRecord(); rec != nil {
+			p.Detail += fmt.Sprintf("; banger system setup ran at %s", rec.UpdatedAt.Format("2006-01-02 15:04 MST"))
+		}
+		p.Fix = `'sudo "$(command -v banger)" system status' checks it`
+		return p
+	case err != nil:
+		return piece("nat", StateUnknown, "%v", err)
+	case !present:
+		return piece("nat", StateMissing, "nftables table ip %s does not exist, so VMs cannot reach the network", TableName)
+	case diff != "":
+		return piece("nat", StateWrong, "nftables table ip %s: %s", TableName, diff)
+	}
+	return piece("nat", StateOK, "nftables table ip %s masquerades %s", TableName, spec.CIDR)
+}
+
+func (s *System) resolvedStatus(spec Spec) PieceStatus {
+	if !s.resolved.Available() {
+		p := piece("resolved", StateOff, "systemd-resolved is not running, so *.%s names do not resolve on the host", Domain)
+		p.Fix = fmt.Sprintf("point your resolver's %q domain at %s (dnsmasq: server=/%s/%s), or use 'banger vm ssh'", Domain, spec.BridgeIP, Domain, spec.BridgeIP)
+		return p
+	}
+	ok, err := s.resolved.Check(spec.Bridge, spec.BridgeIP, Domain)
+	switch {
+	case err != nil:
+		return piece("resolved", StateUnknown, "%v", err)
+	case !ok:
+		return piece("resolved", StateMissing, "systemd-resolved does not send *.%s lookups to %s on %s", Domain, spec.BridgeIP, spec.Bridge)
+	}
+	return piece("resolved", StateOK, "systemd-resolved sends *.%s lookups to %s on %s", Domain, spec.BridgeIP, spec.Bridge)
+}
+
+func (s *System) unitStatus(spec Spec) PieceStatus {
+	if !s.units.Available() {
+		p := piece("unit", StateOff, "systemd is not running here, so nothing rebuilds the network at boot")
+		p.Fix = "run " + SetupCommand + " after each boot"
+		return p
+	}
+	rec, _ := s.ReadRecord()
+	exe := s.exe
+	if rec != nil && rec.Unit == "" {
+		return piece("unit", StateMissing, "%s is not installed, so the network is gone after a reboot", UnitName)
+	}
+	ok, err := s.units.Check(UnitName, unitContent(exe, spec))
+	switch {
+	case err != nil:
+		return piece("unit", StateUnknown, "%v", err)
+	case !ok:
+		return piece("unit", StateMissing, "%s is missing, outdated or disabled, so the network is gone after a reboot", UnitName)
+	}
+	return piece("unit", StateOK, "%s is enabled", UnitName)
+}

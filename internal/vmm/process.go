@@ -1,0 +1,129 @@
+package vmm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ProcStartTime reads a process's start time (clock ticks since boot,
+// field 22 of /proc/PID/stat). Together with the pid it identifies a
+// process across pid reuse.
+func ProcStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces and parens: parse
+	// from the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	fields := bytes.Fields(data[i+1:])
+	// fields[0] is field 3 (state); start time is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	if fields[0][0] == 'Z' {
+		return 0, ErrNotRunning
+	}
+	return strconv.ParseUint(string(fields[19]), 10, 64)
+}
+
+// Alive reports whether pid is alive and still the process that started
+// at startTime.
+func Alive(pid int, startTime uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := ProcStartTime(pid)
+	return err == nil && st == startTime
+}
+
+// CheckAlive returns ErrNotRunning unless h's process is alive.
+func CheckAlive(h *Handle) error {
+	if !Alive(h.PID, h.StartTime) {
+		return fmt.Errorf("%w (pid %d)", ErrNotRunning, h.PID)
+	}
+	return nil
+}
+
+// Signal sends sig to h's process if it is still the same process.
+func Signal(h *Handle, sig syscall.Signal) error {
+	if !Alive(h.PID, h.StartTime) {
+		return nil
+	}
+	if err := syscall.Kill(h.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signalling pid %d: %w", h.PID, err)
+	}
+	return nil
+}
+
+// WaitExit blocks until h's process has exited or ctx ends. It works for
+// processes that are not our children (re-adopted after a restart) by
+// polling a pidfd, and falls back to polling /proc.
+func WaitExit(ctx context.Context, h *Handle) error {
+	if !Alive(h.PID, h.StartTime) {
+		return nil
+	}
+	fd, err := unix.PidfdOpen(h.PID, 0)
+	if err != nil {
+		return pollExit(ctx, h)
+	}
+	defer unix.Close(fd)
+	// The pid may have been reused between the check and the open.
+	if !Alive(h.PID, h.StartTime) {
+		return nil
+	}
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return pollExit(ctx, h)
+		}
+		if n > 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func pollExit(ctx context.Context, h *Handle) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for Alive(h.PID, h.StartTime) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Terminate sends SIGTERM, waits up to grace, then SIGKILLs and waits.
+func Terminate(ctx context.Context, h *Handle, grace time.Duration) error {
+	if err := Signal(h, syscall.SIGTERM); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, grace)
+	err := WaitExit(wctx, h)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if err := Signal(h, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return WaitExit(ctx, h)
+}

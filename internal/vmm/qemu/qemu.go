@@ -1,0 +1,205 @@
+// Package qemu is banger's QEMU driver: a microvm machine (the same
+// virtio-mmio device model as Firecracker) with KVM when the host has a
+// working one, else software emulation (TCG). It is the backend for
+// hosts without Firecracker and for banger's end-to-end tests.
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"banger/internal/vmm"
+)
+
+// Options configure the driver. All fields are optional.
+type Options struct {
+	// Binary is the qemu-system-x86_64 to run; empty means PATH.
+	Binary string
+	// Accel forces "kvm" or "tcg"; empty probes KVM once and falls back.
+	Accel string
+	// KVMDevice is the KVM device probed; empty means /dev/kvm.
+	KVMDevice string
+}
+
+// Driver runs microvm machines with qemu-system-x86_64.
+type Driver struct {
+	opts      Options
+	accelOnce sync.Once
+	accel     string
+	tscKHz    int
+}
+
+// New returns a QEMU driver.
+func New(opts Options) *Driver {
+	if opts.Binary == "" {
+		opts.Binary = "qemu-system-x86_64"
+	}
+	if opts.KVMDevice == "" {
+		opts.KVMDevice = "/dev/kvm"
+	}
+	return &Driver{opts: opts, tscKHz: hostTSCKHz()}
+}
+
+var _ vmm.Driver = (*Driver)(nil)
+
+// Name implements vmm.Driver.
+func (d *Driver) Name() string { return "qemu" }
+
+// Capabilities implements vmm.Driver.
+func (d *Driver) Capabilities(ctx context.Context) vmm.Capabilities {
+	return vmm.Capabilities{KVM: d.Accel(ctx) == "kvm"}
+}
+
+// Create starts a paused, daemonized QEMU for spec.
+func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error) {
+	if err := checkSpec(spec); err != nil {
+		return nil, err
+	}
+	accel := d.Accel(ctx)
+	bin, err := exec.LookPath(d.opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("finding %s: %w (install qemu-system-x86)", d.opts.Binary, err)
+	}
+	cleanRuntime(spec.RuntimeDir)
+	args := buildArgs(spec, accel, d.tscKHz)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// With -daemonize the parent exits once the VM is set up, after any
+	// configuration error; the VM process itself is reparented away from
+	// the daemon and keeps running when the daemon stops.
+	if err := cmd.Run(); err != nil {
+		cleanRuntime(spec.RuntimeDir)
+		return nil, fmt.Errorf("starting qemu for %s: %v: %s", spec.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	h, err := readHandle(spec.RuntimeDir, accel)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func readHandle(rt, accel string) (*vmm.Handle, error) {
+	data, err := os.ReadFile(filepath.Join(rt, pidFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading qemu pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil, fmt.Errorf("parsing qemu pid file: %w", err)
+	}
+	st, err := vmm.ProcStartTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("qemu (pid %d) exited right after start: %w", pid, err)
+	}
+	return &vmm.Handle{
+		Driver: "qemu", PID: pid, StartTime: st, RuntimeDir: rt, Accel: accel,
+		Sockets: map[string]string{"qmp": filepath.Join(rt, qmpSocket), "agent": filepath.Join(rt, agentSocket)},
+	}, nil
+}
+
+// Start resumes the paused machine: the kernel begins to boot.
+func (d *Driver) Start(ctx context.Context, h *vmm.Handle) error {
+	if err := vmm.CheckAlive(h); err != nil {
+		return err
+	}
+	if _, err := qmpDo(ctx, h.Sockets["qmp"], "cont"); err != nil {
+		return fmt.Errorf("booting vm: %w", err)
+	}
+	return nil
+}
+
+// Stop presses the ACPI power button.
+func (d *Driver) Stop(ctx context.Context, h *vmm.Handle) error {
+	if err := vmm.CheckAlive(h); err != nil {
+		return err
+	}
+	if _, err := qmpDo(ctx, h.Sockets["qmp"], "system_powerdown"); err != nil {
+		return fmt.Errorf("requesting power down: %w", err)
+	}
+	return nil
+}
+
+// Kill ends QEMU with SIGKILL and waits for it to be gone.
+func (d *Driver) Kill(ctx context.Context, h *vmm.Handle) error {
+	if err := vmm.Signal(h, 9); err != nil {
+		return err
+	}
+	return vmm.WaitExit(ctx, h)
+}
+
+// Wait implements vmm.Driver.
+func (d *Driver) Wait(ctx context.Context, h *vmm.Handle) error { return vmm.WaitExit(ctx, h) }
+
+// Adopt checks the process is the QEMU we started and answers on QMP.
+func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
+	if h.Driver != "qemu" {
+		return fmt.Errorf("handle belongs to driver %q, not qemu", h.Driver)
+	}
+	if err := vmm.CheckAlive(h); err != nil {
+		return err
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := qmpDo(qctx, h.Sockets["qmp"], "query-status"); err != nil {
+		return fmt.Errorf("adopting qemu pid %d: %w", h.PID, err)
+	}
+	return nil
+}
+
+// DialAgent connects to the virtio-serial agent port's host socket.
+func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error) {
+	if err := vmm.CheckAlive(h); err != nil {
+		return nil, err
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, "unix", h.Sockets["agent"])
+}
+
+func checkSpec(s vmm.Spec) error {
+	var errs []error
+	if s.RuntimeDir == "" || s.ConsoleLog == "" || s.Kernel == "" {
+		errs = append(errs, errors.New("runtime dir, console log and kernel are required"))
+	}
+	if len(s.Disks) == 0 {
+		errs = append(errs, errors.New("at least one disk (the root) is required"))
+	}
+	if s.CPUs < 1 || s.MemoryMiB < 64 {
+		errs = append(errs, fmt.Errorf("need at least 1 cpu and 64 MiB (got %d, %d)", s.CPUs, s.MemoryMiB))
+	}
+	for _, p := range append([]string{s.Kernel, s.Initrd}, diskPaths(s.Disks)...) {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			errs = append(errs, fmt.Errorf("checking %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func diskPaths(ds []vmm.Disk) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Path)
+	}
+	return out
+}
+
+// cleanRuntime removes what an earlier QEMU left in the runtime dir; the
+// sockets must not exist when QEMU binds them.
+func cleanRuntime(rt string) {
+	for _, f := range []string{pidFile, qmpSocket, agentSocket} {
+		os.Remove(filepath.Join(rt, f))
+	}
+}

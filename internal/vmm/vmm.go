@@ -1,0 +1,119 @@
+// Package vmm is the boundary between banger and the programs that run
+// VMs (Firecracker, QEMU). A Driver turns a Spec into a running VM
+// process and hands back a Handle: plain data the daemon persists, so
+// that after a daemon restart the same driver can Adopt the still-running
+// VM and keep managing it.
+//
+// A typical life:
+//
+//	h, err := d.Create(ctx, spec)   // prepare; Firecracker configures here
+//	err = d.Start(ctx, h)           // boot
+//	conn, err := d.DialAgent(ctx, h) // talk to the guest agent
+//	err = d.Stop(ctx, h)            // ask the guest to power off
+//	err = d.Wait(ctx, h)            // the VMM process is gone
+//
+// After a daemon restart, Adopt(ctx, h) checks that h still names the
+// same live process (pid and start time, not just pid) before anything
+// else is called on it. Optional features are reported by Capabilities;
+// a driver answers ErrUnsupported for what it lacks.
+package vmm
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+var (
+	// ErrUnsupported is returned for operations a driver does not offer.
+	ErrUnsupported = errors.New("not supported by this VMM driver")
+	// ErrNotRunning means the handle's process is gone (or is another
+	// process that reused its pid).
+	ErrNotRunning = errors.New("vm process is not running")
+)
+
+// Disk is a block device of the VM. The first disk is the root (/dev/vda).
+type Disk struct {
+	ID       string // stable name: "rootfs", "work"
+	Path     string
+	ReadOnly bool
+}
+
+// Net attaches the VM to an existing TAP device.
+type Net struct {
+	TAP string
+	MAC string // aa:bb:cc:dd:ee:ff
+}
+
+// Spec is everything a driver needs to create a VM. All paths absolute.
+type Spec struct {
+	Name       string // VM name, for logs and process titles
+	RuntimeDir string // private per-VM directory for sockets and pid files (exists, 0700)
+	ConsoleLog string // serial console output is appended here
+	CPUs       int
+	MemoryMiB  int
+	Kernel     string
+	Initrd     string // optional
+	Cmdline    string // kernel command line; drivers append what they need (console, timers)
+	Disks      []Disk
+	Net        *Net   // optional
+	VsockCID   uint32 // guest CID for drivers with vsock; 0 lets the driver choose
+}
+
+// Handle identifies a created VM. It is plain data (JSON-encodable) that
+// the daemon stores; the driver that made it can use it again after a
+// restart via Adopt.
+type Handle struct {
+	Driver     string            `json:"driver"`
+	PID        int               `json:"pid"`
+	StartTime  uint64            `json:"start_time"` // process start time in clock ticks since boot (/proc/PID/stat field 22)
+	RuntimeDir string            `json:"runtime_dir"`
+	Sockets    map[string]string `json:"sockets,omitempty"` // driver-specific: "qmp", "agent", "api", "vsock"
+	Accel      string            `json:"accel,omitempty"`   // "kvm" or "tcg" for QEMU
+}
+
+// Capabilities say which optional features a driver has.
+type Capabilities struct {
+	Vsock     bool // agent over AF_VSOCK (else a serial port)
+	Snapshots bool
+	Metrics   bool // VMM-side metrics
+	KVM       bool // runs with hardware acceleration on this host
+}
+
+// Driver runs VMs with one VMM.
+type Driver interface {
+	// Name is "firecracker" or "qemu".
+	Name() string
+	// Capabilities reports optional features on this host.
+	Capabilities(ctx context.Context) Capabilities
+	// Create prepares a VM and starts its VMM process, paused before boot.
+	// On error nothing is left running and RuntimeDir holds no leftovers.
+	Create(ctx context.Context, spec Spec) (*Handle, error)
+	// Start boots a created VM.
+	Start(ctx context.Context, h *Handle) error
+	// Stop asks the guest to shut down (ACPI power button or Ctrl-Alt-Del)
+	// and returns once the request is delivered; use Wait to see it exit.
+	Stop(ctx context.Context, h *Handle) error
+	// Kill ends the VMM process at once. Killing a dead VM is not an error.
+	Kill(ctx context.Context, h *Handle) error
+	// Wait blocks until the VMM process has exited or ctx ends.
+	Wait(ctx context.Context, h *Handle) error
+	// Adopt checks that h names a live VMM process of this driver after a
+	// daemon restart; ErrNotRunning if not.
+	Adopt(ctx context.Context, h *Handle) error
+	// DialAgent connects to the guest agent's transport. The guest may
+	// not be listening yet: callers retry.
+	DialAgent(ctx context.Context, h *Handle) (net.Conn, error)
+}
+
+// StopTimeouts are the waits of a graceful stop, shared by callers that
+// escalate from the guest agent to the VMM to a kill.
+type StopTimeouts struct {
+	Agent time.Duration // guest agent shutdown
+	VMM   time.Duration // ACPI / Ctrl-Alt-Del
+	Term  time.Duration // SIGTERM before SIGKILL
+}
+
+// DefaultStopTimeouts suit software-emulated guests, the slowest kind.
+var DefaultStopTimeouts = StopTimeouts{Agent: 20 * time.Second, VMM: 20 * time.Second, Term: 5 * time.Second}
