@@ -195,3 +195,48 @@ type ImageConfig struct {
 	User       string   `json:"user,omitempty"`
 	StopSignal string   `json:"stop_signal,omitempty"`
 }
+
+// VM states.
+const (
+	VMCreating = "creating" // disks and process being set up
+	VMStarting = "starting" // booted, waiting for the guest agent
+	VMRunning  = "running"
+	VMStopping = "stopping"
+	VMStopped  = "stopped"
+	VMError    = "error" // creation or start failed; LastError says why
+)
+
+// VM is a development VM.
+type VM struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Image      string    `json:"image"`
+	State      string    `json:"state"`
+	VMM        string    `json:"vmm"`
+	CPUs       int       `json:"cpus"`
+	MemoryMiB  int       `json:"memory_mib"`
+	DiskBytes  int64     `json:"disk_bytes"` // work disk (/root) size
+	IP         string    `json:"ip,omitempty"`
+	MAC        string    `json:"mac,omitempty"`
+	TAP        string    `json:"tap,omitempty"`
+	PID        int       `json:"pid,omitempty"`
+	Accel      string    `json:"accel,omitempty"`
+	Dir        string    `json:"dir"`
+	RuntimeDir string    `json:"runtime_dir"`
+	HostKey    string    `json:"host_key,omitempty"` // pinned guest SSH host key (authorized_keys format)
+	KeepAlive  bool      `json:"keep_alive,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitempty"`
+	StoppedAt  time.Time `json:"stopped_at,omitempty"`
+}
+
+// CreateVMRequest is the body of POST /v1/vms.
+type CreateVMRequest struct {
+	Name      string `json:"name"`
+	Image     string `json:"image,omitempty"` // default_image_name when empty
+	CPUs      int    `json:"cpus,omitempty"`
+	MemoryMiB int    `json:"memory_mib,omitempty"`
+	DiskBytes int64  `json:"disk_bytes,omitempty"`
+	KeepAlive bool   `json:"keep_alive,omitempty"`
+}
