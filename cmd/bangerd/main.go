@@ -19,22 +19,25 @@ import (
 	"banger/internal/sshx"
 	"banger/internal/store"
 	"banger/internal/version"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	setupNet := flag.Bool("setup-network", false, "when running as root, create or repair banger's bridge, TAPs and NAT at start (what 'banger system setup' does)")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("bangerd", version.String())
 		return
 	}
-	if err := run(); err != nil {
+	if err := run(*setupNet); err != nil {
 		fmt.Fprintln(os.Stderr, "bangerd:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(setupNet bool) error {
 	layout, err := paths.FromEnv()
 	if err != nil {
 		return err
@@ -67,13 +70,26 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	if _, err := sshx.EnsureKey(cfg.SSHKey(layout.ConfigDir)); err != nil {
-		return err
-	}
-	d, err := daemon.New(ctx, daemon.Options{Layout: layout, Config: cfg, Store: st, Logger: logger})
+	pub, err := sshx.EnsureKey(cfg.SSHKey(layout.ConfigDir))
 	if err != nil {
 		return err
 	}
+	netw, closeNet, err := hostNetwork(ctx, cfg, st, logger, setupNet)
+	if err != nil {
+		return err
+	}
+	defer closeNet()
+	d, err := daemon.New(ctx, daemon.Options{
+		Layout: layout, Config: cfg, Store: st, Logger: logger,
+		Driver:       driver(cfg),
+		Network:      netw,
+		AgentBinary:  agentBinary(),
+		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
+	})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	logger.Info("serving", "socket", layout.SocketPath, "version", version.String())
 	srv := server.New(d, logger, stop)
 	err = srv.Serve(ctx, &server.Listener{Listener: sock, Log: logger})

@@ -79,11 +79,11 @@ Run 'banger doctor' to check that this host can run VMs.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"}, &cobra.Group{ID: "host", Title: "Host and daemon:"})
-	for _, c := range []*cobra.Command{a.imageCmd(), a.kernelCmd()} {
+	for _, c := range []*cobra.Command{a.vmCmd(), a.imageCmd(), a.kernelCmd()} {
 		c.GroupID = "main"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.daemonCmd(), a.configCmd(), a.doctorCmd()} {
+	for _, c := range []*cobra.Command{a.daemonCmd(), a.configCmd(), a.doctorCmd(), a.systemCmd()} {
 		c.GroupID = "host"
 		root.AddCommand(c)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 	"banger/internal/config"
 	"banger/internal/errdefs"
 	"banger/internal/paths"
+	"banger/internal/sshx"
 	"banger/internal/store"
 	"banger/internal/version"
+	"banger/internal/vmm"
 )
 
 // Options are what a Daemon needs. Every field is required unless noted.
@@ -30,6 +33,18 @@ type Options struct {
 	HTTPClient *http.Client
 	// WebURL is shown by status when the web UI is enabled (optional).
 	WebURL string
+	// Driver runs VMs.
+	Driver vmm.Driver
+	// Network leases addresses and TAPs; nil runs VMs without a network.
+	Network Network
+	// AgentBinary is the guest agent written into every VM.
+	AgentBinary string
+	// SSHPublicKey is the user's banger key, authorised in every guest.
+	SSHPublicKey string
+	// BootTimeout overrides the wait for a guest agent (optional).
+	BootTimeout time.Duration
+	// StopTimeouts override vmm.DefaultStopTimeouts (optional).
+	StopTimeouts *vmm.StopTimeouts
 }
 
 // Daemon is the running service.
@@ -44,6 +59,20 @@ type Daemon struct {
 
 	busyMu sync.Mutex
 	busy   map[string]string // "image/NAME" -> what is running on it
+
+	driver       vmm.Driver
+	net          Network
+	hosts        *sshx.KnownHosts
+	agentBinary  string
+	sshPub       string
+	bootWait     time.Duration
+	stopTimeouts vmm.StopTimeouts
+
+	life context.Context // the daemon's lifetime: VM watchers live in it
+	stop context.CancelFunc
+
+	runMu sync.Mutex
+	run   map[string]*running // live VMs by name
 }
 
 // New builds the daemon and reconciles on-disk state with the database:
@@ -53,15 +82,27 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		opts.HTTPClient = http.DefaultClient
 	}
 	d := &Daemon{
-		layout:  opts.Layout,
-		cfg:     opts.Config,
-		store:   opts.Store,
-		log:     opts.Logger,
-		http:    opts.HTTPClient,
-		webURL:  opts.WebURL,
-		started: time.Now(),
-		busy:    map[string]string{},
+		layout:       opts.Layout,
+		cfg:          opts.Config,
+		store:        opts.Store,
+		log:          opts.Logger,
+		http:         opts.HTTPClient,
+		webURL:       opts.WebURL,
+		started:      time.Now(),
+		busy:         map[string]string{},
+		driver:       opts.Driver,
+		net:          opts.Network,
+		hosts:        &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts")},
+		agentBinary:  opts.AgentBinary,
+		sshPub:       opts.SSHPublicKey,
+		bootWait:     opts.BootTimeout,
+		stopTimeouts: vmm.DefaultStopTimeouts,
+		run:          map[string]*running{},
 	}
+	if opts.StopTimeouts != nil {
+		d.stopTimeouts = *opts.StopTimeouts
+	}
+	d.life, d.stop = context.WithCancel(context.Background())
 	if err := d.reconcile(ctx); err != nil {
 		return nil, fmt.Errorf("reconciling state: %w", err)
 	}
@@ -73,18 +114,79 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	if err := d.sweepImages(ctx); err != nil {
 		return err
 	}
-	return d.sweepKernels(ctx)
+	if err := d.sweepKernels(ctx); err != nil {
+		return err
+	}
+	if err := d.writeSSHConfig(); err != nil {
+		return err
+	}
+	return d.reconcileVMs(ctx)
+}
+
+// Close stops watching VMs and drops agent connections; VMs keep running.
+func (d *Daemon) Close() {
+	d.stop()
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	for _, r := range d.run {
+		if r.agent != nil {
+			r.agent.Close()
+		}
+	}
+}
+
+// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'.
+func (d *Daemon) writeSSHConfig() error {
+	body := sshx.Config(d.cfg.SSHKey(d.layout.ConfigDir), d.hosts.Path)
+	path := filepath.Join(d.layout.SSHDir, "config")
+	if old, err := os.ReadFile(path); err == nil && string(old) == body {
+		return nil
+	}
+	if err := os.MkdirAll(d.layout.SSHDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(body), 0o600)
 }
 
 // Status reports what the daemon is and holds.
 func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 	ims, err := d.store.Read().Images(ctx)
 	if err != nil {
+		vms, err := d.store.Read().VMs(ctx)
+	if err != nil {
 		return api.DaemonStatus{}, err
+	}
+	runningVMs := 0
+	for _, v := range vms {
+		if v.State == api.VMRunning {
+			runningVMs++
+		}
+	}
+	return api.DaemonStatus{}, err
 	}
 	ks, err := d.store.Read().Kernels(ctx)
 	if err != nil {
+		vms, err := d.store.Read().VMs(ctx)
+	if err != nil {
 		return api.DaemonStatus{}, err
+	}
+	runningVMs := 0
+	for _, v := range vms {
+		if v.State == api.VMRunning {
+			runningVMs++
+		}
+	}
+	return api.DaemonStatus{}, err
+	}
+	vms, err := d.store.Read().VMs(ctx)
+	if err != nil {
+		return api.DaemonStatus{}, err
+	}
+	runningVMs := 0
+	for _, v := range vms {
+		if v.State == api.VMRunning {
+			runningVMs++
+		}
 	}
 	return api.DaemonStatus{
 		PID:        os.Getpid(),
@@ -97,6 +199,8 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 		StartedAt:  d.started,
 		Images:     len(ims),
 		Kernels:    len(ks),
+		VMs:        len(vms),
+		VMsRunning: runningVMs,
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
@@ -122,6 +123,13 @@ func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error
 		im, err = getImage(ctx, tx, name)
 		if err != nil {
 			return err
+		}
+		users, err := tx.VMsUsingImage(ctx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 && !force {
+			return errdefs.Conflict("image %q is used by vm(s) %s; delete them first or pass --force", name, strings.Join(users, ", "))
 		}
 		return tx.DeleteImage(ctx, name)
 	})

@@ -52,3 +52,31 @@ func TestEnsureKeyRejectsGarbage(t *testing.T) {
 		t.Fatal("EnsureKey on garbage succeeded; want an error naming the file")
 	}
 }
+
+func TestKnownHostsPinReplacesAndForgets(t *testing.T) {
+	k := &KnownHosts{Path: filepath.Join(t.TempDir(), "ssh", "known_hosts")}
+	if err := k.Pin("a", "172.16.0.2", []string{"ssh-ed25519 AAAA1 root@a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Pin("b", "172.16.0.3", []string{"ssh-ed25519 BBBB"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Pin("a", "172.16.0.2", []string{"ssh-ed25519 AAAA2", "ecdsa-sha2-nistp256 CCCC"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(k.Path)
+	want := "b.vm,172.16.0.3 ssh-ed25519 BBBB\na.vm,172.16.0.2 ssh-ed25519 AAAA2\na.vm,172.16.0.2 ecdsa-sha2-nistp256 CCCC\n"
+	if string(got) != want {
+		t.Errorf("known_hosts =\n%s\nwant\n%s", got, want)
+	}
+	if err := k.Forget("a"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(k.Path)
+	if string(got) != "b.vm,172.16.0.3 ssh-ed25519 BBBB\n" {
+		t.Errorf("after Forget: %q", got)
+	}
+	if fi, _ := os.Stat(k.Path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+}

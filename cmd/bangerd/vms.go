@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"banger/internal/config"
+	"banger/internal/daemon"
+	"banger/internal/network"
+	"banger/internal/store"
+	"banger/internal/vmm"
+	"banger/internal/vmm/qemu"
+)
+
+// driver picks the VMM driver the config names.
+func driver(cfg config.Config) vmm.Driver {
+	switch cfg.VMM {
+	case config.VMMQEMU:
+		return qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL")})
+	default:
+		return unsupportedFirecracker{}
+	}
+}
+
+// agentBinary finds the guest agent: $BANGER_AGENT, the installed layout
+// (../lib/banger/ next to bangerd), or next to bangerd (./build/bin).
+func agentBinary() string {
+	if p := os.Getenv("BANGER_AGENT"); p != "" {
+		return p
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "banger-vsock-agent"
+	}
+	dir := filepath.Dir(self)
+	for _, p := range []string{filepath.Join(dir, "..", "lib", "banger", "banger-vsock-agent"), filepath.Join(dir, "banger-vsock-agent")} {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p)
+		}
+	}
+	if p, err := exec.LookPath("banger-vsock-agent"); err == nil {
+		return p
+	}
+	return filepath.Join(dir, "..", "lib", "banger", "banger-vsock-agent")
+}
+
+// hostNetwork sets up banger's bridge when asked to and running as root
+// (a user's daemon relies on 'sudo banger system setup' instead) and
+// serves DNS for <vm>.vm.
+func hostNetwork(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, setup bool) (*daemon.HostNetwork, func(), error) {
+	if setup && os.Getuid() == 0 {
+		rep, err := network.SetupHost(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rep.Changed() {
+			log.Info("set up the host network", "report", rep)
+		}
+	}
+	n := daemon.NewHostNetwork(cfg, st, os.Getuid())
+	dns, err := network.ListenDNS(network.DNSOptions{Addr: network.DNSAddr(cfg), Resolver: n.IPAM(), CIDR: cfg.CIDR, Logger: log})
+	if err != nil {
+		log.Warn("not serving DNS for .vm names", "err", err)
+		return n, func() {}, nil
+	}
+	return n, func() { dns.Close() }, nil
+}

@@ -1,0 +1,182 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"banger/internal/agent"
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/ext4"
+	"banger/internal/progress"
+	"banger/internal/store"
+	"banger/internal/vmm"
+)
+
+// bootTimeout bounds the wait for a booting guest's agent. Software
+// emulation (TCG) boots several times slower than KVM.
+func (d *Daemon) bootTimeout(ctx context.Context) time.Duration {
+	if d.bootWait > 0 {
+		return d.bootWait
+	}
+	if d.driver.Capabilities(ctx).KVM {
+		return 60 * time.Second
+	}
+	return 3 * time.Minute
+}
+
+// boot starts the VM process for row and waits for its agent. On failure
+// the process is killed and the TAP released; the row is left stopped
+// with the error recorded.
+func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progress.Func) (err error) {
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
+			row.State, row.Handle, row.TAP, row.LastError = api.VMError, "", "", err.Error()
+			d.saveVM(*row)
+		}
+	}()
+	if err := os.MkdirAll(row.RuntimeDir, 0o700); err != nil {
+		return fmt.Errorf("creating runtime dir: %w", err)
+	}
+	spec, err := d.vmSpec(ctx, row, im)
+	if err != nil {
+		return err
+	}
+	if d.net != nil {
+		tap, err := d.net.AcquireTAP(ctx, row.Name)
+		if err != nil {
+			return err
+		}
+		undo.push(func() { d.net.ReleaseTAP(context.Background(), row.Name) })
+		addr, mac, err := d.net.Lease(ctx, row.Name)
+		if err != nil {
+			return err
+		}
+		row.TAP = tap
+		spec.Net = &vmm.Net{TAP: tap, MAC: mac}
+		spec.Cmdline += " " + strings.Join(d.net.KernelArgs(addr), " ")
+	}
+	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, d.driver.Name()))
+	h, err := d.driver.Create(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("starting the vm process: %w", err)
+	}
+	undo.push(func() { d.driver.Kill(context.Background(), h) })
+	row.Handle, row.State, row.LastError, row.StartedAt = encodeHandle(h), api.VMStarting, "", time.Now()
+	if err := d.saveVM(*row); err != nil {
+		return err
+	}
+	if err := d.driver.Start(ctx, h); err != nil {
+		return fmt.Errorf("booting: %w", err)
+	}
+	p.Step("agent", "waiting for the guest agent")
+	cl, err := d.waitAgent(ctx, row, h)
+	if err != nil {
+		return err
+	}
+	undo.push(func() { cl.Close() })
+	if err := d.pinHostKey(ctx, row, cl); err != nil {
+		return err
+	}
+	row.State = api.VMRunning
+	if err := d.saveVM(*row); err != nil {
+		return err
+	}
+	d.setAgent(row.Name, cl)
+	d.watch(*row, h)
+	return nil
+}
+
+// vmSpec builds the driver spec: disks, kernel, and a command line that
+// makes the agent init when the image has none of its own.
+func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.Spec, error) {
+	root := filepath.Join(row.Dir, rootfsFile)
+	args := []string{"root=/dev/vda", "rw", "banger.hostname=" + row.Name, "banger.work=/dev/vdb"}
+	target, err := ext4.Resolve(ctx, root, "/sbin/init")
+	if err != nil || !strings.Contains(target, "systemd") {
+		args = append(args, "init="+GuestAgentPath)
+	}
+	return vmm.Spec{
+		Name: row.Name, RuntimeDir: row.RuntimeDir, ConsoleLog: filepath.Join(row.Dir, consoleLog),
+		CPUs: row.CPUs, MemoryMiB: row.MemoryMiB, Kernel: im.Kernel, Initrd: im.Initrd,
+		Cmdline: strings.Join(args, " "),
+		Disks: []vmm.Disk{
+			{ID: "rootfs", Path: root},
+			{ID: "work", Path: filepath.Join(row.Dir, workFile)},
+		},
+	}, nil
+}
+
+// waitAgent connects to the booting guest's agent. A VM that dies on the
+// way, or stays silent past the boot timeout, fails with its console's
+// last lines, which usually say why.
+func (d *Daemon) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agent.Client, error) {
+	limit := d.bootTimeout(ctx)
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	died := make(chan struct{})
+	go func() {
+		if vmm.WaitExit(wctx, h) == nil {
+			close(died)
+			cancel()
+		}
+	}()
+	cl, err := agent.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return d.driver.DialAgent(ctx, h) })
+	if err == nil {
+		return cl, nil
+	}
+	console := tailFile(filepath.Join(row.Dir, consoleLog), 15)
+	select {
+	case <-died:
+		return nil, fmt.Errorf("vm %s stopped while booting; console:\n%s", row.Name, console)
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errdefs.Unavailable("vm %s: the guest agent did not answer within %s; console:\n%s", row.Name, limit, console)
+}
+
+// pinHostKey records the guest's SSH host key for strict checking.
+func (d *Daemon) pinHostKey(ctx context.Context, row *store.VM, cl *agent.Client) error {
+	keys, err := cl.HostKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the guest's ssh host key: %w", err)
+	}
+	if len(keys.Keys) == 0 {
+		return errors.New("the guest reported no ssh host key")
+	}
+	row.HostKey = keys.Keys[0]
+	ip := ""
+	if d.net != nil {
+		if a, ok := d.net.Addr(ctx, row.Name); ok {
+			ip = a.String()
+		}
+	}
+	return d.hosts.Pin(row.Name, ip, keys.Keys)
+}
+
+func (d *Daemon) saveVM(r store.VM) error {
+	return d.store.Tx(context.Background(), func(tx *store.Tx) error { return tx.PutVM(context.Background(), r) })
+}
+
+// tailFile returns the last n lines of a file.
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(no console output: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+
+	"banger/internal/config"
+	"banger/internal/network"
+	"banger/internal/store"
+)
+
+// Network is what VMs need from the host network: an address for the
+// VM's life, a TAP while it runs, and the kernel arguments that tell the
+// guest its address. The real one sits on internal/network; tests may
+// run VMs without a network (nil).
+type Network interface {
+	Lease(ctx context.Context, vm string) (addr netip.Addr, mac string, err error)
+	ReleaseLease(ctx context.Context, vm string) error
+	AcquireTAP(ctx context.Context, vm string) (string, error)
+	ReleaseTAP(ctx context.Context, vm string) error
+	KernelArgs(addr netip.Addr) []string
+	// Addr returns vm's leased address, if any.
+	Addr(ctx context.Context, vm string) (netip.Addr, bool)
+}
+
+// HostNetwork is the Network on banger's bridge and TAP pool.
+type HostNetwork struct {
+	cfg  config.Config
+	ipam *network.IPAM
+	pool *network.Pool
+}
+
+// NewHostNetwork builds the network over the state database.
+func NewHostNetwork(cfg config.Config, st *store.Store, uid int) *HostNetwork {
+	db := network.FromStore(st)
+	return &HostNetwork{
+		cfg:  cfg,
+		ipam: network.NewIPAM(db, cfg),
+		pool: network.NewPool(network.PoolOptions{Config: cfg, Store: db, UID: uid}),
+	}
+}
+
+// IPAM exposes the allocator (the DNS server resolves from it).
+func (n *HostNetwork) IPAM() *network.IPAM { return n.ipam }
+
+func (n *HostNetwork) Lease(ctx context.Context, vm string) (netip.Addr, string, error) {
+	l, err := n.ipam.Allocate(ctx, vm)
+	return l.Addr, l.MAC, err
+}
+
+func (n *HostNetwork) ReleaseLease(ctx context.Context, vm string) error {
+	return n.ipam.Release(ctx, vm)
+}
+
+func (n *HostNetwork) AcquireTAP(ctx context.Context, vm string) (string, error) {
+	return n.pool.Acquire(ctx, vm)
+}
+
+func (n *HostNetwork) ReleaseTAP(ctx context.Context, vm string) error {
+	return n.pool.Release(ctx, vm)
+}
+
+func (n *HostNetwork) KernelArgs(addr netip.Addr) []string { return network.KernelArgs(addr, n.cfg) }
+
+func (n *HostNetwork) Addr(ctx context.Context, vm string) (netip.Addr, bool) {
+	a, ok, err := n.ipam.AddrOf(ctx, vm)
+	return a, ok && err == nil
+}

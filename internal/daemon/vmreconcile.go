@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"context"
+
+	"banger/internal/api"
+	"banger/internal/store"
+)
+
+// reconcileVMs runs at start: VMs whose process still lives are adopted
+// (pid and start time must match) and watched; the rest are marked
+// stopped with their TAP released. A VM caught half-created by a crash
+// is removed entirely, as its create would have done on failure.
+func (d *Daemon) reconcileVMs(ctx context.Context) error {
+	rows, err := d.store.Read().VMs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.State == api.VMCreating {
+			d.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
+			d.forgetVM(r)
+			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was being created when the daemon stopped; removed it")
+			continue
+		}
+		h, _ := decodeHandle(r.Handle)
+		if h == nil {
+			if r.State != api.VMStopped && r.State != api.VMError {
+				r.State = api.VMStopped
+				d.saveVM(r)
+			}
+			continue
+		}
+		if err := d.driver.Adopt(ctx, h); err != nil {
+			d.markStopped(r.Name, h, "")
+			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was found stopped when the daemon started")
+			continue
+		}
+		d.adopted(ctx, r)
+	}
+	return nil
+}
+
+// adopted takes a live VM back under management.
+func (d *Daemon) adopted(ctx context.Context, r store.VM) {
+	h, _ := decodeHandle(r.Handle)
+	if r.State != api.VMRunning {
+		r.State = api.VMRunning
+		d.saveVM(r)
+	}
+	d.watch(r, h)
+	d.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
+}
