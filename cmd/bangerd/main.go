@@ -74,7 +74,7 @@ func run(setupNet bool) error {
 	if err != nil {
 		return err
 	}
-	netw, closeNet, err := hostNetwork(ctx, cfg, st, logger, setupNet)
+	netw, closeNet, err := hostNetwork(ctx, cfg, layout, st, logger, setupNet)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"banger/internal/config"
 	"banger/internal/daemon"
 	"banger/internal/network"
+	"banger/internal/paths"
 	"banger/internal/store"
 	"banger/internal/vmm"
 	"banger/internal/vmm/qemu"
@@ -50,9 +51,11 @@ func agentBinary() string {
 // hostNetwork sets up banger's bridge when asked to and running as root
 // (a user's daemon relies on 'sudo banger system setup' instead) and
 // serves DNS for <vm>.vm.
-func hostNetwork(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, setup bool) (*daemon.HostNetwork, func(), error) {
+func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st *store.Store, log *slog.Logger, setup bool) (*daemon.HostNetwork, func(), error) {
 	if setup && os.Getuid() == 0 {
-		rep, err := network.SetupHost(ctx, cfg)
+		// The record of what was set up stays with this daemon's state,
+		// not in the system-wide place 'banger system setup' uses.
+		rep, err := network.SetupHost(ctx, cfg, network.WithStateDir(filepath.Join(layout.StateDir, "network")))
 		if err != nil {
 			return nil, nil, err
 		}

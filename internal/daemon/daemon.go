@@ -120,6 +120,11 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	if err := d.writeSSHConfig(); err != nil {
 		return err
 	}
+	if d.net != nil {
+		if err := d.net.CheckConfig(ctx, d.vmAlive(ctx)); err != nil {
+			return err
+		}
+	}
 	return d.reconcileVMs(ctx)
 }
 

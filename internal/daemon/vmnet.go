@@ -21,11 +21,14 @@ type Network interface {
 	KernelArgs(addr netip.Addr) []string
 	// Addr returns vm's leased address, if any.
 	Addr(ctx context.Context, vm string) (netip.Addr, bool)
+	// CheckConfig refuses network settings that changed under running VMs.
+	CheckConfig(ctx context.Context, running func(vm string) bool) error
 }
 
 // HostNetwork is the Network on banger's bridge and TAP pool.
 type HostNetwork struct {
 	cfg  config.Config
+	db   network.Store
 	ipam *network.IPAM
 	pool *network.Pool
 }
@@ -35,6 +38,7 @@ func NewHostNetwork(cfg config.Config, st *store.Store, uid int) *HostNetwork {
 	db := network.FromStore(st)
 	return &HostNetwork{
 		cfg:  cfg,
+		db:   db,
 		ipam: network.NewIPAM(db, cfg),
 		pool: network.NewPool(network.PoolOptions{Config: cfg, Store: db, UID: uid}),
 	}
@@ -65,4 +69,8 @@ func (n *HostNetwork) KernelArgs(addr netip.Addr) []string { return network.Kern
 func (n *HostNetwork) Addr(ctx context.Context, vm string) (netip.Addr, bool) {
 	a, ok, err := n.ipam.AddrOf(ctx, vm)
 	return a, ok && err == nil
+}
+
+func (n *HostNetwork) CheckConfig(ctx context.Context, running func(string) bool) error {
+	return network.CheckConfigChange(ctx, n.db, n.cfg, running)
 }

@@ -5,6 +5,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/store"
+	"banger/internal/vmm"
 )
 
 // reconcileVMs runs at start: VMs whose process still lives are adopted
@@ -50,4 +51,16 @@ func (d *Daemon) adopted(ctx context.Context, r store.VM) {
 	}
 	d.watch(r, h)
 	d.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
+}
+
+// vmAlive reports, by name, whether a VM's process still runs.
+func (d *Daemon) vmAlive(ctx context.Context) func(string) bool {
+	alive := map[string]bool{}
+	rows, _ := d.store.Read().VMs(ctx)
+	for _, r := range rows {
+		if h, _ := decodeHandle(r.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+			alive[r.Name] = true
+		}
+	}
+	return func(vm string) bool { return alive[vm] }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
+
+	"banger/internal/network"
 )
 
 func checkConfig(ctx context.Context, e *Env) Result {
@@ -104,6 +108,10 @@ func checkE2fsprogs(ctx context.Context, e *Env) Result {
 
 func checkTun(ctx context.Context, e *Env) Result {
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrPermission) {
+		// VMMs open their TAP through it as you; Debian makes it 0666.
+		return fail("/dev/net/tun is not usable: "+err.Error(), "sudo chmod 0666 /dev/net/tun")
+	}
 	if err != nil {
 		return fail("/dev/net/tun is not usable: "+err.Error(), "sudo modprobe tun")
 	}
@@ -111,34 +119,69 @@ func checkTun(ctx context.Context, e *Env) Result {
 	return pass("/dev/net/tun is usable")
 }
 
-func checkBridge(ctx context.Context, e *Env) Result {
-	name := e.Config.BridgeName
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return fail(fmt.Sprintf("bridge %s does not exist", name), "sudo banger system setup")
+// networkStatus is the host network's status, asked once per Run.
+func (e *Env) networkStatus(ctx context.Context) network.Status {
+	if e.netStatus == nil {
+		st := e.Network(ctx, e.Config)
+		e.netStatus = &st
 	}
-	addrs, _ := ifi.Addrs()
-	want := e.Config.BridgeIP.String()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.String() == want {
-			if ifi.Flags&net.FlagUp == 0 {
-				return fail(fmt.Sprintf("bridge %s is down", name), "sudo banger system setup")
-			}
-			return pass(fmt.Sprintf("bridge %s has %s", name, want))
-		}
-	}
-	return fail(fmt.Sprintf("bridge %s lacks address %s", name, want), "sudo banger system setup")
+	return *e.netStatus
 }
 
-func checkForward(ctx context.Context, e *Env) Result {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+// networkPiece turns one piece of the network status into a check.
+func networkPiece(name string) func(ctx context.Context, e *Env) Result {
+	return func(ctx context.Context, e *Env) Result {
+		p := e.networkStatus(ctx).Piece(name)
+		switch p.State {
+		case network.StateOK:
+			return pass(p.Detail)
+		case network.StateUnknown, network.StateOff:
+			return warn(p.Detail, p.Fix)
+		}
+		return fail(p.Detail, p.Fix)
+	}
+}
+
+// checkVMDNS reports whether <vm>.vm names resolve on the host: routed by
+// systemd-resolved to banger's DNS on the bridge, and answered by it.
+func checkVMDNS(ctx context.Context, e *Env) Result {
+	st := e.networkStatus(ctx)
+	switch p := st.Piece("resolved"); p.State {
+	case network.StateOK:
+	case network.StateOff, network.StateUnknown:
+		return warn(p.Detail, p.Fix)
+	default:
+		return fail(p.Detail, p.Fix)
+	}
+	bridgeDNS := net.JoinHostPort(e.Config.BridgeIP.String(), "53")
+	servers := e.Resolvers()
+	if len(servers) == 0 {
+		return warn("the host has no DNS server in /etc/resolv.conf", "")
+	}
+	err := e.ProbeDNS(ctx, servers[0])
+	if err == nil {
+		return pass(fmt.Sprintf("<vm>.%s names resolve on the host (%s routes them to banger's DNS on %s)", network.Domain, servers[0], bridgeDNS))
+	}
+	if derr := e.ProbeDNS(ctx, bridgeDNS); derr != nil {
+		return warn(fmt.Sprintf("banger's DNS does not answer on %s: %v", bridgeDNS, derr), "banger daemon start (the daemon serves *.vm names)")
+	}
+	if !st.BridgeCarrier {
+		return warn(fmt.Sprintf("no VM runs, so systemd-resolved ignores %s (no carrier) and *.%s lookups fail until one starts", e.Config.BridgeName, network.Domain), "")
+	}
+	return fail(fmt.Sprintf("*.%s lookups through %s do not reach banger's DNS: %v", network.Domain, servers[0], err), network.SetupCommand)
+}
+
+// resolvConfServers lists the nameservers of /etc/resolv.conf as host:port.
+func resolvConfServers() []string {
+	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
 	if err != nil {
-		return warn("cannot read ip_forward: "+err.Error(), "")
+		return nil
 	}
-	if strings.TrimSpace(string(b)) != "1" {
-		return fail("IPv4 forwarding is off, so VMs cannot reach the network", "sudo banger system setup")
+	out := make([]string, len(cc.Servers))
+	for i, s := range cc.Servers {
+		out[i] = net.JoinHostPort(s, cc.Port)
 	}
-	return pass("IPv4 forwarding is on")
+	return out
 }
 
 const gib = 1 << 30

@@ -4,9 +4,11 @@ package doctor
 
 import (
 	"context"
+	"os"
 	"os/exec"
 
 	"banger/internal/config"
+	"banger/internal/network"
 	"banger/internal/paths"
 )
 
@@ -38,6 +40,17 @@ type Env struct {
 	LookPath func(string) (string, error)
 	// KVMDevice is the KVM device path; empty means /dev/kvm.
 	KVMDevice string
+	// Network reports the host network's pieces; nil means
+	// network.System.Status for the config, owned by the current user.
+	Network func(ctx context.Context, cfg config.Config) network.Status
+	// ProbeDNS asks a DNS server (host:port) for banger's vm. zone; nil
+	// means network.ProbeDNS.
+	ProbeDNS func(ctx context.Context, server string) error
+	// Resolvers lists the host's DNS servers (host:port); nil reads
+	// /etc/resolv.conf.
+	Resolvers func() []string
+
+	netStatus *network.Status // Network's answer, asked once per Run
 }
 
 // Check is one named check.
@@ -54,8 +67,11 @@ func Checks() []Check {
 		{"vmm", checkVMM},
 		{"e2fsprogs", checkE2fsprogs},
 		{"tun", checkTun},
-		{"bridge", checkBridge},
-		{"ip-forward", checkForward},
+		{"bridge", networkPiece("bridge")},
+		{"taps", networkPiece("taps")},
+		{"ip-forward", networkPiece("ip-forward")},
+		{"nat", networkPiece("nat")},
+		{"vm-dns", checkVMDNS},
 		{"disk", checkDisk},
 		{"ssh-key", checkSSHKey},
 		{"daemon", checkDaemon},
@@ -69,6 +85,17 @@ func Run(ctx context.Context, e Env) []Result {
 	}
 	if e.KVMDevice == "" {
 		e.KVMDevice = "/dev/kvm"
+	}
+	if e.Network == nil {
+		e.Network = func(ctx context.Context, cfg config.Config) network.Status {
+			return network.NewSystem().Status(ctx, network.SpecFromConfig(cfg, os.Getuid(), os.Getgid()))
+		}
+	}
+	if e.ProbeDNS == nil {
+		e.ProbeDNS = network.ProbeDNS
+	}
+	if e.Resolvers == nil {
+		e.Resolvers = resolvConfServers
 	}
 	var out []Result
 	for _, c := range Checks() {

@@ -46,7 +46,7 @@ func CheckConfigChange(ctx context.Context, db Store, cfg config.Config, running
 		if len(live) > 0 {
 			return errdefs.Conflict("network settings changed while VMs still use the old network (%s; running: %s); "+
 				"put the old values back in config.toml, or stop those VMs first; then restart the daemon and run %s to rebuild the bridge",
-				strings.Join(changes, ", "), strings.Join(live, ", "), SetupCommand)
+				strings.Join(changes, ", "), strings.Join(live, ", "), setupQuoted)
 		}
 		return rebase(ctx, tx, leases, old, want)
 	})

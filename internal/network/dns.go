@@ -114,6 +114,23 @@ func (s *DNSServer) Close() error {
 	return errors.Join(errs...)
 }
 
+// ProbeDNS asks the DNS server at server (host:port) for the SOA of the
+// vm. zone and returns nil when banger's DNS answered it, directly or
+// through a resolver that routes *.vm to it.
+func ProbeDNS(ctx context.Context, server string) error {
+	m := new(dns.Msg).SetQuestion(Domain+".", dns.TypeSOA)
+	r, _, err := (&dns.Client{Timeout: dnsQueryMax}).ExchangeContext(ctx, m, server)
+	if err != nil {
+		return fmt.Errorf("asking %s for the %s. zone: %w", server, Domain, err)
+	}
+	if len(r.Answer) == 1 {
+		if soa, ok := r.Answer[0].(*dns.SOA); ok && soa.Ns == Domain+"." && soa.Mbox == "hostmaster."+Domain+"." {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s answered %s for the %s. zone, not banger's SOA", server, dns.RcodeToString[r.Rcode], Domain)
+}
+
 // listenBoth opens UDP and TCP on the same port; with port 0 it retries
 // until a port free for UDP is also free for TCP.
 func listenBoth(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
@@ -228,12 +245,19 @@ func (h *dnsHandler) forward(ctx context.Context, m *dns.Msg, q dns.Question, na
 
 // reverse answers names under the guest network's in-addr.arpa zone.
 func (h *dnsHandler) reverse(ctx context.Context, m *dns.Msg, q dns.Question, name string) error {
-	addr, full, ok := parseReverse(name)
-	if !ok || (full && !h.cidr.Contains(addr)) {
+	addr, octets, ok := parseReverse(name)
+	if !ok {
 		h.nxdomain(m, h.revZone)
 		return nil
 	}
-	if !full { // the zone apex, or an empty non-terminal inside it
+	if !netip.PrefixFrom(addr, octets*8).Overlaps(h.cidr) {
+		// In the enclosing octet zone but outside cidr (say cidr is a
+		// /20): not banger's to answer.
+		m.Authoritative = false
+		m.Rcode = dns.RcodeRefused
+		return nil
+	}
+	if octets < 4 { // the zone apex, or an empty non-terminal inside it
 		h.noData(m, q, h.revZone)
 		return nil
 	}
@@ -287,24 +311,25 @@ func reverseZone(p netip.Prefix) (string, int) {
 	return strings.Join(labels, ".") + ".", octets * 8
 }
 
-// parseReverse reads a name under in-addr.arpa: full reports a complete
-// four-octet address, ok=false a malformed name.
-func parseReverse(name string) (addr netip.Addr, full, ok bool) {
+// parseReverse reads a name under in-addr.arpa into the address it names
+// and how many octets it gives (4 for a full address); ok=false for a
+// malformed name.
+func parseReverse(name string) (addr netip.Addr, octets int, ok bool) {
 	rest, found := strings.CutSuffix(name, "in-addr.arpa.")
 	if !found {
-		return netip.Addr{}, false, false
+		return netip.Addr{}, 0, false
 	}
 	labels := dns.SplitDomainName(rest)
 	if len(labels) > 4 {
-		return netip.Addr{}, false, false
+		return netip.Addr{}, 0, false
 	}
 	var b [4]byte
 	for i, l := range labels {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 0 || n > 255 || (len(l) > 1 && l[0] == '0') {
-			return netip.Addr{}, false, false
+			return netip.Addr{}, 0, false
 		}
 		b[len(labels)-1-i] = byte(n)
 	}
-	return netip.AddrFrom4(b), len(labels) == 4, true
+	return netip.AddrFrom4(b), len(labels), true
 }

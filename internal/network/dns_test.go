@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,6 +186,50 @@ func TestReverseZone(t *testing.T) {
 	} {
 		if got, _ := reverseZone(netip.MustParsePrefix(tc.cidr).Masked()); got != tc.zone {
 			t.Errorf("reverseZone(%s) = %s, want %s", tc.cidr, got, tc.zone)
+		}
+	}
+}
+
+func TestProbeDNS(t *testing.T) {
+	ctx := context.Background()
+	ours := startDNS(t, NewIPAM(newMemStore(), config.Default()))
+	if err := ProbeDNS(ctx, ours); err != nil {
+		t.Errorf("ProbeDNS(banger's server): %v", err)
+	}
+	// Any other server, such as an upstream resolver that does not know .vm.
+	other := &dns.Server{Addr: "127.0.0.1:0", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		w.WriteMsg(new(dns.Msg).SetRcode(r, dns.RcodeNameError))
+	})}
+	started := make(chan struct{})
+	other.NotifyStartedFunc = func() { close(started) }
+	go other.ListenAndServe()
+	<-started
+	defer other.Shutdown()
+	if err := ProbeDNS(ctx, other.PacketConn.LocalAddr().String()); err == nil || !strings.Contains(err.Error(), "NXDOMAIN") {
+		t.Errorf("ProbeDNS(another server) = %v, want an error naming its NXDOMAIN", err)
+	}
+}
+
+func TestDNSReverseZoneOfAnUnalignedCIDR(t *testing.T) {
+	cfg := smallNet("10.1.0.0/20", "10.1.0.1")
+	ipam := NewIPAM(newMemStore(), cfg)
+	allocate(t, ipam, "web") // 10.1.0.2
+	s, err := ListenDNS(DNSOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Resolver: ipam, CIDR: cfg.CIDR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, want := range map[string]int{
+		"2.0.1.10.in-addr.arpa.":  dns.RcodeSuccess,   // web
+		"9.15.1.10.in-addr.arpa.": dns.RcodeNameError, // inside the /20, no VM
+		"5.20.1.10.in-addr.arpa.": dns.RcodeRefused,   // same /16 zone, outside the /20
+		"20.1.10.in-addr.arpa.":   dns.RcodeRefused,
+		"3.1.10.in-addr.arpa.":    dns.RcodeSuccess, // inside: no data
+		"x.0.1.10.in-addr.arpa.":  dns.RcodeNameError,
+	} {
+		r := query(t, s.Addr().String(), "udp", name, dns.TypePTR)
+		if r.Rcode != want {
+			t.Errorf("%s PTR: %s, want %s", name, dns.RcodeToString[r.Rcode], dns.RcodeToString[want])
 		}
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 )
@@ -157,7 +157,7 @@ type fakeSysctl struct {
 }
 
 func (f *fakeSysctl) Get(key string) (string, error) { return f.vals[key], nil }
-func (f *fakeSysctl) Set(key, v string) error       { f.vals[key] = v; f.sets++; return nil }
+func (f *fakeSysctl) Set(key, v string) error        { f.vals[key] = v; f.sets++; return nil }
 
 type fakeResolved struct {
 	available bool

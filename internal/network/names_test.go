@@ -59,3 +59,25 @@ func TestKernelArgs(t *testing.T) {
 		t.Errorf("KernelArgs = %q, want %q", got, want)
 	}
 }
+
+func TestResolvectlOutput(t *testing.T) {
+	for out, want := range map[string]string{
+		"Link 5 (banger0): 172.16.0.1\n": "172.16.0.1",
+		"Link 5 (banger0): ~vm\n":        "~vm",
+		"Link 5 (banger0): no\n":         "no",
+		"Link 5 (banger0):\n":            "",
+	} {
+		if got := linkValues(out); got != want {
+			t.Errorf("linkValues(%q) = %q, want %q", out, got, want)
+		}
+	}
+}
+
+func TestUnitContent(t *testing.T) {
+	u := unitContent("/home/a b/.local/bin/banger", testSpec())
+	for _, want := range []string{`ExecStart="/home/a b/.local/bin/banger" system setup --boot`, "After=network-pre.target systemd-resolved.service", "WantedBy=multi-user.target", "Type=oneshot"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("unit lacks %q:\n%s", want, u)
+		}
+	}
+}

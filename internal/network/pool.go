@@ -134,16 +134,12 @@ func (p *Pool) unusable(name string) string {
 func (p *Pool) exhausted(held []store.TapAssignment, problems []string) error {
 	if len(problems) > 0 {
 		return errdefs.Unavailable("no usable tap in the pool of bridge %s (%s); run %s to create or repair them",
-			p.bridge, strings.Join(problems, "; "), SetupCommand)
+			p.bridge, strings.Join(problems, "; "), setupQuoted)
 	}
 	vms := make([]string, len(held))
 	for i, a := range held {
 		vms[i] = a.VM
 	}
 	return errdefs.Unavailable("all %d taps of the pool are in use (by %s); stop a VM, or raise tap_pool_size in config.toml and run %s",
-		len(p.names), strings.Join(vms, ", "), SetupCommand)
+		len(p.names), strings.Join(vms, ", "), setupQuoted)
 }
-
-// SetupCommand is the command that creates or repairs the host network,
-// written so it works when banger is not on root's PATH.
-const SetupCommand = `'sudo "$(command -v banger)" system setup'`

@@ -43,7 +43,7 @@ func (s *System) ReadRecord() (*Record, error) {
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading setup record %s: %w; remove it and run %s", s.recordPath(), err, SetupCommand)
+		return nil, fmt.Errorf("reading setup record %s: %w; remove it and run %s", s.recordPath(), err, setupQuoted)
 	}
 	return &r, nil
 }

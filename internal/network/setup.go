@@ -154,7 +154,10 @@ func (s *System) ensureBridge(r *Report, spec Spec) error {
 		}
 		fixed = append(fixed, "added "+want.String())
 	}
-	if action == Unchanged && len(fixed) > 0 {
+	switch {
+	case action == Created:
+		fixed = nil
+	case len(fixed) > 0:
 		action = Changed
 	}
 	r.add("bridge", action, "%s with %s%s", spec.Bridge, want, suffix(fixed))
@@ -163,7 +166,7 @@ func (s *System) ensureBridge(r *Report, spec Spec) error {
 
 func notOurs(name string, l LinkInfo) error {
 	return errdefs.Conflict("interface %s (%s) exists but banger did not create it; set bridge_name in config.toml to a name not in use, then run %s",
-		name, l.Kind, SetupCommand)
+		name, l.Kind, setupQuoted)
 }
 
 func (s *System) ensureTaps(r *Report, spec Spec) error {
@@ -185,7 +188,7 @@ func (s *System) ensureTaps(r *Report, spec Spec) error {
 		if recreate {
 			if l.Carrier {
 				return errdefs.Conflict("tap %s belongs to %d:%d, not %d:%d, and a running VM uses it; stop that VM, then run %s again",
-					name, l.Tap.Owner, l.Tap.Group, spec.UID, spec.GID, SetupCommand)
+					name, l.Tap.Owner, l.Tap.Group, spec.UID, spec.GID, setupQuoted)
 			}
 			if err := s.links.Delete(name); err != nil {
 				return err
@@ -333,7 +336,7 @@ func (s *System) ensureUnit(r *Report, spec Spec, o SetupOptions, before string)
 		r.add("unit", Skipped, "not asked to install %s", UnitName)
 		return before, nil
 	case !s.units.Available():
-		r.add("unit", Skipped, "systemd is not running here; run %s again after each boot", SetupCommand)
+		r.add("unit", Skipped, "systemd is not running here; run %s again after each boot", setupQuoted)
 		return before, nil
 	}
 	content := unitContent(s.exe, spec)

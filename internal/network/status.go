@@ -33,6 +33,10 @@ type Status struct {
 	Spec   Spec          `json:"spec"`
 	Record *Record       `json:"record,omitempty"` // what the last setup did; nil if none
 	Pieces []PieceStatus `json:"pieces"`
+	// BridgeCarrier: a VM is attached to the bridge. systemd-resolved
+	// only uses links with carrier, so *.vm lookups on the host reach
+	// banger only while a VM runs (which is when there is a name to find).
+	BridgeCarrier bool `json:"bridge_carrier"`
 }
 
 // Piece returns the named piece's status.
@@ -54,6 +58,9 @@ func (st Status) Ready() bool {
 // root the nftables table cannot be read; that piece is then unknown.
 func (s *System) Status(ctx context.Context, spec Spec) Status {
 	rec, _ := s.ReadRecord()
+	if rec != nil && rec.Spec.Bridge == spec.Bridge && spec.Uplink == "" {
+		spec.Uplink = rec.Spec.Uplink // a setup --uplink choice is not in the config
+	}
 	st := Status{Spec: spec, Record: rec}
 	for _, check := range []func(Spec) PieceStatus{s.bridgeStatus, s.tapsStatus, s.forwardStatus, s.natStatus, s.resolvedStatus, s.unitStatus} {
 		p := check(spec)
@@ -61,6 +68,9 @@ func (s *System) Status(ctx context.Context, spec Spec) Status {
 			p.Fix = SetupCommand
 		}
 		st.Pieces = append(st.Pieces, p)
+	}
+	if l, err := s.links.Link(spec.Bridge); err == nil {
+		st.BridgeCarrier = l.Carrier
 	}
 	return st
 }
@@ -78,7 +88,7 @@ func (s *System) bridgeStatus(spec Spec) PieceStatus {
 		return piece("bridge", StateUnknown, "%v", err)
 	case l.Kind != "bridge" || l.Alias != bridgeAlias:
 		p := piece("bridge", StateWrong, "%s is a %s interface banger did not create", spec.Bridge, l.Kind)
-		p.Fix = "set bridge_name in config.toml to a name not in use, then run " + SetupCommand
+		p.Fix = "set bridge_name in config.toml to a name not in use, then run " + setupQuoted
 		return p
 	case !slices.Contains(l.Addrs, spec.bridgeAddr()):
 		return piece("bridge", StateWrong, "bridge %s lacks address %s", spec.Bridge, spec.bridgeAddr())
@@ -94,11 +104,12 @@ func (s *System) bridgeStatus(spec Spec) PieceStatus {
 
 func (s *System) tapsStatus(spec Spec) PieceStatus {
 	var problems []string
-	inUse := 0
+	inUse, missing := 0, 0
 	for _, name := range TapNames(spec.Bridge, spec.Taps) {
 		l, err := s.links.Link(name)
 		switch {
 		case errors.Is(err, ErrLinkNotFound):
+			missing++
 			problems = append(problems, name+" is missing")
 		case err != nil:
 			problems = append(problems, err.Error())
@@ -114,12 +125,11 @@ func (s *System) tapsStatus(spec Spec) PieceStatus {
 			inUse++
 		}
 	}
+	if missing == spec.Taps {
+		return piece("taps", StateMissing, "none of the %d taps %s ... %s exist", spec.Taps, TapName(spec.Bridge, 0), TapName(spec.Bridge, spec.Taps-1))
+	}
 	if len(problems) > 0 {
-		state := StateWrong
-		if len(problems) == spec.Taps && strings.HasSuffix(problems[0], " is missing") {
-			state = StateMissing
-		}
-		return piece("taps", state, "%s", strings.Join(problems, "; "))
+		return piece("taps", StateWrong, "%s", strings.Join(problems, "; "))
 	}
 	return piece("taps", StateOK, "%d taps (%s ... %s) on %s owned by uid %d, %d in use",
 		spec.Taps, TapName(spec.Bridge, 0), TapName(spec.Bridge, spec.Taps-1), spec.Bridge, spec.UID, inUse)
@@ -175,7 +185,7 @@ func (s *System) resolvedStatus(spec Spec) PieceStatus {
 func (s *System) unitStatus(spec Spec) PieceStatus {
 	if !s.units.Available() {
 		p := piece("unit", StateOff, "systemd is not running here, so nothing rebuilds the network at boot")
-		p.Fix = "run " + SetupCommand + " after each boot"
+		p.Fix = "run " + setupQuoted + " after each boot"
 		return p
 	}
 	rec, _ := s.ReadRecord()

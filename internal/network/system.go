@@ -10,6 +10,13 @@ import (
 	"banger/internal/config"
 )
 
+// SetupCommand creates or repairs the host network; written so it works
+// when banger is not on root's PATH (it usually lives in ~/.local/bin).
+const SetupCommand = `sudo "$(command -v banger)" system setup`
+
+// setupQuoted is SetupCommand for use inside a sentence.
+const setupQuoted = "'" + SetupCommand + "'"
+
 // Spec is the host network 'banger system setup' builds.
 type Spec struct {
 	Bridge   string       `json:"bridge"`

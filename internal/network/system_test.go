@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -84,6 +85,10 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	}
 
 	linkChanges, applies, sets, rcalls, installs := h.links.changes, h.fw.applies, h.sysctl.sets, h.resolved.calls, h.units.installs
+	recBefore, err := os.ReadFile(h.sys.recordPath())
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err = h.sys.Setup(ctx, spec, SetupOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +98,9 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	}
 	if h.links.changes != linkChanges || h.fw.applies != applies || h.sysctl.sets != sets || h.resolved.calls != rcalls || h.units.installs != installs {
 		t.Error("second setup touched the host")
+	}
+	if recAfter, _ := os.ReadFile(h.sys.recordPath()); string(recAfter) != string(recBefore) {
+		t.Errorf("second setup rewrote the record:\n%s\n->\n%s", recBefore, recAfter)
 	}
 	rec, err := h.sys.ReadRecord()
 	if err != nil || rec == nil || !rec.ForwardEnabled || !rec.Resolved || rec.Unit != UnitName || rec.Spec != spec {
