@@ -1,0 +1,274 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/errdefs"
+	"banger/internal/ext4"
+	"banger/internal/paths"
+	"banger/internal/store"
+	"banger/internal/vmm"
+	"banger/internal/vmm/vmmfake"
+)
+
+// world is a daemon on temporary state with the fake VMM driver.
+type world struct {
+	t      *testing.T
+	d      *Daemon
+	drv    *vmmfake.Driver
+	st     *store.Store
+	opts   Options
+	agent  []byte
+	rootfs string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	for _, tool := range []string{"mkfs.ext4", "debugfs", "e2fsck"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	rt, err := os.MkdirTemp("", "bgd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	layout := paths.New(filepath.Join(dir, "config"), filepath.Join(dir, "state"), filepath.Join(dir, "cache"), rt)
+	if err := layout.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), layout.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	w := &world{t: t, st: st, drv: vmmfake.New(filepath.Join(dir, "guests")), agent: []byte("#!agent binary stand-in\n")}
+	agentPath := filepath.Join(dir, "banger-vsock-agent")
+	os.WriteFile(agentPath, w.agent, 0o755)
+	stop := vmm.StopTimeouts{Agent: 2 * time.Second, VMM: 2 * time.Second, Term: time.Second}
+	w.opts = Options{
+		Layout: layout, Config: config.Default(), Store: st, Logger: slog.New(slog.DiscardHandler),
+		Driver: w.drv, AgentBinary: agentPath, SSHPublicKey: "ssh-ed25519 AAAAtestkey banger\n",
+		BootTimeout: 2 * time.Second, StopTimeouts: &stop,
+	}
+	w.restart()
+	t.Cleanup(func() {
+		w.d.Close()
+		for _, h := range w.drv.Live() {
+			syscall.Kill(h.PID, syscall.SIGKILL)
+		}
+	})
+	w.registerImage("default")
+	return w
+}
+
+// restart replaces the daemon with a new instance on the same state, as
+// after a daemon restart; VM processes keep running.
+func (w *world) restart() {
+	w.t.Helper()
+	if w.d != nil {
+		w.d.Close()
+	}
+	d, err := New(context.Background(), w.opts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.d = d
+}
+
+func (w *world) registerImage(name string) {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	root, kernel := filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "vmlinux")
+	if err := ext4.Create(context.Background(), root, 32<<20, "root"); err != nil {
+		w.t.Fatal(err)
+	}
+	hdr := make([]byte, 64)
+	copy(hdr, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	hdr[16], hdr[18], hdr[20] = 2, 62, 1
+	os.WriteFile(kernel, hdr, 0o644)
+	if _, err := w.d.RegisterImage(context.Background(), api.RegisterImageRequest{Name: name, Rootfs: root, Kernel: kernel}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.rootfs = root
+}
+
+func (w *world) create(name string) api.VM {
+	w.t.Helper()
+	vm, err := w.d.CreateVM(context.Background(), api.CreateVMRequest{Name: name, DiskBytes: 64 << 20}, nil)
+	if err != nil {
+		w.t.Fatalf("CreateVM(%s): %v", name, err)
+	}
+	return vm
+}
+
+// assertGone checks that nothing of vm is left.
+func (w *world) assertGone(name string) {
+	w.t.Helper()
+	if _, err := w.d.VM(context.Background(), name); !errors.Is(err, errdefs.ErrNotFound) {
+		w.t.Errorf("vm %s still has a row (err %v)", name, err)
+	}
+	for _, dir := range []string{w.opts.Layout.VMsDir, filepath.Join(w.opts.Layout.RuntimeDir, "vm")} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			w.t.Errorf("leftover %s in %s", e.Name(), dir)
+		}
+	}
+	if live := w.drv.Live(); len(live) != 0 {
+		w.t.Errorf("%d VMM process(es) still running", len(live))
+	}
+	kh, _ := os.ReadFile(filepath.Join(w.opts.Layout.SSHDir, "known_hosts"))
+	if strings.Contains(string(kh), name+".vm") {
+		w.t.Errorf("known_hosts still pins %s.vm", name)
+	}
+}
+
+func TestVMCreateStopStartDelete(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	vm := w.create("dev")
+	if vm.State != api.VMRunning || vm.PID == 0 {
+		t.Fatalf("created vm = %+v, want running with a pid", vm)
+	}
+	root := filepath.Join(vm.Dir, rootfsFile)
+	if got, err := ext4.ReadFile(ctx, root, GuestAgentPath); err != nil || string(got) != string(w.agent) {
+		t.Errorf("agent in the vm's rootfs = %q, %v; want the daemon's agent binary", got, err)
+	}
+	if got, _ := ext4.ReadFile(ctx, w.rootfs, GuestAgentPath); len(got) != 0 {
+		t.Error("the agent was written into the image's own rootfs, not the vm's clone")
+	}
+	if got, err := ext4.ReadFile(ctx, filepath.Join(vm.Dir, workFile), "/.ssh/authorized_keys"); err != nil || !strings.Contains(string(got), "AAAAtestkey") {
+		t.Errorf("authorized_keys on the work disk = %q, %v", got, err)
+	}
+	kh, _ := os.ReadFile(filepath.Join(w.opts.Layout.SSHDir, "known_hosts"))
+	if !strings.Contains(string(kh), "dev.vm ssh-ed25519 ") {
+		t.Errorf("known_hosts does not pin dev.vm:\n%s", kh)
+	}
+	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "dev"}, nil); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("duplicate create err = %v, want conflict", err)
+	}
+	if err := w.d.DeleteImage(ctx, "default", false); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "dev") {
+		t.Errorf("deleting an image in use: %v, want a conflict naming the vm", err)
+	}
+
+	stopped, err := w.d.StopVM(ctx, "dev")
+	if err != nil || stopped.State != api.VMStopped || stopped.PID != 0 {
+		t.Fatalf("StopVM = %+v, %v", stopped, err)
+	}
+	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+		t.Error("VMM process still alive after stop")
+	}
+	started, err := w.d.StartVM(ctx, "dev", nil)
+	if err != nil || started.State != api.VMRunning || started.PID == vm.PID {
+		t.Fatalf("StartVM = %+v, %v", started, err)
+	}
+	if w.drv.Boots() != 2 {
+		t.Errorf("boots = %d, want 2", w.drv.Boots())
+	}
+	if err := w.d.DeleteVM(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	w.assertGone("dev")
+}
+
+func TestVMCreateFailureAtEachStepLeavesNothing(t *testing.T) {
+	for _, step := range []string{vmmfake.StepCreate, vmmfake.StepStart, vmmfake.StepAgent} {
+		t.Run(step, func(t *testing.T) {
+			w := newWorld(t)
+			w.drv.Fail(step, vmmfake.ErrInjected)
+			_, err := w.d.CreateVM(context.Background(), api.CreateVMRequest{Name: "broken", DiskBytes: 64 << 20}, nil)
+			if err == nil {
+				t.Fatal("CreateVM succeeded despite the injected failure")
+			}
+			if step == vmmfake.StepAgent && !strings.Contains(err.Error(), "did not answer") {
+				t.Errorf("agent timeout error = %v; want it to say the agent did not answer", err)
+			}
+			w.assertGone("broken")
+		})
+	}
+}
+
+func TestVMProcessDeathIsNoticed(t *testing.T) {
+	w := newWorld(t)
+	vm := w.create("crashy")
+	syscall.Kill(vm.PID, syscall.SIGKILL)
+	waitState(t, w.d, "crashy", api.VMStopped)
+	evs, _ := w.d.Events(context.Background(), "vm/crashy", 0, 10)
+	if len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Message, "stopped on its own") {
+		t.Errorf("events = %+v; want one saying the vm stopped on its own", evs)
+	}
+}
+
+func TestVMReadoptedAfterDaemonRestart(t *testing.T) {
+	w := newWorld(t)
+	a := w.create("alive")
+	b := w.create("dies")
+	w.d.Close()
+	syscall.Kill(b.PID, syscall.SIGKILL)
+	time.Sleep(50 * time.Millisecond)
+	w.restart()
+	got, err := w.d.VM(context.Background(), "alive")
+	if err != nil || got.State != api.VMRunning || got.PID != a.PID {
+		t.Fatalf("after restart alive = %+v, %v; want running with pid %d", got, err, a.PID)
+	}
+	waitState(t, w.d, "dies", api.VMStopped)
+	// The adopted VM is watched again: its death is noticed.
+	syscall.Kill(a.PID, syscall.SIGKILL)
+	waitState(t, w.d, "alive", api.VMStopped)
+	// And it can be reached again once started.
+	if _, err := w.d.StartVM(context.Background(), "alive", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.d.Ports(context.Background(), "alive"); err != nil {
+		t.Errorf("Ports through the agent after restart: %v", err)
+	}
+}
+
+func TestVMBadRequests(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	cases := []struct {
+		req  api.CreateVMRequest
+		kind error
+		want string
+	}{
+		{api.CreateVMRequest{Name: "Bad_Name"}, errdefs.ErrInvalid, "DNS label"},
+		{api.CreateVMRequest{Name: "x", Image: "nope"}, errdefs.ErrNotFound, "banger image list"},
+		{api.CreateVMRequest{Name: "x", CPUs: 99}, errdefs.ErrInvalid, "--cpus"},
+		{api.CreateVMRequest{Name: "x", MemoryMiB: 16}, errdefs.ErrInvalid, "--memory"},
+	}
+	for _, tc := range cases {
+		_, err := w.d.CreateVM(ctx, tc.req, nil)
+		if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CreateVM(%+v) = %v; want %v mentioning %q", tc.req, err, tc.kind, tc.want)
+		}
+	}
+	w.assertGone("x")
+}
+
+func waitState(t *testing.T, d *Daemon, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		vm, err := d.VM(context.Background(), name)
+		if err == nil && vm.State == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	vm, _ := d.VM(context.Background(), name)
+	t.Fatalf("vm %s state = %s, want %s", name, vm.State, want)
+}

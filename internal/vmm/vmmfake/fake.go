@@ -1,0 +1,193 @@
+// Package vmmfake is a vmm.Driver for tests that cannot boot guests: the
+// "VMM process" is a real sleeping process (so pid, start time, signals,
+// waiting and re-adoption behave as for a real VMM) and the "guest" is a
+// real banger agent served in-process over a pipe. Steps can be told to
+// fail, so daemon tests reach every undo path without a VM.
+package vmmfake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"banger/internal/agent"
+	"banger/internal/guest"
+	"banger/internal/vmm"
+)
+
+// Step names for Fail.
+const (
+	StepCreate = "create"
+	StepStart  = "start"
+	StepAgent  = "agent" // the agent never answers
+)
+
+// Driver is the fake driver. The zero value is not usable; call New.
+type Driver struct {
+	dir string // guest state lives under dir/<pid>
+
+	mu      sync.Mutex
+	fail    map[string]error
+	srvs    map[int]*guest.Server
+	boots   int
+	handles []*vmm.Handle
+}
+
+// New returns a driver keeping guest state under dir.
+func New(dir string) *Driver {
+	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guest.Server{}}
+}
+
+var _ vmm.Driver = (*Driver)(nil)
+
+// Fail makes step fail with err from now on (nil clears it).
+func (d *Driver) Fail(step string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		delete(d.fail, step)
+		return
+	}
+	d.fail[step] = err
+}
+
+func (d *Driver) failing(step string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fail[step]
+}
+
+// Boots counts successful Starts.
+func (d *Driver) Boots() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.boots
+}
+
+func (d *Driver) Name() string                                   { return "fake" }
+func (d *Driver) Capabilities(context.Context) vmm.Capabilities  { return vmm.Capabilities{KVM: true} }
+func (d *Driver) Wait(ctx context.Context, h *vmm.Handle) error  { return vmm.WaitExit(ctx, h) }
+func (d *Driver) Kill(ctx context.Context, h *vmm.Handle) error  { return d.powerOff(ctx, h) }
+func (d *Driver) Stop(ctx context.Context, h *vmm.Handle) error  { return d.powerOff(ctx, h) }
+func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error { return d.alive(h) }
+func (d *Driver) Start(ctx context.Context, h *vmm.Handle) error { return d.start(h) }
+func (d *Driver) alive(h *vmm.Handle) error                      { return vmm.CheckAlive(h) }
+
+// Create starts the stand-in VMM process.
+func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error) {
+	if err := d.failing(StepCreate); err != nil {
+		return nil, err
+	}
+	for _, disk := range spec.Disks {
+		if _, err := os.Stat(disk.Path); err != nil {
+			return nil, fmt.Errorf("checking disk %s: %w", disk.ID, err)
+		}
+	}
+	cmd := exec.Command("sleep", "3600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go cmd.Wait() // reap it whoever kills it
+	st, err := vmm.ProcStartTime(cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	h := &vmm.Handle{Driver: "fake", PID: cmd.Process.Pid, StartTime: st, RuntimeDir: spec.RuntimeDir}
+	d.mu.Lock()
+	d.handles = append(d.handles, h)
+	d.mu.Unlock()
+	return h, nil
+}
+
+// Live returns the handles of stand-in VMM processes still running.
+func (d *Driver) Live() []*vmm.Handle {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*vmm.Handle
+	for _, h := range d.handles {
+		if vmm.Alive(h.PID, h.StartTime) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (d *Driver) start(h *vmm.Handle) error {
+	if err := vmm.CheckAlive(h); err != nil {
+		return err
+	}
+	if err := d.failing(StepStart); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.boots++
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Driver) powerOff(ctx context.Context, h *vmm.Handle) error {
+	if err := vmm.Signal(h, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return vmm.WaitExit(ctx, h)
+}
+
+// DialAgent connects a pipe to the VM's in-process agent.
+func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error) {
+	if err := vmm.CheckAlive(h); err != nil {
+		return nil, err
+	}
+	if err := d.failing(StepAgent); err != nil {
+		return nil, err
+	}
+	srv, err := d.server(h)
+	if err != nil {
+		return nil, err
+	}
+	host, guestEnd := net.Pipe()
+	go srv.ServeConn(context.Background(), guestEnd)
+	return host, nil
+}
+
+// server returns the guest agent of h's "VM", one per process.
+func (d *Driver) server(h *vmm.Handle) (*guest.Server, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.srvs[h.PID]; s != nil {
+		return s, nil
+	}
+	root := filepath.Join(d.dir, fmt.Sprint(h.PID))
+	s, err := guest.New(guest.Config{
+		Paths: guest.Paths{
+			StateDir: filepath.Join(root, "state"), ConfigDir: filepath.Join(root, "etc"),
+			Home: filepath.Join(root, "home"), SSHDir: filepath.Join(root, "ssh"),
+		},
+		InitMode: agent.InitModeDev,
+		SSH:      fakeSSH{},
+		Power: func(bool) error {
+			return d.powerOff(context.Background(), h)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.srvs[h.PID] = s
+	return s, nil
+}
+
+type fakeSSH struct{}
+
+func (fakeSSH) Kind() string { return "builtin" }
+func (fakeSSH) HostKeys() (agent.HostKeys, error) {
+	return agent.HostKeys{Server: "builtin", Keys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly0000000000000000000"}}, nil
+}
+
+// ErrInjected is a convenient error for Fail.
+var ErrInjected = errors.New("injected failure")
