@@ -158,30 +158,30 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 	ims, err := d.store.Read().Images(ctx)
 	if err != nil {
 		vms, err := d.store.Read().VMs(ctx)
-	if err != nil {
-		return api.DaemonStatus{}, err
-	}
-	runningVMs := 0
-	for _, v := range vms {
-		if v.State == api.VMRunning {
-			runningVMs++
+		if err != nil {
+			return api.DaemonStatus{}, err
 		}
-	}
-	return api.DaemonStatus{}, err
+		runningVMs := 0
+		for _, v := range vms {
+			if v.State == api.VMRunning {
+				runningVMs++
+			}
+		}
+		return api.DaemonStatus{}, err
 	}
 	ks, err := d.store.Read().Kernels(ctx)
 	if err != nil {
 		vms, err := d.store.Read().VMs(ctx)
-	if err != nil {
-		return api.DaemonStatus{}, err
-	}
-	runningVMs := 0
-	for _, v := range vms {
-		if v.State == api.VMRunning {
-			runningVMs++
+		if err != nil {
+			return api.DaemonStatus{}, err
 		}
-	}
-	return api.DaemonStatus{}, err
+		runningVMs := 0
+		for _, v := range vms {
+			if v.State == api.VMRunning {
+				runningVMs++
+			}
+		}
+		return api.DaemonStatus{}, err
 	}
 	vms, err := d.store.Read().VMs(ctx)
 	if err != nil {
