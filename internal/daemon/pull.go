@@ -71,6 +71,12 @@ func (d *Daemon) PullImage(ctx context.Context, req api.PullImageRequest, p prog
 		if _, err := tx.Image(ctx, name); err == nil {
 			return errdefs.Conflict("image %q was created while pulling; delete it with 'banger image delete %s' and pull again", name, name)
 		}
+		if k != nil {
+			// 'banger kernel rm' checks for images in its own transaction.
+			if _, err := tx.Kernel(ctx, k.Name); err != nil {
+				return errdefs.Conflict("kernel %q was removed while pulling; pull it again with 'banger kernel pull %s' and retry", k.Name, k.Name)
+			}
+		}
 		return tx.PutImage(ctx, im)
 	})
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -57,6 +55,9 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 		return Result{}, errdefs.Invalid("--size %s is more than the %s free in %s; pass a smaller --size or free some disk space", human(o.Size), human(free), o.Dir)
 	}
 	out := filepath.Join(o.Dir, RootfsName)
+	if _, err := os.Lstat(out); err == nil {
+		return Result{}, fmt.Errorf("%s already exists; build into an empty directory", out)
+	}
 	defer func() {
 		if err != nil {
 			os.Remove(out)
@@ -72,7 +73,7 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 	if err != nil {
 		return Result{}, errdefs.Invalid("the image cannot be stored as ext4: %v", err)
 	}
-	maxSize, err := fitSize(st, o, out)
+	maxSize, err := fitSize(st, o)
 	if err != nil {
 		return Result{}, err
 	}
@@ -89,36 +90,4 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 		return Result{}, err
 	}
 	return Result{Path: out, Size: size, Content: st.content, Files: st.inodes}, nil
-}
-
-// fitSize checks the estimated filesystem against --size and the disk,
-// and returns the bound tar2ext4 enforces while writing.
-func fitSize(st stats, o BuildOptions, out string) (int64, error) {
-	groups := (st.blocks + dataBlocksPerGroup - 1) / dataBlocksPerGroup
-	estimate := (st.blocks + groups*(inodeTableBlocks+2) + 2) * blockSize
-	if o.Size > 0 {
-		if min := minSize(estimate); min > o.Size {
-			return 0, errdefs.Invalid("--size %s is too small: the image needs at least %s; pass a larger --size or omit it for a content-aware size", human(o.Size), human(roundUp(min, 1<<20)))
-		}
-		return o.Size, nil
-	}
-	free, err := freeSpace(o.Dir)
-	if err != nil {
-		return 0, err
-	}
-	if room := free - keepFree(free); estimate > room {
-		return 0, errdefs.Invalid("the image needs about %s but only %s is free in %s; free some disk space", human(estimate), human(max(room, 0)), o.Dir)
-	}
-	return min(free, maxFilesystemSize), nil
-}
-
-// keepFree is the disk space a build leaves to everyone else.
-func keepFree(free int64) int64 { return min(1<<30, free/10) }
-
-func freeSpace(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("checking free space in %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * st.Bsize, nil
 }

@@ -61,17 +61,23 @@ func finish(ctx context.Context, img string, want int64, r reservation, p progre
 	return size, syncFile(img)
 }
 
-// clearReserve zeroes the placeholder directory's inode; the e2fsck that
-// follows then drops its directory entry and frees the placeholders as
-// unattached empty inodes, leaving the inode tables at the size they
-// were written with.
+// clearReserve zeroes the placeholder directory's inode and unlinks
+// it; the e2fsck that follows frees the placeholders as unattached empty
+// inodes, leaving the inode tables at the size they were written with.
 func clearReserve(ctx context.Context, img string, r reservation) error {
-	out, err := tool(ctx, "debugfs", "-w", "-R", "clri /"+r.dir, img)
-	if err != nil {
-		return err
+	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", img)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Stdin = strings.NewReader("clri /" + r.dir + "\nunlink /" + r.dir + "\n")
+	var stderr tail
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("freeing placeholder inodes: debugfs: %v: %s", err, stderr.String())
 	}
-	// debugfs reports request errors on stderr and still exits 0.
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+	// debugfs reports failed requests on stderr and still exits 0.
+	for _, line := range strings.Split(stderr.String(), "\n") {
 		if line != "" && !strings.HasPrefix(line, "debugfs ") {
 			return fmt.Errorf("freeing placeholder inodes: debugfs: %s", line)
 		}

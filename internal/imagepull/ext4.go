@@ -22,8 +22,10 @@ import (
 // with almost no free inodes. When the image is that sparse we add empty
 // placeholder files until each group has minInodesPerGroup inodes (one
 // per 32 KiB, half of mkfs's default density), and free them afterwards
-// (ext4 keeps the table size; see clearReserve).
+// (ext4 keeps the table size; see clearReserve). Placeholders cost about
+// 70 µs each, so a huge image of few files gets at most maxReserve.
 const (
+	maxReserve         = 1 << 16
 	blocksPerGroup     = 32768
 	minInodesPerGroup  = 4096
 	inodeTableBlocks   = minInodesPerGroup * 256 / blockSize
@@ -66,8 +68,10 @@ func (t *tree) planReserve(st stats) reservation {
 	for t.root.kids[dir] != nil {
 		dir += "_"
 	}
-	return reservation{dir: dir, files: want + 1} // +1: the directory itself is freed too
+	return reservation{dir: dir, files: min(want, maxReserve) + 1} // +1: the directory itself is freed too
 }
+
+var errStopped = errors.New("ext4 conversion stopped")
 
 // convert writes f as a compact ext4 image at out with tar2ext4, bounded
 // by maxSize. c counts file data.
@@ -85,8 +89,8 @@ func convert(ctx context.Context, f *flattened, out string, maxSize int64, r res
 		werr <- err
 	}()
 	err = tar2ext4.ConvertTarToExt4(pr, file, tar2ext4.MaximumDiskSize(maxSize))
-	pr.CloseWithError(errors.New("ext4 conversion stopped"))
-	if wErr := <-werr; wErr != nil && (err == nil || ctx.Err() != nil) {
+	pr.CloseWithError(errStopped) // unblocks the writer if conversion failed
+	if wErr := <-werr; wErr != nil && !errors.Is(wErr, errStopped) && (err == nil || ctx.Err() != nil) {
 		err = wErr
 	}
 	if err != nil {
@@ -99,74 +103,4 @@ func convert(ctx context.Context, f *flattened, out string, maxSize int64, r res
 		return fmt.Errorf("writing ext4: %w", err)
 	}
 	return file.Close()
-}
-
-// journalBlocks is e2fsprogs' default journal size for a filesystem of
-// blocks 4 KiB blocks (ext2fs_default_journal_size).
-func journalBlocks(blocks int64) int64 {
-	switch {
-	case blocks < 2048:
-		return 0
-	case blocks < 32768:
-		return 1024
-	case blocks < 256*1024:
-		return 4096
-	case blocks < 512*1024:
-		return 8192
-	case blocks < 4096*1024:
-		return 16384
-	case blocks < 8192*1024:
-		return 32768
-	case blocks < 16384*1024:
-		return 65536
-	case blocks < 32768*1024:
-		return 131072
-	}
-	return 262144
-}
-
-// Headroom of a content-aware size: the larger of 1 GiB and half the
-// content, so a fresh VM can install packages, rounded up to 64 MiB.
-const (
-	minHeadroom = 1 << 30
-	sizeRound   = 64 << 20
-)
-
-// targetSize picks the filesystem size for used bytes of filesystem
-// (tar2ext4's compact image): want when set, else content-aware.
-func targetSize(used, want int64) (int64, error) {
-	if want > 0 {
-		size := want &^ (blockSize - 1)
-		min := minSize(used)
-		if size < min {
-			return 0, errdefs.Invalid("--size %s is too small: the image needs at least %s; pass a larger --size or omit it for a content-aware size", human(want), human(roundUp(min, 1<<20)))
-		}
-		return size, nil
-	}
-	size := used + max(minHeadroom, used/2)
-	size += journalBlocks(size/blockSize) * blockSize
-	return roundUp(size, sizeRound), nil
-}
-
-// minSize is the smallest filesystem for used bytes: the content, its
-// journal and 5% free.
-func minSize(used int64) int64 {
-	size := used + used/20 + (16 << 20)
-	return size + journalBlocks(size/blockSize)*blockSize
-}
-
-func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
-
-// human renders a byte count the way the CLI does.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -16,6 +16,7 @@ func TestPullMultiLayer(t *testing.T) {
 	reg := newRegistry(t, nil)
 	capability := "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 	base := layerOf(t,
+		ent{name: "./", typ: tar.TypeDir, mode: 0o711},
 		dir("bin"), dir("etc"), dir("usr"), dir("usr/lib"), dir("var"), dir("var/cache"), dir("tmp"),
 		ent{name: "tmp", typ: tar.TypeDir, mode: 0o1777},
 		ent{name: "bin/sh", body: "#!shell", mode: 0o755},
@@ -61,13 +62,14 @@ func TestPullMultiLayer(t *testing.T) {
 		path string
 		want inodeInfo
 	}{
+		{"/", inodeInfo{typ: "directory", mode: "0711", uid: "0", gid: "0"}},
 		{"/tmp", inodeInfo{typ: "directory", mode: "01777", uid: "0", gid: "0"}},
 		{"/bin/su", inodeInfo{typ: "regular", mode: "04750", uid: "0", gid: "10"}},
 		{"/etc/shadow", inodeInfo{typ: "regular", mode: "0640", uid: "0", gid: "42"}},
 		{"/home/ann", inodeInfo{typ: "directory", mode: "0700", uid: "1000", gid: "1000"}},
 		{"/home/ann/notes", inodeInfo{typ: "regular", mode: "0600", uid: "1000", gid: "1000"}},
-		{"/dev/null", inodeInfo{typ: "character", mode: "0666", uid: "0", gid: "0", devMajor: "1", devMinor: "3"}},
-		{"/dev/sda", inodeInfo{typ: "block", mode: "0660", uid: "0", gid: "6", devMajor: "8", devMinor: "0"}},
+		{"/dev/null", inodeInfo{typ: "character special", mode: "0666", uid: "0", gid: "0", devMajor: "01", devMinor: "03"}},
+		{"/dev/sda", inodeInfo{typ: "block special", mode: "0660", uid: "0", gid: "6", devMajor: "08", devMinor: "00"}},
 		{"/dev/initctl", inodeInfo{typ: "FIFO", mode: "0600", uid: "0", gid: "0"}},
 		{"/lib", inodeInfo{typ: "symlink", mode: "0777", uid: "0", gid: "0", fastLinkTo: "usr/lib"}},
 	} {

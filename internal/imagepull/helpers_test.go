@@ -148,21 +148,19 @@ func newRegistry(t testing.TB, wrap func(http.Handler) http.Handler) *testRegist
 	return r
 }
 
-// push writes img as host/repo:tag, bypassing any wrapper's auth.
-func (r *testRegistry) push(t testing.TB, repoTag string, img v1.Image) string {
+// push writes img as host/repo:tag.
+func (r *testRegistry) push(t testing.TB, repoTag string, img v1.Image, opts ...remote.Option) string {
 	t.Helper()
 	ref := r.host + "/" + repoTag
 	r2, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(r2, img, pushAuth...); err != nil {
+	if err := remote.Write(r2, img, opts...); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 	return ref
 }
-
-var pushAuth []remote.Option
 
 // pullInto runs Resolve, Fetch and Build into a fresh directory and
 // returns the rootfs path.
@@ -181,6 +179,9 @@ func pullInto(t testing.TB, p *Puller, ref string, o BuildOptions) (*Image, Resu
 		o.Dir = t.TempDir()
 	}
 	res, err := Build(ctx, img.Layers, o)
+	if err == nil {
+		fsckClean(t, res.Path) // every image a test produces
+	}
 	return img, res, err
 }
 
@@ -208,7 +209,11 @@ func buildLayers(t testing.TB, o BuildOptions, layers ...[]byte) (Result, error)
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	return Build(context.Background(), ls, o)
+	res, err := Build(context.Background(), ls, o)
+	if err == nil {
+		fsckClean(t, res.Path) // every image a test produces
+	}
+	return res, err
 }
 
 func requireE2fs(t testing.TB) {
@@ -251,7 +256,7 @@ type inodeInfo struct {
 }
 
 var (
-	reStatHead = regexp.MustCompile(`Inode: (\d+)\s+Type: (\S+)\s+Mode:\s+(\d+)`)
+	reStatHead = regexp.MustCompile(`Inode: (\d+)\s+Type: (\S+(?: special)?)\s+Mode:\s+(\d+)`)
 	reStatUser = regexp.MustCompile(`User:\s+(\d+)\s+Group:\s+(\d+)(?:\s+Project:\s+\d+)?\s+Size: (\d+)`)
 	reStatLink = regexp.MustCompile(`Links: (\d+)`)
 	reStatDev  = regexp.MustCompile(`Device major/minor number: (\d+):(\d+)`)
@@ -294,7 +299,7 @@ func ls(t testing.TB, img, p string) []string {
 	var names []string
 	for _, f := range strings.Fields(debugfs(t, img, "ls -p "+p)) {
 		parts := strings.Split(f, "/")
-		if len(parts) >= 6 && parts[5] != "." && parts[5] != ".." && parts[5] != "" {
+		if len(parts) >= 6 && parts[1] != "0" && parts[5] != "." && parts[5] != ".." && parts[5] != "" {
 			names = append(names, parts[5])
 		}
 	}
@@ -302,3 +307,5 @@ func ls(t testing.TB, img, p string) []string {
 }
 
 func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

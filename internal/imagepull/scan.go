@@ -96,6 +96,7 @@ func scanLayer(ctx context.Context, l Layer, spoolPath string, b *budget, c *pro
 		return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer closeR()
+	r = badData{r}
 	spool, err := os.OpenFile(spoolPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("creating spool for layer %s: %w", l.Digest, err)
@@ -135,15 +136,11 @@ func scanLayer(ctx context.Context, l Layer, spoolPath string, b *budget, c *pro
 			if err := b.take(hdr.Size); err != nil {
 				return nil, err
 			}
-			n, err := io.Copy(bw, tr)
-			if err != nil || n != hdr.Size {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				return nil, errdefs.Invalid("layer %s: reading %s: got %d of %d bytes (%v)", l.Digest, hdr.Name, n, hdr.Size, err)
+			if err := spoolData(ctx, bw, tr, hdr); err != nil {
+				return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
 			}
 			e.off = off
-			off += n
+			off += hdr.Size
 		}
 		s.entries = append(s.entries, e)
 	}
@@ -151,6 +148,22 @@ func scanLayer(ctx context.Context, l Layer, spoolPath string, b *budget, c *pro
 		return nil, fmt.Errorf("writing spool for layer %s: %w", l.Digest, err)
 	}
 	return s, nil
+}
+
+// spoolData copies one file's data from the tar stream to the spool.
+func spoolData(ctx context.Context, w io.Writer, tr *tar.Reader, hdr *tar.Header) error {
+	n, err := io.Copy(w, tr)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == nil && n == hdr.Size:
+		return nil
+	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
+		return errdefs.Invalid("%s holds %d of the %d bytes its header announces; the layer is truncated or corrupt", hdr.Name, n, hdr.Size)
+	case errors.Is(err, errdefs.ErrInvalid): // from the decompressor, see badData
+		return fmt.Errorf("reading %s: %w", hdr.Name, err)
+	}
+	return fmt.Errorf("spooling %s: %w", hdr.Name, err)
 }
 
 // decompress detects gzip, zstd or a plain tar by magic number rather
@@ -262,6 +275,18 @@ func cleanName(raw string) (string, error) {
 		}
 	}
 	return n, nil
+}
+
+// badData marks read errors of the decompressed stream as invalid input,
+// so they are told apart from failures to write the spool.
+type badData struct{ r io.Reader }
+
+func (b badData) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		err = errdefs.Invalid("corrupt layer data: %w", err)
+	}
+	return n, err
 }
 
 // writerOnly hides ReadFrom, so bufio and io.Copy use their own buffers

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"banger/internal/errdefs"
 )
 
 // node is a path in the flattened tree. Directories have kids; every
@@ -77,7 +79,7 @@ func (t *tree) dir(p string, create bool, layer int) (*node, error) {
 			if !strings.HasPrefix(target, "/") {
 				target = cur.path() + "/" + target
 			}
-			comps = append(split(path.Clean("/" + target)), comps...)
+			comps = append(split(path.Clean("/"+target)), comps...)
 			cur = t.root
 			continue
 		case !kid.isDir():
@@ -90,7 +92,7 @@ func (t *tree) dir(p string, create bool, layer int) (*node, error) {
 
 func split(p string) []string {
 	p = strings.Trim(p, "/")
-	if p == "" {
+	if p == "" || p == "." {
 		return nil
 	}
 	return strings.Split(p, "/")
@@ -121,7 +123,7 @@ func (t *tree) apply(layer int, es []entry, digest string) error {
 			err = t.add(e, layer, seq)
 		}
 		if err != nil {
-			return fmt.Errorf("layer %s: %w", digest, err)
+			return errdefs.Invalid("layer %s: %w", digest, err)
 		}
 	}
 	return nil
@@ -203,8 +205,33 @@ func (t *tree) add(e entry, layer, seq int) error {
 		}
 		n.ino = target.ino
 	default:
+		if e.hdr.Typeflag == tar.TypeSymlink {
+			e.hdr.Linkname = confineLink(d.path(), e.hdr.Linkname)
+		}
 		n.ino = &inode{hdr: e.hdr, layer: layer, seq: seq, off: e.off}
 	}
 	d.kids[base] = n
 	return nil
+}
+
+// confineLink rewrites a relative symlink target that climbs above the
+// root from directory dir into the path it reaches inside the root: the
+// guest resolves both the same way, but the rewritten one cannot point
+// outside the image when the tree is read anywhere else.
+func confineLink(dir, target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
+	}
+	if c := path.Clean(path.Join(dir, target)); c != ".." && !strings.HasPrefix(c, "../") {
+		return target
+	}
+	inside := path.Clean("/" + dir + "/" + target)[1:]
+	up := strings.Repeat("../", len(split(dir)))
+	if inside == "" {
+		if up == "" {
+			return "."
+		}
+		return strings.TrimSuffix(up, "/")
+	}
+	return up + inside
 }

@@ -1,0 +1,14 @@
+package client
+
+import (
+	"context"
+
+	"banger/internal/api"
+)
+
+// PullImage pulls an OCI image into a managed image, streaming progress
+// to onEvent (may be nil). Canceling ctx cancels the pull.
+func (c *Client) PullImage(ctx context.Context, req api.PullImageRequest, onEvent func(api.Event)) (api.Image, error) {
+	var out api.Image
+	return out, c.stream(ctx, "POST", "/images/pull", req, &out, onEvent)
+}

@@ -1,0 +1,218 @@
+//go:build e2e
+
+// Package e2e boots real guests under QEMU and drives the real banger CLI
+// against a real bangerd, each test in a network namespace of its own.
+// Run with: go test -tags e2e ./test/e2e/ (as root).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/testutil"
+	"banger/internal/testutil/fixture"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "banger-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	builds := map[string][]string{
+		"banger":             {"build", "-o", filepath.Join(dir, "banger"), "banger/cmd/banger"},
+		"bangerd":            {"build", "-o", filepath.Join(dir, "bangerd"), "banger/cmd/bangerd"},
+		"banger-vsock-agent": {"build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "banger-vsock-agent"), "banger/cmd/banger-vsock-agent"},
+	}
+	for name, args := range builds {
+		cmd := exec.Command("go", args...)
+		cmd.Stderr = os.Stderr
+		if name == "banger-vsock-agent" {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", name, err)
+			os.Exit(1)
+		}
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one user's banger world inside its own network namespace.
+type env struct {
+	t    *testing.T
+	ns   *testutil.NetNS
+	home string
+	rt   string
+	vars []string
+
+	mu     sync.Mutex
+	daemon *exec.Cmd
+}
+
+// newEnv makes the namespace, directories and config; extra config lines
+// are appended to a qemu config.
+func newEnv(t *testing.T, extraConfig string) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	fixture.Require(t, "qemu-system-x86_64", "ip", "ssh")
+	e := &env{t: t, ns: testutil.NewNetNS(t), home: t.TempDir()}
+	rt, err := os.MkdirTemp("", "bge2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt = rt
+	e.vars = append(os.Environ(),
+		"HOME="+e.home,
+		"XDG_CONFIG_HOME="+filepath.Join(e.home, "config"),
+		"XDG_STATE_HOME="+filepath.Join(e.home, "state"),
+		"XDG_CACHE_HOME="+filepath.Join(e.home, "cache"),
+		"XDG_RUNTIME_DIR="+rt,
+		"BANGER_BANGERD="+filepath.Join(binDir, "bangerd"),
+		"BANGER_AGENT="+filepath.Join(binDir, "banger-vsock-agent"),
+		"BANGER_NO_AUTOSTART=1",
+	)
+	cfgDir := filepath.Join(e.home, "config", "banger")
+	os.MkdirAll(cfgDir, 0o755)
+	os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte("vmm = \"qemu\"\nlog_level = \"debug\"\n"+extraConfig), 0o644)
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+// inNS wraps a command so it runs inside the test's namespace.
+func (e *env) inNS(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", e.ns.Name, name}, args...)...)
+	cmd.Env = e.vars
+	return cmd
+}
+
+// startDaemon starts bangerd in the namespace (setting up banger's network
+// there) and waits for it to answer.
+func (e *env) startDaemon(extraArgs ...string) {
+	e.t.Helper()
+	cmd := e.inNS(filepath.Join(binDir, "bangerd"), append([]string{"--setup-network"}, extraArgs...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, code := e.run("daemon", "status"); code == 0 {
+			e.mu.Lock()
+			e.daemon = cmd
+			e.mu.Unlock()
+			return
+		}
+		select {
+		case <-done:
+			e.t.Fatalf("bangerd exited: %s\nlog:\n%s", stderr.String(), e.daemonLog())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	e.t.Fatalf("bangerd did not answer in 30s; log:\n%s", e.daemonLog())
+}
+
+// killDaemon kills bangerd with SIGKILL (VMs keep running).
+func (e *env) killDaemon() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.daemon != nil {
+		pid := daemonPID(e.rt)
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		e.daemon.Process.Kill()
+		e.daemon = nil
+	}
+	time.Sleep(100 * time.Millisecond)
+}
+
+func daemonPID(rt string) int {
+	b, err := os.ReadFile(filepath.Join(rt, "banger", "bangerd.pid"))
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
+}
+
+func (e *env) daemonLog() string {
+	b, _ := os.ReadFile(filepath.Join(e.home, "state", "banger", "bangerd.log"))
+	s := string(b)
+	if len(s) > 4000 {
+		s = s[len(s)-4000:]
+	}
+	return s
+}
+
+// run runs banger in the namespace: stdout, stderr, exit code.
+func (e *env) run(args ...string) (string, string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := e.inNS(filepath.Join(binDir, "banger"), args...)
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	cmd.Env = e.vars
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("running banger %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// ok runs banger and fails the test unless it exits 0.
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("banger %s: exit %d\nstdout: %s\nstderr: %s\ndaemon log tail:\n%s", strings.Join(args, " "), code, out, errOut, e.daemonLog())
+	}
+	return out
+}
+
+// cleanup deletes every VM (so no QEMU outlives the test), then stops the
+// daemon; the namespace goes with the test.
+func (e *env) cleanup() {
+	if out, _, code := e.run("vm", "list", "--json"); code == 0 {
+		for _, name := range jsonNames(out) {
+			e.run("vm", "delete", "--force", name)
+		}
+	}
+	e.run("daemon", "stop")
+	e.killDaemon()
+	// Anything still running from this env's runtime dir is a leak; kill
+	// it so later tests start clean, and say so.
+	out, _ := exec.Command("pgrep", "-f", e.rt).Output()
+	for _, f := range strings.Fields(string(out)) {
+		var pid int
+		fmt.Sscan(f, &pid)
+		if pid > 0 {
+			e.t.Errorf("process %d of this test still running after cleanup", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	os.RemoveAll(e.rt)
+}

@@ -1,0 +1,103 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/store"
+	"banger/internal/testutil/fixture"
+)
+
+func (e *env) vm(name string) api.VM {
+	e.t.Helper()
+	var v api.VM
+	if err := json.Unmarshal([]byte(e.ok("vm", "show", "--json", name)), &v); err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+func (e *env) ssh(name string, cmd ...string) string {
+	e.t.Helper()
+	return e.ok(append([]string{"vm", "ssh", name, "--"}, cmd...)...)
+}
+
+// TestVMLifecycle is the spine: create a VM from a registered image, reach
+// it over SSH with a pinned host key, stop and start it keeping /root,
+// delete it leaving nothing behind.
+func TestVMLifecycle(t *testing.T) {
+	e := newEnv(t, "")
+	e.registerDebian("deb")
+	e.startDaemon()
+	k := fixture.DebianKernel(t)
+
+	t0 := time.Now()
+	e.ok("vm", "create", "--name", "one", "--image", "deb", "--memory", "512", "--disk-size", "2G")
+	t.Logf("create -> ready: %s", time.Since(t0).Round(100*time.Millisecond))
+	v := e.vm("one")
+	if v.State != "running" || v.IP == "" {
+		t.Fatalf("vm after create = %+v", v)
+	}
+	if got := strings.TrimSpace(e.ssh("one", "uname", "-r")); got != k.Release {
+		t.Errorf("guest kernel = %q, want %q", got, k.Release)
+	}
+	ports := e.ok("vm", "ports", "one")
+	if !strings.Contains(ports, " 22 ") {
+		t.Errorf("vm ports does not list sshd on 22:\n%s", ports)
+	}
+	e.ssh("one", "sh", "-c", "echo kept > /root/marker && sync")
+	e.ok("vm", "stop", "one")
+	if v := e.vm("one"); v.State != "stopped" || v.PID != 0 {
+		t.Fatalf("after stop: %+v", v)
+	}
+	e.ok("vm", "start", "one")
+	if got := strings.TrimSpace(e.ssh("one", "cat", "/root/marker")); got != "kept" {
+		t.Errorf("/root/marker after restart = %q, want kept", got)
+	}
+
+	v = e.vm("one")
+	e.ok("vm", "delete", "one")
+	assertNoTrace(t, e, v)
+}
+
+// assertNoTrace checks a deleted VM left no process, TAP, lease, disk or
+// runtime file.
+func assertNoTrace(t *testing.T, e *env, v api.VM) {
+	t.Helper()
+	if v.PID > 0 && syscall.Kill(v.PID, 0) == nil {
+		t.Errorf("vm process %d still running", v.PID)
+	}
+	for _, p := range []string{v.Dir, v.RuntimeDir} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still exists", p)
+		}
+	}
+	// The TAP stays in the pool but must be free: nothing holds it open.
+	if v.TAP != "" {
+		out, _ := e.inNS("ip", "-o", "link", "show", v.TAP).CombinedOutput()
+		if strings.Contains(string(out), "state UP") && strings.Contains(string(out), "LOWER_UP") {
+			t.Errorf("tap %s still carries a link after delete: %s", v.TAP, out)
+		}
+	}
+	out, _, _ := e.run("vm", "list", "--json")
+	if strings.Contains(out, `"`+v.Name+`"`) {
+		t.Errorf("vm %s still listed", v.Name)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(e.home, "state", "banger", "banger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if l, err := st.Read().LeaseByVM(context.Background(), v.Name); err == nil {
+		t.Errorf("lease %s of %s still recorded", l.Addr, v.Name)
+	}
+}
