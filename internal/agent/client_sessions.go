@@ -111,6 +111,7 @@ func (c *Client) AttachSession(ctx context.Context, req SessionAttachRequest, st
 func (a *Attachment) read(stdout, stderr io.Writer) {
 	defer close(a.done)
 	defer a.cl.close()
+	defer a.closeStdinStream()
 	end, err := readFrames(a.cl, stdout, stderr)
 	switch {
 	case a.detached.Load() || a.ctx.Err() != nil:
@@ -121,6 +122,15 @@ func (a *Attachment) read(stdout, stderr io.Writer) {
 		a.err = end.Error.Err()
 	default:
 		a.exit = end.Exit
+	}
+}
+
+// closeStdinStream ends the stdin stream once the attachment is over.
+func (a *Attachment) closeStdinStream() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stdin != nil {
+		a.stdin.close()
 	}
 }
 
@@ -138,12 +148,7 @@ func (a *Attachment) Detach() error {
 	a.detached.Store(true)
 	a.cl.stop()
 	a.cl.st.Close()
-	<-a.done
-	a.mu.Lock()
-	if a.stdin != nil {
-		a.stdin.close()
-	}
-	a.mu.Unlock()
+	<-a.done // read closes the stdin stream, after the attach stream
 	if errors.Is(a.err, ErrDetached) || a.err == nil {
 		return nil
 	}

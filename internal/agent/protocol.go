@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +25,8 @@ const (
 	// SerialPortName is the virtio-serial port name (QEMU virtserialport name=).
 	SerialPortName = "org.banger.agent"
 	// GuestBinaryPath is where image injection puts the agent binary.
-	GuestBinaryPath = "/usr/local/bin/banger-vsock-agent"
-	// GuestUnitPath is where image injection puts scripts/banger-agent.service.
+	GuestBinaryPath = "/usr/local/lib/banger/banger-vsock-agent"
+	// GuestUnitPath is where image injection puts internal/agent/banger-agent.service.
 	GuestUnitPath = "/etc/systemd/system/banger-agent.service"
 	// GuestAuthorizedKeyPath is the file the host may inject with its public key.
 	GuestAuthorizedKeyPath = "/etc/banger/authorized_key"
@@ -169,3 +170,9 @@ func EncodeArgs(args any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
+
+// GuestUnit is the systemd unit that runs the agent in images that boot
+// systemd; it is written to GuestUnitPath.
+//
+//go:embed banger-agent.service
+var GuestUnit string

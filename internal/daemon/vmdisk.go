@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"banger/internal/agent"
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
@@ -18,8 +19,8 @@ import (
 // Where banger puts things inside every guest. The guest agent reads the
 // same kernel arguments (see docs/agent-protocol.md).
 const (
-	GuestAgentPath = "/usr/local/lib/banger/banger-vsock-agent"
-	guestUnitPath  = "/etc/systemd/system/banger-agent.service"
+	GuestAgentPath = agent.GuestBinaryPath
+	guestUnitPath  = agent.GuestUnitPath
 	guestUnitWants = "/etc/systemd/system/multi-user.target.wants/banger-agent.service"
 	guestRootMount = "/etc/systemd/system/root.mount"
 	guestRootWants = "/etc/systemd/system/local-fs.target.wants/root.mount"
@@ -28,22 +29,6 @@ const (
 	workFile   = "work.ext4"
 	consoleLog = "console.log"
 )
-
-// guestUnit runs the agent under systemd; the agent then configures sshd.
-const guestUnit = `[Unit]
-Description=banger guest agent
-DefaultDependencies=no
-After=local-fs.target
-Before=sshd.service ssh.service
-
-[Service]
-ExecStart=` + GuestAgentPath + `
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-`
 
 // rootMount mounts the work disk on /root under systemd (the agent does
 // it itself when it is PID 1).
@@ -103,7 +88,7 @@ func (d *Daemon) injectAgent(ctx context.Context, root string, im api.Image) (in
 	if target, err := ext4.Resolve(ctx, root, "/sbin/init"); err == nil && strings.Contains(target, "systemd") {
 		mode.systemd = true
 		files = append(files,
-			ext4.File{Path: guestUnitPath, Mode: 0o644, Data: []byte(guestUnit)},
+			ext4.File{Path: guestUnitPath, Mode: 0o644, Data: []byte(agent.GuestUnit)},
 			ext4.File{Path: guestUnitWants, Mode: fs.ModeSymlink | 0o777, Link: guestUnitPath},
 			ext4.File{Path: guestRootMount, Mode: 0o644, Data: []byte(rootMount)},
 			ext4.File{Path: guestRootWants, Mode: fs.ModeSymlink | 0o777, Link: guestRootMount},

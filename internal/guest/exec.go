@@ -33,6 +33,7 @@ func (s *Server) exec(ctx context.Context, cn *conn, st *stream) error {
 	var sk *stdinSink
 	if req.Stdin {
 		sk = &stdinSink{w: p.stdinWriter(), onEOF: p.closeStdin}
+		defer sk.abort()
 	}
 	id := cn.addSink("exec", sk)
 	defer cn.removeSink(id)

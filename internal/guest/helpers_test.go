@@ -3,7 +3,7 @@ package guest_test
 import (
 	"bytes"
 	"context"
-	"io"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -67,8 +67,21 @@ func newEnv(t *testing.T, cfg guest.Config) *agentEnv {
 		cancel()
 		e.wg.Wait()
 		srv.Close()
+		killSessions(cfg.Paths)
 	})
 	return e
+}
+
+// killSessions kills the process groups of sessions a test left running.
+func killSessions(p guest.Paths) {
+	metas, _ := filepath.Glob(filepath.Join(p.StateDir, "sessions", "*", "meta.json"))
+	for _, m := range metas {
+		b, _ := os.ReadFile(m)
+		var s agent.Session
+		if json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0 {
+			unix.Kill(-s.PID, unix.SIGKILL)
+		}
+	}
 }
 
 // connect serves a fresh socketpair and returns the host's Client on it.
@@ -155,8 +168,6 @@ func processGone(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) == 0 || f[0] == "Z"
 }
-
-var _ = io.Discard
 
 func guestConfig() guest.Config { return guest.Config{} }
 

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,23 +86,24 @@ func readSockets(path, state string) ([]socketEntry, error) {
 
 // parseHexAddr decodes "0100007F:1F90": the address is stored as native
 // (little-endian) 32-bit words.
-func parseHexAddr(s string) (net.IP, int, error) {
+func parseHexAddr(s string) (netip.Addr, int, error) {
 	hexIP, hexPort, ok := strings.Cut(s, ":")
 	if !ok {
-		return nil, 0, fmt.Errorf("malformed address %q", s)
+		return netip.Addr{}, 0, fmt.Errorf("malformed address %q", s)
 	}
 	b, err := hex.DecodeString(hexIP)
 	if err != nil || (len(b) != 4 && len(b) != 16) {
-		return nil, 0, fmt.Errorf("malformed address %q", s)
+		return netip.Addr{}, 0, fmt.Errorf("malformed address %q", s)
 	}
 	for i := 0; i < len(b); i += 4 {
 		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
 	}
 	port, err := strconv.ParseUint(hexPort, 16, 16)
 	if err != nil {
-		return nil, 0, fmt.Errorf("malformed port in %q", s)
+		return netip.Addr{}, 0, fmt.Errorf("malformed port in %q", s)
 	}
-	return net.IP(b), int(port), nil
+	ip, _ := netip.AddrFromSlice(b)
+	return ip, int(port), nil
 }
 
 // fillOwners scans every process's fds for "socket:[inode]" links.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 // procSpec describes a process started for exec or an SSH channel.
 type procSpec struct {
 	Argv       []string
+	Arg0       string // argv[0] to pass instead of Argv[0], e.g. "-bash"
 	Env        []string
 	Dir        string
 	User       string
@@ -102,7 +104,10 @@ func prepareCmd(spec procSpec) (*exec.Cmd, error) {
 			dir = "/"
 		}
 	}
-	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Env: env, Dir: dir}
+	cmd := &exec.Cmd{Path: path, Args: slices.Clone(spec.Argv), Env: env, Dir: dir}
+	if spec.Arg0 != "" {
+		cmd.Args[0] = spec.Arg0
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if spec.User != "" && acct.UID != uint32(os.Getuid()) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: acct.UID, Gid: acct.GID, Groups: acct.Groups}
@@ -163,8 +168,8 @@ func (p *proc) attachPipes(withStdin bool) ([]*os.File, error) {
 }
 
 func (p *proc) wait() {
-	err := p.cmd.Wait()
-	p.status = exitStatus(p.cmd.ProcessState, err)
+	p.cmd.Wait() // the status is in ProcessState
+	p.status = exitStatus(p.cmd.ProcessState)
 	p.exitAt = time.Now()
 	close(p.exited)
 	for _, f := range []*os.File{p.stdout, p.stderr} {
@@ -174,9 +179,11 @@ func (p *proc) wait() {
 	}
 }
 
-func exitStatus(ps *os.ProcessState, err error) agent.ExitStatus {
+// exitStatus reads how a process ended; Code -1 without Signal means the
+// agent could not tell (wait failed).
+func exitStatus(ps *os.ProcessState) agent.ExitStatus {
 	if ps == nil {
-		return agent.ExitStatus{Code: -1, Signal: ""}
+		return agent.ExitStatus{Code: -1}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return agent.ExitStatus{Code: -1, Signal: signalName(ws.Signal())}

@@ -104,12 +104,14 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser) error {
 	if err != nil {
 		return fmt.Errorf("starting yamux: %w", err)
 	}
-	defer sess.Close()
 	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cn := newConn(cctx)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel() // kills this connection's exec processes
+		sess.Close()
+		wg.Wait()
+	}()
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {

@@ -182,8 +182,8 @@ func (s *session) logPath(stream string) string { return filepath.Join(s.dir, st
 
 // reap records how the process ended.
 func (m *sessionManager) reap(s *session, cmd *exec.Cmd) {
-	err := cmd.Wait()
-	st := exitStatus(cmd.ProcessState, err)
+	cmd.Wait() // the status is in ProcessState
+	st := exitStatus(cmd.ProcessState)
 	s.finish(&st, "")
 }
 

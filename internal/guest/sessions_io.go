@@ -45,28 +45,37 @@ func (s *Server) sessionLogs(ctx context.Context, cn *conn, st *stream) error {
 		io.Copy(io.Discard, st.br)
 		cancel()
 	}()
-	err = tailFile(ctx, sess.logPath(req.Stream), req.Offset, req.Follow, sess.done, st.fw.Stream(t))
+	f, err := openLog(sess.logPath(req.Stream), req.Offset)
+	if err == nil {
+		defer f.Close()
+		err = followLog(ctx, f, req.Follow, sess.done, st.fw.Stream(t))
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return st.end(agent.End{Error: agent.WireError(err)})
 }
 
-// tailFile copies path from offset (-1: the current end) to w. With follow
-// it keeps polling until done is closed, then copies what is left.
-func tailFile(ctx context.Context, path string, offset int64, follow bool, done <-chan struct{}, w io.Writer) error {
+// openLog opens a log at offset; -1 means its current end.
+func openLog(path string, offset int64) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("opening log: %w", err)
+		return nil, fmt.Errorf("opening log: %w", err)
 	}
-	defer f.Close()
 	whence := io.SeekStart
 	if offset < 0 {
 		offset, whence = 0, io.SeekEnd
 	}
 	if _, err := f.Seek(offset, whence); err != nil {
-		return fmt.Errorf("seeking log: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("seeking log: %w", err)
 	}
+	return f, nil
+}
+
+// followLog copies f to w. With follow it keeps polling until done is
+// closed, then copies what is left.
+func followLog(ctx context.Context, f *os.File, follow bool, done <-chan struct{}, w io.Writer) error {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := f.Read(buf)
@@ -109,9 +118,19 @@ func (s *Server) sessionAttach(ctx context.Context, cn *conn, st *stream) error 
 		return st.reply(nil, err)
 	}
 	defer sess.detach()
+	// The logs are opened before the reply so no output the host causes
+	// after it can slip past the starting offsets.
+	logs, err := openLogs(sess, req.Replay)
+	if err != nil {
+		return st.reply(nil, err)
+	}
+	defer closeAll(logs)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sk := sess.stdinSink(ctx.Done())
+	if sk != nil {
+		defer sk.abort()
+	}
 	id := cn.addSink("attach", sk)
 	defer cn.removeSink(id)
 	if err := st.reply(agent.Started{ID: id, PID: sess.rec.PID}, nil); err != nil {
@@ -120,33 +139,47 @@ func (s *Server) sessionAttach(ctx context.Context, cn *conn, st *stream) error 
 	go func() {
 		s.attachControl(st, sess, sk)
 		cancel()
-		if sk != nil {
-			sk.abort()
-		}
 	}()
-	if err := followBoth(ctx, sess, req.Replay, st.fw); err != nil || ctx.Err() != nil {
+	if err := followBoth(ctx, sess, logs, st.fw); err != nil || ctx.Err() != nil {
 		return err
 	}
 	return st.end(agent.End{Exit: sess.view().Exit})
 }
 
-// followBoth tails stdout and stderr until the session ends or ctx is done.
-func followBoth(ctx context.Context, sess *session, replay bool, fw *agent.FrameWriter) error {
+// openLogs opens stdout and stderr at their start or their current end.
+func openLogs(sess *session, replay bool) ([]*os.File, error) {
 	offset := int64(-1)
 	if replay {
 		offset = 0
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, t := range []agent.FrameType{agent.FrameStdout, agent.FrameStderr} {
-		name := agent.StreamStdout
-		if t == agent.FrameStderr {
-			name = agent.StreamStderr
+	var logs []*os.File
+	for _, name := range []string{agent.StreamStdout, agent.StreamStderr} {
+		f, err := openLog(sess.logPath(name), offset)
+		if err != nil {
+			closeAll(logs)
+			return nil, err
 		}
+		logs = append(logs, f)
+	}
+	return logs, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// followBoth tails stdout and stderr until the session ends or ctx is done.
+func followBoth(ctx context.Context, sess *session, logs []*os.File, fw *agent.FrameWriter) error {
+	types := []agent.FrameType{agent.FrameStdout, agent.FrameStderr}
+	var wg sync.WaitGroup
+	errs := make([]error, len(logs))
+	for i, f := range logs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = tailFile(ctx, sess.logPath(name), offset, true, sess.done, fw.Stream(t))
+			errs[i] = followLog(ctx, f, true, sess.done, fw.Stream(types[i]))
 		}()
 	}
 	wg.Wait()

@@ -163,6 +163,9 @@ func removeExisting(root *os.Root, name string) {
 }
 
 func applyMeta(root *os.Root, name string, hdr *tar.Header, chown bool) error {
+	if hdr.Typeflag == tar.TypeLink {
+		return nil // the inode's metadata came with its first name
+	}
 	if hdr.Typeflag == tar.TypeSymlink {
 		if chown {
 			root.Lchown(name, hdr.Uid, hdr.Gid)
@@ -272,9 +275,6 @@ func writeTarEntry(tw *tar.Writer, p, name string, d fs.DirEntry, seen map[[2]ui
 		return 0, err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(tw, struct{ io.Reader }{f}, buf)
-	if err != nil {
-		return n, err
-	}
-	return n, nil
+	// Hide File.WriteTo so the large buffer is used.
+	return io.CopyBuffer(tw, struct{ io.Reader }{f}, buf)
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"banger/internal/agent"
+)
+
+// TestPID1InNamespaces boots the real binary as PID 1 of fresh PID, mount,
+// network and UTS namespaces, chrooted into a busybox root, the closest
+// this host gets to an image without an init. It checks the early mounts,
+// the agent child, PTYs on the new devpts and orphan reaping. Shutdown is
+// left to the e2e tier: its final read-only remount of / would reach the
+// host's filesystem from a chroot.
+func TestPID1InNamespaces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the agent binary")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces and chroot")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("needs a static busybox: ", err)
+	}
+	chroot, err := exec.LookPath("chroot")
+	if err != nil {
+		t.Skip("needs chroot: ", err)
+	}
+	root := busyboxRoot(t, busybox, buildAgent(t))
+	var console syncBuffer
+	// The stray words stand for what the kernel passes init from its
+	// command line; PID 1 must ignore them.
+	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--uts", "--ipc",
+		chroot, root, agent.GuestBinaryPath, "stray", "kernel-words")
+	cmd.Env = []string{"BANGER_AGENT_LISTEN=unix:/var/agent.sock"}
+	cmd.Stdout, cmd.Stderr = &console, &console
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start unshare: ", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+		cancel()
+	}()
+	defer func() {
+		cmd.Process.Kill() // --kill-child: PID 1 gets SIGKILL, which ends the namespace
+		<-exited
+		if t.Failed() {
+			t.Logf("console:\n%s", console.String())
+		}
+	}()
+	c, err := agent.Connect(ctx, agent.UnixDialer(filepath.Join(root, "var", "agent.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.Info(ctx)
+	if err != nil || info.InitMode != agent.InitModePID1 || info.PID == 1 || info.SSH != "builtin" {
+		t.Fatalf("info = %+v, %v; want the pid1 agent child with the builtin ssh server", info, err)
+	}
+
+	out := run(t, c, ctx, false, "cat /proc/1/cmdline; echo; cat /proc/mounts")
+	if !strings.HasPrefix(out, agent.GuestBinaryPath+"\x00") {
+		t.Errorf("PID 1 is %q, want the agent", strings.SplitN(out, "\n", 2)[0])
+	}
+	for _, m := range []string{" /proc proc ", " /sys sysfs ", " /dev devtmpfs ", " /dev/pts devpts ", " /run tmpfs ", " /tmp tmpfs "} {
+		if !strings.Contains(out, m) {
+			t.Errorf("mounts lack %q:\n%s", m, out)
+		}
+	}
+	if out := run(t, c, ctx, true, "tty"); !strings.HasPrefix(out, "/dev/pts/") {
+		t.Errorf("tty under PID 1 = %q", out)
+	}
+
+	// An orphan is reparented to PID 1, which must reap it.
+	run(t, c, ctx, false, "sleep 0.2 >/dev/null 2>&1 &")
+	time.Sleep(time.Second)
+	stats := run(t, c, ctx, false, "cat /proc/[0-9]*/stat")
+	for _, line := range strings.Split(strings.TrimSpace(stats), "\n") {
+		if f := strings.Fields(line[strings.LastIndexByte(line, ')')+1:]); len(f) > 0 && f[0] == "Z" {
+			t.Errorf("zombie left unreaped: %s", line)
+		}
+	}
+}
+
+func run(t *testing.T, c *agent.Client, ctx context.Context, tty bool, script string) string {
+	t.Helper()
+	var out bytes.Buffer
+	st, err := c.Run(ctx, agent.ExecRequest{Argv: []string{"sh", "-c", script}, TTY: tty}, agent.Stdio{Stdout: &out, Stderr: &out})
+	if err != nil || !st.Success() {
+		t.Fatalf("running %q: %+v, %v\n%s", script, st, err, out.String())
+	}
+	return out.String()
+}
+
+// busyboxRoot is a minimal image: busybox, /etc/passwd and the agent.
+func busyboxRoot(t *testing.T, busybox, agentBin string) string {
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"bin", "etc", "var", "root", filepath.Dir(agent.GuestBinaryPath)} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, busybox, filepath.Join(root, "bin", "busybox"))
+	copyFile(t, agentBin, filepath.Join(root, agent.GuestBinaryPath))
+	for _, applet := range []string{"sh", "cat", "echo", "sleep", "tty", "ls", "id"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", applet))
+	}
+	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	return root
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
