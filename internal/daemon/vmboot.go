@@ -83,8 +83,18 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 		return err
 	}
 	undo.push(func() { cl.Close() })
-	if err := d.pinHostKey(ctx, row, cl); err != nil {
-		return err
+	info, err := cl.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("asking the guest agent for its info: %w", err)
+	}
+	if info.SSH != "off" {
+		if err := d.pinHostKey(ctx, row, cl); err != nil {
+			return err
+		}
+		p.Step("ssh", "waiting for ssh")
+		if err := d.waitSSH(ctx, row, cl); err != nil {
+			return err
+		}
 	}
 	row.State = api.VMRunning
 	if err := d.saveVM(*row); err != nil {
@@ -179,4 +189,50 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// waitSSH returns once the guest's SSH port accepts connections from the
+// host (or, without a network, once the guest reports a listener on 22),
+// so that 'vm ssh' right after create works.
+func (d *Daemon) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) error {
+	limit := d.bootTimeout(ctx)
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var addr string
+	if d.net != nil {
+		if a, ok := d.net.Addr(ctx, row.Name); ok {
+			addr = net.JoinHostPort(a.String(), "22")
+		}
+	}
+	for {
+		if addr != "" {
+			var nd net.Dialer
+			dctx, dcancel := context.WithTimeout(wctx, 2*time.Second)
+			c, err := nd.DialContext(dctx, "tcp", addr)
+			dcancel()
+			if err == nil {
+				c.Close()
+				return nil
+			}
+		} else if ports, err := cl.Ports(wctx); err == nil && listens(ports, 22) {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, tailFile(filepath.Join(row.Dir, consoleLog), 15))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func listens(ports []agent.Port, port int) bool {
+	for _, p := range ports {
+		if p.Port == port && strings.HasPrefix(p.Proto, "tcp") {
+			return true
+		}
+	}
+	return false
 }

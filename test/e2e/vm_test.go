@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/store"
+	"banger/internal/vmm"
 	"banger/internal/testutil/fixture"
 )
 
@@ -36,8 +36,8 @@ func (e *env) ssh(name string, cmd ...string) string {
 // delete it leaving nothing behind.
 func TestVMLifecycle(t *testing.T) {
 	e := newEnv(t, "")
-	e.registerDebian("deb")
 	e.startDaemon()
+	e.registerDebian("deb")
 	k := fixture.DebianKernel(t)
 
 	t0 := time.Now()
@@ -54,7 +54,11 @@ func TestVMLifecycle(t *testing.T) {
 	if !strings.Contains(ports, " 22 ") {
 		t.Errorf("vm ports does not list sshd on 22:\n%s", ports)
 	}
-	e.ssh("one", "sh", "-c", "echo kept > /root/marker && sync")
+	if m := e.ssh("one", "findmnt -n -o SOURCE /root || grep ' /root ' /proc/mounts"); !strings.Contains(m, "/dev/vdb") {
+		t.Errorf("/root is not the work disk: %q", m)
+	}
+	// ssh joins its arguments into one remote shell command line.
+	e.ssh("one", "echo kept > /root/marker && sync")
 	e.ok("vm", "stop", "one")
 	if v := e.vm("one"); v.State != "stopped" || v.PID != 0 {
 		t.Fatalf("after stop: %+v", v)
@@ -73,7 +77,7 @@ func TestVMLifecycle(t *testing.T) {
 // runtime file.
 func assertNoTrace(t *testing.T, e *env, v api.VM) {
 	t.Helper()
-	if v.PID > 0 && syscall.Kill(v.PID, 0) == nil {
+	if v.PID > 0 && vmm.Alive(v.PID, procStart(v.PID)) {
 		t.Errorf("vm process %d still running", v.PID)
 	}
 	for _, p := range []string{v.Dir, v.RuntimeDir} {
@@ -100,4 +104,9 @@ func assertNoTrace(t *testing.T, e *env, v api.VM) {
 	if l, err := st.Read().LeaseByVM(context.Background(), v.Name); err == nil {
 		t.Errorf("lease %s of %s still recorded", l.Addr, v.Name)
 	}
+}
+
+func procStart(pid int) uint64 {
+	st, _ := vmm.ProcStartTime(pid)
+	return st
 }
