@@ -13,8 +13,8 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/store"
-	"banger/internal/vmm"
 	"banger/internal/testutil/fixture"
+	"banger/internal/vmm"
 )
 
 func (e *env) vm(name string) api.VM {
