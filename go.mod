@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/Microsoft/hcsshim v0.14.1
-	github.com/creack/pty v1.1.24
 	github.com/gofrs/flock v0.13.2
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-containerregistry v0.22.1
