@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"banger/internal/config"
 	"banger/internal/daemon"
@@ -26,18 +27,19 @@ import (
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	setupNet := flag.Bool("setup-network", false, "when running as root, create or repair banger's bridge, TAPs and NAT at start (what 'banger system setup' does)")
+	bootTimeout := flag.Duration("boot-timeout", 0, "how long to wait for a booting guest's agent and SSH (default: 60s with KVM, 3m without)")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("bangerd", version.String())
 		return
 	}
-	if err := run(*setupNet); err != nil {
+	if err := run(*setupNet, *bootTimeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bangerd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(setupNet bool) error {
+func run(setupNet bool, bootTimeout time.Duration) error {
 	layout, err := paths.FromEnv()
 	if err != nil {
 		return err
@@ -85,6 +87,7 @@ func run(setupNet bool) error {
 		Network:      netw,
 		AgentBinary:  agentBinary(),
 		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
+		BootTimeout:  bootTimeout,
 	})
 	if err != nil {
 		return err

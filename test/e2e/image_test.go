@@ -31,3 +31,11 @@ func jsonNames(out string) []string {
 }
 
 var _ = testing.Verbose
+
+// registerBusybox registers the busybox-only image (agent as PID 1,
+// built-in SSH): the quickest guest to boot.
+func (e *env) registerBusybox(name string) {
+	e.t.Helper()
+	k := fixture.DebianKernel(e.t)
+	e.ok("image", "register", "--name", name, "--rootfs", fixture.BusyboxSystemRootfs(e.t), "--kernel", k.Vmlinuz, "--initrd", k.Initrd, "--modules", k.Modules)
+}
