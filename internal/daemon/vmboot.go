@@ -87,6 +87,7 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	if err != nil {
 		return fmt.Errorf("asking the guest agent for its info: %w", err)
 	}
+	d.syncAuth(ctx, row.Name, cl)
 	if info.SSH != "off" {
 		if err := d.pinHostKey(ctx, row, cl); err != nil {
 			return err
@@ -114,14 +115,23 @@ func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.S
 	if err != nil || !strings.Contains(target, "systemd") {
 		args = append(args, "init="+GuestAgentPath)
 	}
+	disks := []vmm.Disk{
+		{ID: "rootfs", Path: root},
+		{ID: "work", Path: filepath.Join(row.Dir, workFile)},
+	}
+	mods, err := d.modulesDisk(ctx, im)
+	if err != nil {
+		return vmm.Spec{}, err
+	}
+	if mods != "" {
+		disks = append(disks, vmm.Disk{ID: "modules", Path: mods, ReadOnly: true})
+		args = append(args, "banger.modules=/dev/vdc")
+	}
 	return vmm.Spec{
 		Name: row.Name, RuntimeDir: row.RuntimeDir, ConsoleLog: filepath.Join(row.Dir, consoleLog),
 		CPUs: row.CPUs, MemoryMiB: row.MemoryMiB, Kernel: im.Kernel, Initrd: im.Initrd,
 		Cmdline: strings.Join(args, " "),
-		Disks: []vmm.Disk{
-			{ID: "rootfs", Path: root},
-			{ID: "work", Path: filepath.Join(row.Dir, workFile)},
-		},
+		Disks:   disks,
 	}, nil
 }
 

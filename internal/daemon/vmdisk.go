@@ -93,6 +93,14 @@ func (d *Daemon) injectAgent(ctx context.Context, root string, im api.Image) (in
 			ext4.File{Path: guestRootMount, Mode: 0o644, Data: []byte(rootMount)},
 			ext4.File{Path: guestRootWants, Mode: fs.ModeSymlink | 0o777, Link: guestRootMount},
 		)
+		if im.Modules != "" {
+			name, body := modulesMountUnit(ctx, root)
+			unit := "/etc/systemd/system/" + name
+			files = append(files,
+				ext4.File{Path: unit, Mode: 0o644, Data: []byte(body)},
+				ext4.File{Path: "/etc/systemd/system/local-fs.target.wants/" + name, Mode: fs.ModeSymlink | 0o777, Link: unit},
+			)
+		}
 	}
 	if err := ext4.Inject(ctx, root, files); err != nil {
 		return initMode{}, fmt.Errorf("injecting the guest agent: %w", err)

@@ -202,9 +202,17 @@ func TestVMProcessDeathIsNoticed(t *testing.T) {
 	vm := w.create("crashy")
 	syscall.Kill(vm.PID, syscall.SIGKILL)
 	waitState(t, w.d, "crashy", api.VMStopped)
-	evs, _ := w.d.Events(context.Background(), "vm/crashy", 0, 10)
-	if len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Message, "stopped on its own") {
-		t.Errorf("events = %+v; want one saying the vm stopped on its own", evs)
+	// The event follows the state change.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, _ := w.d.Events(context.Background(), "vm/crashy", 0, 10)
+		if len(evs) > 0 && strings.Contains(evs[len(evs)-1].Message, "stopped on its own") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events = %+v; want one saying the vm stopped on its own", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

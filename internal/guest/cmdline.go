@@ -16,6 +16,7 @@ type Cmdline struct {
 	Gateway  netip.Addr   // banger.gw
 	DNS      []netip.Addr // banger.dns=<a,b>
 	Work     string       // banger.work: the VM's work disk, mounted on /root in PID 1 mode
+	Modules  string       // banger.modules: a read-only disk of the kernel's modules, mounted on /lib/modules
 }
 
 // banger.init values.
@@ -45,6 +46,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 			c.Hostname = val
 		case "banger.work":
 			c.Work = val
+		case "banger.modules":
+			c.Modules = val
 		case "banger.ip":
 			c.Addr, err = netip.ParsePrefix(val)
 		case "banger.gw":

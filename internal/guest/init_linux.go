@@ -99,6 +99,9 @@ func systemInit(mode string) (string, bool) {
 func setupSystem(cmd Cmdline, log *slog.Logger) {
 	var uts unix.Utsname
 	unix.Uname(&uts)
+	if err := mountModules(cmd.Modules, "/lib/modules"); err != nil {
+		log.Warn("mounting the kernel modules disk", "err", err)
+	}
 	if err := loadModules("/", unix.ByteSliceToString(uts.Release[:])); err != nil {
 		log.Warn("loading modules", "err", err)
 	}

@@ -137,6 +137,22 @@ func mountWork(dev, target string) error {
 	return fmt.Errorf("mounting %s on %s: %w", dev, target, err)
 }
 
+// mountModules mounts the read-only disk holding the running kernel's
+// modules (banger.modules=) on target, over whatever the image has there:
+// an image's own modules rarely match the kernel banger boots it with.
+func mountModules(dev, target string) error {
+	if dev == "" || mounted(target) {
+		return nil
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", target, err)
+	}
+	if err := unix.Mount(dev, target, "ext4", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		return fmt.Errorf("mounting %s on %s: %w", dev, target, err)
+	}
+	return nil
+}
+
 // blockFilesystems lists /proc/filesystems entries not marked nodev.
 func blockFilesystems() []string {
 	var out []string

@@ -50,6 +50,8 @@ func TestVMLifecycle(t *testing.T) {
 	if got := strings.TrimSpace(e.ssh("one", "uname", "-r")); got != k.Release {
 		t.Errorf("guest kernel = %q, want %q", got, k.Release)
 	}
+	// The image's kernel modules are there for the booted kernel.
+	e.ssh("one", "test -f /lib/modules/$(uname -r)/kernel/drivers/net/tun.ko")
 	ports := e.ok("vm", "ports", "one")
 	if !strings.Contains(ports, " 22 ") {
 		t.Errorf("vm ports does not list sshd on 22:\n%s", ports)
