@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/disk"
 	"banger/internal/ext4"
 )
 
@@ -46,7 +47,12 @@ func (d *Daemon) modulesDisk(ctx context.Context, im api.Image) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "banger-modules", "-E", "root_owner=0:0", "-m", "0", "-d", im.Modules, tmp)
+	src, cleanup, err := modulesRoot(ctx, im.Modules)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "banger-modules", "-E", "root_owner=0:0", "-m", "0", "-d", src, tmp)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the kernel modules disk: %v: %s", err, strings.TrimSpace(string(b)))
 	}
@@ -54,6 +60,28 @@ func (d *Daemon) modulesDisk(ctx context.Context, im api.Image) (string, error) 
 		return "", err
 	}
 	return out, nil
+}
+
+// modulesRoot returns a directory laid out like /lib/modules for dir.
+// --modules may name either that directory (holding <release>/) or one
+// release directory itself (holding kernel/, modules.order, ...); the
+// latter is copied under its own name in a temporary directory.
+func modulesRoot(ctx context.Context, dir string) (string, func(), error) {
+	for _, marker := range []string{"kernel", "modules.order", "modules.builtin"} {
+		if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+			tmp, err := os.MkdirTemp("", "banger-modules-")
+			if err != nil {
+				return "", nil, err
+			}
+			cleanup := func() { os.RemoveAll(tmp) }
+			if err := disk.CopyTree(ctx, dir, filepath.Join(tmp, filepath.Base(dir))); err != nil {
+				cleanup()
+				return "", nil, fmt.Errorf("staging kernel modules: %w", err)
+			}
+			return tmp, cleanup, nil
+		}
+	}
+	return dir, func() {}, nil
 }
 
 // treeKey identifies a directory tree's content cheaply (paths, sizes,
