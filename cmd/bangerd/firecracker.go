@@ -1,33 +1,14 @@
 package main
 
 import (
-	"context"
-	"net"
-
-	"banger/internal/errdefs"
+	"banger/internal/config"
 	"banger/internal/vmm"
+	"banger/internal/vmm/firecracker"
 )
 
-// unsupportedFirecracker stands where the Firecracker driver goes until
-// it lands: every VM operation says plainly what to do instead.
-type unsupportedFirecracker struct{}
-
-func errNoFirecracker() error {
-	return errdefs.Unsupported(`the firecracker driver is not available in this build; set vmm = "qemu" in ~/.config/banger/config.toml`)
-}
-
-func (unsupportedFirecracker) Name() string { return "firecracker" }
-func (unsupportedFirecracker) Capabilities(context.Context) vmm.Capabilities {
-	return vmm.Capabilities{}
-}
-func (unsupportedFirecracker) Create(context.Context, vmm.Spec) (*vmm.Handle, error) {
-	return nil, errNoFirecracker()
-}
-func (unsupportedFirecracker) Start(context.Context, *vmm.Handle) error { return errNoFirecracker() }
-func (unsupportedFirecracker) Stop(context.Context, *vmm.Handle) error  { return errNoFirecracker() }
-func (unsupportedFirecracker) Kill(context.Context, *vmm.Handle) error  { return errNoFirecracker() }
-func (unsupportedFirecracker) Wait(context.Context, *vmm.Handle) error  { return errNoFirecracker() }
-func (unsupportedFirecracker) Adopt(context.Context, *vmm.Handle) error { return errNoFirecracker() }
-func (unsupportedFirecracker) DialAgent(context.Context, *vmm.Handle) (net.Conn, error) {
-	return nil, errNoFirecracker()
+// firecrackerDriver runs VMs with firecracker_bin, or "firecracker" from
+// PATH. The jailer is not configurable yet: the daemon runs as the user,
+// and the jailer needs root.
+func firecrackerDriver(cfg config.Config) vmm.Driver {
+	return firecracker.New(firecracker.Options{Binary: cfg.FirecrackerBin})
 }

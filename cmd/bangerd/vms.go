@@ -21,8 +21,8 @@ func driver(cfg config.Config) vmm.Driver {
 	switch cfg.VMM {
 	case config.VMMQEMU:
 		return qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL")})
-	default:
-		return unsupportedFirecracker{}
+	default: // config.VMMFirecracker; the config allows nothing else
+		return firecrackerDriver(cfg)
 	}
 }
 

@@ -1,9 +1,12 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -17,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"banger/internal/kernel"
 	"banger/internal/network"
 )
 
@@ -34,21 +38,31 @@ func checkConfig(ctx context.Context, e *Env) Result {
 const kvmGetAPIVersion = 0xAE00
 
 func checkKVM(ctx context.Context, e *Env) Result {
-	fix := "load the KVM module ('sudo modprobe kvm_intel' or 'kvm_amd', enable virtualisation in the firmware) and add yourself to the kvm group: 'sudo usermod -aG kvm $USER', then log in again"
 	severity := fail
+	suffix := ""
 	if e.Config.VMM == "qemu" {
 		// QEMU falls back to software emulation: slower, but it works.
 		severity = warn
-		fix += "; without KVM the qemu driver uses software emulation (TCG), roughly 10x slower"
+		suffix = "; without KVM the qemu driver uses software emulation (TCG), roughly 10x slower"
+	} else {
+		suffix = "; Firecracker cannot run without KVM: on such a host set vmm = \"qemu\""
 	}
 	f, err := os.OpenFile(e.KVMDevice, os.O_RDWR, 0)
-	if err != nil {
-		return severity(fmt.Sprintf("%s is not usable: %v", e.KVMDevice, err), fix)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return severity(e.KVMDevice+" does not exist: the kvm module is not loaded, or this machine has no hardware virtualisation",
+			"sudo modprobe kvm_intel (or kvm_amd); if that fails, enable VT-x/AMD-V in the firmware, or nested virtualisation on the host of this VM"+suffix)
+	case errors.Is(err, fs.ErrPermission):
+		return severity(fmt.Sprintf("%s is not readable and writable by you (uid %d): %v", e.KVMDevice, os.Getuid(), err),
+			"sudo usermod -aG kvm $USER, then log in again"+suffix)
+	case err != nil:
+		return severity(fmt.Sprintf("%s is not usable: %v", e.KVMDevice, err), "check that "+e.KVMDevice+" is the KVM character device"+suffix)
 	}
 	defer f.Close()
 	v, err := unix.IoctlRetInt(int(f.Fd()), kvmGetAPIVersion)
 	if err != nil || v != 12 {
-		return severity(fmt.Sprintf("%s answers KVM_GET_API_VERSION with %d (%v), want 12", e.KVMDevice, v, err), fix)
+		return severity(fmt.Sprintf("%s answers KVM_GET_API_VERSION with %d (%v), want 12", e.KVMDevice, v, err),
+			"make sure "+e.KVMDevice+" is the KVM device (ls -l: character device 10,232)"+suffix)
 	}
 	return pass(e.KVMDevice + " is usable (KVM API 12)")
 }
@@ -66,14 +80,17 @@ func checkVMM(ctx context.Context, e *Env) Result {
 		}
 		return pass("qemu: " + p)
 	}
+	install := fmt.Sprintf("install a Firecracker release (v%d.%d or newer) from https://github.com/firecracker-microvm/firecracker/releases on PATH, or set firecracker_bin in the config; on hosts without KVM or Firecracker set vmm = \"qemu\"",
+		minFirecracker[0], minFirecracker[1])
 	bin := e.Config.FirecrackerBin
 	if bin == "" {
 		p, err := e.LookPath("firecracker")
 		if err != nil {
-			return fail("firecracker not found in PATH (vmm = \"firecracker\")",
-				"install a Firecracker release (v1.15 or newer) on PATH, or set firecracker_bin in the config; on hosts without KVM or Firecracker set vmm = \"qemu\"")
+			return fail("firecracker not found in PATH (vmm = \"firecracker\")", install)
 		}
 		bin = p
+	} else if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fail(fmt.Sprintf("firecracker_bin %s is not an executable file", bin), install)
 	}
 	out, err := runQuick(ctx, bin, "--version")
 	if err != nil {
@@ -88,9 +105,104 @@ func checkVMM(ctx context.Context, e *Env) Result {
 	fmt.Sscan(m[2], &min)
 	if maj < minFirecracker[0] || (maj == minFirecracker[0] && min < minFirecracker[1]) {
 		return fail(fmt.Sprintf("%s is Firecracker v%s.%s.%s; banger needs v%d.%d or newer", bin, m[1], m[2], m[3], minFirecracker[0], minFirecracker[1]),
-			"install a newer Firecracker release")
+			install)
 	}
 	return pass(fmt.Sprintf("%s (v%s.%s.%s)", bin, m[1], m[2], m[3]))
+}
+
+// fcKernelFix is what to do about a default image whose kernel
+// Firecracker cannot boot.
+const fcKernelFix = "build a Firecracker kernel with scripts/build-firecracker-kernel (or pull one from the kernel catalog) and give the image that kernel (docs/firecracker.md); or set vmm = \"qemu\", which boots any kernel"
+
+// checkKernel checks that Firecracker can boot the default image's
+// kernel: an uncompressed ELF vmlinux whose virtio-mmio driver takes its
+// devices from the command line, as Firecracker announces them.
+func checkKernel(ctx context.Context, e *Env) Result {
+	if e.Config.VMM == "qemu" {
+		return pass("qemu boots ELF vmlinux and bzImage kernels")
+	}
+	name := e.Config.DefaultImageName
+	path, err := e.defaultImageKernel(ctx)
+	if err != nil {
+		return warn(fmt.Sprintf("cannot find the kernel of image %q: %v", name, err), "banger image list shows the images and their kernels")
+	}
+	if path == "" {
+		return warn(fmt.Sprintf("no image named %q yet, so its kernel is not checked", name),
+			"create the image; for Firecracker give it a kernel built by scripts/build-firecracker-kernel (docs/firecracker.md)")
+	}
+	format, err := kernel.Format(path)
+	if err != nil {
+		return fail(fmt.Sprintf("image %q: %v", name, err), fcKernelFix)
+	}
+	if format == kernel.FormatBzImage {
+		return warn(fmt.Sprintf("image %q boots %s, a bzImage; Firecracker releases boot only an uncompressed ELF vmlinux", name, path), fcKernelFix)
+	}
+	ok, err := fileContains(path, []byte(mmioCmdlineParam))
+	if err != nil {
+		return warn(fmt.Sprintf("reading %s: %v", path, err), "check that you can read "+path)
+	}
+	if !ok {
+		return warn(fmt.Sprintf("image %q boots %s, which lacks built-in virtio-mmio command-line devices (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES): it would not see Firecracker's disks, network or vsock", name, path), fcKernelFix)
+	}
+	return pass(fmt.Sprintf("image %q boots %s, an ELF vmlinux with virtio-mmio command-line devices", name, path))
+}
+
+// mmioCmdlineParam is the kernel parameter CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES
+// adds; its name is in the vmlinux when the driver is built in.
+const mmioCmdlineParam = "virtio_mmio.device"
+
+// defaultImageKernel asks the hook, or reads the managed images' manifests.
+func (e *Env) defaultImageKernel(ctx context.Context) (string, error) {
+	if e.DefaultImageKernel != nil {
+		return e.DefaultImageKernel(ctx)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(e.Layout.ImagesDir, "*", "manifest.json"))
+	var best struct {
+		Kernel  string    `json:"kernel"`
+		Updated time.Time `json:"updated_at"`
+	}
+	for _, m := range manifests {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		var im struct {
+			Name    string    `json:"name"`
+			Kernel  string    `json:"kernel"`
+			Updated time.Time `json:"updated_at"`
+		}
+		if json.Unmarshal(data, &im) == nil && im.Name == e.Config.DefaultImageName && !im.Updated.Before(best.Updated) {
+			best.Kernel, best.Updated = im.Kernel, im.Updated
+		}
+	}
+	return best.Kernel, nil
+}
+
+// fileContains reports whether the file at path holds needle.
+func fileContains(path string, needle []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20+len(needle))
+	keep := 0
+	for {
+		n, err := f.Read(buf[keep:])
+		if bytes.Contains(buf[:keep+n], needle) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		// Keep the tail, in case the needle straddles two reads.
+		tail := min(keep+n, len(needle)-1)
+		copy(buf, buf[keep+n-tail:keep+n])
+		keep = tail
+	}
 }
 
 func checkE2fsprogs(ctx context.Context, e *Env) Result {

@@ -49,6 +49,10 @@ type Env struct {
 	// Resolvers lists the host's DNS servers (host:port); nil reads
 	// /etc/resolv.conf.
 	Resolvers func() []string
+	// DefaultImageKernel returns the kernel path of the default image
+	// (config default_image_name), "" when there is no such image; nil
+	// looks for it among the managed images' manifests.
+	DefaultImageKernel func(ctx context.Context) (string, error)
 
 	netStatus *network.Status // Network's answer, asked once per Run
 }
@@ -65,6 +69,7 @@ func Checks() []Check {
 		{"config", checkConfig},
 		{"kvm", checkKVM},
 		{"vmm", checkVMM},
+		{"kernel", checkKernel},
 		{"e2fsprogs", checkE2fsprogs},
 		{"tun", checkTun},
 		{"bridge", networkPiece("bridge")},

@@ -1,0 +1,319 @@
+// Package fcstandin is a stand-in for the firecracker binary, for tests on
+// hosts without KVM or Firecracker. It serves Firecracker's HTTP API on
+// --api-sock and is as strict as the real one: every request is checked
+// against the API spec (shared/spec/firecracker-api.yaml) and refused with
+// a 400 and {"fault_message": "..."} on unknown fields, wrong types,
+// missing required fields, enum and bound violations; it keeps
+// Firecracker's state machine (pre-boot-only resources, InstanceStart
+// once, actions after boot); it binds the vsock uds_path at PUT /vsock and
+// answers the hybrid-vsock "CONNECT <port>" handshake, relaying port
+// agent.DefaultVsockPort to a real banger guest agent it runs in-process.
+// SendCtrlAltDel makes it exit, as a guest powering off ends Firecracker.
+//
+// It can be told to fail any request, to crash, and to record every
+// request (see Config and Install). Tests run it as the test binary
+// re-executed: TestMain calls RunIfStandIn, and Install writes an
+// executable named firecracker that does so with a given Config.
+package fcstandin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"banger/internal/agent"
+	"banger/internal/guest"
+)
+
+// Config is what the stand-in is told besides Firecracker's own flags.
+type Config struct {
+	Spec *Spec
+	// Fail makes matching requests fail.
+	Fail []Failure
+	// Crash is "startup" (exit before serving the API), "after-boot"
+	// (SIGKILL itself right after answering InstanceStart) or
+	// "METHOD /path" (SIGKILL itself on receiving that request).
+	Crash string
+	// IgnoreCtrlAltDel models a guest without i8042 support: the action
+	// is accepted and nothing happens.
+	IgnoreCtrlAltDel bool
+	// Record, when set, is a file every request is appended to.
+	Record string
+	// GuestDir holds the in-process agent's state; empty means a
+	// temporary directory.
+	GuestDir string
+	// Version is the Firecracker version to claim.
+	Version string
+}
+
+// DefaultVersion is the Firecracker release the stand-in claims to be.
+const DefaultVersion = "1.16.1"
+
+// Failure makes requests to Method and Path (concrete, /drives/rootfs, or
+// a template, /drives/{drive_id}) answer Status. With After, the request
+// is carried out first (a socket bound, a device added) and then fails.
+type Failure struct {
+	Method, Path string
+	Status       int
+	After        bool
+}
+
+func (f Failure) String() string {
+	s := fmt.Sprintf("%s %s=%d", f.Method, f.Path, f.Status)
+	if f.After {
+		s += ":after"
+	}
+	return s
+}
+
+// ParseFailures parses "PUT /drives/rootfs=500,PUT /vsock=400:after"; the
+// status defaults to 400.
+func ParseFailures(s string) ([]Failure, error) {
+	var out []Failure
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		req, status, hasStatus := strings.Cut(item, "=")
+		method, path, ok := strings.Cut(strings.TrimSpace(req), " ")
+		if !ok || !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("failure %q is not \"METHOD /path[=STATUS]\"", item)
+		}
+		f := Failure{Method: strings.ToUpper(method), Path: path, Status: http.StatusBadRequest}
+		if rest, ok := strings.CutSuffix(status, ":after"); ok {
+			status, f.After = rest, true
+		}
+		if hasStatus && status != "" {
+			n, err := strconv.Atoi(status)
+			if err != nil || n < 400 || n > 599 {
+				return nil, fmt.Errorf("failure %q: status must be 400 to 599", item)
+			}
+			f.Status = n
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Server is one stand-in VMM.
+type Server struct {
+	cfg     Config
+	console io.Writer
+	exit    func(code int)
+
+	mu    sync.Mutex // one request at a time, as Firecracker's API thread
+	m     *machine
+	agent *guest.Server
+	ctx   context.Context
+}
+
+// NewServer returns a stand-in VMM with instance id id. Its serial console
+// is console; exit ends the "VMM" (os.Exit in the stand-in process).
+func NewServer(cfg Config, id string, console io.Writer, exit func(code int)) *Server {
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	s := &Server{cfg: cfg, console: console, exit: exit, ctx: context.Background()}
+	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, nets: map[string]string{}, bindVsock: bindVsock}
+	s.m.boot = s.boot
+	s.m.ctrlAltDel = s.ctrlAltDel
+	return s
+}
+
+// ServeHTTP answers one API request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status, out, f := 0, any(nil), transportFault(r, body)
+	if f == nil {
+		status, out, f = s.handle(r.Method, r.URL.Path, body)
+	}
+	s.record(r.Method, r.URL.Path, body, status, f)
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case f != nil:
+		w.WriteHeader(f.Status)
+		w.Write(f.Body())
+	case status == http.StatusNoContent:
+		w.WriteHeader(status)
+	default:
+		data, _ := json.Marshal(out)
+		w.WriteHeader(status)
+		w.Write(data)
+	}
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	if f == nil && r.Method == http.MethodPut && r.URL.Path == "/actions" && s.m.started && s.cfg.Crash == "after-boot" {
+		s.crash() // once the answer is on its way, like a VMM dying mid-run
+	}
+}
+
+// transportFault refuses what Firecracker's HTTP server (micro_http)
+// cannot parse: chunked bodies, and bodies that are not JSON by type.
+func transportFault(r *http.Request, body []byte) *Fault {
+	for _, te := range r.TransferEncoding {
+		if te == "chunked" {
+			return badRequest("Invalid header. Reason: Transfer-Encoding chunked is not supported.")
+		}
+	}
+	if ct := r.Header.Get("Content-Type"); len(body) > 0 && ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &Fault{Status: http.StatusUnsupportedMediaType, Message: "Unsupported media type: " + ct}
+	}
+	return nil
+}
+
+func (s *Server) handle(method, path string, body []byte) (int, any, *Fault) {
+	if s.cfg.Crash == method+" "+path {
+		s.crash()
+	}
+	fl := s.failure(method, path)
+	injected := func() *Fault {
+		return &Fault{Status: fl.Status, Message: fmt.Sprintf("Injected failure for %s %s (FCSTANDIN_FAIL).", method, path)}
+	}
+	if fl != nil && !fl.After {
+		return 0, nil, injected()
+	}
+	req, f := s.cfg.Spec.Validate(method, path, body)
+	if f != nil {
+		return 0, nil, f
+	}
+	status, out, f := s.m.apply(req)
+	if f == nil && fl != nil {
+		return 0, nil, injected()
+	}
+	return status, out, f
+}
+
+// failure is the injected failure for a request, if any.
+func (s *Server) failure(method, path string) *Failure {
+	for i, fl := range s.cfg.Fail {
+		if fl.Method != method {
+			continue
+		}
+		if op, _ := s.cfg.Spec.match(method, path); fl.Path == path || (op != nil && fl.Path == op.Path) {
+			return &s.cfg.Fail[i]
+		}
+	}
+	return nil
+}
+
+// Recorded is one line of the record file.
+type Recorded struct {
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body,omitempty"`
+	Status int             `json:"status"`
+	Fault  string          `json:"fault,omitempty"`
+}
+
+func (s *Server) record(method, path string, body []byte, status int, f *Fault) {
+	if s.cfg.Record == "" {
+		return
+	}
+	rec := Recorded{Method: method, Path: path, Status: status}
+	if json.Valid(body) {
+		rec.Body = body
+	}
+	if f != nil {
+		rec.Status, rec.Fault = f.Status, f.Message
+	}
+	appendJSON(s.cfg.Record, rec)
+}
+
+func appendJSON(path string, v any) {
+	line, _ := json.Marshal(v)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
+}
+
+// boot "starts the guest": boot messages on the console and the agent
+// listening on its vsock port.
+func (s *Server) boot() {
+	fmt.Fprintf(s.console, "[    0.000000] Linux version 6.1.0-fcstandin (banger firecracker stand-in)\n")
+	fmt.Fprintf(s.console, "[    0.000000] Command line: %s\n", s.m.bootArgs)
+	for _, d := range s.m.drives {
+		fmt.Fprintf(s.console, "[    0.100000] virtio_blk: drive %s (%s)\n", d.id, d.path)
+	}
+	if s.m.vsock == nil {
+		fmt.Fprintf(s.console, "fcstandin: no vsock device; the agent is unreachable\n")
+		return
+	}
+	srv, err := s.guestAgent()
+	if err != nil {
+		fmt.Fprintf(s.console, "fcstandin: starting the guest agent: %v\n", err)
+		return
+	}
+	s.m.vsock.serve(agent.DefaultVsockPort, serveAgent(s.ctx, srv))
+	fmt.Fprintf(s.console, "fcstandin: banger agent listening on vsock port %d\n", agent.DefaultVsockPort)
+}
+
+func (s *Server) guestAgent() (*guest.Server, error) {
+	dir := s.cfg.GuestDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "fcstandin-guest-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	srv, err := guest.New(guest.Config{
+		Paths: guest.Paths{
+			StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "etc"),
+			Home: filepath.Join(dir, "home"), SSHDir: filepath.Join(dir, "ssh"),
+		},
+		InitMode: agent.InitModeDev,
+		Power: func(reboot bool) error {
+			go s.powerOff("reboot: Power down")
+			return nil
+		},
+	})
+	s.agent = srv
+	return srv, err
+}
+
+func (s *Server) ctrlAltDel() {
+	if s.cfg.IgnoreCtrlAltDel {
+		fmt.Fprintf(s.console, "fcstandin: ctrl-alt-del ignored (no i8042 driver)\n")
+		return
+	}
+	// After the answer: the guest shuts down and, with reboot=k, the VMM exits.
+	go func() {
+		s.mu.Lock() // held by the request until it is answered
+		defer s.mu.Unlock()
+		s.powerOff("reboot: Restarting system")
+	}()
+}
+
+func (s *Server) powerOff(msg string) {
+	fmt.Fprintln(s.console, msg)
+	s.exit(0)
+}
+
+// crash ends the process at once, leaving sockets behind as a VMM killed
+// by a signal does.
+func (s *Server) crash() {
+	fmt.Fprintln(s.console, "fcstandin: crashing")
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+// Serve serves the API on ln until the process exits.
+func (s *Server) Serve(ln net.Listener) error {
+	return (&http.Server{Handler: s}).Serve(ln)
+}

@@ -1,0 +1,290 @@
+package fcstandin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Fault is an error answer: the HTTP status and Firecracker's
+// fault_message.
+type Fault struct {
+	Status  int
+	Message string
+}
+
+func (f *Fault) Error() string { return fmt.Sprintf("%d: %s", f.Status, f.Message) }
+
+// Body is the JSON of the answer: {"fault_message": "..."}, as Firecracker
+// sends it.
+func (f *Fault) Body() []byte {
+	data, _ := json.Marshal(map[string]string{"fault_message": f.Message})
+	return data
+}
+
+func badRequest(format string, args ...any) *Fault {
+	return &Fault{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// deserializing wraps a body error the way Firecracker reports serde's.
+func deserializing(msg string) *Fault {
+	return badRequest("An error occurred when deserializing the json body of a request: %s.", msg)
+}
+
+// Request is a validated request.
+type Request struct {
+	Op     *Operation
+	Params map[string]string // path parameters: drive_id -> rootfs
+	Body   *Value            // nil without a body
+}
+
+// Validate checks a request the way Firecracker's API server parses one:
+// the method and path must name an operation, path ids must be non-empty
+// alphanumerics and '_', a body must be present exactly when the
+// operation takes one and must match its schema (no unknown fields, no
+// missing required ones, right types, enum values, bounds), and an id in
+// the path must equal the same id in the body.
+func (s *Spec) Validate(method, path string, body []byte) (*Request, *Fault) {
+	op, params := s.match(method, path)
+	if op == nil {
+		first, _, _ := strings.Cut(strings.TrimLeft(path, "/"), "/")
+		return nil, badRequest("Invalid request method and/or path: %s %s.", method, first)
+	}
+	hasBody := len(bytes.TrimSpace(body)) > 0
+	switch {
+	case method == http.MethodGet && hasBody:
+		return nil, badRequest("GET request cannot have a body.")
+	// Firecracker refuses every body-less PUT, whatever the spec says
+	// about the body being required, and body-less PATCHes that need one.
+	case method == http.MethodPut && !hasBody,
+		method == http.MethodPatch && !hasBody && op.BodyRequired:
+		return nil, badRequest("Empty %s request.", method)
+	case op.Body == nil && hasBody:
+		return nil, badRequest("Invalid request method and/or path: %s %s.", method, path)
+	}
+	for _, v := range params {
+		if v == "" {
+			return nil, badRequest("The ID cannot be empty.")
+		}
+		for _, r := range v {
+			if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				return nil, badRequest("API Resource IDs can only contain alphanumeric characters and underscores.")
+			}
+		}
+	}
+	req := &Request{Op: op, Params: params}
+	if !hasBody {
+		return req, nil
+	}
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, deserializing(err.Error())
+	}
+	if f := checkValue(op.Body, v, ""); f != nil {
+		return nil, f
+	}
+	for name, id := range params {
+		if v.Kind == KindObject {
+			if got, ok := v.Field(name); ok && got.Kind == KindString && got.Str != id {
+				return nil, badRequest("The id from the path does not match the id from the body!")
+			}
+		}
+	}
+	req.Body = v
+	return req, nil
+}
+
+// match finds the operation for method and path, with its parameters.
+func (s *Spec) match(method, path string) (*Operation, map[string]string) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	if strings.Trim(path, "/") == "" {
+		segs = nil
+	}
+	for _, op := range s.ops {
+		if op.Method != method || len(op.segs) != len(segs) {
+			continue
+		}
+		params := map[string]string{}
+		ok := true
+		for i, t := range op.segs {
+			if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
+				params[strings.Trim(t, "{}")] = segs[i]
+			} else if t != segs[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return op, params
+		}
+	}
+	// "PUT /drives/" has an empty id: Firecracker says so, not "unknown path".
+	if strings.HasSuffix(path, "/") {
+		if op, params := s.match(method, path+"{}"); op != nil {
+			for k := range params {
+				params[k] = ""
+			}
+			return op, params
+		}
+	}
+	return nil, nil
+}
+
+// checkValue validates v against schema s; at names the field for
+// nested errors.
+func checkValue(s *Schema, v *Value, at string) *Fault {
+	if s == nil {
+		return nil
+	}
+	if want := s.Type; want != "" && !v.is(want) {
+		return deserializing(fmt.Sprintf("%sinvalid type: %s, expected %s", prefix(at), v.describe(), expected(s)))
+	}
+	switch v.Kind {
+	case KindString:
+		if len(s.Enum) > 0 && !contains(s.Enum, v.Str) {
+			return deserializing(fmt.Sprintf("%sunknown variant `%s`, expected %s", prefix(at), v.Str, oneOf(s.Enum)))
+		}
+	case KindNumber:
+		return checkNumber(s, v, at)
+	case KindArray:
+		for i, item := range v.Items {
+			if f := checkValue(s.Items, item, fmt.Sprintf("%s[%d]", at, i)); f != nil {
+				return f
+			}
+		}
+	case KindObject:
+		return checkObject(s, v, at)
+	}
+	return nil
+}
+
+func checkObject(s *Schema, v *Value, at string) *Fault {
+	for _, m := range v.Members {
+		p, known := s.Properties[m.Key]
+		switch {
+		case known:
+			// An absent optional field may be written as null (serde's Option).
+			if m.Value.Kind == KindNull && !contains(s.Required, m.Key) {
+				continue
+			}
+			if f := checkValue(p, m.Value, join(at, m.Key)); f != nil {
+				return f
+			}
+		case s.Open:
+			if f := checkValue(s.Extra, m.Value, join(at, m.Key)); f != nil {
+				return f
+			}
+		default:
+			return deserializing(fmt.Sprintf("%sunknown field `%s`, expected %s", prefix(at), m.Key, oneOf(s.PropOrder)))
+		}
+	}
+	for _, r := range s.Required {
+		if _, ok := v.Field(r); !ok {
+			return deserializing(fmt.Sprintf("%smissing field `%s`", prefix(at), r))
+		}
+	}
+	return nil
+}
+
+// checkNumber enforces integer-ness, the bounds, and Firecracker's
+// unsigned integers: no field of its API takes a negative number.
+func checkNumber(s *Schema, v *Value, at string) *Fault {
+	n, err := strconv.ParseFloat(v.Num, 64)
+	if err != nil {
+		return deserializing(fmt.Sprintf("%sinvalid number %s", prefix(at), v.Num))
+	}
+	if s.Type == "integer" {
+		if strings.ContainsAny(v.Num, ".eE") {
+			return deserializing(fmt.Sprintf("%sinvalid type: floating point `%s`, expected %s", prefix(at), v.Num, expected(s)))
+		}
+		max := uint64(math.MaxUint64)
+		if s.Format == "int32" {
+			max = math.MaxUint32
+		}
+		if u, err := strconv.ParseUint(v.Num, 10, 64); err != nil || u > max {
+			return deserializing(fmt.Sprintf("%sinvalid value: integer `%s`, expected %s", prefix(at), v.Num, expected(s)))
+		}
+	}
+	if s.Minimum != nil && n < *s.Minimum {
+		return badRequest("Invalid value for %s: %s is less than the minimum %v.", field(at), v.Num, *s.Minimum)
+	}
+	if s.Maximum != nil && n > *s.Maximum {
+		return badRequest("Invalid value for %s: %s is more than the maximum %v.", field(at), v.Num, *s.Maximum)
+	}
+	return nil
+}
+
+// expected names what a schema wants, in serde's words.
+func expected(s *Schema) string {
+	switch s.Type {
+	case "integer":
+		if s.Format == "int32" {
+			return "u32"
+		}
+		return "an unsigned integer"
+	case "number":
+		return "a number"
+	case "string":
+		if len(s.Enum) > 0 {
+			return "a variant of " + oneOf(s.Enum)
+		}
+		return "a string"
+	case "boolean":
+		return "a boolean"
+	case "array":
+		return "a sequence"
+	}
+	return "a map"
+}
+
+// oneOf lists names the way serde does: `a`, `a` or `b`, one of `a`, `b`, `c`.
+func oneOf(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "`" + n + "`"
+	}
+	switch len(q) {
+	case 0:
+		return "nothing"
+	case 1:
+		return q[0]
+	case 2:
+		return q[0] + " or " + q[1]
+	}
+	return "one of " + strings.Join(q, ", ")
+}
+
+func prefix(at string) string {
+	if at == "" {
+		return ""
+	}
+	return at + ": "
+}
+
+func field(at string) string {
+	if at == "" {
+		return "the body"
+	}
+	return "`" + at + "`"
+}
+
+func join(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
