@@ -10,6 +10,7 @@ import (
 	"banger/internal/client"
 	"banger/internal/config"
 	"banger/internal/doctor"
+	"banger/internal/errdefs"
 )
 
 func (a *app) doctorCmd() *cobra.Command {
@@ -18,8 +19,9 @@ func (a *app) doctorCmd() *cobra.Command {
 		Use:   "doctor",
 		Short: "Check that this host can run banger VMs, and say how to fix what is missing",
 		Long: `Check this host: KVM, the VMM binary (Firecracker, or QEMU with vmm = "qemu"),
-e2fsprogs, the tun device, banger's bridge and forwarding, free disk, the SSH
-key and the daemon. Every check that does not pass prints the command that
+the default image's kernel, e2fsprogs, the tun device, banger's bridge, TAP
+pool, NAT, forwarding and .vm name resolution, free disk, the SSH key and the
+daemon. Every check that does not pass prints the command that
 fixes it. The exit status is 1 when any check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -31,6 +33,13 @@ fixes it. The exit status is 1 when any check fails.`,
 			rs := doctor.Run(cmd.Context(), doctor.Env{
 				Config: cfg, ConfigErr: cfgErr, Layout: a.layout,
 				DaemonStatus: func(ctx context.Context) error { _, err := cl.Status(ctx); return err },
+				DefaultImageKernel: func(ctx context.Context) (string, error) {
+					im, err := cl.Image(ctx, cfg.DefaultImageName)
+					if errdefs.KindOf(err) == errdefs.KindNotFound {
+						return "", nil
+					}
+					return im.Kernel, err
+				},
 			})
 			if asJSON {
 				printJSON(a.stdout, rs)
