@@ -1,5 +1,6 @@
 // Command bangerd is banger's per-user daemon. It is the composition
-// root: it builds the daemon service, then the API server around it.
+// root: it builds the daemon service, then the API server and the web UI
+// around it.
 package main
 
 import (
@@ -81,6 +82,10 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		return err
 	}
 	defer closeNet()
+	webLn := listenWeb(cfg, logger)
+	if webLn != nil {
+		defer webLn.Close()
+	}
 	d, err := daemon.New(ctx, daemon.Options{
 		Layout: layout, Config: cfg, Store: st, Logger: logger,
 		Driver:       driver(cfg),
@@ -88,11 +93,13 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		AgentBinary:  agentBinary(),
 		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
 		BootTimeout:  bootTimeout,
+		WebURL:       webURL(webLn),
 	})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	defer serveWeb(ctx, d, webLn, logger)() // the UI stops before the daemon closes
 	logger.Info("serving", "socket", layout.SocketPath, "version", version.String())
 	srv := server.New(d, logger, stop)
 	err = srv.Serve(ctx, &server.Listener{Listener: sock, Log: logger})

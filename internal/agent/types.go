@@ -132,6 +132,9 @@ type Stats struct {
 	Memory   MemStats   `json:"memory"`
 	Disks    []Disk     `json:"disks"`
 	Networks []NetIf    `json:"networks"`
+	// SSHConnections counts established TCP connections to local port 22
+	// (sshd or the builtin server): someone is using the VM.
+	SSHConnections int `json:"ssh_connections"`
 }
 
 // CPUStats are /proc/stat's aggregate counters in clock ticks (USER_HZ).

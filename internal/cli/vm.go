@@ -18,7 +18,8 @@ func (a *app) vmCmd() *cobra.Command {
 		Short:   "Create, run, reach and remove development VMs",
 	}
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
-		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd())
+		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
+		a.vmStatsCmd(), a.vmSetCmd())
 	return cmd
 }
 
@@ -144,6 +145,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 			if v.LastError != "" {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
+			rows = append(rows, usageRows(cmd.Context(), cl, v)...)
 			return table(a.stdout, rows)
 		},
 	}

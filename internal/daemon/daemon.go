@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,9 @@ type Options struct {
 	BootTimeout time.Duration
 	// StopTimeouts override vmm.DefaultStopTimeouts (optional).
 	StopTimeouts *vmm.StopTimeouts
+	// IdleCPUPercent is the guest CPU share under which a VM counts as
+	// idle for auto-stop; 0 means DefaultIdleCPUPercent (optional).
+	IdleCPUPercent float64
 }
 
 // Daemon is the running service.
@@ -73,6 +77,10 @@ type Daemon struct {
 
 	runMu sync.Mutex
 	run   map[string]*running // live VMs by name
+
+	stats   *statsBook     // samples and idle clocks (stats.go, autostop.go)
+	idleCPU float64        // see Options.IdleCPUPercent
+	pollers sync.WaitGroup // stats and metrics pollers, auto-stops in flight
 }
 
 // New builds the daemon and reconciles on-disk state with the database:
@@ -98,6 +106,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		bootWait:     opts.BootTimeout,
 		stopTimeouts: vmm.DefaultStopTimeouts,
 		run:          map[string]*running{},
+		stats:        newStatsBook(),
+		idleCPU:      cmp.Or(opts.IdleCPUPercent, DefaultIdleCPUPercent),
 	}
 	if opts.StopTimeouts != nil {
 		d.stopTimeouts = *opts.StopTimeouts
@@ -107,6 +117,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("reconciling state: %w", err)
 	}
 	d.event(ctx, "info", "daemon", fmt.Sprintf("bangerd %s started (pid %d)", version.String(), os.Getpid()))
+	d.startPollers()
 	return d, nil
 }
 
@@ -131,6 +142,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 // Close stops watching VMs and drops agent connections; VMs keep running.
 func (d *Daemon) Close() {
 	d.stop()
+	d.pollers.Wait()
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	for _, r := range d.run {

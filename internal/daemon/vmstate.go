@@ -87,10 +87,20 @@ func (d *Daemon) watch(row store.VM, h *vmm.Handle) {
 		if err := vmm.WaitExit(ctx, h); err != nil {
 			return // the daemon is stopping, or the watch was cancelled
 		}
-		if d.markStopped(row.Name, h, "") {
+		// An exit during a stop or delete is that operation's doing: it
+		// records the stop itself.
+		if d.markStopped(row.Name, h, "") && !d.stopping(row.Name) {
 			d.event(context.Background(), "warn", "vm/"+row.Name, "vm "+row.Name+" stopped on its own (see 'banger vm logs "+row.Name+"')")
 		}
 	}()
+}
+
+// stopping reports whether a stop or delete of the VM is in progress.
+func (d *Daemon) stopping(name string) bool {
+	d.busyMu.Lock()
+	defer d.busyMu.Unlock()
+	op := d.busy["vm/"+name]
+	return op == "stop" || op == "delete"
 }
 
 func (d *Daemon) unwatch(name string) {

@@ -29,6 +29,7 @@ func readStats(procDir string) agent.Stats {
 	s.Memory = readMem(filepath.Join(procDir, "meminfo"))
 	s.Disks = readDisks(procDir)
 	s.Networks = readNetDev(filepath.Join(procDir, "net", "dev"))
+	s.SSHConnections = countEstablished(procDir, sshPort)
 	return s
 }
 
@@ -128,4 +129,25 @@ func parseUints(ss []string) []uint64 {
 		out[i], _ = strconv.ParseUint(s, 10, 64)
 	}
 	return out
+}
+
+// sshPort is where the guest's SSH server listens (sshd or the builtin one).
+const sshPort = 22
+
+// tcpEstablished is the ESTABLISHED state in /proc/net/tcp*.
+const tcpEstablished = "01"
+
+// countEstablished counts established TCP connections whose local port is
+// port, over IPv4 and IPv6.
+func countEstablished(procDir string, port int) int {
+	n := 0
+	for _, proto := range []string{"tcp", "tcp6"} {
+		entries, _ := readSockets(filepath.Join(procDir, "net", proto), tcpEstablished)
+		for _, e := range entries {
+			if e.port == port {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -69,33 +69,43 @@ func Signal(h *Handle, sig syscall.Signal) error {
 
 // WaitExit blocks until h's process has exited or ctx ends. It works for
 // processes that are not our children (re-adopted after a restart) by
-// polling a pidfd, and falls back to polling /proc.
+// waiting for a pidfd to become readable in the runtime's poller, so a
+// wait costs no wakeups however long it lasts; without pidfds it falls
+// back to polling /proc.
 func WaitExit(ctx context.Context, h *Handle) error {
 	if !Alive(h.PID, h.StartTime) {
 		return nil
 	}
-	fd, err := unix.PidfdOpen(h.PID, 0)
+	fd, err := unix.PidfdOpen(h.PID, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		return pollExit(ctx, h)
 	}
-	defer unix.Close(fd)
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
 	// The pid may have been reused between the check and the open.
 	if !Alive(h.PID, h.StartTime) {
 		return nil
 	}
-	for {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 100)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return pollExit(ctx, h)
-		}
-		if n > 0 {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return pollExit(ctx, h)
 	}
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stop()
+	// A pidfd becomes readable when the process exits; Read calls back
+	// until the callback says it is done.
+	err = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return (err == nil && n > 0) || ctx.Err() != nil
+	})
+	switch {
+	case ctx.Err() != nil && Alive(h.PID, h.StartTime):
+		return ctx.Err()
+	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+		return pollExit(ctx, h) // the pidfd is not pollable here
+	}
+	return nil
 }
 
 func pollExit(ctx context.Context, h *Handle) error {

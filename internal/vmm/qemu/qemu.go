@@ -57,7 +57,7 @@ func (d *Driver) Name() string { return "qemu" }
 
 // Capabilities implements vmm.Driver.
 func (d *Driver) Capabilities(ctx context.Context) vmm.Capabilities {
-	return vmm.Capabilities{KVM: d.Accel(ctx) == "kvm"}
+	return vmm.Capabilities{KVM: d.Accel(ctx) == "kvm", Metrics: true}
 }
 
 // Create starts a paused, daemonized QEMU for spec.

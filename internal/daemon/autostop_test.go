@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/agent"
+	"banger/internal/api"
+)
+
+func TestBusyReason(t *testing.T) {
+	guest := &agent.Stats{}
+	idle := api.StatsSample{CPUPercent: 1}
+	tests := []struct {
+		name  string
+		rd    reading
+		s     api.StatsSample
+		rated bool
+		want  string
+	}{
+		{"idle", reading{guest: guest}, idle, true, ""},
+		{"agent down", reading{guestErr: errors.New("eof")}, idle, true, "guest agent not answering"},
+		{"sessions unknown", reading{guest: guest, sessionsErr: errors.New("eof")}, idle, true, "sessions unknown"},
+		{"first sample", reading{guest: guest}, idle, false, "measuring"},
+		{"ssh", reading{guest: guest}, api.StatsSample{SSHConnections: 2}, true, "2 ssh connections"},
+		{"attached", reading{guest: guest, sessions: []agent.Session{
+			{Name: "done", State: agent.SessionExited, Mode: agent.SessionPipe},
+			{Name: "agent", State: agent.SessionRunning, Mode: agent.SessionDetached, Attached: true},
+		}}, idle, true, `session "agent" attached`},
+		{"pipe running", reading{guest: guest, sessions: []agent.Session{
+			{Name: "repl", State: agent.SessionRunning, Mode: agent.SessionPipe},
+		}}, idle, true, `pipe session "repl" running`},
+		{"detached running", reading{guest: guest, sessions: []agent.Session{
+			{Name: "server", State: agent.SessionRunning, Mode: agent.SessionDetached},
+		}}, idle, true, ""},
+		{"cpu", reading{guest: guest}, api.StatsSample{CPUPercent: 42}, true, "cpu 42.0%"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := busyReason(tt.rd, tt.s, tt.rated, DefaultIdleCPUPercent); got != tt.want {
+				t.Errorf("busyReason = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIdleClock(t *testing.T) {
+	b := newStatsBook()
+	t0 := time.Unix(1000, 0)
+	step := func(busy string, sec int, stoppable bool) bool {
+		_, due := b.idle("vm", busy, t0.Add(time.Duration(sec)*time.Second), stoppable, 10*time.Second)
+		return due
+	}
+	if step("", 0, true) || step("", 9, true) {
+		t.Fatal("due before the threshold")
+	}
+	if step("cpu 50%", 10, true) || step("", 11, true) || step("", 20, true) {
+		t.Fatal("activity did not restart the idle clock")
+	}
+	if step("", 25, false) {
+		t.Fatal("due while kept alive")
+	}
+	if !step("", 21, true) {
+		t.Fatal("not due after the threshold")
+	}
+	if step("", 40, true) {
+		t.Fatal("due twice for one stop")
+	}
+	b.stopFailed("vm")
+	if !step("", 41, true) {
+		t.Fatal("not due again after a failed stop")
+	}
+}
+
+// TestAutoStop runs the real pollers over fake VMs: the idle one is
+// stopped, the kept-alive one and the one with an attached session are
+// not, until keep-alive is dropped and the session ends.
+func TestAutoStop(t *testing.T) {
+	w := newPollWorld(t, func(o *Options) {
+		o.Config.AutoStopStaleAfter = 300 * time.Millisecond
+		// The fake guest's CPU is the busy host's: the CPU rule is covered
+		// by TestBusyReason, so here it must never hold a VM up.
+		o.IdleCPUPercent = 101
+	})
+	ctx := context.Background()
+
+	// Kept alive until its session is attached, so it cannot be stopped
+	// before.
+	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "busy", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := w.d.Agent(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs, err := cl.Stats(ctx); err != nil || gs.SSHConnections > 0 {
+		t.Skipf("the fake guest sees the host's ssh connections (%d, %v); auto-stop cannot be judged here", gs.SSHConnections, err)
+	}
+	if _, err := cl.StartSession(ctx, agent.SessionStart{Name: "work", Argv: []string{"sleep", "3600"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.KillSession(context.Background(), agent.SessionKillRequest{Name: "work"}) })
+	att, err := cl.AttachSession(ctx, agent.SessionAttachRequest{Name: "work"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.d.SetKeepAlive(ctx, "busy", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "kept", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.create("idle")
+
+	waitState(t, w.d, "idle", api.VMStopped)
+	waitRounds(t, w.d, "kept", 2)
+	for _, name := range []string{"busy", "kept"} {
+		if vm, _ := w.d.VM(ctx, name); vm.State != api.VMRunning {
+			t.Errorf("vm %s is %s, want running", name, vm.State)
+		}
+	}
+	if st := stats(t, w.d, "busy", 0); !strings.Contains(st.Busy, `session "work" attached`) {
+		t.Errorf("busy vm's stats say busy=%q, want the attached session", st.Busy)
+	}
+	if st := stats(t, w.d, "kept", 0); st.IdleSince == nil || st.AutoStopAt != nil {
+		t.Errorf("kept vm's stats = %+v; want idle with no auto-stop time", st)
+	}
+	assertAutoStopEvent(t, w, "idle", true)
+	assertAutoStopEvent(t, w, "busy", false)
+	assertAutoStopEvent(t, w, "kept", false)
+
+	if _, err := w.d.SetKeepAlive(ctx, "kept", false); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, w.d, "kept", api.VMStopped)
+
+	if err := att.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.StopSession(ctx, agent.SessionStopRequest{Name: "work", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, w.d, "busy", api.VMStopped)
+	assertAutoStopEvent(t, w, "busy", true)
+}
+
+func assertAutoStopEvent(t *testing.T, w *world, name string, want bool) {
+	t.Helper()
+	evs, err := w.d.Events(context.Background(), "vm/"+name, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := false
+	for _, e := range evs {
+		if strings.Contains(e.Message, "auto_stop_stale_after") {
+			got = true
+		}
+	}
+	if got != want {
+		t.Errorf("auto-stop event for %s: %v, want %v (events %+v)", name, got, want, evs)
+	}
+}
+
+func TestSetKeepAlive(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.create("dev")
+	vm, err := w.d.SetKeepAlive(ctx, "dev", true)
+	if err != nil || !vm.KeepAlive {
+		t.Fatalf("SetKeepAlive(true) = %+v, %v", vm, err)
+	}
+	if vm, _ := w.d.VM(ctx, "dev"); !vm.KeepAlive {
+		t.Error("keep-alive not stored")
+	}
+	if vm, err := w.d.SetKeepAlive(ctx, "dev", false); err != nil || vm.KeepAlive {
+		t.Fatalf("SetKeepAlive(false) = %+v, %v", vm, err)
+	}
+	if _, err := w.d.SetKeepAlive(ctx, "nope", true); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("SetKeepAlive of a missing vm: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+// Package daemontest builds a real daemon service on temporary state with
+// the fake VMM driver (internal/vmm/vmmfake), for tests of the layers that
+// wrap the daemon (API server, web UI) without booting guests.
+package daemontest
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/daemon"
+	"banger/internal/ext4"
+	"banger/internal/paths"
+	"banger/internal/store"
+	"banger/internal/vmm"
+	"banger/internal/vmm/vmmfake"
+)
+
+// World is a daemon on temporary state with the fake driver and an image
+// named "default".
+type World struct {
+	D      *daemon.Daemon
+	Driver *vmmfake.Driver
+	Layout paths.Layout
+}
+
+// New starts the daemon; mut, when set, adjusts its options first. It
+// skips t when the ext4 tools VM creation needs are missing. The daemon is
+// closed and every fake VMM process killed when t ends.
+func New(t *testing.T, mut func(*daemon.Options)) *World {
+	t.Helper()
+	for _, tool := range []string{"mkfs.ext4", "debugfs", "e2fsck"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install e2fsprogs)", tool)
+		}
+	}
+	dir := t.TempDir()
+	rt, err := os.MkdirTemp("", "bgd") // unix socket paths must stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	layout := paths.New(filepath.Join(dir, "config"), filepath.Join(dir, "state"), filepath.Join(dir, "cache"), rt)
+	if err := layout.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), layout.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	agentPath := filepath.Join(dir, "banger-vsock-agent")
+	os.WriteFile(agentPath, []byte("#!agent binary stand-in\n"), 0o755)
+	w := &World{Driver: vmmfake.New(filepath.Join(dir, "guests")), Layout: layout}
+	stop := vmm.StopTimeouts{Agent: 2 * time.Second, VMM: 2 * time.Second, Term: time.Second}
+	opts := daemon.Options{
+		Layout: layout, Config: config.Default(), Store: st, Logger: slog.New(slog.DiscardHandler),
+		Driver: w.Driver, AgentBinary: agentPath, SSHPublicKey: "ssh-ed25519 AAAAtestkey banger\n",
+		BootTimeout: 2 * time.Second, StopTimeouts: &stop,
+	}
+	if mut != nil {
+		mut(&opts)
+	}
+	if w.D, err = daemon.New(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.D.Close()
+		for _, h := range w.Driver.Live() {
+			syscall.Kill(h.PID, syscall.SIGKILL)
+		}
+	})
+	w.registerImage(t, "default")
+	return w
+}
+
+func (w *World) registerImage(t *testing.T, name string) {
+	t.Helper()
+	dir := t.TempDir()
+	root, kernel := filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "vmlinux")
+	if err := ext4.Create(context.Background(), root, 32<<20, "root"); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 64) // the smallest ELF header image validation accepts
+	copy(hdr, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	hdr[16], hdr[18], hdr[20] = 2, 62, 1
+	os.WriteFile(kernel, hdr, 0o644)
+	if _, err := w.D.RegisterImage(context.Background(), api.RegisterImageRequest{Name: name, Rootfs: root, Kernel: kernel}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CreateVM creates and boots a VM from the default image.
+func (w *World) CreateVM(t *testing.T, name string) api.VM {
+	t.Helper()
+	vm, err := w.D.CreateVM(context.Background(), api.CreateVMRequest{Name: name, DiskBytes: 64 << 20}, nil)
+	if err != nil {
+		t.Fatalf("creating vm %s: %v", name, err)
+	}
+	return vm
+}
+
+// WaitState polls until the VM is in state want, failing t after a
+// generous deadline.
+func (w *World) WaitState(t *testing.T, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		vm, err := w.D.VM(context.Background(), name)
+		if err == nil && vm.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm %s is %s (%v), want %s", name, vm.State, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
