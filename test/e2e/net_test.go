@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os/exec"
 	"strings"
@@ -40,8 +39,8 @@ func TestTwoVMs(t *testing.T) {
 	if ip != b.IP {
 		t.Fatalf("b.vm resolved to %q through the daemon's DNS, want %s", ip, b.IP)
 	}
-	body := httpGetInNS(t, e, ip+":8080", "/index.html")
-	if !strings.Contains(body, "hello-from-b") {
+	code, body := getInNS(t, e, ip+":8080", "b.vm:8080", "/index.html")
+	if code != 200 || !strings.Contains(body, "hello-from-b") {
 		t.Errorf("GET http://b.vm:8080/index.html = %q", body)
 	}
 
@@ -106,34 +105,6 @@ func resolveInNS(t *testing.T, e *env, name string) string {
 		t.Fatalf("resolving %s through the daemon's DNS: %v", name, err)
 	}
 	return ip
-}
-
-// httpGetInNS fetches http://addr/path from inside the namespace.
-func httpGetInNS(t *testing.T, e *env, addr, path string) string {
-	t.Helper()
-	var body string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := e.ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: b.vm\r\n\r\n", path)
-			b, err := io.ReadAll(c)
-			body = string(b)
-			return err
-		})
-		if err == nil {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s%s: %v", addr, path, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // checkNAT gives the test namespace an "uplink" (a veth to a second

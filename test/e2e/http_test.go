@@ -1,0 +1,49 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// getInNS GETs http://addr/path with the given Host header from inside the
+// test's namespace, retrying until the server answers (opencode takes a
+// while to start under software emulation).
+func getInNS(t *testing.T, e *env, addr, host, path string) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var status int
+		var body string
+		err := e.ns.Do(func() error {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			status, body = resp.StatusCode, string(b)
+			return err
+		})
+		if err == nil {
+			return status, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET http://%s%s (Host %s): %v", addr, path, host, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
