@@ -47,3 +47,11 @@ func getInNS(t *testing.T, e *env, addr, host, path string) (int, string) {
 		time.Sleep(time.Second)
 	}
 }
+
+// truncateStr cuts s to n bytes for messages.
+func truncateStr(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
