@@ -129,8 +129,10 @@ func TestInterruptedPullRetry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if got := reg.blobGETs.Load() - before; got < 1 || got > 2 {
-		t.Errorf("retry fetched %d blobs, want the interrupted one (and at most the other layer)", got)
+	// The cancel can land before the other layer or the config finished,
+	// so those may be fetched again; completed blobs never are.
+	if got := reg.blobGETs.Load() - before; got < 1 || got > 3 {
+		t.Errorf("retry fetched %d blobs, want the interrupted one (and at most the other layer and the config)", got)
 	}
 	fsckClean(t, res.Path)
 	if len(img.Layers) != 2 || img.Info.Digest != r.Digest.String() {
