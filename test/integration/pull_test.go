@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/internal/api"
+	"banger/internal/errdefs"
 )
 
 // ociRegistry is go-containerregistry's registry on loopback; wrap may
@@ -383,14 +384,24 @@ func TestImagePullInterruptAndRetry(t *testing.T) {
 	// Retry through the API, watching the NDJSON events.
 	var items []string
 	var steps []string
-	im, err := h.cl.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Kernel: kernel}, func(ev api.Event) {
-		if ev.Item != "" && ev.Done {
-			items = append(items, ev.Step+" "+ev.Item)
+	// The daemon may still be winding the cancelled pull down; it says
+	// so with a conflict until it has.
+	var im api.Image
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		items, steps = nil, nil
+		im, err = h.cl.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Kernel: kernel}, func(ev api.Event) {
+			if ev.Item != "" && ev.Done {
+				items = append(items, ev.Step+" "+ev.Item)
+			}
+			if ev.Message != "" {
+				steps = append(steps, ev.Step)
+			}
+		})
+		if !errors.Is(err, errdefs.ErrConflict) || time.Now().After(deadline) {
+			break
 		}
-		if ev.Message != "" {
-			steps = append(steps, ev.Step)
-		}
-	})
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
