@@ -88,8 +88,10 @@ func (d *Daemon) watch(row store.VM, h *vmm.Handle) {
 			return // the daemon is stopping, or the watch was cancelled
 		}
 		// An exit during a stop or delete is that operation's doing: it
-		// records the stop itself.
-		if d.markStopped(row.Name, h, "") && !d.stopping(row.Name) {
+		// records the stop itself. Ask before marking: once the row is
+		// stopped the operation may finish and release its claim.
+		expected := d.stopping(row.Name)
+		if d.markStopped(row.Name, h, "") && !expected {
 			d.event(context.Background(), "warn", "vm/"+row.Name, "vm "+row.Name+" stopped on its own (see 'banger vm logs "+row.Name+"')")
 		}
 	}()
