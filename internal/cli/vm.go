@@ -19,7 +19,8 @@ func (a *app) vmCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
 		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
-		a.vmStatsCmd(), a.vmSetCmd())
+		a.vmStatsCmd(), a.vmSetCmd(),
+		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd())
 	return cmd
 }
 

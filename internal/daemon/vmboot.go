@@ -87,6 +87,7 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	if err != nil {
 		return fmt.Errorf("asking the guest agent for its info: %w", err)
 	}
+	d.syncAuth(ctx, row.Name, cl)
 	if info.SSH != "off" {
 		if err := d.pinHostKey(ctx, row, cl); err != nil {
 			return err

@@ -71,6 +71,7 @@ func (s *Server) routes() {
 	h("POST /v1/kernels/{name}/pull", s.pullKernel)
 	h("DELETE /v1/kernels/{name}", s.removeKernel)
 	s.vmRoutes()
+	s.workRoutes()
 	s.statsRoutes()
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound("no API route %s %s; is the CLI newer than the daemon? restart it with 'banger daemon stop'", r.Method, r.URL.Path))

@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"banger/internal/api"
+	"banger/internal/client"
+	"banger/internal/errdefs"
+	"banger/internal/workspace"
+)
+
+// BootstrapSession is the session 'vm run' starts to install the
+// repository's tools in the guest.
+const BootstrapSession = "bootstrap"
+
+// BootstrapLog is where the bootstrap writes in the guest, besides the
+// session's own logs.
+const BootstrapLog = "/root/.cache/banger/bootstrap.log"
+
+// bootstrapScript installs the tools the repository asks for with mise
+// (.mise.toml, mise.toml, .tool-versions, ...), best effort: without mise
+// in the guest it says so and succeeds. Output goes to the session log
+// and to BootstrapLog; the exit status is mise's.
+const bootstrapScript = `log=${BANGER_BOOTSTRAP_LOG:-` + BootstrapLog + `}
+mkdir -p "$(dirname "$log")"
+status="$log.status"
+bootstrap() {
+	echo "banger bootstrap: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(pwd)"
+	PATH="$HOME/.local/bin:$HOME/.local/share/mise/shims:$PATH"
+	if ! command -v mise >/dev/null 2>&1; then
+		echo "banger bootstrap: mise is not installed in this guest; no tools to install"
+		return 0
+	fi
+	found=
+	for f in .mise.toml mise.toml .mise/config.toml mise/config.toml .config/mise.toml .config/mise/config.toml .tool-versions; do
+		if [ -e "$f" ]; then found="$found $f"; fi
+	done
+	if [ -z "$found" ]; then
+		echo "banger bootstrap: no mise configuration or .tool-versions in $(pwd); nothing to install"
+		return 0
+	fi
+	echo "banger bootstrap: installing tools from$found"
+	MISE_YES=1 mise trust --all && MISE_YES=1 mise install
+}
+( bootstrap; echo $? > "$status" ) 2>&1 | tee "$log"
+exit "$(cat "$status" 2>/dev/null || echo 1)"
+`
+
+func (a *app) vmRunCmd() *cobra.Command {
+	var wf workspaceFlags
+	var name, image string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "run [PATH]",
+		Short: "Create a VM holding the git checkout enclosing PATH (default .), ready for a coding agent",
+		Long: `Resolve the git repository enclosing PATH, create a VM, copy the checkout
+into /root/repo (the HEAD commit plus the work tree as it is, like
+'vm workspace prepare'), start a best-effort tooling bootstrap in the guest
+(mise, from the repository's .mise.toml or .tool-versions) in the
+background as the session "bootstrap", print the commands to continue
+with, and exit. Nothing is attached.
+
+The VM name defaults to the repository directory's name plus a short
+random suffix. If the copy fails, the new VM is deleted.`,
+		Example: `  banger vm run
+  banger vm run ../some-repo --branch feature/alpine --from HEAD
+  banger vm run --name api --image devbox`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := wf.check(); err != nil {
+				return err
+			}
+			path := "."
+			if len(args) == 1 {
+				path = args[0]
+			}
+			repo, err := checkRunRepo(ctx, path, wf.mode)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = vmNameFor(repo.Root)
+			}
+			cl, err := a.client(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, res)
+			}
+			printNextSteps(a.stdout, res)
+			return nil
+		},
+	}
+	wf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "VM name (default: the repository's directory name and a short suffix)")
+	f.StringVar(&image, "image", "", "image to boot (default: default_image_name)")
+	f.BoolVar(&asJSON, "json", false, "print the VM, workspace and bootstrap session as JSON")
+	return cmd
+}
+
+// checkRunRepo finds the repository and refuses early what the copy would
+// refuse after the VM was made.
+func checkRunRepo(ctx context.Context, path, mode string) (workspace.Repo, error) {
+	repo, err := workspace.Open(ctx, path)
+	if err != nil {
+		return repo, err
+	}
+	if mode == api.WorkspaceShallow {
+		subs, err := repo.HasSubmodules(ctx)
+		if err != nil {
+			return repo, err
+		}
+		if subs {
+			return repo, errdefs.Invalid("%s uses git submodules, which the default shallow copy cannot carry; use --mode full_copy", repo.Root)
+		}
+	}
+	return repo, nil
+}
+
+type runPlan struct {
+	name, image string
+	repo        workspace.Repo
+	wf          workspaceFlags
+}
+
+// runResult is what 'vm run --json' prints.
+type runResult struct {
+	VM        api.VM        `json:"vm"`
+	Workspace api.Workspace `json:"workspace"`
+	Bootstrap *api.Session  `json:"bootstrap,omitempty"`
+	// BootstrapError says why the bootstrap did not start (best effort).
+	BootstrapError string `json:"bootstrap_error,omitempty"`
+}
+
+func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
+	pv := newProgressView(a.stderr)
+	defer pv.Close()
+	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image}, pv.Event)
+	if err != nil {
+		return runResult{}, err
+	}
+	ws, err := cl.PrepareWorkspace(ctx, vm.Name, api.WorkspacePrepareRequest{
+		Path: p.repo.Root, Mode: p.wf.mode, Branch: p.wf.branch, From: p.wf.from,
+	}, pv.Event)
+	if err != nil {
+		derr := cl.DeleteVM(context.WithoutCancel(ctx), vm.Name, true)
+		if derr != nil {
+			return runResult{}, fmt.Errorf("copying %s into vm %s: %w (deleting the vm failed too: %v)", p.repo.Root, vm.Name, err, derr)
+		}
+		return runResult{}, fmt.Errorf("copying %s into vm %s: %w (the vm was deleted)", p.repo.Root, vm.Name, err)
+	}
+	res := runResult{VM: vm, Workspace: ws}
+	s, err := cl.StartSession(ctx, vm.Name, api.StartSessionRequest{
+		Name: BootstrapSession, Argv: []string{"sh", "-c", bootstrapScript}, Cwd: ws.GuestPath,
+	})
+	if err != nil {
+		res.BootstrapError = err.Error()
+	} else {
+		res.Bootstrap = &s
+	}
+	return res, nil
+}
+
+func printNextSteps(w io.Writer, r runResult) {
+	n := r.VM.Name
+	fmt.Fprintf(w, "vm %s is running (ip %s)\n", n, orDash(r.VM.IP))
+	fmt.Fprintln(w, workspaceSummary(r.Workspace))
+	if r.Bootstrap != nil {
+		fmt.Fprintf(w, "bootstrap: running in the background (mise); status: banger vm session show %s %s; output: banger vm session logs %s %s -f (also %s in the guest)\n",
+			n, BootstrapSession, n, BootstrapSession, BootstrapLog)
+	} else {
+		fmt.Fprintf(w, "bootstrap: not started: %s\n", r.BootstrapError)
+	}
+	dir := r.Workspace.GuestPath
+	fmt.Fprintf(w, `
+next:
+  banger vm ssh %[1]s
+  opencode attach http://%[1]s.vm:4096 --dir %[2]s
+  banger vm acp %[1]s
+  banger vm ssh %[1]s -- "cd %[2]s && claude"
+  banger vm ssh %[1]s -- "cd %[2]s && pi"
+`, n, dir)
+}
+
+// vmNameFor derives a VM name from a repository directory: its base name
+// as a DNS label, plus a short random suffix so several VMs of one
+// repository can coexist.
+func vmNameFor(root string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(filepath.Base(root)) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	base := strings.Trim(b.String(), "-")
+	if len(base) > 40 {
+		base = strings.TrimRight(base[:40], "-")
+	}
+	if base == "" {
+		base = "repo"
+	}
+	var suffix [2]byte
+	rand.Read(suffix[:])
+	return base + "-" + hex.EncodeToString(suffix[:])
+}

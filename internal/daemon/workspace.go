@@ -1,0 +1,198 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"banger/internal/agent"
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/progress"
+	"banger/internal/workspace"
+)
+
+// PrepareWorkspace materialises the git checkout at req.Path (a host path)
+// in a running VM, replacing whatever was at the guest path: the tree goes
+// through the agent's copy_in as one tar stream into a staging directory
+// next to the target, then a guest script swaps it in (see
+// workspace.FinalizeScript).
+func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.WorkspacePrepareRequest, p progress.Func) (api.Workspace, error) {
+	t0 := time.Now()
+	if err := d.checkPrepare(ctx, &req); err != nil {
+		return api.Workspace{}, err
+	}
+	release, err := d.claim("vm/"+vm, "workspace prepare")
+	if err != nil {
+		return api.Workspace{}, err
+	}
+	defer release()
+	cl, err := d.Agent(ctx, vm)
+	if err != nil {
+		return api.Workspace{}, err
+	}
+	p.Step("scan", "reading "+req.Path)
+	plan, err := workspace.NewPlan(ctx, workspace.Options{Path: req.Path, Mode: req.Mode, From: req.From})
+	if err != nil {
+		return api.Workspace{}, err
+	}
+	defer plan.Close()
+	staging := workspace.StagingPath(req.GuestPath)
+	p.Step("copy", fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Entries, humanBytes(plan.Bytes), vm, req.GuestPath))
+	wire, err := sendTree(ctx, cl, plan, staging, p)
+	if err == nil {
+		p.Step("finalize", "moving the tree into place")
+		f := workspace.Finalize{Staging: staging, Target: req.GuestPath, ReadOnly: req.ReadOnly, Branch: req.Branch, From: plan.From, Links: plan.Links}
+		if _, ferr := guestRun(ctx, cl, f.Argv(), nil); ferr != nil {
+			err = fmt.Errorf("putting the workspace in place at %s: %w", req.GuestPath, ferr)
+		}
+	}
+	if err != nil {
+		d.removeGuestDir(ctx, cl, staging)
+		return api.Workspace{}, err
+	}
+	ws := api.Workspace{
+		VM: vm, RepoPath: plan.Repo.Root, GuestPath: req.GuestPath, Mode: plan.Mode, ReadOnly: req.ReadOnly,
+		Head: plan.Repo.Head, Branch: plan.Repo.Branch, Files: plan.Entries + len(plan.Links), Bytes: plan.Bytes,
+		Wire: wire, Duration: time.Since(t0),
+	}
+	if req.Branch != "" {
+		ws.Head, ws.Branch = plan.From, req.Branch
+	}
+	d.event(ctx, "info", "vm/"+vm, fmt.Sprintf("workspace %s in vm %s prepared from %s (%s, %d entries, %s)",
+		req.GuestPath, vm, plan.Repo.Root, plan.Mode, ws.Files, ws.Duration.Round(time.Millisecond)))
+	return ws, nil
+}
+
+func (d *Daemon) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequest) error {
+	if req.GuestPath == "" {
+		req.GuestPath = api.DefaultGuestPath
+	}
+	if !filepath.IsAbs(req.Path) {
+		return errdefs.Invalid("workspace path %q must be absolute", req.Path)
+	}
+	if err := workspace.CheckGuestPath(req.GuestPath); err != nil {
+		return err
+	}
+	if req.From != "" && req.Branch == "" {
+		return errdefs.Invalid("--from names where a new branch starts; pass --branch too")
+	}
+	if req.Branch != "" {
+		if req.From == "" {
+			req.From = "HEAD"
+		}
+		return workspace.CheckBranch(ctx, req.Branch)
+	}
+	return nil
+}
+
+// untarScript unpacks a gzip-compressed tar stream from stdin into $1
+// with the guest's own tar.
+const untarScript = `mkdir -p "$1" && exec tar -x -z -f - -C "$1"`
+
+// sendTree streams the plan into the guest directory dst and returns the
+// stream's size on the wire. When the guest has tar and gzip, the stream
+// is compressed and unpacked by them through exec; otherwise it goes
+// uncompressed through the agent's copy_in. Under software emulation the
+// first is several times faster: the guest's CPU is the bottleneck, and
+// fewer bytes through the agent cost less than inflating them does (see
+// docs/workspaces.md).
+func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst string, p progress.Func) (int64, error) {
+	counter := progress.NewCounter(p, "copy", "files", plan.Bytes)
+	compress := canUntar(ctx, cl)
+	pr, pw := io.Pipe()
+	wire := &countWriter{w: pw}
+	wrote := make(chan error, 1)
+	go func() { wrote <- writeStream(wire, pw, plan, compress, counter) }()
+	var err error
+	if compress {
+		var stderr bytes.Buffer
+		var st agent.ExitStatus
+		st, err = cl.Run(ctx, agent.ExecRequest{Argv: []string{"sh", "-c", untarScript, "banger-untar", dst}}, agent.Stdio{Stdin: pr, Stderr: &stderr})
+		if err == nil && !st.Success() {
+			err = fmt.Errorf("tar in the guest: %s: %s", st, strings.TrimSpace(stderr.String()))
+		}
+	} else {
+		_, err = cl.CopyIn(ctx, dst, pr)
+	}
+	pr.CloseWithError(io.ErrClosedPipe) // a writer still busy gives up
+	if werr := <-wrote; werr != nil && (err == nil || !errors.Is(werr, io.ErrClosedPipe)) {
+		err = werr // the stream's own failure says more than its consequence
+	}
+	if err != nil {
+		return wire.n, fmt.Errorf("sending the workspace: %w", err)
+	}
+	counter.Done()
+	return wire.n, nil
+}
+
+// writeStream writes the plan's tar stream to w (gzip-compressed when
+// asked) in large writes, then closes pw with the outcome.
+func writeStream(w io.Writer, pw *io.PipeWriter, plan *workspace.Plan, compress bool, counter *progress.Counter) error {
+	var zw *gzip.Writer
+	if compress {
+		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		w = zw
+	}
+	bw := bufio.NewWriterSize(w, 1<<20) // the agent sends each write as a frame
+	err := plan.WriteTar(bw, counter.Add)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && zw != nil {
+		err = zw.Close()
+	}
+	pw.CloseWithError(err)
+	return err
+}
+
+// canUntar reports whether the guest has tar and gzip (a variable so that
+// tests reach the copy_in path too).
+var canUntar = func(ctx context.Context, cl *agent.Client) bool { return guestCanUntar(ctx, cl) }
+
+func guestCanUntar(ctx context.Context, cl *agent.Client) bool {
+	_, err := guestRun(ctx, cl, []string{"sh", "-c", "command -v tar && command -v gzip"}, nil)
+	return err == nil
+}
+
+// removeGuestDir deletes a staging directory after a failure, even when
+// the request was cancelled.
+func (d *Daemon) removeGuestDir(ctx context.Context, cl *agent.Client, dir string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if _, err := guestRun(cctx, cl, []string{"rm", "-rf", "--", dir}, nil); err != nil {
+		d.log.Warn("removing workspace staging directory", "dir", dir, "err", err)
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,181 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"banger/internal/errdefs"
+)
+
+// Modes.
+const (
+	ModeShallow  = "shallow"
+	ModeFullCopy = "full_copy"
+)
+
+// Options say what to prepare. Path is required.
+type Options struct {
+	// Path is a host path inside the git work tree.
+	Path string
+	// Mode is ModeShallow (also when empty) or ModeFullCopy.
+	Mode string
+	// From, when set, is a commit-ish the guest will create a branch from;
+	// shallow metadata then carries that commit too.
+	From string
+}
+
+// Plan is a prepared workspace: what the tar stream will hold.
+type Plan struct {
+	Repo Repo
+	Mode string
+	// From is the commit ID Options.From named ("" without).
+	From string
+	// Entries and Bytes count what WriteTar sends: entries, and the
+	// content of regular files. Before WriteTar they count the work tree
+	// only; in shallow mode WriteTar adds the git metadata, which is built
+	// while the work tree is being sent.
+	Entries int
+	Bytes   int64
+	// Links are symlinks that point outside the tree; they are not in the
+	// stream, FinalizeScript makes them.
+	Links []Link
+
+	entries []entry
+	scratch string
+	meta    chan metaResult // shallow mode: the git directory, once built
+	metaErr error
+	gitDir  string
+}
+
+type metaResult struct {
+	gitDir string
+	err    error
+}
+
+// NewPlan reads the repository and, in shallow mode, builds its shallow
+// git metadata in a scratch directory; Close removes it.
+func NewPlan(ctx context.Context, opts Options) (*Plan, error) {
+	mode := opts.Mode
+	if mode == "" {
+		mode = ModeShallow
+	}
+	if mode != ModeShallow && mode != ModeFullCopy {
+		return nil, errdefs.Invalid("workspace mode %q is not one of %s, %s", opts.Mode, ModeShallow, ModeFullCopy)
+	}
+	r, err := Open(ctx, opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Repo: r, Mode: mode}
+	if opts.From != "" {
+		if p.From, err = r.ResolveCommit(ctx, opts.From); err != nil {
+			return nil, err
+		}
+	}
+	var entries []entry
+	if mode == ModeFullCopy {
+		entries, err = p.fullCopy()
+	} else {
+		entries, err = p.shallow(ctx)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.entries, p.Links = splitLinks(entries)
+	p.count(p.entries)
+	return p, nil
+}
+
+func (p *Plan) count(entries []entry) {
+	p.Entries += len(entries)
+	for _, e := range entries {
+		if e.fi.Mode().IsRegular() {
+			p.Bytes += e.fi.Size()
+		}
+	}
+}
+
+func (p *Plan) fullCopy() ([]entry, error) {
+	fi, err := os.Lstat(filepath.Join(p.Repo.Root, ".git"))
+	if err == nil && !fi.IsDir() {
+		return nil, errdefs.Invalid("%s is a linked worktree or a submodule checkout (its .git is a file pointing elsewhere), which full_copy cannot carry; use --mode %s, or copy the main checkout", p.Repo.Root, ModeShallow)
+	}
+	return allEntries(p.Repo)
+}
+
+func (p *Plan) shallow(ctx context.Context) ([]entry, error) {
+	subs, err := p.Repo.HasSubmodules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if subs {
+		return nil, errdefs.Invalid("%s uses git submodules, which %s mode cannot carry; use --mode %s", p.Repo.Root, ModeShallow, ModeFullCopy)
+	}
+	p.scratch, err = os.MkdirTemp("", "banger-workspace-")
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch directory: %w", err)
+	}
+	var extra []string
+	if p.From != "" {
+		extra = append(extra, p.From)
+	}
+	// The metadata (a fetch, which packs HEAD's objects) is built while the
+	// work tree goes out; the stream carries .git last.
+	p.meta = make(chan metaResult, 1)
+	go func() {
+		gitDir, err := shallowMeta(ctx, p.Repo, p.scratch, extra...)
+		if err != nil {
+			err = fmt.Errorf("building shallow git metadata for %s: %w", p.Repo.Root, err)
+		}
+		p.meta <- metaResult{gitDir, err}
+	}()
+	return overlayEntries(ctx, p.Repo)
+}
+
+// waitMeta returns the shallow git directory once it is built.
+func (p *Plan) waitMeta() (string, error) {
+	if p.meta != nil {
+		r := <-p.meta
+		p.meta = nil
+		p.gitDir, p.metaErr = r.gitDir, r.err
+	}
+	return p.gitDir, p.metaErr
+}
+
+// WriteTar writes the workspace as a tar stream to w: the work tree, then
+// in shallow mode the git metadata. onData, when set, receives file
+// content byte counts as they are sent.
+func (p *Plan) WriteTar(w io.Writer, onData func(int64)) error {
+	tw := newTarWriter(w, onData)
+	if err := tw.write(p.entries); err != nil {
+		return err
+	}
+	if p.Mode == ModeShallow {
+		gitDir, err := p.waitMeta()
+		if err != nil {
+			return err
+		}
+		meta, err := dirEntries(gitDir, ".git")
+		if err != nil {
+			return err
+		}
+		if err := tw.write(meta); err != nil {
+			return err
+		}
+		p.count(meta)
+	}
+	return tw.close()
+}
+
+// Close removes the scratch directory (after the metadata build ended).
+func (p *Plan) Close() error {
+	p.waitMeta()
+	if p.scratch == "" {
+		return nil
+	}
+	return os.RemoveAll(p.scratch)
+}
