@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"banger/internal/api"
 )
@@ -191,6 +192,14 @@ func TestCrashDuringPromoteLeavesNothing(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("promote reported success although the daemon was killed")
+	}
+	// A process killed in the middle of heavy I/O takes a moment to die
+	// and let go of its lock.
+	for deadline := time.Now().Add(30 * time.Second); syscall.Kill(cmd.Process.Pid, 0) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed daemon did not exit within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	entries, _ := os.ReadDir(h.layout.ImagesDir)
 	if len(entries) == 0 {
