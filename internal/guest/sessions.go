@@ -222,13 +222,13 @@ func (s *session) view() agent.Session {
 	return v
 }
 
+// running reports whether the session has not yet been marked ended. It
+// reads the recorded state (set before done is closed) so a caller that has
+// seen the session exited in a listing never finds it still running.
 func (s *session) running() bool {
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.State != agent.SessionExited
 }
 
 func (m *sessionManager) list(ctx context.Context, _ none) (any, error) {
