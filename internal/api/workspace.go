@@ -44,8 +44,10 @@ type Workspace struct {
 	ReadOnly  bool   `json:"readonly,omitempty"`
 	Head      string `json:"head,omitempty"`   // commit checked out in the guest
 	Branch    string `json:"branch,omitempty"` // branch checked out in the guest, "" when detached
-	// Files counts the entries sent (files, links, directories); Bytes is
-	// their file content; Wire is the size of the stream on the wire.
+	// Files counts the files and symlinks of the guest work tree (.git
+	// aside). Bytes is the file content sent (some files may instead be
+	// checked out from the git metadata in the guest), Wire the size of
+	// the stream as sent (compressed or not).
 	Files    int           `json:"files"`
 	Bytes    int64         `json:"bytes"`
 	Wire     int64         `json:"wire_bytes"`

@@ -156,3 +156,26 @@ func TestDetachKey(t *testing.T) {
 		t.Errorf("Read = %q, %v; want abc and end of input", buf[:n], err)
 	}
 }
+
+func TestRunPrintsNextSteps(t *testing.T) {
+	var out bytes.Buffer
+	printNextSteps(&out, runResult{
+		VM:        api.VM{Name: "app-1a2b", IP: "172.16.0.2"},
+		Workspace: api.Workspace{VM: "app-1a2b", GuestPath: "/root/repo", RepoPath: "/src/app", Mode: "shallow", Head: "0123456789abcdef", Branch: "main", Files: 3},
+		Bootstrap: &api.Session{Name: "bootstrap"},
+	})
+	for _, want := range []string{
+		"vm app-1a2b is running (ip 172.16.0.2)",
+		"app-1a2b:/root/repo holds /src/app at 0123456789ab on main (shallow)",
+		"banger vm session logs app-1a2b bootstrap -f",
+		"banger vm ssh app-1a2b\n",
+		"opencode attach http://app-1a2b.vm:4096 --dir /root/repo\n",
+		"banger vm acp app-1a2b\n",
+		`banger vm ssh app-1a2b -- "cd /root/repo && claude"`,
+		`banger vm ssh app-1a2b -- "cd /root/repo && pi"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("vm run output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

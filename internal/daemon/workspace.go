@@ -40,14 +40,16 @@ func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.Worksp
 		return api.Workspace{}, err
 	}
 	p.Step("scan", "reading "+req.Path)
-	plan, err := workspace.NewPlan(ctx, workspace.Options{Path: req.Path, Mode: req.Mode, From: req.From})
+	tools := probeGuest(ctx, cl)
+	plan, err := workspace.NewPlan(ctx, workspace.Options{Path: req.Path, Mode: req.Mode, From: req.From, GuestGit: tools.git})
 	if err != nil {
 		return api.Workspace{}, err
 	}
 	defer plan.Close()
 	staging := workspace.StagingPath(req.GuestPath)
-	p.Step("copy", fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Entries, humanBytes(plan.Bytes), vm, req.GuestPath))
-	wire, err := sendTree(ctx, cl, plan, staging, p)
+	p.Step("copy", copyMessage(plan, vm, req.GuestPath))
+	// A checkout stream is mostly the git pack, which does not compress.
+	wire, err := sendTree(ctx, cl, plan, staging, tools.untar && !plan.Checkout, p)
 	if err == nil {
 		p.Step("finalize", "moving the tree into place")
 		f := workspace.Finalize{Staging: staging, Target: req.GuestPath, ReadOnly: req.ReadOnly, Branch: req.Branch, From: plan.From, Links: plan.Links}
@@ -61,7 +63,7 @@ func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.Worksp
 	}
 	ws := api.Workspace{
 		VM: vm, RepoPath: plan.Repo.Root, GuestPath: req.GuestPath, Mode: plan.Mode, ReadOnly: req.ReadOnly,
-		Head: plan.Repo.Head, Branch: plan.Repo.Branch, Files: plan.Entries + len(plan.Links), Bytes: plan.Bytes,
+		Head: plan.Repo.Head, Branch: plan.Repo.Branch, Files: plan.Files, Bytes: plan.Bytes,
 		Wire: wire, Duration: time.Since(t0),
 	}
 	if req.Branch != "" {
@@ -69,7 +71,19 @@ func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.Worksp
 	}
 	d.event(ctx, "info", "vm/"+vm, fmt.Sprintf("workspace %s in vm %s prepared from %s (%s, %d entries, %s)",
 		req.GuestPath, vm, plan.Repo.Root, plan.Mode, ws.Files, ws.Duration.Round(time.Millisecond)))
+	d.log.Debug("workspace stream", "vm", vm, "entries", plan.Entries, "bytes", plan.Bytes, "wire", wire, "checkout", plan.Checkout)
 	return ws, nil
+}
+
+func copyMessage(plan *workspace.Plan, vm, dst string) string {
+	switch {
+	case plan.Checkout:
+		return fmt.Sprintf("sending %d changed files (%s) and the git objects to %s:%s, where git checks out the other %d",
+			plan.Files-plan.CheckedOut, humanBytes(plan.Bytes), vm, dst, plan.CheckedOut)
+	case plan.Mode == workspace.ModeShallow:
+		return fmt.Sprintf("sending %d files (%s) and the git metadata to %s:%s", plan.Files, humanBytes(plan.Bytes), vm, dst)
+	}
+	return fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Files, humanBytes(plan.Bytes), vm, dst)
 }
 
 func (d *Daemon) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequest) error {
@@ -99,15 +113,18 @@ func (d *Daemon) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequ
 const untarScript = `mkdir -p "$1" && exec tar -x -z -f - -C "$1"`
 
 // sendTree streams the plan into the guest directory dst and returns the
-// stream's size on the wire. When the guest has tar and gzip, the stream
-// is compressed and unpacked by them through exec; otherwise it goes
-// uncompressed through the agent's copy_in. Under software emulation the
-// first is several times faster: the guest's CPU is the bottleneck, and
-// fewer bytes through the agent cost less than inflating them does (see
-// docs/workspaces.md).
-func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst string, p progress.Func) (int64, error) {
-	counter := progress.NewCounter(p, "copy", "files", plan.Bytes)
-	compress := canUntar(ctx, cl)
+// stream's size on the wire. With compress (the guest has tar and gzip),
+// the stream is gzip-compressed and unpacked by them through exec;
+// otherwise it goes uncompressed through the agent's copy_in. Under
+// software emulation the first takes about half the time: the guest's CPU
+// is the bottleneck, and the agent's per-file work in copy_in costs more
+// than tar's (see docs/workspaces.md).
+func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst string, compress bool, p progress.Func) (int64, error) {
+	total := plan.Bytes
+	if plan.Mode == workspace.ModeShallow {
+		total = 0 // the git metadata is still being built: its size is unknown
+	}
+	counter := progress.NewCounter(p, "copy", "files", total)
 	pr, pw := io.Pipe()
 	wire := &countWriter{w: pw}
 	wrote := make(chan error, 1)
@@ -154,13 +171,21 @@ func writeStream(w io.Writer, pw *io.PipeWriter, plan *workspace.Plan, compress 
 	return err
 }
 
-// canUntar reports whether the guest has tar and gzip (a variable so that
-// tests reach the copy_in path too).
-var canUntar = func(ctx context.Context, cl *agent.Client) bool { return guestCanUntar(ctx, cl) }
+// guestTools is what a workspace copy can use in the guest.
+type guestTools struct {
+	untar bool // tar and gzip: a compressed stream unpacked by them
+	git   bool // git: shallow copies send only what differs from the index
+}
 
-func guestCanUntar(ctx context.Context, cl *agent.Client) bool {
-	_, err := guestRun(ctx, cl, []string{"sh", "-c", "command -v tar && command -v gzip"}, nil)
-	return err == nil
+// probeGuest finds out which tools the guest has (a variable so that
+// tests reach every path).
+var probeGuest = func(ctx context.Context, cl *agent.Client) guestTools {
+	out, _ := guestRun(ctx, cl, []string{"sh", "-c", `for c in tar gzip git; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; exit 0`}, nil)
+	has := map[string]bool{}
+	for _, f := range strings.Fields(out) {
+		has[f] = true
+	}
+	return guestTools{untar: has["tar"] && has["gzip"], git: has["git"]}
 }
 
 // removeGuestDir deletes a staging directory after a failure, even when

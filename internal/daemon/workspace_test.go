@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,11 +46,11 @@ func testRepo(t *testing.T) string {
 }
 
 func TestPrepareWorkspace(t *testing.T) {
-	for _, untar := range []bool{true, false} {
-		t.Run(map[bool]string{true: "guest tar", false: "copy_in"}[untar], func(t *testing.T) {
-			old := canUntar
-			canUntar = func(context.Context, *agent.Client) bool { return untar }
-			t.Cleanup(func() { canUntar = old })
+	for _, tools := range []guestTools{{untar: true, git: true}, {untar: true}, {}} {
+		t.Run(fmt.Sprintf("untar=%v,git=%v", tools.untar, tools.git), func(t *testing.T) {
+			old := probeGuest
+			probeGuest = func(context.Context, *agent.Client) guestTools { return tools }
+			t.Cleanup(func() { probeGuest = old })
 			testPrepareWorkspace(t)
 		})
 	}

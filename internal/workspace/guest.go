@@ -16,8 +16,10 @@ import (
 //
 //	staging target readonly(0|1) branch from [link-name link-target]...
 //
-// It makes the symlinks the stream could not carry, creates and checks out
-// the branch, then replaces the target with the staging directory: the
+// When the stream carries CheckoutMarker it first checks the listed index
+// entries out with git. It makes the symlinks the stream could not carry,
+// creates and checks out the branch, then replaces the target with the
+// staging directory: the
 // old tree is moved aside, the new one moved in, the old one deleted. So
 // a second prepare replaces the first tree; it never merges into it.
 //
@@ -29,6 +31,12 @@ import (
 const FinalizeScript = `set -eu
 new=$1 dst=$2 ro=$3 branch=$4 from=$5
 shift 5
+if [ -f "$new/.git/` + CheckoutMarker + `" ]; then
+	# The stream held what differs from the index: git writes the rest
+	# from the pack, and records their stat data in the index.
+	git -C "$new" checkout-index -u -z --stdin < "$new/.git/` + CheckoutMarker + `"
+	rm -f "$new/.git/` + CheckoutMarker + `"
+fi
 while [ $# -ge 2 ]; do
 	mkdir -p "$(dirname "$new/$1")"
 	ln -sfn "$2" "$new/$1"

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"banger/internal/errdefs"
 )
@@ -25,6 +26,10 @@ type Options struct {
 	// From, when set, is a commit-ish the guest will create a branch from;
 	// shallow metadata then carries that commit too.
 	From string
+	// GuestGit says the guest has git. Shallow mode then sends only what
+	// differs from the index, and the guest checks the index out (see
+	// Plan.Checkout).
+	GuestGit bool
 }
 
 // Plan is a prepared workspace: what the tar stream will hold.
@@ -39,15 +44,28 @@ type Plan struct {
 	// while the work tree is being sent.
 	Entries int
 	Bytes   int64
+	// Files counts the files and symlinks of the work tree the guest ends
+	// up with, .git aside; CheckedOut of them are written by git in the
+	// guest rather than sent (see Checkout).
+	Files      int
+	CheckedOut int
 	// Links are symlinks that point outside the tree; they are not in the
 	// stream, FinalizeScript makes them.
 	Links []Link
+	// Checkout is set when the stream holds only the files that differ
+	// from the index (and the untracked ones): FinalizeScript then checks
+	// the index out with git in the guest, which writes the rest from the
+	// shallow pack and records their stat data in the index. It needs git
+	// in the guest, and a repository whose checkout gives the host's bytes
+	// (no filters or end-of-line conversions).
+	Checkout bool
 
-	entries []entry
-	scratch string
-	meta    chan metaResult // shallow mode: the git directory, once built
-	metaErr error
-	gitDir  string
+	entries  []entry
+	checkout []string // Checkout: the index paths the guest writes
+	scratch  string
+	meta     chan metaResult // shallow mode: the git directory, once built
+	metaErr  error
+	gitDir   string
 }
 
 type metaResult struct {
@@ -79,7 +97,7 @@ func NewPlan(ctx context.Context, opts Options) (*Plan, error) {
 	if mode == ModeFullCopy {
 		entries, err = p.fullCopy()
 	} else {
-		entries, err = p.shallow(ctx)
+		entries, err = p.shallow(ctx, opts.GuestGit)
 	}
 	if err != nil {
 		p.Close()
@@ -87,6 +105,13 @@ func NewPlan(ctx context.Context, opts Options) (*Plan, error) {
 	}
 	p.entries, p.Links = splitLinks(entries)
 	p.count(p.entries)
+	p.CheckedOut = len(p.checkout)
+	p.Files = len(p.Links) + p.CheckedOut
+	for _, e := range p.entries {
+		if !e.fi.IsDir() && !strings.HasPrefix(e.name, ".git/") {
+			p.Files++
+		}
+	}
 	return p, nil
 }
 
@@ -107,7 +132,7 @@ func (p *Plan) fullCopy() ([]entry, error) {
 	return allEntries(p.Repo)
 }
 
-func (p *Plan) shallow(ctx context.Context) ([]entry, error) {
+func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
 	subs, err := p.Repo.HasSubmodules(ctx)
 	if err != nil {
 		return nil, err
@@ -133,6 +158,21 @@ func (p *Plan) shallow(ctx context.Context) ([]entry, error) {
 		}
 		p.meta <- metaResult{gitDir, err}
 	}()
+	if guestGit {
+		exact, err := checkoutExact(ctx, p.Repo)
+		if err != nil {
+			return nil, err
+		}
+		if exact {
+			entries, deleted, err := changedEntries(ctx, p.Repo)
+			if err != nil {
+				return nil, err
+			}
+			p.Checkout = true
+			p.checkout, err = checkoutList(ctx, p.Repo, entries, deleted)
+			return entries, err
+		}
+	}
 	return overlayEntries(ctx, p.Repo)
 }
 
@@ -167,6 +207,16 @@ func (p *Plan) WriteTar(w io.Writer, onData func(int64)) error {
 			return err
 		}
 		p.count(meta)
+		if p.Checkout {
+			var list strings.Builder
+			for _, name := range p.checkout {
+				list.WriteString(name + "\x00")
+			}
+			if err := tw.writeFile(".git/"+CheckoutMarker, []byte(list.String())); err != nil {
+				return err
+			}
+			p.Entries++
+		}
 	}
 	return tw.close()
 }

@@ -40,10 +40,21 @@ func mixedRepo(t *testing.T) *repo {
 }
 
 func TestShallowMatchesHost(t *testing.T) {
+	for _, guestGit := range []bool{false, true} {
+		t.Run(map[bool]string{false: "whole tree", true: "changes and checkout"}[guestGit], func(t *testing.T) {
+			testShallowMatchesHost(t, guestGit)
+		})
+	}
+}
+
+func testShallowMatchesHost(t *testing.T, guestGit bool) {
 	r := mixedRepo(t)
-	p := newPlan(t, Options{Path: filepath.Join(r.dir, "src")})
-	if p.Repo.Root != r.dir || p.Repo.Branch != "main" || p.Mode != ModeShallow {
-		t.Errorf("plan repo = %+v mode %s; want root %s on main, shallow", p.Repo, p.Mode, r.dir)
+	p := newPlan(t, Options{Path: filepath.Join(r.dir, "src"), GuestGit: guestGit})
+	if p.Repo.Root != r.dir || p.Repo.Branch != "main" || p.Mode != ModeShallow || p.Checkout != guestGit {
+		t.Errorf("plan repo = %+v mode %s checkout %v; want root %s on main, shallow", p.Repo, p.Mode, p.Checkout, r.dir)
+	}
+	if p.Files != 9 || (p.CheckedOut > 0) != guestGit {
+		t.Errorf("plan counts %d files, %d checked out in the guest; want 9, some only with git in the guest", p.Files, p.CheckedOut)
 	}
 	staging := extract(t, p)
 	target := filepath.Join(t.TempDir(), "repo")
@@ -188,5 +199,24 @@ func TestUnbornBranch(t *testing.T) {
 	copyDir := extract(t, p)
 	if got, want := runGit(t, copyDir, "status", "--porcelain", "--branch"), r.git("status", "--porcelain", "--branch"); got != want {
 		t.Errorf("unborn copy status = %q; want %q", got, want)
+	}
+}
+
+func TestCheckoutOnlyWhenExact(t *testing.T) {
+	r := newRepo(t)
+	r.write("a.txt", "a\n", 0o644)
+	r.write("big.bin", "pointer\n", 0o644)
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "one")
+	r.write("a.txt", "changed\n", 0o644)
+	p := newPlan(t, Options{Path: r.dir, GuestGit: true})
+	if !p.Checkout || p.Entries != 1 {
+		t.Errorf("plan of a plain repo with one change: checkout %v, %d entries; want checkout and only a.txt", p.Checkout, p.Entries)
+	}
+	r.write(".gitattributes", "*.bin filter=lfs diff=lfs merge=lfs -text\n", 0o644)
+	r.git("add", ".gitattributes")
+	p = newPlan(t, Options{Path: r.dir, GuestGit: true})
+	if p.Checkout {
+		t.Error("a repository with a filter attribute is checked out in the guest; its bytes would differ from the host's")
 	}
 }

@@ -72,6 +72,19 @@ func (t *tarWriter) write(entries []entry) error {
 	return nil
 }
 
+// writeFile writes a regular file made here (0644, now).
+func (t *tarWriter) writeFile(name string, data []byte) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)),
+		ModTime: time.Now().Truncate(time.Second), Uname: "root", Gname: "root"}
+	if err := t.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header of %s: %w", name, err)
+	}
+	if _, err := t.tw.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
 func (t *tarWriter) close() error {
 	if err := t.tw.Close(); err != nil {
 		return fmt.Errorf("finishing tar stream: %w", err)

@@ -1,7 +1,6 @@
 package workspace
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 )
 
@@ -26,27 +24,18 @@ type entry struct {
 // are now and untracked files that are not ignored. Deleted files are
 // left out, and so are ignored ones.
 func overlayEntries(ctx context.Context, r Repo) ([]entry, error) {
-	out, err := git(ctx, r.Root, nil, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	out, err := git(ctx, r.Root, nil, "ls-files", "-z", "--cached")
 	if err != nil {
 		return nil, fmt.Errorf("listing the files of %s: %w", r.Root, err)
 	}
 	t := newTree(r.Root)
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		name := string(rec)
-		if name == "" {
-			continue
-		}
-		if dir, ok := strings.CutSuffix(name, "/"); ok {
-			// An untracked repository nested in the work tree: git shows
-			// the directory, so it goes as a whole.
-			if err := t.walk(dir); err != nil {
-				return nil, err
-			}
-			continue
-		}
+	for _, name := range splitZ(out) {
 		if err := t.addFile(name); err != nil {
 			return nil, err
 		}
+	}
+	if err := addUntracked(ctx, r, t); err != nil {
+		return nil, err
 	}
 	return t.sorted(), nil
 }

@@ -259,7 +259,7 @@ func TestWorkspaceFigures(t *testing.T) {
 		tBanger = append(tBanger, time.Since(t0))
 		var ws api.Workspace
 		json.Unmarshal([]byte(out), &ws)
-		t.Logf("round %d: banger prepare %s (%d entries, %d MB of files, %d MB on the wire, daemon side %s)",
+		t.Logf("round %d: banger prepare %s (%d files in the tree, %d MB of file content sent, %d MB on the wire, daemon side %s)",
 			round, tBanger[round].Round(10*time.Millisecond), ws.Files, ws.Bytes>>20, ws.Wire>>20, ws.Duration.Round(10*time.Millisecond))
 
 		fresh()
