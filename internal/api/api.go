@@ -240,3 +240,40 @@ type CreateVMRequest struct {
 	DiskBytes int64  `json:"disk_bytes,omitempty"`
 	KeepAlive bool   `json:"keep_alive,omitempty"`
 }
+
+// BuildImageRequest is the body of POST /v1/images/build.
+type BuildImageRequest struct {
+	Name string `json:"name"` // the image to make
+	From string `json:"from"` // the registered image to start from
+	// NoDevbox leaves out the devbox steps (packages, sshd, coding tools,
+	// opencode service): only Scripts run.
+	NoDevbox bool `json:"no_devbox,omitempty"`
+	Docker   bool `json:"docker,omitempty"` // add the Docker engine
+	// Scripts are host paths of shell scripts run as root in the builder
+	// VM, in order, each a cached step; Files are host paths copied next
+	// to them (working directory /var/tmp/banger-build).
+	Scripts []string `json:"scripts,omitempty"`
+	Files   []string `json:"files,omitempty"`
+	// Size is the rootfs size in bytes; 0 means the base's plus 2 GiB.
+	Size    int64 `json:"size,omitempty"`
+	NoCache bool  `json:"no_cache,omitempty"` // run every step
+	// BestEffort turns failed downloads of the devbox tools into warnings
+	// (used for the default image built offline).
+	BestEffort bool `json:"best_effort,omitempty"`
+}
+
+// BuildStep is how one build step went.
+type BuildStep struct {
+	Name     string        `json:"name"`
+	Key      string        `json:"key"`
+	Cached   bool          `json:"cached"`
+	Duration time.Duration `json:"duration"`
+}
+
+// ImageBuild is the result of an image build.
+type ImageBuild struct {
+	Image    Image         `json:"image"`
+	From     string        `json:"from"`
+	Steps    []BuildStep   `json:"steps"`
+	Duration time.Duration `json:"duration"`
+}

@@ -15,7 +15,7 @@ func (a *app) imageCmd() *cobra.Command {
 		Aliases: []string{"images"},
 		Short:   "Register, list, promote and delete images (rootfs + kernel sets)",
 	}
-	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd())
+	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageBuildCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd())
 	return cmd
 }
 

@@ -57,7 +57,11 @@ func (p *progressView) Event(ev api.Event) {
 	if ev.Item == "" {
 		if ev.Message != "" {
 			p.endLine()
-			fmt.Fprintf(p.w, "==> %s\n", ev.Message)
+			if ev.Step == "log" { // a line of a command's output
+				fmt.Fprintf(p.w, "    %s\n", ev.Message)
+			} else {
+				fmt.Fprintf(p.w, "==> %s\n", ev.Message)
+			}
 		}
 		return
 	}

@@ -44,7 +44,7 @@ func (f *systemFlags) register(cmd *cobra.Command) {
 
 func (a *app) systemSetupCmd() *cobra.Command {
 	var f systemFlags
-	var boot bool
+	var boot, rootfs bool
 	var uplink string
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -81,10 +81,14 @@ nothing.`,
 			}
 			r, err := sys.Setup(cmd.Context(), spec, network.SetupOptions{SkipUnit: boot})
 			a.printReport(r, f.asJSON)
-			return err
+			if err != nil || !rootfs {
+				return err
+			}
+			return a.prepareDefaultRootfs(cmd.Context(), f.config, f.asJSON)
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&rootfs, "default-rootfs", false, "also build the default image's Debian root filesystem with debootstrap for your daemon (once; needs no registry, only the Debian mirror)")
 	cmd.Flags().BoolVar(&boot, "boot", false, "rebuild the recorded setup without reading any config (what banger-network.service runs)")
 	cmd.Flags().StringVar(&uplink, "uplink", "", "masquerade only out of this interface (default: any interface but the bridge)")
 	return cmd

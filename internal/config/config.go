@@ -54,6 +54,16 @@ type Config struct {
 	// boots images with when given no --kernel-ref; "" means none.
 	DefaultKernelRef string
 
+	// DefaultImageSource says how the default image is made when it is
+	// missing: DefaultImageAuto (an OCI pull when a registry answers, else
+	// debootstrap), DefaultImageOCI or DefaultImageDebootstrap.
+	DefaultImageSource string
+	// DefaultImageRef is the OCI base of the default image.
+	DefaultImageRef string
+	// DebianMirror is the Debian mirror debootstrap uses; "" means the
+	// host's apt sources.
+	DebianMirror string
+
 	// Warnings are problems Parse found that don't stop banger, such as a
 	// web UI reachable from the network; each is "file:line: message".
 	Warnings []string
@@ -73,6 +83,8 @@ func Default() Config {
 		TapPoolSize:         8,
 		DefaultDNS:          []netip.Addr{netip.AddrFrom4([4]byte{1, 1, 1, 1})},
 		VMM:                 VMMFirecracker,
+		DefaultImageSource:  DefaultImageAuto,
+		DefaultImageRef:     "debian:bookworm",
 	}
 }
 

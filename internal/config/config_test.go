@@ -109,6 +109,9 @@ default_dns = "9.9.9.9,1.0.0.1"
 vmm = "qemu"
 kernel_catalog_url = "https://example.com/kernels.json"
 default_kernel_ref = "debian-6.1"
+default_image_source = "debootstrap"
+default_image_ref = "ghcr.io/org/devbox:2024"
+debian_mirror = "http://mirror.local/debian"
 `
 
 func everyKeyConfig() Config {
@@ -129,6 +132,9 @@ func everyKeyConfig() Config {
 		VMM:                 VMMQEMU,
 		KernelCatalogURL:    "https://example.com/kernels.json",
 		DefaultKernelRef:    "debian-6.1",
+		DefaultImageSource:  DefaultImageDebootstrap,
+		DefaultImageRef:     "ghcr.io/org/devbox:2024",
+		DebianMirror:        "http://mirror.local/debian",
 	}
 }
 
@@ -159,6 +165,9 @@ default_dns = "1.1.1.1"
 vmm = "firecracker"
 kernel_catalog_url = ""
 default_kernel_ref = ""
+default_image_source = "auto"
+default_image_ref = "debian:bookworm"
+debian_mirror = ""
 `
 	if diff := cmp.Diff(want, Default().Format()); diff != "" {
 		t.Errorf("Format mismatch (-want +got):\n%s", diff)

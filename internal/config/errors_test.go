@@ -10,7 +10,7 @@ import (
 
 var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, ssh_key_path, default_image_name, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
-	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref)"
+	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
 
 func TestParseErrors(t *testing.T) {
 	t.Setenv("HOME", "/home/ann")

@@ -78,6 +78,9 @@ var fields = []field{
 	textField("vmm", `"firecracker"`, func(c *Config) *string { return &c.VMM }, checkVMM),
 	pathField("kernel_catalog_url", `"https://example.com/kernels.json"`, func(c *Config) *string { return &c.KernelCatalogURL }, checkCatalogURL),
 	textField("default_kernel_ref", `"debian-6.1"`, func(c *Config) *string { return &c.DefaultKernelRef }, checkKernelRef),
+	textField("default_image_source", `"auto"`, func(c *Config) *string { return &c.DefaultImageSource }, checkImageSource),
+	textField("default_image_ref", `"debian:bookworm"`, func(c *Config) *string { return &c.DefaultImageRef }, checkImageRef),
+	textField("debian_mirror", `"http://deb.debian.org/debian"`, func(c *Config) *string { return &c.DebianMirror }, checkMirror),
 }
 
 // textField is a string key stored as written.

@@ -117,6 +117,38 @@ func checkVMM(s string) error {
 	return choiceError(s, "vmm", VMMFirecracker, VMMQEMU)
 }
 
+// How the default image is made when it is missing.
+const (
+	DefaultImageAuto        = "auto"
+	DefaultImageOCI         = "oci"
+	DefaultImageDebootstrap = "debootstrap"
+)
+
+func checkImageSource(s string) error {
+	if s == DefaultImageAuto || s == DefaultImageOCI || s == DefaultImageDebootstrap {
+		return nil
+	}
+	return choiceError(s, "default_image_source", DefaultImageAuto, DefaultImageOCI, DefaultImageDebootstrap)
+}
+
+func checkImageRef(s string) error {
+	if s == "" || strings.ContainsAny(s, " \t\n") {
+		return fmt.Errorf("%q is not an image reference; write it like \"debian:bookworm\" or \"ghcr.io/org/devbox:tag\"", s)
+	}
+	return nil
+}
+
+func checkMirror(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL; write it like \"http://deb.debian.org/debian\" or leave it empty for the host's apt sources", s)
+	}
+	return nil
+}
+
 // choiceError rejects s as not one of choices, suggesting the nearest.
 func choiceError(s, what string, choices ...string) error {
 	quoted := make([]string, len(choices))

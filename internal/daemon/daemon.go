@@ -64,6 +64,8 @@ type Daemon struct {
 	busyMu sync.Mutex
 	busy   map[string]string // "image/NAME" -> what is running on it
 
+	builders sync.Map // names of builder VMs (image build): no auth sync
+
 	driver       vmm.Driver
 	net          Network
 	hosts        *sshx.KnownHosts

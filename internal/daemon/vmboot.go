@@ -87,7 +87,9 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	if err != nil {
 		return fmt.Errorf("asking the guest agent for its info: %w", err)
 	}
-	d.syncAuth(ctx, row.Name, cl)
+	if _, builder := d.builders.Load(row.Name); !builder {
+		d.syncAuth(ctx, row.Name, cl)
+	}
 	if info.SSH != "off" {
 		if err := d.pinHostKey(ctx, row, cl); err != nil {
 			return err

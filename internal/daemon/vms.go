@@ -81,7 +81,8 @@ func (d *Daemon) toAPI(ctx context.Context, r store.VM) api.VM {
 // guest agent answers. Each step is undone if a later one fails: no disk,
 // lease, TAP, process or row is left behind.
 func (d *Daemon) CreateVM(ctx context.Context, req api.CreateVMRequest, p progress.Func) (api.VM, error) {
-	if req.Image == "" {
+	useDefault := req.Image == ""
+	if useDefault {
 		req.Image = d.cfg.DefaultImageName
 	}
 	if err := image.ValidateName("vm", req.Name); err != nil {
@@ -92,10 +93,22 @@ func (d *Daemon) CreateVM(ctx context.Context, req api.CreateVMRequest, p progre
 		return api.VM{}, err
 	}
 	defer release()
+	if useDefault {
+		if _, err := d.Image(ctx, req.Image); errors.Is(err, errdefs.ErrNotFound) {
+			if _, err := d.ensureDefaultImage(ctx, req.Image, p); err != nil {
+				return api.VM{}, err
+			}
+		}
+	}
 	im, err := d.imageFor(ctx, req.Image)
 	if err != nil {
 		return api.VM{}, err
 	}
+	return d.createVM(ctx, req, im, p)
+}
+
+// createVM makes and boots a VM from im; the caller holds the VM's claim.
+func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, im api.Image, p progress.Func) (api.VM, error) {
 	row, err := d.newVMRow(req, im)
 	if err != nil {
 		return api.VM{}, err

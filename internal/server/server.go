@@ -62,6 +62,7 @@ func (s *Server) routes() {
 	h("GET /v1/images", s.listImages)
 	h("POST /v1/images", s.registerImage)
 	h("POST /v1/images/pull", s.pullImage)
+	h("POST /v1/images/build", s.buildImage)
 	h("GET /v1/images/{name}", s.showImage)
 	h("DELETE /v1/images/{name}", s.deleteImage)
 	h("POST /v1/images/{name}/promote", s.promoteImage)

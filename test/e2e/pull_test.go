@@ -3,22 +3,9 @@
 package e2e
 
 import (
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/internal/testutil/fixture"
 )
@@ -31,45 +18,7 @@ func TestPullCreateSSH(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	k := fixture.DebianKernel(t)
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-
-	host, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inNS net.Listener
-	if err := e.ns.Do(func() error {
-		var err error
-		inNS, err = net.Listen("tcp", host.Addr().String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []net.Listener{host, inNS} {
-		srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
-	}
-
-	layerTar := filepath.Join(t.TempDir(), "layer.tar")
-	if out, err := exec.Command("tar", "-C", fixture.DebianRootfs(t), "--numeric-owner", "--xattrs", "-cf", layerTar, ".").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v: %s", err, out)
-	}
-	layer, err := tarball.LayerFromFile(layerTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host.Addr().String() + "/fixtures/debian:bookworm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("pushing the fixture image: %v", err)
-	}
+	ref := pushDebianFixture(t, e)
 
 	t0 := time.Now()
 	e.ok("image", "pull", ref.String(), "--insecure", "--name", "deb", "--kernel", k.Vmlinuz, "--initrd", k.Initrd, "--modules", k.Modules)

@@ -1,0 +1,333 @@
+package daemon
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"banger/internal/agent"
+	"banger/internal/api"
+	"banger/internal/disk"
+	"banger/internal/errdefs"
+	"banger/internal/ext4"
+	"banger/internal/image"
+	"banger/internal/imagebuild"
+	"banger/internal/progress"
+	"banger/internal/store"
+	"banger/internal/vmm"
+)
+
+// buildHeadroom is what a build adds to the base rootfs by default.
+const buildHeadroom = 2 << 30
+
+// BuildImage makes image req.Name from image req.From by running the
+// build's steps (the devbox set, then the user's scripts) in builder VMs,
+// one VM per step, each starting from the disks the previous step left.
+// Each step's disks are cached by content key, so a rebuild starts from
+// the last unchanged step. The base is only read; a failed or cancelled
+// build leaves no image, no builder VM and no staging files (the steps
+// that succeeded stay cached).
+func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
+	t0 := time.Now()
+	if err := image.ValidateName("image", req.Name); err != nil {
+		return api.ImageBuild{}, err
+	}
+	if req.From == "" {
+		return api.ImageBuild{}, errdefs.Invalid("--from-image is required: name the registered image to build from (see 'banger image list')")
+	}
+	release, err := d.claim("image/"+req.Name, "build")
+	if err != nil {
+		return api.ImageBuild{}, err
+	}
+	defer release()
+	if _, err := d.Image(ctx, req.Name); err == nil {
+		return api.ImageBuild{}, errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
+	}
+	base, err := d.imageFor(ctx, req.From)
+	if err != nil {
+		return api.ImageBuild{}, fmt.Errorf("--from-image: %w", err)
+	}
+	steps, err := buildSteps(req)
+	if err != nil {
+		return api.ImageBuild{}, err
+	}
+	size := req.Size
+	baseSize := image.ApparentSize(base.Rootfs)
+	if size == 0 {
+		size = baseSize + buildHeadroom
+	}
+	if size < baseSize {
+		return api.ImageBuild{}, errdefs.Invalid("--size is smaller than the base image's rootfs (%d bytes); pass at least that", baseSize)
+	}
+	baseKey, err := imagebuild.Base{Image: base.Name, Rootfs: base.Rootfs, WorkSeed: base.WorkSeed, Kernel: base.Kernel, Size: size}.Key()
+	if err != nil {
+		return api.ImageBuild{}, err
+	}
+	keys, err := imagebuild.Keys(baseKey, steps)
+	if err != nil {
+		return api.ImageBuild{}, errdefs.Invalid("%v", err)
+	}
+	cache := imagebuild.Cache{Dir: filepath.Join(d.layout.CacheDir, "build")}
+	start := 0
+	if !req.NoCache {
+		start = cache.Longest(keys)
+	}
+
+	// The build's working disks live in a staging directory that the
+	// daemon sweeps at start should it die mid-build.
+	work := filepath.Join(d.layout.ImagesDir, ".staging-build-"+req.Name+"-"+randSuffix())
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return api.ImageBuild{}, fmt.Errorf("creating build directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	if err := d.startBuild(ctx, base, size, work, cache, keys, start, p); err != nil {
+		return api.ImageBuild{}, err
+	}
+
+	out := api.ImageBuild{From: base.Name}
+	for i := 0; i < start; i++ {
+		out.Steps = append(out.Steps, api.BuildStep{Name: steps[i].Name, Key: keys[i], Cached: true})
+		p.Step("cached", fmt.Sprintf("step %d/%d %s: cached", i+1, len(steps), steps[i].Name))
+	}
+	for i := start; i < len(steps); i++ {
+		ts := time.Now()
+		p.Step("step", fmt.Sprintf("step %d/%d %s", i+1, len(steps), steps[i].Name))
+		if err := d.runBuildStep(ctx, req, base, work, steps[i], p); err != nil {
+			return api.ImageBuild{}, fmt.Errorf("building image %q: step %s failed: %w (no image was made; the steps before it are cached)", req.Name, steps[i].Name, err)
+		}
+		if !req.NoCache {
+			e := imagebuild.Entry{Key: keys[i], Image: req.Name, Step: steps[i].Name, Created: time.Now().UTC()}
+			if err := cache.Store(ctx, work, e); err != nil {
+				d.log.Warn("caching build step", "image", req.Name, "step", steps[i].Name, "err", err)
+			}
+		}
+		out.Steps = append(out.Steps, api.BuildStep{Name: steps[i].Name, Key: keys[i], Duration: time.Since(ts)})
+	}
+
+	im := api.Image{
+		Name: req.Name, Rootfs: filepath.Join(work, imagebuild.RootfsFile), WorkSeed: filepath.Join(work, imagebuild.WorkSeedFile),
+		Kernel: base.Kernel, Initrd: base.Initrd, Modules: base.Modules, KernelRef: base.KernelRef, Source: "build",
+	}
+	if _, err := os.Stat(im.WorkSeed); err != nil {
+		im.WorkSeed = base.WorkSeed
+	}
+	p.Step("store", fmt.Sprintf("storing image %s", req.Name))
+	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	if err != nil {
+		return api.ImageBuild{}, fmt.Errorf("storing image %q: %w", req.Name, err)
+	}
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Image(ctx, req.Name); err == nil {
+			return errdefs.Conflict("image %q was created while it was being built", req.Name)
+		}
+		return tx.PutImage(ctx, stored)
+	})
+	if err != nil {
+		os.RemoveAll(stored.Dir)
+		return api.ImageBuild{}, err
+	}
+	if n, err := cache.Prune(req.Name, keys); err != nil {
+		d.log.Warn("pruning the build cache", "err", err)
+	} else if n > 0 {
+		d.log.Info("pruned build cache", "image", req.Name, "entries", n)
+	}
+	out.Image, out.Duration = stored, time.Since(t0)
+	d.event(ctx, "info", "image/"+req.Name, fmt.Sprintf("image %s built from %s (%d steps, %d cached) in %s",
+		req.Name, base.Name, len(steps), start, out.Duration.Round(time.Second)))
+	return out, nil
+}
+
+// buildSteps is the devbox set (unless left out), then one step per
+// script.
+func buildSteps(req api.BuildImageRequest) ([]imagebuild.Step, error) {
+	var steps []imagebuild.Step
+	if !req.NoDevbox {
+		steps = imagebuild.DevboxSteps(req.Docker)
+	} else if req.Docker {
+		return nil, errdefs.Invalid("--docker is part of the devbox set; drop --no-devbox or --docker")
+	}
+	for _, f := range req.Files {
+		if !filepath.IsAbs(f) {
+			return nil, errdefs.Invalid("--file %q must be an absolute path", f)
+		}
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			return nil, errdefs.Invalid("--file %s is not a readable regular file", f)
+		}
+	}
+	for _, s := range req.Scripts {
+		if !filepath.IsAbs(s) {
+			return nil, errdefs.Invalid("--script %q must be an absolute path", s)
+		}
+		st, err := imagebuild.ScriptStep(s, req.Files)
+		if err != nil {
+			return nil, errdefs.Invalid("%v", err)
+		}
+		steps = append(steps, st)
+	}
+	if len(steps) == 0 {
+		return nil, errdefs.Invalid("nothing to build: pass --script FILE, or drop --no-devbox")
+	}
+	return steps, nil
+}
+
+// startBuild fills work with the build's starting disks: the last cached
+// step's, or the base's rootfs grown to size.
+func (d *Daemon) startBuild(ctx context.Context, base api.Image, size int64, work string, cache imagebuild.Cache, keys []string, start int, p progress.Func) error {
+	if start > 0 {
+		p.Step("cached", fmt.Sprintf("starting from the cached result of step %d", start))
+		for _, name := range []string{imagebuild.RootfsFile, imagebuild.WorkSeedFile} {
+			if _, err := disk.Copy(ctx, filepath.Join(cache.Path(keys[start-1]), name), filepath.Join(work, name)); err != nil {
+				return fmt.Errorf("reading the build cache: %w", err)
+			}
+		}
+		return nil
+	}
+	root := filepath.Join(work, imagebuild.RootfsFile)
+	total, err := disk.DataSize(base.Rootfs)
+	if err != nil {
+		return fmt.Errorf("sizing base rootfs: %w", err)
+	}
+	c := progress.NewCounter(p, "copy", "rootfs", total)
+	if _, err := disk.Copy(ctx, base.Rootfs, root, disk.WithProgress(c)); err != nil {
+		return fmt.Errorf("copying the base rootfs: %w", err)
+	}
+	c.Done()
+	if err := ext4.Grow(ctx, root, size); err != nil {
+		return err
+	}
+	if base.WorkSeed != "" {
+		if _, err := disk.Copy(ctx, base.WorkSeed, filepath.Join(work, imagebuild.WorkSeedFile)); err != nil {
+			return fmt.Errorf("copying the base work-seed: %w", err)
+		}
+	}
+	return nil
+}
+
+// runBuildStep boots a builder VM from the disks in work, runs the step
+// and the cleanup script, shuts the VM down cleanly and moves its disks
+// back into work. The VM is gone when it returns, whatever happened.
+func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, base api.Image, work string, step imagebuild.Step, p progress.Func) (err error) {
+	from := base
+	from.Rootfs = filepath.Join(work, imagebuild.RootfsFile)
+	if _, err := os.Stat(filepath.Join(work, imagebuild.WorkSeedFile)); err == nil {
+		from.WorkSeed = filepath.Join(work, imagebuild.WorkSeedFile)
+	}
+	name := "build-" + randSuffix()
+	release, err := d.claim("vm/"+name, "build")
+	if err != nil {
+		return err
+	}
+	defer release()
+	// No host credentials in a builder: they would end up in the image.
+	d.builders.Store(name, true)
+	defer d.builders.Delete(name)
+	if _, err := d.createVM(ctx, api.CreateVMRequest{Name: name}, from, p); err != nil {
+		return fmt.Errorf("booting the builder vm: %w", err)
+	}
+	row, err := d.vmRow(ctx, d.store.Read(), name)
+	if err != nil {
+		return err
+	}
+	h, _ := decodeHandle(row.Handle)
+	defer func() {
+		if h != nil && vmm.Alive(h.PID, h.StartTime) {
+			d.driver.Kill(context.Background(), h)
+			vmm.WaitExit(context.Background(), h)
+		}
+		d.unwatch(name)
+		d.forgetVM(row)
+	}()
+	cl, err := d.Agent(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := uploadStep(ctx, cl, step); err != nil {
+		return err
+	}
+	env := []string{"BANGER_BUILD=1", "DEBIAN_FRONTEND=noninteractive", "BANGER_IMAGE=" + req.Name}
+	if req.BestEffort {
+		env = append(env, "BANGER_BEST_EFFORT=1")
+	}
+	lw := progress.NewLineWriter(p, "log")
+	st, err := cl.Run(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-e", "./step.sh"}, Dir: imagebuild.GuestDir, Env: env},
+		agent.Stdio{Stdout: lw, Stderr: lw})
+	lw.Flush()
+	if err != nil {
+		return fmt.Errorf("running the step: %w", err)
+	}
+	if !st.Success() {
+		return fmt.Errorf("the script %s; its last lines:\n%s", st, lw.Tail())
+	}
+	if _, err := guestRun(ctx, cl, []string{"/bin/sh", "-c", string(imagebuild.CleanupScript())}, nil); err != nil {
+		return fmt.Errorf("cleaning up after the step: %w", err)
+	}
+	p.Step("shutdown", "shutting the builder vm down")
+	if err := d.shutdown(ctx, &row, h); err != nil {
+		return err
+	}
+	d.unwatch(name)
+	for vmFile, buildFile := range map[string]string{rootfsFile: imagebuild.RootfsFile, workFile: imagebuild.WorkSeedFile} {
+		src, dst := filepath.Join(row.Dir, vmFile), filepath.Join(work, buildFile)
+		if err := ext4.Check(ctx, src); err != nil {
+			return fmt.Errorf("the builder vm left a damaged %s: %w", vmFile, err)
+		}
+		if err := os.Rename(src, dst); err != nil {
+			if _, cerr := disk.Copy(ctx, src, dst); cerr != nil {
+				return fmt.Errorf("keeping the step's %s: %w", vmFile, errors.Join(err, cerr))
+			}
+		}
+	}
+	return nil
+}
+
+// uploadStep puts the step's script (step.sh) and files into GuestDir.
+func uploadStep(ctx context.Context, cl *agent.Client, step imagebuild.Step) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := addTarFile(tw, "step.sh", 0o755, int64(len(step.Script)), bytes.NewReader(step.Script))
+		for _, f := range step.Files {
+			if err != nil {
+				break
+			}
+			err = addHostFile(tw, f)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	if _, err := cl.CopyIn(ctx, imagebuild.GuestDir, pr); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("uploading the step: %w", err)
+	}
+	return nil
+}
+
+func addHostFile(tw *tar.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading --file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return addTarFile(tw, filepath.Base(path), int64(fi.Mode().Perm()), fi.Size(), f)
+}
+
+func addTarFile(tw *tar.Writer, name string, mode, size int64, r io.Reader) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: size, ModTime: time.Now(), Uname: "root", Gname: "root"}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err := io.CopyN(tw, r, size)
+	return err
+}

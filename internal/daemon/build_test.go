@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"banger/internal/api"
+	"banger/internal/errdefs"
+)
+
+// Builds that run steps boot real guests (test/e2e); here: what is
+// refused before any VM exists, and leaves nothing.
+func TestBuildImageRefusals(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.sh")
+	os.WriteFile(script, []byte("true\n"), 0o644)
+	cases := []struct {
+		req  api.BuildImageRequest
+		kind error
+		msg  string
+	}{
+		{api.BuildImageRequest{Name: "x"}, errdefs.ErrInvalid, "--from-image is required"},
+		{api.BuildImageRequest{Name: "Bad_Name", From: "default"}, errdefs.ErrInvalid, "image"},
+		{api.BuildImageRequest{Name: "default", From: "default", NoDevbox: true, Scripts: []string{script}}, errdefs.ErrConflict, "already exists"},
+		{api.BuildImageRequest{Name: "x", From: "nope"}, errdefs.ErrNotFound, "--from-image"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true}, errdefs.ErrInvalid, "nothing to build"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Docker: true, Scripts: []string{script}}, errdefs.ErrInvalid, "--docker"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Scripts: []string{"rel.sh"}}, errdefs.ErrInvalid, "absolute"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Scripts: []string{dir + "/missing.sh"}}, errdefs.ErrInvalid, "missing.sh"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Scripts: []string{script}, Files: []string{dir}}, errdefs.ErrInvalid, "--file"},
+		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Scripts: []string{script}, Size: 1 << 20}, errdefs.ErrInvalid, "--size"},
+	}
+	for _, c := range cases {
+		_, err := w.d.BuildImage(ctx, c.req, nil)
+		if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("BuildImage(%+v) = %v; want %v mentioning %q", c.req, err, c.kind, c.msg)
+		}
+	}
+	if vms, _ := w.d.VMs(ctx); len(vms) != 0 {
+		t.Errorf("refused builds left vms %v", vms)
+	}
+	if ims, _ := w.d.Images(ctx); len(ims) != 1 {
+		t.Errorf("refused builds left images %v", ims)
+	}
+	left, _ := filepath.Glob(filepath.Join(w.opts.Layout.ImagesDir, ".staging-*"))
+	if len(left) != 0 {
+		t.Errorf("refused builds left %v", left)
+	}
+}
+
+func TestProbeRegistry(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/" {
+			t.Errorf("probe asked for %s", r.URL.Path)
+		}
+		w.WriteHeader(http.StatusUnauthorized) // an answer all the same
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if err := probeRegistry(context.Background(), host+"/library/debian:bookworm"); err != nil {
+		t.Errorf("probing a registry that answers 401: %v", err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := l.Addr().String()
+	l.Close()
+	if err := probeRegistry(context.Background(), closed+"/debian:bookworm"); err == nil {
+		t.Error("probing a closed port succeeded")
+	}
+}

@@ -1,0 +1,236 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/debianfs"
+	"banger/internal/debkernel"
+	"banger/internal/debootstrap"
+	"banger/internal/errdefs"
+	"banger/internal/image"
+	"banger/internal/progress"
+	"banger/internal/store"
+)
+
+// registryProbeTimeout bounds the check that picks the default image's
+// source.
+const registryProbeTimeout = 5 * time.Second
+
+// ensureDefaultImage returns image name, making it first when it is
+// missing: a kernel that suits the VMM, and a Debian devbox rootfs, from
+// an OCI pull and an image build when a registry answers, else from the
+// host's Debian mirror with debootstrap. It is made once; later calls
+// find it registered.
+func (d *Daemon) ensureDefaultImage(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	release, err := d.claim("default-image/"+imName, "making the default image")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer release()
+	if im, err := d.Image(ctx, imName); err == nil {
+		return im, nil
+	}
+	source := d.cfg.DefaultImageSource
+	if source == config.DefaultImageAuto && debianfs.Present(d.preparedRootfs()) {
+		source = config.DefaultImageDebootstrap
+		p.Step("default", fmt.Sprintf("image %q is not registered; making it once from the prepared Debian root filesystem", imName))
+	} else if source == config.DefaultImageAuto {
+		if err := probeRegistry(ctx, d.cfg.DefaultImageRef); err != nil {
+			source = config.DefaultImageDebootstrap
+			p.Step("default", fmt.Sprintf("image %q is not registered; making it once. The registry of %s did not answer (%v): building Debian with debootstrap from %s",
+				imName, d.cfg.DefaultImageRef, err, d.mirror()))
+		} else {
+			source = config.DefaultImageOCI
+			p.Step("default", fmt.Sprintf("image %q is not registered; making it once from %s", imName, d.cfg.DefaultImageRef))
+		}
+	} else {
+		p.Step("default", fmt.Sprintf("image %q is not registered; making it once (default_image_source = %q)", imName, source))
+	}
+	t0 := time.Now()
+	var im api.Image
+	if source == config.DefaultImageOCI {
+		im, err = d.defaultFromOCI(ctx, imName, p)
+	} else {
+		im, err = d.defaultFromDebootstrap(ctx, imName, p)
+	}
+	if err != nil {
+		return api.Image{}, fmt.Errorf("making the default image %q: %w", imName, err)
+	}
+	d.event(ctx, "info", "image/"+imName, fmt.Sprintf("default image %s made from %s in %s", imName, source, time.Since(t0).Round(time.Second)))
+	return im, nil
+}
+
+func (d *Daemon) mirror() string {
+	if d.cfg.DebianMirror != "" {
+		return d.cfg.DebianMirror
+	}
+	return debootstrap.AptMirror()
+}
+
+// probeRegistry checks that ref's registry answers its API endpoint
+// (any HTTP answer, even 401, means it is reachable).
+func probeRegistry(ctx context.Context, ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, registryProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", r.Context().Registry.Scheme()+"://"+r.Context().RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) {
+			err = ue.Unwrap()
+		}
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// kernelFiles is what the default image boots with: a catalog kernel
+// (Ref) or host files.
+type kernelFiles struct {
+	Ref                     string
+	Kernel, Initrd, Modules string
+}
+
+// defaultKernel finds a kernel for the default image. Firecracker boots
+// an uncompressed vmlinux from the catalog (default_kernel_ref); QEMU
+// boots the host distribution's Debian cloud kernel, fetched once with
+// apt-get into the cache.
+func (d *Daemon) defaultKernel(ctx context.Context, p progress.Func) (kernelFiles, error) {
+	if d.driver.Name() == config.VMMFirecracker {
+		ref := d.cfg.DefaultKernelRef
+		if ref == "" {
+			return kernelFiles{}, errdefs.Invalid("the default image needs a Firecracker kernel: set default_kernel_ref in %s to a catalog kernel (see 'banger kernel list --available'), "+
+				"or build one with scripts/build-firecracker-kernel and register an image with it", d.layout.ConfigFile)
+		}
+		if _, err := d.Kernel(ctx, ref); errors.Is(err, errdefs.ErrNotFound) {
+			if _, err := d.PullKernel(ctx, ref, p); err != nil {
+				return kernelFiles{}, err
+			}
+		} else if err != nil {
+			return kernelFiles{}, err
+		}
+		return kernelFiles{Ref: ref}, nil
+	}
+	dir := filepath.Join(d.layout.CacheDir, "debian-kernel")
+	k, err := debkernel.Load(dir)
+	if err != nil {
+		p.Step("kernel", "fetching the Debian cloud kernel with apt-get (first use only)")
+		os.RemoveAll(dir)
+		k, err = debkernel.Fetch(ctx, dir, debkernel.Options{Progress: func(msg string) { p.Step("kernel", msg) }})
+		if err != nil {
+			return kernelFiles{}, err
+		}
+	}
+	return kernelFiles{Kernel: k.Vmlinuz, Initrd: k.Initrd, Modules: k.Modules}, nil
+}
+
+// defaultFromOCI pulls default_image_ref as NAME-base and builds NAME
+// from it with the devbox steps.
+func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	k, err := d.defaultKernel(ctx, p)
+	if err != nil {
+		return api.Image{}, err
+	}
+	baseName := imName + "-base"
+	if _, err := d.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
+		req := api.PullImageRequest{Ref: d.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules}
+		if _, err := d.PullImage(ctx, req, p); err != nil {
+			return api.Image{}, err
+		}
+	} else if err != nil {
+		return api.Image{}, err
+	}
+	out, err := d.BuildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName}, p)
+	if err != nil {
+		return api.Image{}, err
+	}
+	return out.Image, nil
+}
+
+// defaultFromDebootstrap stores the Debian devbox root filesystem as
+// image NAME: the one 'banger system setup --default-rootfs' prepared, or
+// one built now (debianfs.Build, which needs root).
+func (d *Daemon) defaultFromDebootstrap(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	prepared := d.preparedRootfs()
+	if !debianfs.Present(prepared) && os.Geteuid() != 0 {
+		return api.Image{}, errdefs.Invalid("no registry answered for %s, and building Debian with debootstrap needs root: "+
+			"run 'sudo \"$(command -v banger)\" system setup --default-rootfs' once (it builds it for you), make a registry reachable, "+
+			"or register an image and set default_image_name in %s", d.cfg.DefaultImageRef, d.layout.ConfigFile)
+	}
+	k, err := d.defaultKernel(ctx, p)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if !debianfs.Present(prepared) {
+		if err := debianfs.Build(ctx, prepared, debianfs.Options{Mirror: d.cfg.DebianMirror}, p); err != nil {
+			return api.Image{}, err
+		}
+	} else {
+		p.Step("default", "using the root filesystem prepared by 'banger system setup --default-rootfs'")
+	}
+	im := api.Image{Name: imName, Rootfs: filepath.Join(prepared, debianfs.RootfsFile), WorkSeed: filepath.Join(prepared, debianfs.WorkSeedFile),
+		KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules, Source: "debootstrap"}
+	if k.Ref != "" {
+		kk, err := d.Kernel(ctx, k.Ref)
+		if err != nil {
+			return api.Image{}, err
+		}
+		im.Kernel, im.Initrd, im.Modules = kk.Kernel, kk.Initrd, kk.Modules
+	}
+	stored, err := d.storeImage(ctx, im, p)
+	if err != nil {
+		return api.Image{}, err
+	}
+	// The image has its own copy now.
+	if err := os.RemoveAll(prepared); err != nil {
+		d.log.Warn("removing the prepared root filesystem", "dir", prepared, "err", err)
+	}
+	return stored, nil
+}
+
+// preparedRootfs is where a root 'system setup --default-rootfs' leaves
+// the Debian devbox root filesystem for this user's daemon.
+func (d *Daemon) preparedRootfs() string { return filepath.Join(d.layout.CacheDir, "default-rootfs") }
+
+// storeImage copies im's files into a managed directory and registers it.
+func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
+	release, err := d.claim("image/"+im.Name, "store")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer release()
+	p.Step("store", "storing image "+im.Name)
+	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
+	}
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Image(ctx, im.Name); err == nil {
+			return errdefs.Conflict("image %q was created concurrently", im.Name)
+		}
+		return tx.PutImage(ctx, stored)
+	})
+	if err != nil {
+		os.RemoveAll(stored.Dir)
+		return api.Image{}, err
+	}
+	return stored, nil
+}

@@ -1,0 +1,129 @@
+package imagebuild
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func write(t *testing.T, path, data string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestKeysChangeFromTheChangedStep(t *testing.T) {
+	dir := t.TempDir()
+	pkg := write(t, filepath.Join(dir, "hello.deb"), "v1")
+	steps := []Step{
+		{Name: "a", Script: []byte("echo a")},
+		{Name: "b", Script: []byte("echo b"), Files: []string{pkg}},
+		{Name: "c", Script: []byte("echo c")},
+	}
+	k1, err := Keys("base", steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Keys("base", steps); !slices.Equal(k1, again) {
+		t.Fatal("keys of the same inputs differ")
+	}
+	write(t, pkg, "v2")
+	k2, _ := Keys("base", steps)
+	if k2[0] != k1[0] || k2[1] == k1[1] || k2[2] == k1[2] {
+		t.Errorf("changing step b's file: keys %v -> %v; want a kept, b and c changed", k1, k2)
+	}
+	steps[2].Script = []byte("echo C")
+	k3, _ := Keys("base", steps)
+	if k3[1] != k2[1] || k3[2] == k2[2] {
+		t.Error("changing step c's script changed an earlier key or not its own")
+	}
+	if k4, _ := Keys("other", steps); k4[0] == k3[0] {
+		t.Error("another base gives the same first key")
+	}
+	os.Remove(pkg)
+	if _, err := Keys("base", steps); err == nil {
+		t.Error("a missing step file is not an error")
+	}
+}
+
+func TestBaseKey(t *testing.T) {
+	dir := t.TempDir()
+	b := Base{Image: "deb", Rootfs: write(t, filepath.Join(dir, "rootfs.ext4"), "root"), Size: 1 << 30}
+	k1, err := b.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Size = 2 << 30
+	if k2, _ := b.Key(); k2 == k1 {
+		t.Error("the build size is not part of the base key")
+	}
+	b.Rootfs = filepath.Join(dir, "missing")
+	if _, err := b.Key(); err == nil {
+		t.Error("a missing base rootfs is not an error")
+	}
+}
+
+func TestCacheStoreLongestPrune(t *testing.T) {
+	ctx := context.Background()
+	c := Cache{Dir: filepath.Join(t.TempDir(), "cache")}
+	src := t.TempDir()
+	write(t, filepath.Join(src, RootfsFile), "rootfs")
+	write(t, filepath.Join(src, WorkSeedFile), "work")
+	keys := []string{"aaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbb2", "cccccccccccccccc3"}
+	if n := c.Longest(keys); n != 0 {
+		t.Fatalf("empty cache: longest %d", n)
+	}
+	for _, k := range keys[:2] {
+		if err := c.Store(ctx, src, Entry{Key: k, Image: "dev", Step: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.Longest(keys); n != 2 {
+		t.Errorf("longest = %d, want 2", n)
+	}
+	if n := c.Longest([]string{keys[1]}); n != 1 {
+		t.Errorf("longest of a cached key = %d", n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.Path(keys[1]), WorkSeedFile)); string(b) != "work" {
+		t.Errorf("cached work-seed = %q", b)
+	}
+	if err := c.Store(ctx, src, Entry{Key: "dddddddddddddddd4", Image: "other", Step: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Prune("dev", keys[1:2])
+	if err != nil || n != 1 {
+		t.Errorf("prune = %d, %v; want the one entry of dev not kept", n, err)
+	}
+	if c.Has(keys[0]) || !c.Has(keys[1]) || !c.Has("dddddddddddddddd4") {
+		t.Error("prune removed the wrong entries")
+	}
+	// A store whose source is missing leaves nothing behind.
+	if err := c.Store(ctx, t.TempDir(), Entry{Key: "eeeeeeeeeeeeeeee5", Image: "dev", Step: "s"}); err == nil {
+		t.Error("storing from an empty dir succeeded")
+	}
+	ents, _ := os.ReadDir(c.Dir)
+	for _, e := range ents {
+		if e.Name()[0] == '.' {
+			t.Errorf("leftover %s after a failed store", e.Name())
+		}
+	}
+}
+
+func TestDevboxSteps(t *testing.T) {
+	plain, docker := DevboxSteps(false), DevboxSteps(true)
+	if len(docker) != len(plain)+1 || docker[len(docker)-1].Name != "devbox/docker" {
+		t.Errorf("devbox steps: %d plain, %d with docker (last %q)", len(plain), len(docker), docker[len(docker)-1].Name)
+	}
+	for _, s := range docker {
+		if len(s.Script) == 0 {
+			t.Errorf("step %s has no script", s.Name)
+		}
+	}
+	if len(CleanupScript()) == 0 {
+		t.Error("no cleanup script")
+	}
+}
