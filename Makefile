@@ -44,11 +44,12 @@ install: build ## install banger and bangerd to $(BINDIR), the agent to $(LIBDIR
 uninstall: ## remove what install installed
 	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(LIBDIR)/banger-vsock-agent $(HOME)/.config/systemd/user/bangerd.service
 
-run: deps install ## install everything, check the host, then run banger's main job
-	$(BINDIR)/banger doctor || true
+run: deps install ## install everything, set up the host, then run banger's main job: 'banger vm run' on this checkout
+	BINDIR=$(BINDIR) scripts/main-job
 
-test: ## unit and in-process integration tests (no root, no VM), with the race detector
+test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the manual image scripts' offline tests
 	$(GO) test -race -count=1 ./...
+	scripts/manual/test.sh
 
 test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
 	$(GO) test -tags e2e -count=1 -timeout 60m ./...
@@ -59,3 +60,38 @@ lint: ## gofmt and go vet
 
 clean: ## remove build outputs
 	rm -rf build
+
+# Manual image flows (see docs/manual-images.md) -------------------------------
+# Explicit helpers that write images under $(MANUAL_DIR); nothing else depends
+# on them. ARGS is passed to the script; ALPINE_RELEASE pins the Alpine release.
+# rootfs-void and rootfs-alpine need root (sudo make ...); the others do not.
+MANUAL_DIR     ?= build/manual
+ALPINE_RELEASE ?= 3.20.3
+BANGER         ?= $(BIN)/banger
+# The banger flows build banger first unless BANGER names another CLI.
+MANUAL_BANGER_DEPS := $(if $(filter $(BIN)/banger,$(BANGER)),build)
+MANUAL_ENV = MANUAL_DIR='$(abspath $(MANUAL_DIR))' BANGER='$(abspath $(BANGER))' ALPINE_RELEASE='$(ALPINE_RELEASE)'
+
+.PHONY: rootfs void-kernel rootfs-void void-register alpine-kernel rootfs-alpine alpine-register
+
+rootfs: $(MANUAL_BANGER_DEPS) ## manual: Docker devbox rootfs via banger image build (ARGS='--base-rootfs ... --kernel ...')
+	$(MANUAL_ENV) scripts/manual/rootfs-docker.sh $(ARGS)
+
+void-kernel: ## manual: stage Void's linux6.12 kernel in build/manual/void-kernel
+	$(MANUAL_ENV) scripts/manual/void-kernel.sh $(ARGS)
+
+rootfs-void: ## manual: Void rootfs + work-seed from the ROOTFS tarball (root)
+	$(MANUAL_ENV) scripts/manual/rootfs-void.sh $(ARGS)
+
+void-register: $(MANUAL_BANGER_DEPS) ## manual: register the Void files as image 'void'
+	$(MANUAL_ENV) scripts/manual/register.sh void $(ARGS)
+
+alpine-kernel: ## manual: stage Alpine's linux-virt kernel in build/manual/alpine-kernel
+	$(MANUAL_ENV) scripts/manual/alpine-kernel.sh $(ARGS)
+
+rootfs-alpine: ## manual: Alpine rootfs + work-seed from the minirootfs (root)
+	$(MANUAL_ENV) scripts/manual/rootfs-alpine.sh $(ARGS)
+
+alpine-register: $(MANUAL_BANGER_DEPS) ## manual: register the Alpine files as image 'alpine'
+	$(MANUAL_ENV) scripts/manual/register.sh alpine $(ARGS)
+# End of manual image flows -----------------------------------------------------
