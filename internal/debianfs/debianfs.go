@@ -24,7 +24,7 @@ import (
 // Packages are installed by debootstrap: a systemd system with what the
 // devbox steps and banger's workflows use.
 var Packages = []string{
-	"systemd-sysv", "dbus", "openssh-server", "git", "curl", "ca-certificates", "iproute2", "iputils-ping",
+	"systemd-sysv", "udev", "dbus", "openssh-server", "git", "curl", "ca-certificates", "iproute2", "iputils-ping",
 	"procps", "less", "sudo", "tar", "gzip", "xz-utils", "unzip", "netcat-openbsd", "rsync",
 }
 

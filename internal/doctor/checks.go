@@ -127,8 +127,11 @@ func checkKernel(ctx context.Context, e *Env) Result {
 		return warn(fmt.Sprintf("cannot find the kernel of image %q: %v", name, err), "banger image list shows the images and their kernels")
 	}
 	if path == "" {
-		return warn(fmt.Sprintf("no image named %q yet, so its kernel is not checked", name),
-			"create the image; for Firecracker give it a kernel built by scripts/build-firecracker-kernel (docs/firecracker.md)")
+		if e.Config.DefaultKernelRef == "" {
+			return warn(fmt.Sprintf("no image named %q yet, and no default_kernel_ref for the first use to make it with", name),
+				"set default_kernel_ref to a Firecracker kernel (banger kernel list --available), or build one with scripts/build-firecracker-kernel (docs/firecracker.md)")
+		}
+		return pass(fmt.Sprintf("no image named %q yet; the first 'vm run' makes it, booting kernel %s", name, e.Config.DefaultKernelRef))
 	}
 	format, err := kernel.Format(path)
 	if err != nil {

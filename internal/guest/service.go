@@ -196,6 +196,14 @@ func configureFromCmdline(log *slog.Logger) {
 	if err != nil {
 		log.Warn("ignoring malformed kernel parameters", "err", err)
 	}
+	// The image's root.mount needs udev for its device; without it the
+	// work disk is not on /root, which would hide the VM's files and key.
+	if cmd.Work != "" && !mounted("/root") {
+		log.Warn("the work disk is not mounted on /root (does the image lack udev?); mounting it", "device", cmd.Work)
+		if err := mountWork(cmd.Work, "/root"); err != nil {
+			log.Warn("mounting the work disk", "err", err)
+		}
+	}
 	if !cmd.Addr.IsValid() || hasIPv4("eth0") {
 		return
 	}

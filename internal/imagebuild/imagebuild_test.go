@@ -1,8 +1,10 @@
 package imagebuild
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -118,10 +120,17 @@ func TestDevboxSteps(t *testing.T) {
 	if len(docker) != len(plain)+1 || docker[len(docker)-1].Name != "devbox/docker" {
 		t.Errorf("devbox steps: %d plain, %d with docker (last %q)", len(plain), len(docker), docker[len(docker)-1].Name)
 	}
-	for _, s := range docker {
-		if len(s.Script) == 0 {
-			t.Errorf("step %s has no script", s.Name)
+	for _, s := range append(docker, Step{Name: "cleanup", Script: CleanupScript()}) {
+		cmd := exec.Command("sh", "-n")
+		cmd.Stdin = bytes.NewReader(s.Script)
+		if out, err := cmd.CombinedOutput(); len(s.Script) == 0 || err != nil {
+			t.Errorf("step %s: sh -n: %v %s", s.Name, err, out)
 		}
+	}
+	// Every VM of a built image must make its own SSH host keys: the
+	// agent does so when its marker is gone.
+	if !bytes.Contains(CleanupScript(), []byte("/var/lib/banger/ssh-host-keys-generated")) {
+		t.Error("the cleanup script leaves the agent's host-key marker")
 	}
 	if len(CleanupScript()) == 0 {
 		t.Error("no cleanup script")

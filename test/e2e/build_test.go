@@ -84,6 +84,27 @@ func TestImageBuild(t *testing.T) {
 	}
 	e.ok("vm", "delete", "b1")
 
+	// Ctrl-C in the middle of a step: the builder VM and its process go,
+	// nothing is stored.
+	slow := writeScript(t, dir, "slow.sh", "echo sleeping\nsleep 600\n")
+	cmd := e.inNS(filepath.Join(binDir, "banger"), "image", "build", "--name", "interrupted", "--from-image", "base", "--no-devbox", "--script", slow)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the builder vm to run", 3*time.Minute, func() bool {
+		return strings.Contains(e.ok("vm", "list", "--json"), `"running"`)
+	})
+	time.Sleep(3 * time.Second) // into the script
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	waitUntil(t, "the interrupted build to leave nothing", time.Minute, func() bool {
+		left, _ := filepath.Glob(filepath.Join(e.home, "state", "banger", "images", ".staging-*"))
+		return len(jsonNames(e.ok("vm", "list", "--json"))) == 0 && len(left) == 0 && countQEMU(e) == 0
+	})
+	if _, _, code := e.run("image", "show", "interrupted"); code == 0 {
+		t.Error("an interrupted build registered its image")
+	}
+
 	// The same inputs again: every step from the cache, no VM booted.
 	again, d2 := build("hello-again", install)
 	if len(again.Steps) != 1 || !again.Steps[0].Cached || again.Steps[0].Key != first.Steps[0].Key {
@@ -115,4 +136,29 @@ func makeDeb(t *testing.T, dir string) string {
 		t.Fatalf("dpkg-deb: %v: %s", err, out)
 	}
 	return deb
+}
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// countQEMU counts the QEMU processes of this test's daemon (their command
+// lines name its runtime directory).
+func countQEMU(e *env) int {
+	n := 0
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		b, _ := os.ReadFile(c)
+		if s := string(b); strings.HasPrefix(s, "/usr/bin/qemu-system") && strings.Contains(s, e.rt) {
+			n++
+		}
+	}
+	return n
 }

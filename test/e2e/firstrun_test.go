@@ -50,7 +50,7 @@ func TestFirstRunOffline(t *testing.T) {
 	if vm1.Image != "default" {
 		t.Errorf("vm image = %q, want default", vm1.Image)
 	}
-	if got := strings.TrimSpace(e.ssh("first", "cd /root/repo && git status --porcelain | sort && systemctl is-system-running || true")); !strings.Contains(got, "?? notes/") || !strings.Contains(got, " D src/old.go") {
+	if got := strings.TrimSpace(e.ssh("first", "cd /root/repo && git status --porcelain | sort && systemctl is-system-running || true")); !strings.Contains(got, "?? notes/") || !strings.Contains(got, "D src/old.go") || !strings.Contains(got, "running") {
 		t.Errorf("guest checkout status:\n%s", got)
 	}
 	if got := strings.TrimSpace(e.ssh("first", "test -f /etc/ssh/sshd_config.d/banger.conf && echo configured; test -f /etc/systemd/system/opencode.service && echo service")); got != "configured\nservice" {

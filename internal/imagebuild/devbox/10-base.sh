@@ -9,7 +9,7 @@ if [ -f /etc/alpine-release ]; then
 elif command -v apt-get >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
 	need=""
-	for p in systemd-sysv dbus openssh-server git curl ca-certificates iproute2 procps less sudo tar gzip xz-utils unzip; do
+	for p in systemd-sysv udev dbus openssh-server git curl ca-certificates iproute2 procps less sudo tar gzip xz-utils unzip; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 	done
 	if [ -n "$need" ]; then
