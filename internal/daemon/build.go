@@ -26,6 +26,9 @@ import (
 // buildHeadroom is what a build adds to the base rootfs by default.
 const buildHeadroom = 2 << 30
 
+// workSeedHeadroom is left free in a built work-seed.
+const workSeedHeadroom = 64 << 20
+
 // BuildImage makes image req.Name from image req.From by running the
 // build's steps (the devbox set, then the user's scripts) in builder VMs,
 // one VM per step, each starting from the disks the previous step left.
@@ -116,6 +119,9 @@ func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p pr
 	}
 	if _, err := os.Stat(im.WorkSeed); err != nil {
 		im.WorkSeed = base.WorkSeed
+	} else if err := ext4.Shrink(ctx, im.WorkSeed, workSeedHeadroom); err != nil {
+		// As small as its content: each VM grows it to its --disk-size.
+		return api.ImageBuild{}, fmt.Errorf("shrinking the work-seed: %w", err)
 	}
 	p.Step("store", fmt.Sprintf("storing image %s", req.Name))
 	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)

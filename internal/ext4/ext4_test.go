@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -123,4 +124,33 @@ func fsBytes(t *testing.T, stats string) int64 {
 		}
 	}
 	return count * size
+}
+
+func TestShrinkThenGrow(t *testing.T) {
+	requireTools(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "seed.ext4")
+	if err := Create(ctx, path, 1<<30, "seed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Inject(ctx, path, []File{{Path: "/keep.txt", Mode: 0o644, Data: []byte("kept\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Shrink(ctx, path, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Size() >= 256<<20 || fi.Size() < 16<<20 {
+		t.Errorf("shrunk to %d bytes; want small, with the 16 MiB headroom", fi.Size())
+	}
+	blocks, bs, err := geometry(ctx, path)
+	if err != nil || blocks*bs != fi.Size() {
+		t.Errorf("filesystem %d×%d bytes in a %d-byte file (%v)", blocks, bs, fi.Size(), err)
+	}
+	if err := Grow(ctx, path, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadFile(ctx, path, "/keep.txt"); err != nil || string(b) != "kept\n" {
+		t.Errorf("after shrink and grow: %q, %v", b, err)
+	}
 }

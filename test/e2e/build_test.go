@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func TestImageBuild(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.ssh("h1", "cat /root/.hello-seed; ls /var/tmp/banger-build 2>&1 || true")); !strings.Contains(got, "tool-config") || !strings.Contains(got, "No such file") {
 		t.Errorf("work-seed and build dir in the built image: %q; want the /root file kept and the build dir gone", got)
+	}
+	// The work-seed is stored shrunk, so --disk-size decides /root's size.
+	if mib, err := strconv.Atoi(strings.TrimSpace(e.ssh("h1", "df -m --output=size /root | tail -n1"))); err != nil || mib > 1024 || mib < 800 {
+		t.Errorf("/root of a vm made with --disk-size 1G is %d MiB (%v)", mib, err)
 	}
 	e.ok("vm", "delete", "h1")
 
