@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"banger/internal/agent"
@@ -25,6 +26,10 @@ import (
 
 // buildHeadroom is what a build adds to the base rootfs by default.
 const buildHeadroom = 2 << 30
+
+// builderMarker names, in a build's staging directory, the builder VM
+// of the step in progress.
+const builderMarker = "builder-vm"
 
 // workSeedHeadroom is left free in a built work-seed.
 const workSeedHeadroom = 64 << 20
@@ -233,6 +238,13 @@ func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, ba
 	// No host credentials in a builder: they would end up in the image.
 	d.builders.Store(name, true)
 	defer d.builders.Delete(name)
+	// Should the daemon die mid-step, its next start finds the builder
+	// here and removes it (sweepBuilders).
+	marker := filepath.Join(work, builderMarker)
+	if err := os.WriteFile(marker, []byte(name+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(marker)
 	if _, err := d.createVM(ctx, api.CreateVMRequest{Name: name}, from, p); err != nil {
 		return fmt.Errorf("booting the builder vm: %w", err)
 	}
@@ -336,4 +348,29 @@ func addTarFile(tw *tar.Writer, name string, mode, size int64, r io.Reader) erro
 	}
 	_, err := io.CopyN(tw, r, size)
 	return err
+}
+
+// sweepBuilders runs at start, before the staging directories are swept:
+// builder VMs of builds the daemon was running when it died are killed
+// and removed, as the build would have done.
+func (d *Daemon) sweepBuilders(ctx context.Context) {
+	markers, _ := filepath.Glob(filepath.Join(d.layout.ImagesDir, ".staging-build-*", builderMarker))
+	for _, m := range markers {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(b))
+		row, err := d.vmRow(ctx, d.store.Read(), name)
+		if err != nil {
+			continue
+		}
+		if h, _ := decodeHandle(row.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+			d.driver.Kill(ctx, h)
+			vmm.WaitExit(ctx, h)
+		}
+		d.forgetVM(row)
+		d.log.Warn("removed the builder vm of an interrupted image build", "vm", name)
+		d.event(ctx, "warn", "vm/"+name, "builder vm "+name+" of an image build interrupted by a daemon stop was removed")
+	}
 }

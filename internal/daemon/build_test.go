@@ -13,6 +13,8 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/store"
+	"banger/internal/vmm"
 )
 
 // Builds that run steps boot real guests (test/e2e); here: what is
@@ -75,4 +77,43 @@ func TestProbeRegistry(t *testing.T) {
 	if err := probeRegistry(context.Background(), closed+"/debian:bookworm"); err == nil {
 		t.Error("probing a closed port succeeded")
 	}
+}
+
+// A daemon that dies mid-build leaves a running builder VM and a staging
+// directory; the next start removes both, and leaves other VMs alone.
+func TestRestartRemovesInterruptedBuilder(t *testing.T) {
+	w := newWorld(t)
+	builder := w.create("build-0a1b2c3d")
+	w.create("keep")
+	row := mustRow(t, w, builder.Name)
+	h, _ := decodeHandle(row.Handle)
+	staging := filepath.Join(w.opts.Layout.ImagesDir, ".staging-build-devbox-01020304")
+	os.MkdirAll(staging, 0o700)
+	os.WriteFile(filepath.Join(staging, builderMarker), []byte(builder.Name+"\n"), 0o600)
+
+	w.restart()
+	if _, err := w.d.VM(context.Background(), builder.Name); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("builder vm row after restart: %v", err)
+	}
+	if _, err := os.Stat(row.Dir); !os.IsNotExist(err) {
+		t.Errorf("builder vm directory left: %v", err)
+	}
+	if vmm.Alive(h.PID, h.StartTime) {
+		t.Error("the builder vm's process survived the restart")
+	}
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Errorf("staging directory left: %v", err)
+	}
+	if v, err := w.d.VM(context.Background(), "keep"); err != nil || v.State != api.VMRunning {
+		t.Errorf("another vm after the sweep: %+v, %v; want it running", v, err)
+	}
+}
+
+func mustRow(t *testing.T, w *world, name string) store.VM {
+	t.Helper()
+	r, err := w.d.vmRow(context.Background(), w.d.store.Read(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -124,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 }
 
 func (d *Daemon) reconcile(ctx context.Context) error {
+	d.sweepBuilders(ctx)
 	if err := d.sweepImages(ctx); err != nil {
 		return err
 	}
