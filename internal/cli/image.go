@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 )
 
 func (a *app) imageCmd() *cobra.Command {
@@ -100,7 +101,7 @@ func (a *app) imageListCmd() *cobra.Command {
 				if im.KernelRef != "" {
 					k = im.KernelRef
 				}
-				rows = append(rows, []string{im.Name, yesNo(im.Managed), im.Source, bytesHuman(im.Size), k, ago(im.CreatedAt)})
+				rows = append(rows, []string{im.Name, yesNo(im.Managed), im.Source, bytesize.Format(im.Size), k, ago(im.CreatedAt)})
 			}
 			return table(a.stdout, rows)
 		},
@@ -131,7 +132,7 @@ func (a *app) imageShowCmd() *cobra.Command {
 				{"name:", im.Name},
 				{"managed:", yesNo(im.Managed) + dirNote(im.Dir)},
 				{"source:", im.Source},
-				{"rootfs:", im.Rootfs + " (" + bytesHuman(im.Size) + ")"},
+				{"rootfs:", im.Rootfs + " (" + bytesize.Format(im.Size) + ")"},
 				{"work-seed:", orDash(im.WorkSeed)},
 				{"kernel:", im.Kernel + refNote(im.KernelRef)},
 				{"initrd:", orDash(im.Initrd)},

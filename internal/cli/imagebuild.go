@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 )
 
 func (a *app) imageBuildCmd() *cobra.Command {
@@ -72,7 +73,7 @@ starts from the step before it. A failed build leaves no image and no VM.`,
 				}
 			}
 			fmt.Fprintf(a.stdout, "built image %s from %s in %s (%d steps, %d from the cache; rootfs %s)\n",
-				out.Image.Name, out.From, out.Duration.Round(time.Second), len(out.Steps), cached, bytesHuman(out.Image.Size))
+				out.Image.Name, out.From, out.Duration.Round(time.Second), len(out.Steps), cached, bytesize.Format(out.Image.Size))
 			return nil
 		},
 	}

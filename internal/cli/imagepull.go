@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 )
 
@@ -77,7 +78,7 @@ unless --size says otherwise; its file is sparse.`,
 				fmt.Fprintf(a.stdout, "image %s is up to date (%s)\n", im.Name, im.Digest)
 				return nil
 			}
-			fmt.Fprintf(a.stdout, "pulled image %s (%s, rootfs %s)\n", im.Name, im.Digest, bytesHuman(im.Size))
+			fmt.Fprintf(a.stdout, "pulled image %s (%s, rootfs %s)\n", im.Name, im.Digest, bytesize.Format(im.Size))
 			return nil
 		},
 	}

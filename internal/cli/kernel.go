@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"banger/internal/bytesize"
 )
 
 func (a *app) kernelCmd() *cobra.Command {
@@ -44,7 +46,7 @@ func (a *app) kernelListCmd() *cobra.Command {
 				}
 				rows := [][]string{{"NAME", "VERSION", "ARCH", "SIZE", "PULLED", "DESCRIPTION"}}
 				for _, e := range cat.Kernels {
-					rows = append(rows, []string{e.Name, e.Version, e.Arch, bytesHuman(e.Kernel.Size), yesNo(e.Pulled), e.Description})
+					rows = append(rows, []string{e.Name, e.Version, e.Arch, bytesize.Format(e.Kernel.Size), yesNo(e.Pulled), e.Description})
 				}
 				return table(a.stdout, rows)
 			}
@@ -57,7 +59,7 @@ func (a *app) kernelListCmd() *cobra.Command {
 			}
 			rows := [][]string{{"NAME", "VERSION", "ARCH", "SIZE", "PULLED"}}
 			for _, k := range ks {
-				rows = append(rows, []string{k.Name, k.Version, k.Arch, bytesHuman(k.Size), ago(k.CreatedAt)})
+				rows = append(rows, []string{k.Name, k.Version, k.Arch, bytesize.Format(k.Size), ago(k.CreatedAt)})
 			}
 			return table(a.stdout, rows)
 		},
@@ -87,7 +89,7 @@ func (a *app) kernelPullCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(a.stdout, k)
 			}
-			fmt.Fprintf(a.stdout, "pulled kernel %s %s (%s)\n", k.Name, k.Version, bytesHuman(k.Size))
+			fmt.Fprintf(a.stdout, "pulled kernel %s %s (%s)\n", k.Name, k.Version, bytesize.Format(k.Size))
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 )
 
 // isTTY reports whether w is a terminal.
@@ -89,27 +90,14 @@ func (p *progressView) endLine() {
 }
 
 func counter(cur, total int64, elapsed time.Duration) string {
-	s := bytesHuman(cur)
+	s := bytesize.Format(cur)
 	if total > 0 {
-		s = fmt.Sprintf("%s / %s %3d%%", s, bytesHuman(total), cur*100/total)
+		s = fmt.Sprintf("%s / %s %3d%%", s, bytesize.Format(total), cur*100/total)
 	}
 	if elapsed > 200*time.Millisecond {
-		s += fmt.Sprintf("  %s/s", bytesHuman(int64(float64(cur)/elapsed.Seconds())))
+		s += fmt.Sprintf("  %s/s", bytesize.Format(int64(float64(cur)/elapsed.Seconds())))
 	}
 	return s
-}
-
-func bytesHuman(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func ago(t time.Time) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/client"
 )
 
@@ -119,14 +120,14 @@ func sampleRows(ss []api.StatsSample) [][]string {
 		rows = append(rows, []string{
 			s.Time.Local().Format("15:04:05"),
 			fmt.Sprintf("%.1f%%", s.CPUPercent),
-			bytesHuman(int64(s.MemUsed)),
+			bytesize.Format(int64(s.MemUsed)),
 			fmt.Sprintf("%.2f", s.Load[0]),
 			rate(s.DiskReadRate) + " / " + rate(s.DiskWriteRate),
 			rate(s.NetRxRate) + " / " + rate(s.NetTxRate),
 			strconv.Itoa(s.SSHConnections),
 			strconv.Itoa(s.Sessions),
 			fmt.Sprintf("%.1f%%", s.VMMCPUPercent),
-			bytesHuman(int64(s.VMMRSS)),
+			bytesize.Format(int64(s.VMMRSS)),
 		})
 	}
 	return rows
@@ -148,7 +149,7 @@ func writeRows(w io.Writer, rows [][]string) {
 	}
 }
 
-func rate(bps float64) string { return bytesHuman(int64(bps)) + "/s" }
+func rate(bps float64) string { return bytesize.Format(int64(bps)) + "/s" }
 
 // statsRows describe the newest sample as "key: value" rows.
 func statsRows(st api.VMStats, now time.Time) [][]string {
@@ -176,7 +177,7 @@ func statsRows(st api.VMStats, now time.Time) [][]string {
 	if s.VMMError != "" {
 		rows = append(rows, []string{"vmm process:", s.VMMError})
 	} else {
-		rows = append(rows, []string{"vmm process:", fmt.Sprintf("cpu %.1f%% of a core (%.1fs in total), rss %s", s.VMMCPUPercent, s.VMMCPUSeconds, bytesHuman(int64(s.VMMRSS)))})
+		rows = append(rows, []string{"vmm process:", fmt.Sprintf("cpu %.1f%% of a core (%.1fs in total), rss %s", s.VMMCPUPercent, s.VMMCPUSeconds, bytesize.Format(int64(s.VMMRSS)))})
 	}
 	if m := st.Metrics; m != nil {
 		rows = append(rows, metricsRows(*m)...)
@@ -191,10 +192,10 @@ func metricsRows(m api.VMMMetrics) [][]string {
 	var rows [][]string
 	for _, b := range m.Block {
 		rows = append(rows, []string{"vmm " + b.Device + ":", fmt.Sprintf("read %s (%d ops), written %s (%d ops), %d flushes (%s)",
-			bytesHuman(int64(b.ReadBytes)), b.ReadOps, bytesHuman(int64(b.WriteBytes)), b.WriteOps, b.FlushOps, ago(m.Time))})
+			bytesize.Format(int64(b.ReadBytes)), b.ReadOps, bytesize.Format(int64(b.WriteBytes)), b.WriteOps, b.FlushOps, ago(m.Time))})
 	}
 	for _, n := range m.Net {
-		rows = append(rows, []string{"vmm " + n.Device + ":", fmt.Sprintf("rx %s, tx %s (%s)", bytesHuman(int64(n.RxBytes)), bytesHuman(int64(n.TxBytes)), ago(m.Time))})
+		rows = append(rows, []string{"vmm " + n.Device + ":", fmt.Sprintf("rx %s, tx %s (%s)", bytesize.Format(int64(n.RxBytes)), bytesize.Format(int64(n.TxBytes)), ago(m.Time))})
 	}
 	return rows
 }
@@ -240,7 +241,7 @@ func usage(used, total uint64) string {
 	if total == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%s of %s (%d%%)", bytesHuman(int64(used)), bytesHuman(int64(total)), used*100/total)
+	return fmt.Sprintf("%s of %s (%d%%)", bytesize.Format(int64(used)), bytesize.Format(int64(total)), used*100/total)
 }
 
 func secs(s float64) string { return (time.Duration(s * float64(time.Second))).String() }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 )
 
@@ -101,7 +102,7 @@ func (a *app) vmListCmd() *cobra.Command {
 			}
 			rows := [][]string{{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "CREATED"}}
 			for _, v := range vms {
-				rows = append(rows, []string{v.Name, v.State, orDash(v.IP), v.Image, strconv.Itoa(v.CPUs), bytesHuman(int64(v.MemoryMiB) << 20), ago(v.CreatedAt)})
+				rows = append(rows, []string{v.Name, v.State, orDash(v.IP), v.Image, strconv.Itoa(v.CPUs), bytesize.Format(int64(v.MemoryMiB) << 20), ago(v.CreatedAt)})
 			}
 			return table(a.stdout, rows)
 		},
@@ -138,8 +139,8 @@ func (a *app) vmShowCmd() *cobra.Command {
 				{"tap:", orDash(v.TAP)},
 				{"pid:", pidStr(v.PID)},
 				{"cpus:", strconv.Itoa(v.CPUs)},
-				{"memory:", bytesHuman(int64(v.MemoryMiB) << 20)},
-				{"work disk:", bytesHuman(v.DiskBytes) + " at /root"},
+				{"memory:", bytesize.Format(int64(v.MemoryMiB) << 20)},
+				{"work disk:", bytesize.Format(v.DiskBytes) + " at /root"},
 				{"dir:", v.Dir},
 				{"created:", ago(v.CreatedAt)},
 			}

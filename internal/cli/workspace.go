@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 )
 
@@ -120,7 +121,7 @@ func workspaceSummary(ws api.Workspace) string {
 		ro = ", read-only"
 	}
 	return fmt.Sprintf("%s:%s holds %s at %s (%s%s): %d entries, %s in %s",
-		ws.VM, ws.GuestPath, ws.RepoPath, at, ws.Mode, ro, ws.Files, bytesHuman(ws.Bytes), ws.Duration.Round(100*time.Millisecond))
+		ws.VM, ws.GuestPath, ws.RepoPath, at, ws.Mode, ro, ws.Files, bytesize.Format(ws.Bytes), ws.Duration.Round(100*time.Millisecond))
 }
 
 func shortSHA(s string) string {

@@ -15,6 +15,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 	"banger/internal/workspace"
@@ -79,11 +80,11 @@ func copyMessage(plan *workspace.Plan, vm, dst string) string {
 	switch {
 	case plan.Checkout:
 		return fmt.Sprintf("sending %d changed files (%s) and the git objects to %s:%s, where git checks out the other %d",
-			plan.Files-plan.CheckedOut, humanBytes(plan.Bytes), vm, dst, plan.CheckedOut)
+			plan.Files-plan.CheckedOut, bytesize.Format(plan.Bytes), vm, dst, plan.CheckedOut)
 	case plan.Mode == workspace.ModeShallow:
-		return fmt.Sprintf("sending %d files (%s) and the git metadata to %s:%s", plan.Files, humanBytes(plan.Bytes), vm, dst)
+		return fmt.Sprintf("sending %d files (%s) and the git metadata to %s:%s", plan.Files, bytesize.Format(plan.Bytes), vm, dst)
 	}
-	return fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Files, humanBytes(plan.Bytes), vm, dst)
+	return fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Files, bytesize.Format(plan.Bytes), vm, dst)
 }
 
 func (d *Daemon) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequest) error {
@@ -207,17 +208,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

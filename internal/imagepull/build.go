@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -50,9 +51,9 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 	}
 	switch {
 	case o.Size < 0 || o.Size > maxFilesystemSize:
-		return Result{}, errdefs.Invalid("--size %s is out of range; an image can be up to %s", human(o.Size), human(maxFilesystemSize))
+		return Result{}, errdefs.Invalid("--size %s is out of range; an image can be up to %s", bytesize.Format(o.Size), bytesize.Format(maxFilesystemSize))
 	case o.Size > free:
-		return Result{}, errdefs.Invalid("--size %s is more than the %s free in %s; pass a smaller --size or free some disk space", human(o.Size), human(free), o.Dir)
+		return Result{}, errdefs.Invalid("--size %s is more than the %s free in %s; pass a smaller --size or free some disk space", bytesize.Format(o.Size), bytesize.Format(free), o.Dir)
 	}
 	out := filepath.Join(o.Dir, RootfsName)
 	if _, err := os.Lstat(out); err == nil {
@@ -78,7 +79,7 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 		return Result{}, err
 	}
 	r := f.t.planReserve(st)
-	o.Progress.Step("write", fmt.Sprintf("writing %d files (%s) as ext4", st.inodes, human(st.content)))
+	o.Progress.Step("write", fmt.Sprintf("writing %d files (%s) as ext4", st.inodes, bytesize.Format(st.content)))
 	c := progress.NewCounter(o.Progress, "write", RootfsName, st.content)
 	if err := convert(ctx, f, out, maxSize, r, c); err != nil {
 		return Result{}, err

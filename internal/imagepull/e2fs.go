@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -49,7 +50,7 @@ func finish(ctx context.Context, img string, want int64, r reservation, p progre
 	if err != nil {
 		return 0, err
 	}
-	p.Step("resize", fmt.Sprintf("growing the filesystem to %s and adding a journal", human(size)))
+	p.Step("resize", fmt.Sprintf("growing the filesystem to %s and adding a journal", bytesize.Format(size)))
 	if size > fi.Size() {
 		if _, err := tool(ctx, "resize2fs", img, strconv.FormatInt(size/1024, 10)+"K"); err != nil {
 			return 0, err

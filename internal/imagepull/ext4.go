@@ -12,6 +12,7 @@ import (
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
 
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -98,7 +99,7 @@ func convert(ctx context.Context, f *flattened, out string, maxSize int64, r res
 			return ctx.Err()
 		}
 		if strings.Contains(err.Error(), "exceeded maximum size") { // tar2ext4's unexported exceededMaxSizeError
-			return errdefs.Invalid("the image does not fit in %s; pass a larger --size or free some disk space", human(maxSize))
+			return errdefs.Invalid("the image does not fit in %s; pass a larger --size or free some disk space", bytesize.Format(maxSize))
 		}
 		return fmt.Errorf("writing ext4: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -71,7 +72,7 @@ func newBudget(limit int64, where string) *budget {
 
 func (b *budget) take(n int64) error {
 	if b.bytes.Add(-n) < 0 {
-		return errdefs.Invalid("the image's layers unpack to more than %s, the free disk space in %s (less a reserve); free some space, or check that the image is what you meant", human(b.limit), b.where)
+		return errdefs.Invalid("the image's layers unpack to more than %s, the free disk space in %s (less a reserve); free some space, or check that the image is what you meant", bytesize.Format(b.limit), b.where)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 )
 
@@ -148,26 +149,12 @@ func minSize(used int64) int64 {
 // fits checks that a filesystem of used bytes fits in size.
 func fits(used, size int64) error {
 	if min := minSize(used); size < min {
-		return errdefs.Invalid("--size %s is too small: the image needs at least %s; pass a larger --size or omit it for a content-aware size", human(size), human(roundUp(min, 1<<20)))
+		return errdefs.Invalid("--size %s is too small: the image needs at least %s; pass a larger --size or omit it for a content-aware size", bytesize.Format(size), bytesize.Format(roundUp(min, 1<<20)))
 	}
 	return nil
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
-
-// human renders a byte count the way the CLI does.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // fitSize checks the estimated filesystem against --size and the disk,
 // and returns the bound tar2ext4 enforces while writing.
@@ -182,7 +169,7 @@ func fitSize(st stats, o BuildOptions) (int64, error) {
 		return 0, err
 	}
 	if room := free - keepFree(free); estimate > room {
-		return 0, errdefs.Invalid("the image needs about %s but only %s is free in %s; free some disk space", human(estimate), human(max(room, 0)), o.Dir)
+		return 0, errdefs.Invalid("the image needs about %s but only %s is free in %s; free some disk space", bytesize.Format(estimate), bytesize.Format(max(room, 0)), o.Dir)
 	}
 	return min(free, maxFilesystemSize), nil
 }

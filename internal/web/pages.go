@@ -11,6 +11,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 )
 
@@ -40,7 +41,7 @@ type page struct {
 
 var funcs = template.FuncMap{
 	"ago":   ago,
-	"bytes": func(n int64) string { return bytesHuman(uint64(max(n, 0))) },
+	"bytes": func(n int64) string { return bytesize.Format(uint64(max(n, 0))) },
 	"when":  func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
 	"hasState": func(state string, states ...string) bool {
 		return slices.Contains(states, state)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 )
 
 // sparkSamples is how many samples a sparkline shows.
@@ -54,7 +55,7 @@ func (s *Server) vmViews(ctx context.Context) ([]vmView, error) {
 func newVMView(v api.VM, st api.VMStats, now time.Time) vmView {
 	vv := vmView{
 		Name: v.Name, State: v.State, IP: orDash(v.IP), Image: v.Image, VMM: v.VMM, CPUs: v.CPUs,
-		Memory: bytesHuman(uint64(v.MemoryMiB) << 20), Uptime: "-", CPU: "-", Mem: "-",
+		Memory: bytesize.Format(uint64(v.MemoryMiB) << 20), Uptime: "-", CPU: "-", Mem: "-",
 		KeepAlive: v.KeepAlive, LastError: v.LastError, AutoStop: autoStop(st, now),
 	}
 	if v.State != api.VMRunning {
@@ -65,7 +66,7 @@ func newVMView(v api.VM, st api.VMStats, now time.Time) vmView {
 	}
 	if c := st.Current; c != nil && c.GuestError == "" {
 		vv.CPU = fmt.Sprintf("%.1f%%", c.CPUPercent)
-		vv.Mem = bytesHuman(c.MemUsed) + " / " + bytesHuman(c.MemTotal)
+		vv.Mem = bytesize.Format(c.MemUsed) + " / " + bytesize.Format(c.MemTotal)
 	}
 	var cpu, mem []float64
 	for _, x := range st.History {
@@ -125,19 +126,6 @@ func duration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-func bytesHuman(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func orDash(s string) string {
