@@ -158,7 +158,8 @@ func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.F
 	} else if err != nil {
 		return api.Image{}, err
 	}
-	out, err := d.BuildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName}, p)
+	// Best effort: a tool whose download fails must not fail a first vm run.
+	out, err := d.BuildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
 	if err != nil {
 		return api.Image{}, err
 	}
