@@ -135,27 +135,32 @@ func Fetch(ctx context.Context, dir string, opts Options) (Kernel, error) {
 // build downloads pkg into tmp, unpacks it into tmp/root and writes
 // tmp/initrd.gz.
 func build(ctx context.Context, tmp, pkg, busybox string, opts Options) error {
-	opts.progress("downloading " + pkg)
-	if out, err := run(ctx, tmp, "apt-get", "download", "-q", pkg); err != nil {
+	pkgs := []string{pkg}
+	if mods := modulesPackage(pkg); mods != "" && aptKnows(ctx, mods) {
+		pkgs = append(pkgs, mods) // Ubuntu ships the modules apart
+	}
+	opts.progress("downloading " + strings.Join(pkgs, " "))
+	if out, err := run(ctx, tmp, "apt-get", append([]string{"download", "-q"}, pkgs...)...); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("downloading %s: %w", pkg, ctx.Err())
 		}
-		return fmt.Errorf("downloading %s with apt-get failed: %v\n%s\nrun `apt-get update` and check the mirror in the host's apt sources (/etc/apt/sources.list*) is reachable (set http_proxy if the host needs a proxy)", pkg, err, tail(out))
+		return fmt.Errorf("downloading %s with apt-get failed: %v\n%s\nrun `apt-get update` and check the mirror in the host's apt sources (/etc/apt/sources.list*) is reachable (set http_proxy if the host needs a proxy)", strings.Join(pkgs, " "), err, tail(out))
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s left %d .deb files, want 1", pkg, len(debs))
+	if len(debs) != len(pkgs) {
+		return fmt.Errorf("apt-get download %s left %d .deb files, want %d", strings.Join(pkgs, " "), len(debs), len(pkgs))
 	}
-
-	opts.progress("unpacking " + filepath.Base(debs[0]))
-	if out, err := run(ctx, tmp, "dpkg-deb", "-x", debs[0], rootDir); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("unpacking %s: %w", pkg, ctx.Err())
+	for _, deb := range debs {
+		opts.progress("unpacking " + filepath.Base(deb))
+		if out, err := run(ctx, tmp, "dpkg-deb", "-x", deb, rootDir); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("unpacking %s: %w", pkg, ctx.Err())
+			}
+			return fmt.Errorf("unpacking %s with dpkg-deb failed: %v\n%s\ncheck there is free space in %s", filepath.Base(deb), err, tail(out), filepath.Dir(tmp))
 		}
-		return fmt.Errorf("unpacking %s with dpkg-deb failed: %v\n%s\ncheck there is free space in %s", filepath.Base(debs[0]), err, tail(out), filepath.Dir(tmp))
-	}
-	if err := os.Remove(debs[0]); err != nil {
-		return fmt.Errorf("removing %s: %w", debs[0], err)
+		if err := os.Remove(deb); err != nil {
+			return fmt.Errorf("removing %s: %w", deb, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("fetching %s: %w", pkg, err)
@@ -175,24 +180,51 @@ func build(ctx context.Context, tmp, pkg, busybox string, opts Options) error {
 	return nil
 }
 
-// ResolvePackage returns the kernel package MetaPackage depends on in the
-// host's apt cache (apt-cache depends).
+// UbuntuMetaPackage is the Ubuntu counterpart of MetaPackage: the kernel
+// flavour for virtual machines, with its modules in a separate
+// linux-modules-* package.
+const UbuntuMetaPackage = "linux-image-kvm"
+
+// ResolvePackage returns the kernel package MetaPackage (or, on Ubuntu
+// hosts, UbuntuMetaPackage) depends on in the host's apt cache (apt-cache
+// depends).
 func ResolvePackage(ctx context.Context) (string, error) {
 	if err := requireTools("apt-cache"); err != nil {
 		return "", err
 	}
-	out, err := exec.CommandContext(ctx, "apt-cache", "depends", MetaPackage).CombinedOutput()
-	if err != nil {
+	var lastOut []byte
+	for _, meta := range []string{MetaPackage, UbuntuMetaPackage} {
+		out, err := exec.CommandContext(ctx, "apt-cache", "depends", meta).CombinedOutput()
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("resolving %s: %w", MetaPackage, ctx.Err())
+			return "", fmt.Errorf("resolving %s: %w", meta, ctx.Err())
 		}
-		return "", fmt.Errorf("apt-cache depends %s failed: %v\n%s\nrun `apt-get update` and check the host's apt sources include Debian main", MetaPackage, err, tail(out))
+		if err != nil {
+			lastOut = out
+			continue
+		}
+		if pkg, ok := parseDepends(out); ok {
+			return pkg, nil
+		}
 	}
-	pkg, ok := parseDepends(out)
-	if !ok {
-		return "", fmt.Errorf("apt-cache knows no linux-image-* dependency of %s: run `apt-get update` and check the host's apt sources include Debian main (amd64)", MetaPackage)
+	return "", fmt.Errorf("apt-cache knows neither %s (Debian) nor %s (Ubuntu)%s: run `apt-get update` and check the host's apt sources include the distribution's main archive (amd64)",
+		MetaPackage, UbuntuMetaPackage, strings.TrimRight("\n"+tail(lastOut), "\n"))
+}
+
+// modulesPackage names the package holding the modules of kernel image
+// package pkg where the distribution splits them out (Ubuntu:
+// linux-image-6.8.0-45-kvm -> linux-modules-6.8.0-45-kvm).
+func modulesPackage(pkg string) string {
+	rest, ok := strings.CutPrefix(pkg, "linux-image-")
+	if !ok || strings.HasPrefix(rest, "unsigned-") {
+		return ""
 	}
-	return pkg, nil
+	return "linux-modules-" + rest
+}
+
+// aptKnows reports whether the host's apt cache has a candidate for pkg.
+func aptKnows(ctx context.Context, pkg string) bool {
+	out, err := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", pkg).CombinedOutput()
+	return err == nil && strings.Contains(string(out), "Package: "+pkg)
 }
 
 // parseDepends picks the kernel image package out of `apt-cache depends`

@@ -22,6 +22,7 @@ func TestParseDepends(t *testing.T) {
 		{"first of several", "linux-image-cloud-amd64\n  Recommends: firmware-linux\n  Depends: linux-image-6.12.9-cloud-amd64\n  Depends: linux-image-6.1.0-1-cloud-amd64\n", "linux-image-6.12.9-cloud-amd64"},
 		{"other dependencies", "linux-image-cloud-amd64\n  Depends: initramfs-tools\n  Depends: linux-image-6.1.0-4-cloud-amd64\n", "linux-image-6.1.0-4-cloud-amd64"},
 		{"virtual package", "linux-image-cloud-amd64\n  Depends: <linux-image-6.1.0-5-cloud-amd64>\n", ""},
+		{"ubuntu kvm flavour", "linux-image-kvm\n  Depends: linux-image-6.8.0-1012-kvm\n", "linux-image-6.8.0-1012-kvm"},
 		{"unknown package", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,6 +31,19 @@ func TestParseDepends(t *testing.T) {
 				t.Errorf("parseDepends = %q, %v; want %q", got, ok, tc.want)
 			}
 		})
+	}
+}
+
+func TestModulesPackage(t *testing.T) {
+	for pkg, want := range map[string]string{
+		"linux-image-6.8.0-1012-kvm":       "linux-modules-6.8.0-1012-kvm",
+		"linux-image-6.1.0-56-cloud-amd64": "linux-modules-6.1.0-56-cloud-amd64", // asked, absent on Debian
+		"linux-image-unsigned-6.8.0-1-kvm": "",
+		"busybox":                          "",
+	} {
+		if got := modulesPackage(pkg); got != want {
+			t.Errorf("modulesPackage(%q) = %q, want %q", pkg, got, want)
+		}
 	}
 }
 
