@@ -221,6 +221,38 @@ func checkE2fsprogs(ctx context.Context, e *Env) Result {
 	return pass("mkfs.ext4, e2fsck, resize2fs, tune2fs, debugfs found")
 }
 
+// checkDefaultImageTools checks what making the default image on first
+// use runs on the host: the Debian cloud kernel for QEMU (apt-get,
+// dpkg-deb, a static busybox for its initramfs) and debootstrap for the
+// offline source.
+func checkDefaultImageTools(ctx context.Context, e *Env) Result {
+	name := e.Config.DefaultImageName
+	if path, err := e.defaultImageKernel(ctx); err == nil && path != "" {
+		return pass(fmt.Sprintf("image %q exists; nothing to make on first use", name))
+	}
+	var need []string
+	if e.Config.VMM == "qemu" {
+		need = append(need, "apt-get", "apt-cache", "dpkg-deb", "busybox")
+	}
+	if e.Config.DefaultImageSource != "oci" {
+		need = append(need, "debootstrap", "chroot")
+	}
+	var missing []string
+	for _, t := range need {
+		if _, err := e.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return warn(fmt.Sprintf("image %q is made on first use, which runs %s: missing %s", name, strings.Join(need, ", "), strings.Join(missing, ", ")),
+			"sudo apt-get install debootstrap busybox-static; or register an image and set default_image_name")
+	}
+	if len(need) == 0 {
+		return pass(fmt.Sprintf("image %q is made on first use from %s", name, e.Config.DefaultImageRef))
+	}
+	return pass(fmt.Sprintf("image %q is made on first use; %s found", name, strings.Join(need, ", ")))
+}
+
 func checkTun(ctx context.Context, e *Env) Result {
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrPermission) {

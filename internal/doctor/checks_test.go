@@ -179,3 +179,34 @@ func TestFileContainsAcrossReads(t *testing.T) {
 		t.Error("found a needle that is not there")
 	}
 }
+
+func TestDefaultImageToolsCheck(t *testing.T) {
+	ctx := context.Background()
+	e := fcEnv(t)
+	e.Config.VMM = "qemu"
+	have := map[string]bool{"apt-get": true, "apt-cache": true, "dpkg-deb": true, "busybox": true, "chroot": true}
+	e.LookPath = func(name string) (string, error) {
+		if have[name] {
+			return "/usr/bin/" + name, nil
+		}
+		return "", errors.New("not found")
+	}
+	r := checkDefaultImageTools(ctx, e)
+	if r.Status != Warn || !strings.Contains(r.Detail, "missing debootstrap") || !strings.Contains(r.Fix, "debootstrap") {
+		t.Errorf("without debootstrap: %+v", r)
+	}
+	have["debootstrap"] = true
+	if r := checkDefaultImageTools(ctx, e); r.Status != Pass {
+		t.Errorf("with every tool: %+v", r)
+	}
+	e.Config.DefaultImageSource = "oci"
+	e.Config.VMM = "firecracker"
+	have = map[string]bool{}
+	if r := checkDefaultImageTools(ctx, e); r.Status != Pass || !strings.Contains(r.Detail, "debian:bookworm") {
+		t.Errorf("oci source under firecracker needs no host tools: %+v", r)
+	}
+	e.DefaultImageKernel = func(context.Context) (string, error) { return "/images/default/kernel", nil }
+	if r := checkDefaultImageTools(ctx, e); r.Status != Pass || !strings.Contains(r.Detail, "exists") {
+		t.Errorf("with the image registered: %+v", r)
+	}
+}

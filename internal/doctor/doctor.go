@@ -71,6 +71,7 @@ func Checks() []Check {
 		{"vmm", checkVMM},
 		{"kernel", checkKernel},
 		{"e2fsprogs", checkE2fsprogs},
+		{"default-image", checkDefaultImageTools},
 		{"tun", checkTun},
 		{"bridge", networkPiece("bridge")},
 		{"taps", networkPiece("taps")},
