@@ -64,7 +64,11 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 		spec.Net = &vmm.Net{TAP: tap, MAC: mac}
 		spec.Cmdline += " " + strings.Join(d.net.KernelArgs(addr), " ")
 	}
-	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, d.driver.Name()))
+	how := d.driver.Name()
+	if !d.driver.Capabilities(ctx).KVM {
+		how += ", software emulation without KVM: slow, a first boot can take minutes"
+	}
+	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, how))
 	h, err := d.driver.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("starting the vm process: %w", err)
