@@ -72,14 +72,29 @@ func newEnv(t *testing.T, cfg guest.Config) *agentEnv {
 	return e
 }
 
-// killSessions kills the process groups of sessions a test left running.
+// killSessions kills the process groups of sessions a test left running,
+// then waits for the agent to record their end: its last write into the
+// session directory, which must not race the test's temp dir removal.
 func killSessions(p guest.Paths) {
 	metas, _ := filepath.Glob(filepath.Join(p.StateDir, "sessions", "*", "meta.json"))
+	running := func(m string) bool {
+		b, _ := os.ReadFile(m)
+		var s agent.Session
+		return json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0
+	}
+	var killed []string
 	for _, m := range metas {
 		b, _ := os.ReadFile(m)
 		var s agent.Session
 		if json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0 {
 			unix.Kill(-s.PID, unix.SIGKILL)
+			killed = append(killed, m)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, m := range killed {
+		for running(m) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
