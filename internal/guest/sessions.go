@@ -188,6 +188,8 @@ func (m *sessionManager) reap(s *session, cmd *exec.Cmd) {
 }
 
 // finish marks the session ended; exit nil means the status is unknown.
+// The end is on disk before anyone can see it: an agent restarted right
+// after a listing showed the session exited finds the same exit.
 func (s *session) finish(exit *agent.ExitStatus, note string) {
 	s.mu.Lock()
 	now := time.Now().UTC()
@@ -196,16 +198,20 @@ func (s *session) finish(exit *agent.ExitStatus, note string) {
 		s.stdin.Close()
 		s.stdin = nil
 	}
+	s.saveLocked()
 	s.mu.Unlock()
-	s.save()
 	close(s.done)
 }
 
 // save writes meta.json atomically.
 func (s *session) save() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saveLocked()
+}
+
+func (s *session) saveLocked() {
 	b, _ := json.MarshalIndent(s.rec, "", "  ")
-	s.mu.Unlock()
 	tmp := filepath.Join(s.dir, ".meta.json.tmp")
 	if os.WriteFile(tmp, b, 0o600) == nil {
 		os.Rename(tmp, filepath.Join(s.dir, "meta.json"))
