@@ -20,7 +20,6 @@ import (
 	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/progress"
-	"banger/internal/store"
 	"banger/internal/vmm"
 )
 
@@ -128,19 +127,8 @@ func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p pr
 		// As small as its content: each VM grows it to its --disk-size.
 		return api.ImageBuild{}, fmt.Errorf("shrinking the work-seed: %w", err)
 	}
-	p.Step("store", fmt.Sprintf("storing image %s", req.Name))
-	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	stored, err := d.storeImage(ctx, im, p)
 	if err != nil {
-		return api.ImageBuild{}, fmt.Errorf("storing image %q: %w", req.Name, err)
-	}
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Image(ctx, req.Name); err == nil {
-			return errdefs.Conflict("image %q was created while it was being built", req.Name)
-		}
-		return tx.PutImage(ctx, stored)
-	})
-	if err != nil {
-		os.RemoveAll(stored.Dir)
 		return api.ImageBuild{}, err
 	}
 	if n, err := cache.Prune(req.Name, keys); err != nil {
@@ -268,10 +256,7 @@ func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, ba
 	if err := uploadStep(ctx, cl, step); err != nil {
 		return err
 	}
-	env := []string{"BANGER_BUILD=1", "DEBIAN_FRONTEND=noninteractive", "BANGER_IMAGE=" + req.Name}
-	if req.BestEffort {
-		env = append(env, "BANGER_BEST_EFFORT=1")
-	}
+	env := imagebuild.StepEnv(req.Name, req.BestEffort)
 	lw := progress.NewLineWriter(p, "log")
 	st, err := cl.Run(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-e", "./step.sh"}, Dir: imagebuild.GuestDir, Env: env},
 		agent.Stdio{Stdout: lw, Stderr: lw})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,9 +18,7 @@ import (
 	"banger/internal/debkernel"
 	"banger/internal/debootstrap"
 	"banger/internal/errdefs"
-	"banger/internal/image"
 	"banger/internal/progress"
-	"banger/internal/store"
 )
 
 // registryProbeTimeout bounds the check that picks the default image's
@@ -92,9 +91,9 @@ func probeRegistry(ctx context.Context, ref string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		var ue interface{ Unwrap() error }
+		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Unwrap()
+			err = ue.Err // the cause, without the method and URL
 		}
 		return err
 	}
@@ -102,8 +101,8 @@ func probeRegistry(ctx context.Context, ref string) error {
 	return nil
 }
 
-// kernelFiles is what the default image boots with: a catalog kernel
-// (Ref) or host files.
+// kernelFiles is what the default image boots with: its files, and Ref
+// when they are a catalog kernel's.
 type kernelFiles struct {
 	Ref                     string
 	Kernel, Initrd, Modules string
@@ -120,14 +119,14 @@ func (d *Daemon) defaultKernel(ctx context.Context, p progress.Func) (kernelFile
 			return kernelFiles{}, errdefs.Invalid("the default image needs a Firecracker kernel: set default_kernel_ref in %s to a catalog kernel (see 'banger kernel list --available'), "+
 				"or build one with scripts/build-firecracker-kernel and register an image with it", d.layout.ConfigFile)
 		}
-		if _, err := d.Kernel(ctx, ref); errors.Is(err, errdefs.ErrNotFound) {
-			if _, err := d.PullKernel(ctx, ref, p); err != nil {
-				return kernelFiles{}, err
-			}
-		} else if err != nil {
+		k, err := d.Kernel(ctx, ref)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			k, err = d.PullKernel(ctx, ref, p)
+		}
+		if err != nil {
 			return kernelFiles{}, err
 		}
-		return kernelFiles{Ref: ref}, nil
+		return kernelFiles{Ref: ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules}, nil
 	}
 	dir := filepath.Join(d.layout.CacheDir, "debian-kernel")
 	k, err := debkernel.Load(dir)
@@ -151,7 +150,10 @@ func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.F
 	}
 	baseName := imName + "-base"
 	if _, err := d.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
-		req := api.PullImageRequest{Ref: d.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules}
+		req := api.PullImageRequest{Ref: d.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref}
+		if k.Ref == "" { // host files; a catalog kernel is named, not copied
+			req.Kernel, req.Initrd, req.Modules = k.Kernel, k.Initrd, k.Modules
+		}
 		if _, err := d.PullImage(ctx, req, p); err != nil {
 			return api.Image{}, err
 		}
@@ -189,14 +191,12 @@ func (d *Daemon) defaultFromDebootstrap(ctx context.Context, imName string, p pr
 	}
 	im := api.Image{Name: imName, Rootfs: filepath.Join(prepared, debianfs.RootfsFile), WorkSeed: filepath.Join(prepared, debianfs.WorkSeedFile),
 		KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules, Source: "debootstrap"}
-	if k.Ref != "" {
-		kk, err := d.Kernel(ctx, k.Ref)
-		if err != nil {
-			return api.Image{}, err
-		}
-		im.Kernel, im.Initrd, im.Modules = kk.Kernel, kk.Initrd, kk.Modules
+	release, err := d.claim("image/"+imName, "store")
+	if err != nil {
+		return api.Image{}, err
 	}
 	stored, err := d.storeImage(ctx, im, p)
+	release()
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -210,28 +210,3 @@ func (d *Daemon) defaultFromDebootstrap(ctx context.Context, imName string, p pr
 // preparedRootfs is where a root 'system setup --default-rootfs' leaves
 // the Debian devbox root filesystem for this user's daemon.
 func (d *Daemon) preparedRootfs() string { return filepath.Join(d.layout.CacheDir, "default-rootfs") }
-
-// storeImage copies im's files into a managed directory and registers it.
-func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
-	release, err := d.claim("image/"+im.Name, "store")
-	if err != nil {
-		return api.Image{}, err
-	}
-	defer release()
-	p.Step("store", "storing image "+im.Name)
-	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
-	if err != nil {
-		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
-	}
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Image(ctx, im.Name); err == nil {
-			return errdefs.Conflict("image %q was created concurrently", im.Name)
-		}
-		return tx.PutImage(ctx, stored)
-	})
-	if err != nil {
-		os.RemoveAll(stored.Dir)
-		return api.Image{}, err
-	}
-	return stored, nil
-}

@@ -162,3 +162,25 @@ func (d *Daemon) sweepImages(ctx context.Context) error {
 	}
 	return err
 }
+
+// storeImage copies im's files into a new managed directory and registers
+// it under im.Name, which must still be free. The caller holds the
+// image's claim. On failure nothing is left: no directory, no row.
+func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
+	p.Step("store", "storing image "+im.Name)
+	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
+	}
+	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Image(ctx, im.Name); err == nil {
+			return errdefs.Conflict("image %q was created concurrently", im.Name)
+		}
+		return tx.PutImage(ctx, stored)
+	})
+	if err != nil {
+		os.RemoveAll(stored.Dir)
+		return api.Image{}, err
+	}
+	return stored, nil
+}

@@ -132,14 +132,14 @@ func Build(ctx context.Context, dir string, opts Options, p progress.Func) error
 func chrootScript(ctx context.Context, tree string, script []byte, p progress.Func) error {
 	lw := progress.NewLineWriter(p, "log")
 	cmd := exec.CommandContext(ctx, "chroot", tree, "/bin/sh", "-e", "-c", string(script))
-	cmd.Env = append(os.Environ(), "BANGER_BEST_EFFORT=1", "BANGER_BUILD=1", "DEBIAN_FRONTEND=noninteractive",
+	cmd.Env = append(append(os.Environ(), imagebuild.StepEnv("", true)...),
 		"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cmd.Stdout, cmd.Stderr = lw, lw
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	lw.Flush()
 	if err != nil {
-		return fmt.Errorf("%v; last lines:\n%s", err, lw.Tail())
+		return fmt.Errorf("%w; last lines:\n%s", err, lw.Tail())
 	}
 	return nil
 }

@@ -33,6 +33,17 @@ type Step struct {
 // so nothing of it stays in the image.
 const GuestDir = "/var/tmp/banger-build"
 
+// StepEnv is the environment a step's script runs with, wherever it runs
+// (a builder VM, or chrooted for the default image). With bestEffort the
+// devbox steps turn failed downloads into warnings.
+func StepEnv(image string, bestEffort bool) []string {
+	env := []string{"BANGER_BUILD=1", "DEBIAN_FRONTEND=noninteractive", "BANGER_IMAGE=" + image}
+	if bestEffort {
+		env = append(env, "BANGER_BEST_EFFORT=1")
+	}
+	return env
+}
+
 // Base identifies a build's starting point: the base image's files and
 // the rootfs size the build grows it to.
 type Base struct {
@@ -67,14 +78,21 @@ func (b Base) Key() (string, error) {
 func Keys(base string, steps []Step) ([]string, error) {
 	keys := make([]string, len(steps))
 	prev := base
+	sums := map[string]string{} // every script step gets the same files: read each once
 	for i, s := range steps {
 		h := sha256.New()
 		fmt.Fprintf(h, "banger-build-step-v1\x00%s\x00%s\x00%d\x00", prev, s.Name, len(s.Script))
 		h.Write(s.Script)
 		for _, f := range s.Files {
-			if err := hashFile(h, f); err != nil {
-				return nil, fmt.Errorf("step %s: %w", s.Name, err)
+			sum, ok := sums[f]
+			if !ok {
+				var err error
+				if sum, err = fileSum(f); err != nil {
+					return nil, fmt.Errorf("step %s: %w", s.Name, err)
+				}
+				sums[f] = sum
 			}
+			fmt.Fprintf(h, "file\x00%s\x00%s\x00", filepath.Base(f), sum)
 		}
 		keys[i] = hex.EncodeToString(h.Sum(nil))
 		prev = keys[i]
@@ -82,16 +100,16 @@ func Keys(base string, steps []Step) ([]string, error) {
 	return keys, nil
 }
 
-func hashFile(w io.Writer, path string) error {
+// fileSum is the hex SHA-256 of a file's content.
+func fileSum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("reading build file: %w", err)
+		return "", fmt.Errorf("reading build file: %w", err)
 	}
 	defer f.Close()
-	fh := sha256.New()
-	if _, err := io.Copy(fh, f); err != nil {
-		return fmt.Errorf("reading build file %s: %w", path, err)
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading build file %s: %w", path, err)
 	}
-	fmt.Fprintf(w, "file\x00%s\x00%x\x00", filepath.Base(path), fh.Sum(nil))
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -20,11 +20,7 @@ const CheckoutMarker = "banger-checkout"
 
 // checkoutList is the index paths (merged ones) that are neither sent nor
 // deleted.
-func checkoutList(ctx context.Context, r Repo, sent []entry, deleted []string) ([]string, error) {
-	index, err := r.index(ctx)
-	if err != nil {
-		return nil, err
-	}
+func checkoutList(index []indexEntry, sent []entry, deleted []string) []string {
 	skip := make(map[string]bool, len(sent)+len(deleted))
 	for _, e := range sent {
 		skip[e.name] = true
@@ -38,7 +34,7 @@ func checkoutList(ctx context.Context, r Repo, sent []entry, deleted []string) (
 			out = append(out, e.path)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // changedEntries lists what a checkout of the index would not reproduce:
@@ -96,7 +92,7 @@ var conversionAttrs = []string{"filter", "eol", "text", "crlf", "ident", "workin
 // checkoutExact reports whether checking out the index elsewhere writes
 // the bytes the host's work tree holds: no clean/smudge filters (git-lfs),
 // no end-of-line or encoding conversion, by attribute or configuration.
-func checkoutExact(ctx context.Context, r Repo) (bool, error) {
+func checkoutExact(ctx context.Context, r Repo, index []indexEntry) (bool, error) {
 	for _, key := range []string{"core.autocrlf", "core.eol"} {
 		if v, err := git(ctx, r.Root, nil, "config", "--get", key); err == nil {
 			if s := strings.TrimSpace(string(v)); s != "" && s != "false" {
@@ -104,12 +100,12 @@ func checkoutExact(ctx context.Context, r Repo) (bool, error) {
 			}
 		}
 	}
-	files, err := git(ctx, r.Root, nil, "ls-files", "-z")
-	if err != nil {
-		return false, err
+	var files bytes.Buffer
+	for _, e := range index {
+		files.WriteString(e.path + "\x00")
 	}
 	args := append([]string{"check-attr", "-z", "--stdin"}, conversionAttrs...)
-	out, err := git(ctx, r.Root, bytes.NewReader(files), args...)
+	out, err := git(ctx, r.Root, &files, args...)
 	if err != nil {
 		return false, fmt.Errorf("reading git attributes of %s: %w", r.Root, err)
 	}

@@ -159,7 +159,11 @@ func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
 		p.meta <- metaResult{gitDir, err}
 	}()
 	if guestGit {
-		exact, err := checkoutExact(ctx, p.Repo)
+		index, err := p.Repo.index(ctx)
+		if err != nil {
+			return nil, err
+		}
+		exact, err := checkoutExact(ctx, p.Repo, index)
 		if err != nil {
 			return nil, err
 		}
@@ -169,8 +173,8 @@ func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
 				return nil, err
 			}
 			p.Checkout = true
-			p.checkout, err = checkoutList(ctx, p.Repo, entries, deleted)
-			return entries, err
+			p.checkout = checkoutList(index, entries, deleted)
+			return entries, nil
 		}
 	}
 	return overlayEntries(ctx, p.Repo)
