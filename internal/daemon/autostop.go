@@ -59,6 +59,9 @@ func plural(n int, what string) string {
 // it has been idle for auto_stop_stale_after.
 func (d *Daemon) judge(ctx context.Context, r store.VM, rd reading, s api.StatsSample, rated bool) {
 	busy := busyReason(rd, s, rated, d.idleCPU)
+	if n := d.openExecs(r.Name); busy == "" && n > 0 {
+		busy = plural(n, "exec client") + " connected"
+	}
 	after := d.cfg.AutoStopStaleAfter
 	idleAt, due := d.stats.idle(r.Name, busy, rd.at, after > 0 && !r.KeepAlive, after)
 	if due {
@@ -97,6 +100,11 @@ func (b *statsBook) stopFailed(name string) {
 
 // autoStop stops the VM in the background, recording why.
 func (d *Daemon) autoStop(ctx context.Context, name string, idle time.Duration) {
+	// The user may have said keep-alive since this round's sample.
+	if r, err := d.vmRow(ctx, d.store.Read(), name); err != nil || r.KeepAlive {
+		d.stats.stopFailed(name)
+		return
+	}
 	d.event(ctx, "info", "vm/"+name, fmt.Sprintf(
 		"vm %s idle for %s (no ssh connection or attached session, cpu under %g%%): stopping it (auto_stop_stale_after); "+
 			"start it again with 'banger vm start %s', or exempt it with 'banger vm set %s --keep-alive'",

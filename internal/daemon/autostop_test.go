@@ -9,6 +9,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/session"
 )
 
 func TestBusyReason(t *testing.T) {
@@ -114,8 +115,28 @@ func TestAutoStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.create("idle")
+	// An editor on vm acp: an exec bridge with a client keeps it in use.
+	w.create("acp")
+	b, err := w.d.Exec(ctx, "acp", api.ExecRequest{Argv: []string{"sh", "-c", "read -r line"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := session.Dial(ctx, b.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	waitState(t, w.d, "idle", api.VMStopped)
+	waitRounds(t, w.d, "acp", 2)
+	if vm, _ := w.d.VM(ctx, "acp"); vm.State != api.VMRunning {
+		t.Errorf("vm acp is %s while an exec client is connected, want running", vm.State)
+	}
+	if st := stats(t, w.d, "acp", 0); !strings.Contains(st.Busy, "exec client") {
+		t.Errorf("acp vm's stats say busy=%q, want the exec client", st.Busy)
+	}
+	// Once the client leaves, the VM is idle again and stopped.
+	conn.Close()
+	waitState(t, w.d, "acp", api.VMStopped)
 	waitRounds(t, w.d, "kept", 2)
 	for _, name := range []string{"busy", "kept"} {
 		if vm, _ := w.d.VM(ctx, name); vm.State != api.VMRunning {

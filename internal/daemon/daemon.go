@@ -79,6 +79,7 @@ type Daemon struct {
 
 	runMu sync.Mutex
 	run   map[string]*running // live VMs by name
+	execs map[string]int      // open exec bridges (vm exec, vm acp) by VM
 
 	stats   *statsBook     // samples and idle clocks (stats.go, autostop.go)
 	idleCPU float64        // see Options.IdleCPUPercent

@@ -293,9 +293,30 @@ func (d *Daemon) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.
 		b.Close()
 		return api.Bridge{}, err
 	}
+	d.execOpened(vm, +1)
 	go func() {
+		defer d.execOpened(vm, -1)
 		b.Serve(d.life, r, session.Control{Stdin: true}, session.AcceptWait)
 		r.Release()
 	}()
 	return api.Bridge{Socket: b.Path, Protocol: session.Protocol}, nil
+}
+
+// execOpened counts exec bridges in use: a client on one (an editor over
+// vm acp, a long vm exec) means the VM is in use, whatever its CPU says.
+func (d *Daemon) execOpened(vm string, delta int) {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if d.execs == nil {
+		d.execs = map[string]int{}
+	}
+	if d.execs[vm] += delta; d.execs[vm] <= 0 {
+		delete(d.execs, vm)
+	}
+}
+
+func (d *Daemon) openExecs(vm string) int {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	return d.execs[vm]
 }

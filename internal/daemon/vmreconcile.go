@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 
 	"banger/internal/api"
 	"banger/internal/store"
@@ -33,8 +34,20 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 			continue
 		}
 		if err := d.driver.Adopt(ctx, h); err != nil {
+			msg := "vm " + r.Name + " was found stopped when the daemon started"
+			if vmm.Alive(h.PID, h.StartTime) {
+				// Its process runs but cannot be managed (control socket
+				// gone, API wedged): end it, or a later start would boot a
+				// second VMM on the same disks.
+				if kerr := vmm.Terminate(ctx, h, d.stopTimeouts.Term); kerr != nil {
+					d.log.Error("cannot end unmanageable vm process", "vm", r.Name, "pid", h.PID, "err", kerr)
+					d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: its process %d runs but cannot be managed (%v) nor killed (%v); kill it by hand", r.Name, h.PID, err, kerr))
+					continue
+				}
+				msg = fmt.Sprintf("vm %s could not be re-adopted (%v); its process %d was stopped", r.Name, err, h.PID)
+			}
 			d.markStopped(r.Name, h, "")
-			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was found stopped when the daemon started")
+			d.event(ctx, "warn", "vm/"+r.Name, msg)
 			continue
 		}
 		d.adopted(ctx, r)

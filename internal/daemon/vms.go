@@ -212,7 +212,11 @@ func (d *Daemon) DeleteVM(ctx context.Context, name string, force bool) error {
 	}
 	if h, _ := decodeHandle(r.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
 		if force {
-			d.driver.Kill(ctx, h)
+			// The VM's TAP and address go back to the pools below: never
+			// while its VMM could still be using them.
+			if err := d.driver.Kill(ctx, h); err != nil && vmm.Alive(h.PID, h.StartTime) {
+				return fmt.Errorf("killing vm %q before delete: %w; its process %d still runs, so its address and TAP are kept", name, err, h.PID)
+			}
 		} else if err := d.shutdown(ctx, &r, h); err != nil {
 			return fmt.Errorf("stopping vm %q before delete: %w (use --force to kill it)", name, err)
 		}

@@ -167,6 +167,9 @@ func TestVMCreateStopStartDelete(t *testing.T) {
 	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
 		t.Error("VMM process still alive after stop")
 	}
+	if !w.drv.Released(vm.PID) {
+		t.Error("the stopped VMM's files were not released")
+	}
 	started, err := w.d.StartVM(ctx, "dev", nil)
 	if err != nil || started.State != api.VMRunning || started.PID == vm.PID {
 		t.Fatalf("StartVM = %+v, %v", started, err)
@@ -194,6 +197,62 @@ func TestVMCreateFailureAtEachStepLeavesNothing(t *testing.T) {
 			}
 			w.assertGone("broken")
 		})
+	}
+}
+
+func TestForcedDeleteKeepsEverythingWhileTheVMMLives(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	vm := w.create("stuck")
+	w.drv.Fail(vmmfake.StepKill, vmmfake.ErrInjected)
+	err := w.d.DeleteVM(ctx, "stuck", true)
+	if err == nil || !strings.Contains(err.Error(), "still runs") {
+		t.Fatalf("forced delete with a failing kill: err = %v, want it to say the process still runs", err)
+	}
+	if got, err := w.d.VM(ctx, "stuck"); err != nil || got.State != api.VMRunning {
+		t.Fatalf("vm after the failed delete = %+v, %v; want it kept, running", got, err)
+	}
+	if _, err := os.Stat(vm.Dir); err != nil {
+		t.Errorf("the vm's disks went while its VMM runs: %v", err)
+	}
+	w.drv.Fail(vmmfake.StepKill, nil)
+	if err := w.d.DeleteVM(ctx, "stuck", true); err != nil {
+		t.Fatal(err)
+	}
+	w.assertGone("stuck")
+}
+
+func TestVMThatCannotBeReadoptedIsEnded(t *testing.T) {
+	w := newWorld(t)
+	vm := w.create("wedged")
+	w.d.Close()
+	w.drv.Fail(vmmfake.StepAdopt, vmmfake.ErrInjected)
+	w.restart()
+	w.drv.Fail(vmmfake.StepAdopt, nil)
+	got, err := w.d.VM(context.Background(), "wedged")
+	if err != nil || got.State != api.VMStopped {
+		t.Fatalf("vm after a failed re-adoption = %+v, %v; want stopped", got, err)
+	}
+	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+		t.Fatal("the unmanageable VMM process still runs; a start would boot a second one on the same disks")
+	}
+	if _, err := w.d.StartVM(context.Background(), "wedged", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.drv.Live()); n != 1 {
+		t.Errorf("%d VMM processes after start, want 1", n)
+	}
+}
+
+func TestStopAfterRestartAsksTheGuestFirst(t *testing.T) {
+	w := newWorld(t)
+	w.create("calm")
+	w.restart() // re-adopted: no agent connection yet
+	if _, err := w.d.StopVM(context.Background(), "calm"); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.drv.AgentShutdowns(); n != 1 {
+		t.Errorf("guest powered off by its agent %d times, want 1: stop went straight to the VMM", n)
 	}
 }
 
@@ -229,6 +288,9 @@ func TestVMReadoptedAfterDaemonRestart(t *testing.T) {
 		t.Fatalf("after restart alive = %+v, %v; want running with pid %d", got, err, a.PID)
 	}
 	waitState(t, w.d, "dies", api.VMStopped)
+	if !w.drv.Released(b.PID) {
+		t.Error("the files of the VMM that died while the daemon was down were not released")
+	}
 	// The adopted VM is watched again: its death is noticed.
 	syscall.Kill(a.PID, syscall.SIGKILL)
 	waitState(t, w.d, "alive", api.VMStopped)

@@ -47,6 +47,18 @@ func (d *Daemon) Agent(ctx context.Context, name string) (*agent.Client, error) 
 	if h == nil || row.State != api.VMRunning {
 		return nil, errdefs.Conflict("vm %q is %s; start it with 'banger vm start %s'", name, row.State, name)
 	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := d.agentClient(cctx, name, h)
+	if err != nil {
+		return nil, errdefs.Unavailable("vm %q: cannot reach the guest agent: %v", name, err)
+	}
+	return cl, nil
+}
+
+// agentClient returns the VM's live agent connection, connecting first
+// when there is none (as after a daemon restart re-adopted the VM).
+func (d *Daemon) agentClient(ctx context.Context, name string, h *vmm.Handle) (*agent.Client, error) {
 	d.runMu.Lock()
 	if r := d.run[name]; r != nil && r.agent != nil {
 		select {
@@ -58,11 +70,9 @@ func (d *Daemon) Agent(ctx context.Context, name string) (*agent.Client, error) 
 		}
 	}
 	d.runMu.Unlock()
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cl, err := agent.Connect(cctx, func(ctx context.Context) (net.Conn, error) { return d.driver.DialAgent(ctx, h) })
+	cl, err := agent.Connect(ctx, func(ctx context.Context) (net.Conn, error) { return d.driver.DialAgent(ctx, h) })
 	if err != nil {
-		return nil, errdefs.Unavailable("vm %q: cannot reach the guest agent: %v", name, err)
+		return nil, err
 	}
 	d.setAgent(name, cl)
 	return cl, nil
@@ -145,6 +155,11 @@ func (d *Daemon) markStopped(name string, h *vmm.Handle, lastErr string) bool {
 		d.log.Warn("marking vm stopped", "vm", name, "err", err)
 	}
 	if changed {
+		if rel, ok := d.driver.(vmm.Releaser); ok && !vmm.Alive(h.PID, h.StartTime) {
+			if err := rel.Release(ctx, h); err != nil {
+				d.log.Warn("releasing vm files", "vm", name, "err", err)
+			}
+		}
 		if d.net != nil {
 			if err := d.net.ReleaseTAP(ctx, name); err != nil {
 				d.log.Warn("releasing tap", "vm", name, "err", err)
@@ -211,19 +226,18 @@ func (d *Daemon) shutdown(ctx context.Context, row *store.VM, h *vmm.Handle) err
 	t := d.stopTimeouts
 	row.State = api.VMStopping
 	d.saveVM(*row)
-	d.runMu.Lock()
-	var cl *agent.Client
-	if r := d.run[row.Name]; r != nil {
-		cl = r.agent
-	}
-	d.runMu.Unlock()
-	if cl != nil {
-		actx, cancel := context.WithTimeout(ctx, t.Agent)
+	// The guest first: it syncs and unmounts its disks. After a daemon
+	// restart there is no connection yet, so make one (within the same
+	// budget); an agent that is PID 1 has no other way to hear of it.
+	actx, cancel := context.WithTimeout(ctx, t.Agent)
+	if cl, err := d.agentClient(actx, row.Name, h); err == nil {
 		if err := cl.Shutdown(actx, false); err == nil {
 			vmm.WaitExit(actx, h)
 		}
-		cancel()
+	} else {
+		d.log.Warn("stopping vm without its agent", "vm", row.Name, "err", err)
 	}
+	cancel()
 	if vmm.Alive(h.PID, h.StartTime) {
 		vctx, cancel := context.WithTimeout(ctx, t.VMM)
 		if err := d.driver.Stop(vctx, h); err == nil {

@@ -76,6 +76,9 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 	}
 	rec := Record{Spec: spec}
 	if old != nil {
+		if err := s.refuseReaddressingBusyTaps(old.Spec, spec); err != nil {
+			return r, err
+		}
 		rec.ForwardEnabled, rec.Resolved, rec.Unit = old.ForwardEnabled, old.Resolved, old.Unit
 		if old.Spec.Bridge != spec.Bridge {
 			if err := s.removeLinks(&r, old.Spec.Bridge, false); err != nil {
@@ -108,6 +111,41 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 		return r, fmt.Errorf("installing %s: %w", UnitName, err)
 	}
 	return r, nil
+}
+
+// refuseReaddressingBusyTaps refuses a change of bridge, bridge address
+// or CIDR while a VM holds one of the old bridge's TAPs open: the guest
+// would keep its old address and gateway, and the daemon its old leases,
+// on a bridge that no longer routes them.
+func (s *System) refuseReaddressingBusyTaps(old, spec Spec) error {
+	var changed []string
+	if old.Bridge != spec.Bridge {
+		changed = append(changed, fmt.Sprintf("bridge_name %s -> %s", old.Bridge, spec.Bridge))
+	}
+	if old.BridgeIP != spec.BridgeIP {
+		changed = append(changed, fmt.Sprintf("bridge_ip %s -> %s", old.BridgeIP, spec.BridgeIP))
+	}
+	if old.CIDR != spec.CIDR {
+		changed = append(changed, fmt.Sprintf("cidr %s -> %s", old.CIDR, spec.CIDR))
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	all, err := s.links.Links()
+	if err != nil {
+		return err
+	}
+	var busy []string
+	for _, l := range all {
+		if _, ok := tapIndex(old.Bridge, l.Name); ok && l.Alias == tapAlias && l.Carrier {
+			busy = append(busy, l.Name)
+		}
+	}
+	if len(busy) == 0 {
+		return nil
+	}
+	return errdefs.Conflict("%s while running VMs use %s; stop those VMs ('banger vm stop NAME'), or restore the old values in config.toml, then run %s again",
+		strings.Join(changed, ", "), strings.Join(busy, ", "), setupQuoted)
 }
 
 func (s *System) ensureBridge(r *Report, spec Spec) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,6 +219,52 @@ func TestSetupChangesTapOwnerAndPoolSize(t *testing.T) {
 	}
 	if l, _ := h.links.Link("banger0-tap0"); l.Tap.Owner != 2000 || l.Master != "banger0" || !l.Up {
 		t.Errorf("tap0 after owner change = %+v", l)
+	}
+}
+
+func TestSetupRefusesReaddressingWhileVMsRun(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost(t)
+	spec := testSpec()
+	if _, err := h.sys.Setup(ctx, spec, SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.links.change("banger0-tap3", func(l *LinkInfo) error { l.Carrier = true; return nil })
+	before, _ := h.links.Link("banger0")
+
+	changed := []func(*Spec){
+		func(s *Spec) {
+			s.CIDR = netip.MustParsePrefix("10.50.0.0/24")
+			s.BridgeIP = netip.MustParseAddr("10.50.0.1")
+		},
+		func(s *Spec) { s.BridgeIP = netip.MustParseAddr("172.16.0.254") },
+		func(s *Spec) { s.Bridge = "vmbr1" },
+	}
+	for i, change := range changed {
+		next := spec
+		change(&next)
+		_, err := h.sys.Setup(ctx, next, SetupOptions{})
+		if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "banger0-tap3") || !strings.Contains(err.Error(), "banger vm stop") {
+			t.Fatalf("change %d with a busy tap: err = %v, want a conflict naming banger0-tap3 and the fix", i, err)
+		}
+		if after, _ := h.links.Link("banger0"); !slices.Equal(after.Addrs, before.Addrs) {
+			t.Fatalf("change %d: bridge addresses changed to %v despite the refusal", i, after.Addrs)
+		}
+		if rec, _ := h.sys.ReadRecord(); rec == nil || rec.Spec != spec {
+			t.Fatalf("change %d: record = %+v, want the old spec kept", i, rec)
+		}
+	}
+
+	// Same addresses with a busy tap is fine (setup repairs, changes nothing).
+	if r, err := h.sys.Setup(ctx, spec, SetupOptions{}); err != nil || r.Changed() {
+		t.Fatalf("unchanged spec with a busy tap: changed=%v err=%v", r.Changed(), err)
+	}
+	// Once the VM is gone the change goes through.
+	h.links.change("banger0-tap3", func(l *LinkInfo) error { l.Carrier = false; return nil })
+	next := spec
+	changed[0](&next)
+	if _, err := h.sys.Setup(ctx, next, SetupOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

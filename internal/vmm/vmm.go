@@ -107,6 +107,14 @@ type Driver interface {
 	DialAgent(ctx context.Context, h *Handle) (net.Conn, error)
 }
 
+// Releaser is implemented by drivers that leave files or host state
+// behind when a VMM exits (sockets, a jail, a cgroup). The daemon calls
+// Release once the process is gone, however it ended; Release refuses
+// while the process runs.
+type Releaser interface {
+	Release(ctx context.Context, h *Handle) error
+}
+
 // StopTimeouts are the waits of a graceful stop, shared by callers that
 // escalate from the guest agent to the VMM to a kill.
 type StopTimeouts struct {

@@ -26,17 +26,22 @@ const (
 	StepCreate = "create"
 	StepStart  = "start"
 	StepAgent  = "agent" // the agent never answers
+	StepKill   = "kill"  // Kill fails and the process lives on
+	StepAdopt  = "adopt" // Adopt fails although the process lives
 )
 
 // Driver is the fake driver. The zero value is not usable; call New.
 type Driver struct {
 	dir string // guest state lives under dir/<pid>
 
-	mu      sync.Mutex
-	fail    map[string]error
-	srvs    map[int]*guest.Server
-	boots   int
-	handles []*vmm.Handle
+	mu    sync.Mutex
+	fail  map[string]error
+	srvs  map[int]*guest.Server
+	boots int
+	// agentOffs counts guests powered off by their agent's shutdown call.
+	agentOffs int
+	released  map[int]bool // pids whose VMM files were released
+	handles   []*vmm.Handle
 }
 
 // New returns a driver keeping guest state under dir.
@@ -44,7 +49,10 @@ func New(dir string) *Driver {
 	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guest.Server{}}
 }
 
-var _ vmm.Driver = (*Driver)(nil)
+var (
+	_ vmm.Driver   = (*Driver)(nil)
+	_ vmm.Releaser = (*Driver)(nil)
+)
 
 // Fail makes step fail with err from now on (nil clears it).
 func (d *Driver) Fail(step string, err error) {
@@ -63,6 +71,34 @@ func (d *Driver) failing(step string) error {
 	return d.fail[step]
 }
 
+// Release implements vmm.Releaser: it records that h's files were let go.
+func (d *Driver) Release(ctx context.Context, h *vmm.Handle) error {
+	if vmm.Alive(h.PID, h.StartTime) {
+		return fmt.Errorf("releasing vm files: pid %d still runs", h.PID)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.released == nil {
+		d.released = map[int]bool{}
+	}
+	d.released[h.PID] = true
+	return nil
+}
+
+// Released reports whether the files of the VMM with pid were released.
+func (d *Driver) Released(pid int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.released[pid]
+}
+
+// AgentShutdowns counts guests powered off through their agent.
+func (d *Driver) AgentShutdowns() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.agentOffs
+}
+
 // Boots counts successful Starts.
 func (d *Driver) Boots() int {
 	d.mu.Lock()
@@ -70,12 +106,22 @@ func (d *Driver) Boots() int {
 	return d.boots
 }
 
-func (d *Driver) Name() string                                   { return "fake" }
-func (d *Driver) Capabilities(context.Context) vmm.Capabilities  { return vmm.Capabilities{KVM: true} }
-func (d *Driver) Wait(ctx context.Context, h *vmm.Handle) error  { return vmm.WaitExit(ctx, h) }
-func (d *Driver) Kill(ctx context.Context, h *vmm.Handle) error  { return d.powerOff(ctx, h) }
-func (d *Driver) Stop(ctx context.Context, h *vmm.Handle) error  { return d.powerOff(ctx, h) }
-func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error { return d.alive(h) }
+func (d *Driver) Name() string                                  { return "fake" }
+func (d *Driver) Capabilities(context.Context) vmm.Capabilities { return vmm.Capabilities{KVM: true} }
+func (d *Driver) Wait(ctx context.Context, h *vmm.Handle) error { return vmm.WaitExit(ctx, h) }
+func (d *Driver) Kill(ctx context.Context, h *vmm.Handle) error {
+	if err := d.failing(StepKill); err != nil {
+		return err
+	}
+	return d.powerOff(ctx, h)
+}
+func (d *Driver) Stop(ctx context.Context, h *vmm.Handle) error { return d.powerOff(ctx, h) }
+func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
+	if err := d.failing(StepAdopt); err != nil {
+		return err
+	}
+	return d.alive(h)
+}
 func (d *Driver) Start(ctx context.Context, h *vmm.Handle) error { return d.start(h) }
 func (d *Driver) alive(h *vmm.Handle) error                      { return vmm.CheckAlive(h) }
 
@@ -173,6 +219,9 @@ func (d *Driver) server(h *vmm.Handle) (*guest.Server, error) {
 		// the VM's. The daemon then skips pinning and waiting for SSH.
 		InitMode: agent.InitModeDev,
 		Power: func(bool) error {
+			d.mu.Lock()
+			d.agentOffs++
+			d.mu.Unlock()
 			return d.powerOff(context.Background(), h)
 		},
 	})
