@@ -289,6 +289,22 @@ func networkPiece(name string) func(ctx context.Context, e *Env) Result {
 	}
 }
 
+// checkBootUnit reports whether the network comes back after a reboot.
+// Without the unit VMs work until then, so it only ever warns.
+func checkBootUnit(ctx context.Context, e *Env) Result {
+	p := e.networkStatus(ctx).Piece("unit")
+	if p.State == network.StateOK {
+		return pass(p.Detail)
+	}
+	if p.Detail == "" {
+		p.Detail = "cannot tell whether " + network.UnitName + " rebuilds the network at boot"
+	}
+	if p.Fix == "" {
+		p.Fix = network.SetupCommand
+	}
+	return warn(p.Detail, p.Fix)
+}
+
 // checkVMDNS reports whether <vm>.vm names resolve on the host: routed by
 // systemd-resolved to banger's DNS on the bridge, and answered by it.
 func checkVMDNS(ctx context.Context, e *Env) Result {

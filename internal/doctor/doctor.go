@@ -77,6 +77,7 @@ func Checks() []Check {
 		{"taps", networkPiece("taps")},
 		{"ip-forward", networkPiece("ip-forward")},
 		{"nat", networkPiece("nat")},
+		{"boot-unit", checkBootUnit},
 		{"vm-dns", checkVMDNS},
 		{"disk", checkDisk},
 		{"ssh-key", checkSSHKey},

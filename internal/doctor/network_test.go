@@ -43,9 +43,10 @@ func TestNetworkChecksNameTheMissingPieceAndTheFix(t *testing.T) {
 		{Name: "ip-forward", State: network.StateWrong, Detail: "IPv4 forwarding is off", Fix: network.SetupCommand},
 		{Name: "nat", State: network.StateUnknown, Detail: "reading nftables needs root", Fix: "sudo banger system status"},
 		{Name: "resolved", State: network.StateOff, Detail: "systemd-resolved is not running", Fix: "point your resolver"},
+		{Name: "unit", State: network.StateMissing, Detail: "banger-network.service is not installed, so the network is gone after a reboot"},
 	}}
 	got := resultsByName(Run(context.Background(), netEnv(st, nil)))
-	for name, want := range map[string]Status{"bridge": Pass, "taps": Fail, "ip-forward": Fail, "nat": Warn, "vm-dns": Warn} {
+	for name, want := range map[string]Status{"bridge": Pass, "taps": Fail, "ip-forward": Fail, "nat": Warn, "vm-dns": Warn, "boot-unit": Warn} {
 		r := got[name]
 		if r.Status != want {
 			t.Errorf("%s = %+v, want %s", name, r, want)
@@ -54,8 +55,10 @@ func TestNetworkChecksNameTheMissingPieceAndTheFix(t *testing.T) {
 			t.Errorf("%s has no fix", name)
 		}
 	}
-	if !strings.Contains(got["taps"].Fix, "system setup") {
-		t.Errorf("taps fix = %q", got["taps"].Fix)
+	for _, name := range []string{"taps", "boot-unit"} {
+		if !strings.Contains(got[name].Fix, "system setup") {
+			t.Errorf("%s fix = %q", name, got[name].Fix)
+		}
 	}
 }
 
