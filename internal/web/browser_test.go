@@ -1,8 +1,10 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +19,9 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/cli"
+	"banger/internal/paths"
+	"banger/internal/server"
 )
 
 // These tests drive the UI in a real headless Chromium (Debian's
@@ -33,6 +38,9 @@ func browser(t *testing.T) context.Context {
 			break
 		}
 		bin, _ = exec.LookPath(name)
+	}
+	if bin == "" && os.Getenv("BANGER_REQUIRE_BROWSER") != "" {
+		t.Fatal("no Chromium found and BANGER_REQUIRE_BROWSER is set: apt-get install chromium, or set BANGER_CHROMIUM")
 	}
 	if bin == "" {
 		t.Skip("no Chromium found (apt-get install chromium, or set BANGER_CHROMIUM): the browser tests need a real browser")
@@ -157,10 +165,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // TestBrowserDashboard: the page lists VMs (one made before it loaded,
-// one after), follows a state change made through the daemon without a
+// one after), follows a state change made with the banger CLI without a
 // reload, and its stop button (with confirmation) stops a VM.
 func TestBrowserDashboard(t *testing.T) {
+	serveAPI := cliAgainstAPI(t)
 	u := newUI(t)
+	banger := serveAPI(u)
 	ctx := browser(t)
 	con := watchConsole(ctx)
 	u.w.CreateVM(t, "alpha")
@@ -181,9 +191,7 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	screenshot(t, ctx, "web-ui-dashboard.png")
 
-	if _, err := u.w.D.StopVM(context.Background(), "alpha"); err != nil {
-		t.Fatal(err)
-	}
+	banger("vm", "stop", "alpha") // through the CLI and the daemon's API
 	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, api.VMStopped)
 	if hidden := eval[bool](t, ctx, `document.querySelector('tr[data-vm="alpha"] a[data-action="stop"]').hidden`); !hidden {
 		t.Error("the stopped vm still offers Stop")
@@ -271,4 +279,44 @@ func TestBrowserSessionLogTail(t *testing.T) {
 		t.Error("session output was parsed as markup")
 	}
 	con.check(t)
+}
+
+// cliAgainstAPI points the banger CLI of this process at a socket of its
+// own: call it before newUI (the daemon's layout comes from the
+// environment it sets), then hand it the UI to serve that daemon's API on
+// the socket. The result runs one CLI command and fails the test if it
+// fails.
+func cliAgainstAPI(t *testing.T) func(*ui) func(args ...string) string {
+	rt, err := os.MkdirTemp("", "bgweb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("BANGER_NO_AUTOSTART", "1")
+	return func(u *ui) func(args ...string) string {
+		layout, err := paths.FromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock, err := server.Listen(layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- server.New(u.w.D, slog.New(slog.DiscardHandler), cancel).Serve(ctx, sock) }()
+		t.Cleanup(func() { cancel(); <-done; sock.Close() })
+		return func(args ...string) string {
+			t.Helper()
+			var out, errb bytes.Buffer
+			root := cli.NewRoot(&out, &errb)
+			root.SetArgs(args)
+			if err := root.ExecuteContext(context.Background()); err != nil {
+				t.Fatalf("banger %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+			}
+			return out.String()
+		}
+	}
 }
