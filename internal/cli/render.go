@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,17 +38,34 @@ func table(w io.Writer, rows [][]string) error {
 }
 
 // progressView draws progress events on a terminal: step messages as
-// lines, byte counters as one line redrawn in place. When the output is
-// not a terminal it draws nothing, so piped output stays clean.
+// lines, byte counters on one line redrawn in place. Items counted at the
+// same time (layers downloading in parallel) share that line as one
+// summary per step; each item gets a line of its own when it is done.
+// When the output is not a terminal it draws nothing, so piped output
+// stays clean.
 type progressView struct {
 	w       io.Writer
 	enabled bool
-	started map[string]time.Time
-	open    bool // a counter line is being redrawn
+	width   int             // terminal columns; 0 when unknown
+	active  []*itemProgress // counters in flight, in order of their first event
+	open    bool            // the live line is drawn
+}
+
+// itemProgress is one counter: an item within a step. Download and unpack
+// count the same layer, so the step is part of its identity.
+type itemProgress struct {
+	step, item string
+	cur, total int64
+	start      time.Time // first event, the base of the rate
+	last       time.Time
 }
 
 func newProgressView(w io.Writer) *progressView {
-	return &progressView{w: w, enabled: isTTY(w), started: map[string]time.Time{}}
+	p := &progressView{w: w, enabled: isTTY(w)}
+	if p.enabled {
+		p.width, _, _ = term.GetSize(int(w.(*os.File).Fd()))
+	}
+	return p
 }
 
 // Event is the callback handed to streamed client calls.
@@ -56,37 +74,116 @@ func (p *progressView) Event(ev api.Event) {
 		return
 	}
 	if ev.Item == "" {
-		if ev.Message != "" {
-			p.endLine()
-			if ev.Step == "log" { // a line of a command's output
-				fmt.Fprintf(p.w, "    %s\n", ev.Message)
-			} else {
-				fmt.Fprintf(p.w, "==> %s\n", ev.Message)
-			}
+		if ev.Message == "" {
+			return
 		}
+		p.clearLive()
+		if ev.Step == "log" { // a line of a command's output
+			fmt.Fprintf(p.w, "    %s\n", ev.Message)
+		} else {
+			p.flush() // a new step: counters of the last one are over
+			fmt.Fprintf(p.w, "==> %s\n", ev.Message)
+		}
+		p.drawLive()
 		return
 	}
-	t0, ok := p.started[ev.Item]
-	if !ok {
-		t0 = ev.Time
-		p.started[ev.Item] = t0
-	}
-	line := fmt.Sprintf("    %-8s %-24s %s", ev.Step, ev.Item, counter(ev.Current, ev.Total, ev.Time.Sub(t0)))
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
-	p.open = true
+	it := p.item(ev)
+	it.cur, it.total, it.last = ev.Current, ev.Total, ev.Time
 	if ev.Done {
-		p.endLine()
+		p.clearLive()
+		p.active = slices.DeleteFunc(p.active, func(a *itemProgress) bool { return a == it })
+		fmt.Fprintf(p.w, "    %s\n", it.line())
 	}
+	p.drawLive()
+}
+
+// item finds or starts the counter ev belongs to.
+func (p *progressView) item(ev api.Event) *itemProgress {
+	for _, it := range p.active {
+		if it.step == ev.Step && it.item == ev.Item {
+			return it
+		}
+	}
+	it := &itemProgress{step: ev.Step, item: ev.Item, start: ev.Time}
+	p.active = append(p.active, it)
+	return it
 }
 
 // Close finishes a line left open.
-func (p *progressView) Close() { p.endLine() }
+func (p *progressView) Close() {
+	p.clearLive()
+	p.flush()
+}
 
-func (p *progressView) endLine() {
+// flush prints the counters still in flight as they stand and forgets
+// them.
+func (p *progressView) flush() {
+	for _, it := range p.active {
+		fmt.Fprintf(p.w, "    %s\n", it.line())
+	}
+	p.active = nil
+}
+
+func (p *progressView) clearLive() {
 	if p.open {
-		fmt.Fprintln(p.w)
+		fmt.Fprint(p.w, "\r\033[K")
 		p.open = false
 	}
+}
+
+// drawLive redraws the live line: the counter in flight or, when several
+// are, one sum per step.
+func (p *progressView) drawLive() {
+	if len(p.active) == 0 {
+		return
+	}
+	var parts []string
+	for _, it := range p.perStep() {
+		parts = append(parts, it.line())
+	}
+	line := "    " + strings.Join(parts, "  |  ")
+	if p.width > 1 && len(line) >= p.width {
+		line = strings.ToValidUTF8(line[:p.width-1], "") // a wrapped line cannot be redrawn with \r
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	p.open = true
+}
+
+// perStep sums the active counters of each step into one pseudo-item
+// ("3 items"), timed from the earliest start among them.
+func (p *progressView) perStep() []*itemProgress {
+	var sums []*itemProgress
+	n := map[string]int{}
+	for _, it := range p.active {
+		i := slices.IndexFunc(sums, func(s *itemProgress) bool { return s.step == it.step })
+		if i < 0 {
+			c := *it
+			sums = append(sums, &c)
+			n[it.step] = 1
+			continue
+		}
+		s := sums[i]
+		n[it.step]++
+		s.item = fmt.Sprintf("%d items", n[it.step])
+		s.cur += it.cur
+		if s.total > 0 && it.total > 0 {
+			s.total += it.total
+		} else {
+			s.total = 0 // unknown
+		}
+		if it.start.Before(s.start) {
+			s.start = it.start
+		}
+		if it.last.After(s.last) {
+			s.last = it.last
+		}
+	}
+	return sums
+}
+
+// line is the counter as step, item, bytes and rate, unindented.
+func (it *itemProgress) line() string {
+	return fmt.Sprintf("%-8s %-24s %s", it.step, it.item, counter(it.cur, it.total, it.last.Sub(it.start)))
 }
 
 func counter(cur, total int64, elapsed time.Duration) string {

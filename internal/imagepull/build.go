@@ -65,7 +65,7 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 		}
 	}()
 	o.Progress.Step("unpack", fmt.Sprintf("unpacking %d layer(s)", len(layers)))
-	f, err := flatten(ctx, layers, o.Dir, newBudget(free-keepFree(free), o.Dir), o.Extra, o.Progress)
+	f, err := flatten(ctx, layers, o.Dir, unpackBudget(free, o), o.Extra, o.Progress)
 	if err != nil {
 		return Result{}, err
 	}
@@ -91,4 +91,18 @@ func Build(ctx context.Context, layers []Layer, o BuildOptions) (res Result, err
 		return Result{}, err
 	}
 	return Result{Path: out, Size: size, Content: st.content, Files: st.inodes}, nil
+}
+
+// unpackBudget bounds the file data the layers may spool: the free disk
+// less a reserve and, with --size, the size itself, since a filesystem
+// cannot hold more data than its size. Files a later layer deletes count
+// too: they are spooled before the layers are replayed.
+func unpackBudget(free int64, o BuildOptions) *budget {
+	room := free - keepFree(free)
+	if o.Size > 0 && o.Size < room {
+		b := newBudget(o.Size, o.Dir)
+		b.size = true
+		return b
+	}
+	return newBudget(room, o.Dir)
 }

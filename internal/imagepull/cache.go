@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,11 +66,16 @@ func (c *Cache) Has(h v1.Hash, size int64) bool {
 	return err == nil && fi.Mode().IsRegular() && (size < 0 || fi.Size() == size)
 }
 
-// Put stores the blob read from r, verifying its sha256 digest and, when
-// size >= 0, its size. Nothing is left behind on error.
+// Put stores the blob of size bytes read from r, verifying its sha256
+// digest and its size. It reads at most size+1 bytes, so a registry that
+// streams without end costs one byte more than the manifest promised,
+// never the disk. Nothing is left behind on error.
 func (c *Cache) Put(ctx context.Context, h v1.Hash, size int64, r io.Reader) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("blob %s: unsupported digest algorithm %q", h, h.Algorithm)
+	}
+	if size < 0 {
+		return fmt.Errorf("blob %s: size %d is negative", h, size)
 	}
 	final := c.BlobPath(h)
 	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+h.Hex[:12]+"-")
@@ -78,8 +84,11 @@ func (c *Cache) Put(ctx context.Context, h v1.Hash, size int64, r io.Reader) err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	sum := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, sum), ctxReader{ctx, r})
-	if err == nil && size >= 0 && n != size {
+	n, err := io.Copy(io.MultiWriter(tmp, sum), io.LimitReader(ctxReader{ctx, r}, min(size, math.MaxInt64-1)+1))
+	switch {
+	case err == nil && n > size:
+		err = fmt.Errorf("the registry sent more than the %d bytes the manifest says", size)
+	case err == nil && n != size:
 		err = fmt.Errorf("got %d bytes, the manifest says %d", n, size)
 	}
 	if err == nil && hex.EncodeToString(sum.Sum(nil)) != h.Hex {

@@ -27,8 +27,11 @@
 // relative symlink targets that climb above the root are rewritten to
 // the path they reach inside it, whiteouts apply only inside the tree,
 // and device nodes only ever become ext4 inodes. Sizes are bounded by
-// the free disk space and by the requested size. Nothing is written
-// outside the build directory except verified blobs in the cache.
+// the free disk space and by the requested size. Registries are not
+// trusted either: the missing blobs must fit in the cache's free space
+// before any is fetched, and a blob is read no further than one byte
+// past its manifest size. Nothing is written outside the build
+// directory except verified blobs in the cache.
 //
 // A pull, end to end:
 //

@@ -2,6 +2,8 @@ package imagepull
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +34,9 @@ func registryError(ref name.Reference, err error) error {
 		}
 		return fmt.Errorf("pulling %s from %s: %w", ref, reg, err)
 	}
+	if certError(err) {
+		return errdefs.Invalid("registry %s presented a TLS certificate this host does not trust (%v); add its CA to the system trust store, or pass --insecure for a registry on loopback or a private network", reg, err)
+	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) {
@@ -49,4 +54,14 @@ func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 		}
 	}
 	return false
+}
+
+// certError reports whether err is a failed TLS certificate check: a
+// self-signed, expired or misnamed certificate.
+func certError(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }

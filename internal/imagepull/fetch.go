@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
@@ -31,8 +33,14 @@ type Layer struct {
 // Fetch makes sure the config and every layer of r are in the cache,
 // downloading only what is missing (Jobs at a time, with per-layer
 // progress: step "download", Item the short layer digest), and returns
-// the image. A canceled or failed fetch leaves only complete blobs.
+// the image. It fails before any download when the missing blobs would
+// not fit in the cache's filesystem, and a blob whose registry sends
+// more than the manifest's size fails as soon as the excess arrives. A
+// canceled or failed fetch leaves only complete blobs.
 func (p *Puller) Fetch(ctx context.Context, r *Remote, prog progress.Func) (*Image, error) {
+	if err := p.checkSpace(r); err != nil {
+		return nil, err
+	}
 	cfg, err := p.fetchConfig(ctx, r)
 	if err != nil {
 		return nil, err
@@ -64,6 +72,41 @@ func (p *Puller) Fetch(ctx context.Context, r *Remote, prog progress.Func) (*Ima
 		return nil, err
 	}
 	return img, nil
+}
+
+// maxConfigSize bounds an image config, which is read into memory;
+// real ones are a few KiB.
+const maxConfigSize = 16 << 20
+
+// checkSpace rejects blob sizes no image has and, before anything is
+// downloaded, makes sure the blobs missing from the cache fit on its
+// filesystem, so a manifest claiming a huge layer fails at once rather
+// than after filling the disk.
+func (p *Puller) checkSpace(r *Remote) error {
+	if cs := r.Manifest.Config.Size; cs > maxConfigSize {
+		return errdefs.Invalid("%s: the manifest says its config is %s, more than the %s banger reads; this is not a usable image", r.Ref, bytesize.Format(cs), bytesize.Format(maxConfigSize))
+	}
+	var need int64
+	seen := map[v1.Hash]bool{}
+	for _, d := range append([]v1.Descriptor{r.Manifest.Config}, r.Manifest.Layers...) {
+		if d.Size < 0 {
+			return errdefs.Invalid("%s: the manifest gives blob %s a negative size (%d); the image is corrupt", r.Ref, d.Digest, d.Size)
+		}
+		if seen[d.Digest] || p.cache.Has(d.Digest, d.Size) {
+			continue
+		}
+		seen[d.Digest] = true
+		need = min(need, math.MaxInt64-d.Size) + d.Size // saturates
+	}
+	free, err := freeSpace(p.cache.Dir())
+	if err != nil {
+		return err
+	}
+	if room := free - keepFree(free); need > room {
+		return errdefs.Invalid("%s needs %s of blobs in the image cache %s, but only %s is free there (less a reserve of %s); free some space under %s and pull again",
+			r.Ref, bytesize.Format(need), p.cache.Dir(), bytesize.Format(max(room, 0)), bytesize.Format(keepFree(free)), p.cache.Dir())
+	}
+	return nil
 }
 
 func (p *Puller) fetchConfig(ctx context.Context, r *Remote) (*v1.ConfigFile, error) {

@@ -61,6 +61,7 @@ type budget struct {
 	entries atomic.Int64 // left to index
 	limit   int64
 	where   string
+	size    bool // limit is --size, not the free disk space
 }
 
 func newBudget(limit int64, where string) *budget {
@@ -72,6 +73,9 @@ func newBudget(limit int64, where string) *budget {
 
 func (b *budget) take(n int64) error {
 	if b.bytes.Add(-n) < 0 {
+		if b.size {
+			return errdefs.Invalid("the image's layers unpack to more than --size %s (files that later layers delete count too); pass a larger --size or omit it for a content-aware size", bytesize.Format(b.limit))
+		}
 		return errdefs.Invalid("the image's layers unpack to more than %s, the free disk space in %s (less a reserve); free some space, or check that the image is what you meant", bytesize.Format(b.limit), b.where)
 	}
 	return nil
