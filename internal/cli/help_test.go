@@ -85,3 +85,28 @@ func TestArgumentErrorsNameWhatIsMissing(t *testing.T) {
 		t.Fatalf("image show without a name: err %v; want it to name the missing argument", err)
 	}
 }
+
+// Commands that print state are scripted against: each can print JSON.
+func TestListShowStatusCommandsHaveJSON(t *testing.T) {
+	root := NewRoot(&bytes.Buffer{}, &bytes.Buffer{})
+	checked := 0
+	walk(root, func(c *cobra.Command) {
+		switch c.Name() {
+		case "list", "show", "status":
+		default:
+			return
+		}
+		checked++
+		f := c.Flags().Lookup("json")
+		if f == nil {
+			t.Errorf("%s has no --json flag", c.CommandPath())
+			return
+		}
+		if f.Value.Type() != "bool" {
+			t.Errorf("%s --json is a %s flag, want bool", c.CommandPath(), f.Value.Type())
+		}
+	})
+	if checked < 5 {
+		t.Errorf("checked %d list/show/status commands; the walk missed the tree", checked)
+	}
+}

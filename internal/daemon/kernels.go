@@ -85,19 +85,22 @@ func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (
 	return k, nil
 }
 
-// RemoveKernel deletes a local kernel. Images booting it keep their
-// records but cannot boot, so that needs force.
+// RemoveKernel deletes a local kernel and any partial download of it.
+// Images booting it keep their records but cannot boot, so that needs
+// force. A kernel that was never pulled but has an interrupted download
+// has no row; removing it discards the download.
 func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) error {
 	release, err := d.claim("kernel/"+name, "remove")
 	if err != nil {
 		return err
 	}
 	defer release()
-	var k api.Kernel
+	pulled := true
 	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		k, err = tx.Kernel(ctx, name)
+		_, err := tx.Kernel(ctx, name)
 		if errors.Is(err, store.ErrNoRow) {
-			return errdefs.NotFound("kernel %q is not pulled; run 'banger kernel list' to see local kernels", name)
+			pulled = false
+			return nil
 		}
 		if err != nil {
 			return err
@@ -114,16 +117,29 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(k.Dir); err != nil {
-		d.log.Warn("removing kernel directory; it will be swept at next start", "dir", k.Dir, "err", err)
+	err = kernel.Remove(d.layout.KernelsDir, name)
+	switch {
+	case !pulled && errdefs.KindOf(err) == errdefs.KindNotFound:
+		return errdefs.NotFound("kernel %q is not pulled; run 'banger kernel list' to see local kernels", name)
+	case !pulled && err != nil:
+		return err
+	case err != nil && errdefs.KindOf(err) != errdefs.KindNotFound:
+		// The row is gone: the directory is litter that sweepKernels
+		// removes at the next start.
+		d.log.Warn("removing kernel files; they will be swept at next start", "kernel", name, "err", err)
 	}
-	d.event(ctx, "info", "kernel/"+name, "kernel "+name+" removed")
+	msg := "kernel " + name + " removed"
+	if !pulled {
+		msg = "partial download of kernel " + name + " removed"
+	}
+	d.event(ctx, "info", "kernel/"+name, msg)
 	return nil
 }
 
 // sweepKernels removes kernel directories no row references (a crash
 // between moving a pulled kernel into place and recording it) and
-// staging leftovers; partial downloads are kept so pulls resume.
+// staging leftovers; partial downloads are kept so pulls resume, until
+// RemoveKernel discards them.
 func (d *Daemon) sweepKernels(ctx context.Context) error {
 	ks, err := d.store.Read().Kernels(ctx)
 	if err != nil {

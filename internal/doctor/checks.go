@@ -278,15 +278,35 @@ func (e *Env) networkStatus(ctx context.Context) network.Status {
 // networkPiece turns one piece of the network status into a check.
 func networkPiece(name string) func(ctx context.Context, e *Env) Result {
 	return func(ctx context.Context, e *Env) Result {
-		p := e.networkStatus(ctx).Piece(name)
-		switch p.State {
-		case network.StateOK:
-			return pass(p.Detail)
-		case network.StateUnknown, network.StateOff:
-			return warn(p.Detail, p.Fix)
-		}
-		return fail(p.Detail, p.Fix)
+		return pieceResult(e.networkStatus(ctx).Piece(name))
 	}
+}
+
+// statusAsRoot is the fix for a piece that could not be checked: most
+// such pieces (nftables, some sysctls) are readable only by root.
+const statusAsRoot = `'sudo "$(command -v banger)" system status' checks it as root`
+
+// pieceResult is a piece's verdict: unknown and off pieces warn, missing
+// and wrong ones fail. A piece reported without detail or fix (an error
+// the status could not explain) gets a generic one, so no warning or
+// failure is left without something to do.
+func pieceResult(p network.PieceStatus) Result {
+	if p.State == network.StateOK {
+		return pass(p.Detail)
+	}
+	if p.Detail == "" {
+		p.Detail = fmt.Sprintf("the %s piece of banger's host network is %s", p.Name, p.State)
+	}
+	if p.Fix == "" {
+		p.Fix = network.SetupCommand
+		if p.State == network.StateUnknown || p.State == network.StateOff {
+			p.Fix = statusAsRoot
+		}
+	}
+	if p.State == network.StateUnknown || p.State == network.StateOff {
+		return warn(p.Detail, p.Fix)
+	}
+	return fail(p.Detail, p.Fix)
 }
 
 // checkBootUnit reports whether the network comes back after a reboot.
@@ -309,17 +329,16 @@ func checkBootUnit(ctx context.Context, e *Env) Result {
 // systemd-resolved to banger's DNS on the bridge, and answered by it.
 func checkVMDNS(ctx context.Context, e *Env) Result {
 	st := e.networkStatus(ctx)
-	switch p := st.Piece("resolved"); p.State {
-	case network.StateOK:
-	case network.StateOff, network.StateUnknown:
-		return warn(p.Detail, p.Fix)
-	default:
-		return fail(p.Detail, p.Fix)
+	if p := st.Piece("resolved"); p.State != network.StateOK {
+		return pieceResult(p)
 	}
 	bridgeDNS := net.JoinHostPort(e.Config.BridgeIP.String(), "53")
 	servers := e.Resolvers()
 	if len(servers) == 0 {
-		return warn("the host has no DNS server in /etc/resolv.conf", "")
+		// systemd-resolved runs (the resolved piece is fine) but the host
+		// does not ask it.
+		return warn("the host has no DNS server in /etc/resolv.conf, so *."+network.Domain+" lookups go nowhere",
+			"use systemd-resolved's stub resolver: sudo ln -sf /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf")
 	}
 	err := e.ProbeDNS(ctx, servers[0])
 	if err == nil {
@@ -329,7 +348,9 @@ func checkVMDNS(ctx context.Context, e *Env) Result {
 		return warn(fmt.Sprintf("banger's DNS does not answer on %s: %v", bridgeDNS, derr), "banger daemon start (the daemon serves *.vm names)")
 	}
 	if !st.BridgeCarrier {
-		return warn(fmt.Sprintf("no VM runs, so systemd-resolved ignores %s (no carrier) and *.%s lookups fail until one starts", e.Config.BridgeName, network.Domain), "")
+		// Nothing is broken: there is simply no name to look up yet.
+		return warn(fmt.Sprintf("no VM runs, so systemd-resolved ignores %s (no carrier) and *.%s lookups fail until one starts", e.Config.BridgeName, network.Domain),
+			"start a VM (banger vm run), then run banger doctor again to check *."+network.Domain+" names")
 	}
 	return fail(fmt.Sprintf("*.%s lookups through %s do not reach banger's DNS: %v", network.Domain, servers[0], err), network.SetupCommand)
 }
@@ -357,11 +378,11 @@ func checkDisk(ctx context.Context, e *Env) Result {
 		}
 		dir = filepath.Dir(dir)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return warn("cannot stat "+dir+": "+err.Error(), "")
+	free, err := e.FreeSpace(dir)
+	if err != nil {
+		return warn("cannot tell the free space under "+dir+": "+err.Error(),
+			"make "+dir+" readable by you, or set XDG_STATE_HOME to a directory on a local filesystem")
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
 	detail := fmt.Sprintf("%.1f GiB free under %s", float64(free)/gib, dir)
 	switch {
 	case free < 1*gib:
@@ -379,7 +400,7 @@ func checkSSHKey(ctx context.Context, e *Env) Result {
 		return warn("no SSH key at "+path+" yet", "banger daemon start (the daemon creates it)")
 	}
 	if err != nil {
-		return fail("cannot read "+path+": "+err.Error(), "fix its permissions: chmod 600 "+path)
+		return fail("cannot read "+path+": "+err.Error(), "make "+path+" a private key file you can read (chmod 600 "+path+"), or set ssh_key_path to another key")
 	}
 	if _, err := ssh.ParsePrivateKey(data); err != nil {
 		return fail(path+" is not a usable unencrypted private key: "+err.Error(), "set ssh_key_path to another key, or remove "+path+" so banger creates one")
@@ -392,12 +413,21 @@ func checkSSHKey(ctx context.Context, e *Env) Result {
 
 func checkDaemon(ctx context.Context, e *Env) Result {
 	if e.DaemonStatus == nil {
-		return warn("not checked", "")
+		return warn("not checked: this caller gave no way to reach the daemon", "banger daemon status says whether bangerd answers")
 	}
 	if err := e.DaemonStatus(ctx); err != nil {
 		return warn(err.Error(), "banger daemon start (banger also starts it on demand)")
 	}
 	return pass("bangerd answers on " + e.Layout.SocketPath)
+}
+
+// statfsFree is the space under dir available to unprivileged users.
+func statfsFree(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 func runQuick(ctx context.Context, bin string, args ...string) (string, error) {

@@ -53,6 +53,9 @@ type Env struct {
 	// (config default_image_name), "" when there is no such image; nil
 	// looks for it among the managed images' manifests.
 	DefaultImageKernel func(ctx context.Context) (string, error)
+	// FreeSpace returns the bytes available to unprivileged users on the
+	// filesystem holding dir; nil means statfs(2).
+	FreeSpace func(dir string) (int64, error)
 
 	netStatus *network.Status // Network's answer, asked once per Run
 }
@@ -103,6 +106,9 @@ func Run(ctx context.Context, e Env) []Result {
 	}
 	if e.Resolvers == nil {
 		e.Resolvers = resolvConfServers
+	}
+	if e.FreeSpace == nil {
+		e.FreeSpace = statfsFree
 	}
 	var out []Result
 	for _, c := range Checks() {

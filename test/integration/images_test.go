@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/disk"
 )
 
 func fileSum(t *testing.T, path string) [32]byte {
@@ -66,7 +68,14 @@ func TestImageRegisterListShowPromoteDelete(t *testing.T) {
 	}
 
 	var promoted api.Image
-	if err := json.Unmarshal([]byte(h.ok("image", "promote", "base", "--json")), &promoted); err != nil {
+	out, errOut, code := h.banger("image", "promote", "base", "--json")
+	if code != 0 {
+		t.Fatalf("image promote: exit %d, stderr %q", code, errOut)
+	}
+	if errOut != "" {
+		t.Errorf("image promote wrote to a piped stderr: %q", errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &promoted); err != nil {
 		t.Fatal(err)
 	}
 	if !promoted.Managed || !strings.HasPrefix(promoted.Dir, h.layout.ImagesDir+"/") {
@@ -99,6 +108,35 @@ func TestImageRegisterListShowPromoteDelete(t *testing.T) {
 	}
 	if out := h.ok("image", "list", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("image list after delete = %s, want []", out)
+	}
+}
+
+// An unmanaged image only references host files: deleting it, even with
+// --force, leaves them alone.
+func TestDeleteUnmanagedImageKeepsItsFiles(t *testing.T) {
+	h := newHarness(t)
+	rootfs, seed, kernel, initrd, modules := imageFiles(t)
+	h.ok("image", "register", "--name", "ext", "--rootfs", rootfs, "--work-seed", seed,
+		"--kernel", kernel, "--initrd", initrd, "--modules", modules)
+	h.ok("image", "register", "--name", "ext2", "--rootfs", rootfs, "--kernel", kernel)
+	before := map[string][32]byte{}
+	for _, p := range []string{rootfs, seed, kernel, initrd, filepath.Join(modules, "6.1.0", "kernel", "virtio.ko")} {
+		before[p] = fileSum(t, p)
+	}
+	h.ok("image", "delete", "ext")
+	h.ok("image", "delete", "--force", "ext2")
+	for p, sum := range before {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s gone after deleting the unmanaged images: %v", p, err)
+		} else if fileSum(t, p) != sum {
+			t.Errorf("%s changed by deleting the unmanaged images", p)
+		}
+	}
+	if out := h.ok("image", "list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("image list after delete = %s, want []", out)
+	}
+	if _, errOut, code := h.banger("image", "delete", "ext"); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Errorf("deleting a deleted image: exit %d, stderr %q", code, errOut)
 	}
 }
 
@@ -135,6 +173,7 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 
 func TestSecondDaemonRefusedAndRestartKeepsState(t *testing.T) {
 	h := newHarness(t)
+	h.writeConfig("web_listen_addr = \"127.0.0.1:0\"\n") // a free port: tests may share the host
 	rootfs, _, kernel, _, _ := imageFiles(t)
 	h.startDaemon()
 	h.ok("image", "register", "--name", "keep", "--rootfs", rootfs, "--kernel", kernel)
@@ -161,8 +200,25 @@ func TestSecondDaemonRefusedAndRestartKeepsState(t *testing.T) {
 	if err != nil || im.Rootfs != rootfs {
 		t.Fatalf("after restart image keep = %+v, %v", im, err)
 	}
-	if out := h.ok("daemon", "status"); !strings.Contains(out, "images:") || !strings.Contains(out, h.layout.SocketPath) {
-		t.Errorf("daemon status output:\n%s", out)
+	var st api.DaemonStatus
+	if err := json.Unmarshal([]byte(h.ok("daemon", "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.PID <= 0 || st.Version == "" || st.Socket != h.layout.SocketPath || !strings.HasPrefix(st.WebURL, "http://127.0.0.1:") || st.Images != 1 {
+		t.Errorf("daemon status --json = %+v", st)
+	}
+	// Column widths are the table's business: compare with spaces collapsed.
+	text := strings.Join(strings.Fields(h.ok("daemon", "status")), " ")
+	for _, want := range []string{
+		fmt.Sprintf("running: yes (pid %d,", st.PID),
+		"version: " + st.Version + " (API " + st.APIVersion + ")",
+		"socket: " + h.layout.SocketPath,
+		"web UI: " + st.WebURL,
+		"images: 1",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("daemon status lacks %q:\n%s", want, text)
+		}
 	}
 }
 
@@ -175,6 +231,7 @@ func TestCrashDuringPromoteLeavesNothing(t *testing.T) {
 	mkExt4(t, rootfs, 640)
 	fillRandom(t, rootfs, 32<<20, 512<<20)
 	mkKernel(t, kernel)
+	copyByteByByte(t, h, dir)
 	cmd := h.startDaemon()
 	h.ok("image", "register", "--name", "big", "--rootfs", rootfs, "--kernel", kernel)
 
@@ -219,6 +276,61 @@ func TestCrashDuringPromoteLeavesNothing(t *testing.T) {
 	if _, err := h.cl.PromoteImage(context.Background(), "big", nil); err != nil {
 		t.Fatalf("promote after restart: %v", err)
 	}
+}
+
+// copyByteByByte makes promote copy from srcDir into h's state dir byte
+// by byte. Where both share a filesystem that reflinks (btrfs, XFS) the
+// copy is one instant clone, leaving no moment to crash in. As root the
+// state dir then moves onto a loop-mounted ext4; otherwise the test skips.
+// Call it before the daemon starts.
+func copyByteByByte(t *testing.T, h *harness, srcDir string) {
+	t.Helper()
+	stateHome := filepath.Join(h.home, "state") // XDG_STATE_HOME
+	if err := os.MkdirAll(stateHome, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !reflinks(t, srcDir, stateHome) {
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skipf("skipping: %s reflinks (btrfs or XFS), so a promote copies instantly and cannot be interrupted; run as root to use a loop-mounted ext4, or set TMPDIR to an ext4 or tmpfs directory", srcDir)
+	}
+	for _, tool := range []string{"mkfs.ext4", "mount", "umount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipping: %s reflinks and %s, needed to mount an ext4 state dir, is not installed", srcDir, tool)
+		}
+	}
+	img := filepath.Join(t.TempDir(), "state.ext4")
+	mkExt4(t, img, 2048)
+	if out, err := exec.Command("mount", "-o", "loop", img, stateHome).CombinedOutput(); err != nil {
+		t.Skipf("skipping: %s reflinks and loop-mounting an ext4 state dir failed: %v: %s", srcDir, err, out)
+	}
+	t.Cleanup(func() {
+		h.stopDaemon() // it holds files on the mount
+		if out, err := exec.Command("umount", stateHome).CombinedOutput(); err != nil {
+			t.Errorf("unmounting %s: %v: %s", stateHome, err, out)
+			exec.Command("umount", "--lazy", stateHome).Run()
+		}
+	})
+	if reflinks(t, srcDir, stateHome) {
+		t.Fatalf("%s still reflinks into the ext4 mounted on %s", srcDir, stateHome)
+	}
+}
+
+// reflinks reports whether a copy from srcDir to dstDir is a reflink.
+func reflinks(t *testing.T, srcDir, dstDir string) bool {
+	t.Helper()
+	src, dst := filepath.Join(srcDir, ".reflink-probe"), filepath.Join(dstDir, ".reflink-probe")
+	if err := os.WriteFile(src, bytes.Repeat([]byte{0xa5}, 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(src)
+	defer os.Remove(dst)
+	m, err := disk.Copy(context.Background(), src, dst)
+	if err != nil {
+		t.Fatalf("probing for reflinks: %v", err)
+	}
+	return m == disk.Reflink
 }
 
 func fillRandom(t *testing.T, path string, off, n int64) {
