@@ -338,3 +338,26 @@ func waitState(t *testing.T, d *Daemon, name, want string) {
 	vm, _ := d.VM(context.Background(), name)
 	t.Fatalf("vm %s state = %s, want %s", name, vm.State, want)
 }
+
+func TestForcedImageDeleteUnderAVM(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.create("dev")
+	if err := w.d.DeleteImage(ctx, "default", true); err != nil {
+		t.Fatalf("forced delete of an image in use: %v", err)
+	}
+	if vm, err := w.d.VM(ctx, "dev"); err != nil || vm.State != api.VMRunning {
+		t.Fatalf("vm after its image was deleted = %+v, %v; want it still running on its own disks", vm, err)
+	}
+	if _, err := w.d.StopVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.d.StartVM(ctx, "dev", nil)
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), `image "default", which was deleted`) {
+		t.Fatalf("starting a vm whose image is gone: err = %v, want a conflict naming the image", err)
+	}
+	if err := w.d.DeleteVM(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	w.assertGone("dev")
+}

@@ -185,6 +185,9 @@ func (d *Daemon) StartVM(ctx context.Context, name string, p progress.Func) (api
 		return api.VM{}, errdefs.Conflict("vm %q is already running", name)
 	}
 	im, err := d.imageFor(ctx, row.Image)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return api.VM{}, errdefs.Conflict("vm %q boots the kernel of image %q, which was deleted; register an image of that name again ('banger image register --name %s ...'), or delete the vm", name, row.Image, row.Image)
+	}
 	if err != nil {
 		return api.VM{}, err
 	}
