@@ -7,8 +7,18 @@ import (
 )
 
 // firecrackerDriver runs VMs with firecracker_bin, or "firecracker" from
-// PATH. The jailer is not configurable yet: the daemon runs as the user,
-// and the jailer needs root.
+// PATH; with firecracker_jailer on, under the jailer (jailer_bin, or
+// "jailer" from PATH), which needs bangerd to run as root.
 func firecrackerDriver(cfg config.Config) vmm.Driver {
-	return firecracker.New(firecracker.Options{Binary: cfg.FirecrackerBin})
+	opts := firecracker.Options{Binary: cfg.FirecrackerBin}
+	if cfg.FirecrackerJailer {
+		bin := cfg.JailerBin
+		if bin == "" {
+			bin = "jailer"
+		}
+		opts.Jailer = &firecracker.Jailer{
+			Binary: bin, UID: cfg.JailerUID, GID: cfg.JailerGID, ChrootBase: cfg.JailerChrootBase,
+		}
+	}
+	return firecracker.New(opts)
 }

@@ -27,6 +27,19 @@ type Config struct {
 	WebListenAddr string
 	// FirecrackerBin is an absolute path; "" means look up "firecracker" in PATH.
 	FirecrackerBin string
+	// FirecrackerJailer runs each Firecracker under Firecracker's jailer:
+	// a chroot, JailerUID:JailerGID, a cgroup. The jailer needs root, so
+	// bangerd must run as root; off by default.
+	FirecrackerJailer bool
+	// JailerBin is an absolute path; "" means look up "jailer" in PATH.
+	JailerBin string
+	// JailerUID and JailerGID are the unprivileged user and group the
+	// jailer runs Firecracker as; required (not 0) with FirecrackerJailer.
+	JailerUID, JailerGID int
+	// JailerChrootBase is where the jailer makes chroots, an absolute path
+	// on the filesystem of banger's state directory (disks are hard-linked
+	// in); "" means the jailer's default, /srv/jailer.
+	JailerChrootBase string
 	// SSHKeyPath is an absolute path to the private key used to reach
 	// guests; "" means banger's own key, see SSHKey.
 	SSHKeyPath string

@@ -41,6 +41,14 @@ func TestParseGoodValues(t *testing.T) {
 		{"web_listen_addr disabled", `web_listen_addr = ""`, func(c *Config) { c.WebListenAddr = "" }},
 		{"firecracker_bin absolute", `firecracker_bin = "/opt/fc/firecracker"`, func(c *Config) { c.FirecrackerBin = "/opt/fc/firecracker" }},
 		{"firecracker_bin home", `firecracker_bin = "~/bin/firecracker"`, func(c *Config) { c.FirecrackerBin = "/home/ann/bin/firecracker" }},
+		{"firecracker_jailer on", "firecracker_jailer = true\njailer_uid = 900\njailer_gid = 901", func(c *Config) {
+			c.FirecrackerJailer, c.JailerUID, c.JailerGID = true, 900, 901
+		}},
+		{"firecracker_jailer off", `firecracker_jailer = false`, func(c *Config) {}},
+		{"jailer ids without the jailer", "jailer_uid = 0\njailer_gid = 4294967294", func(c *Config) { c.JailerGID = 4294967294 }},
+		{"jailer_bin absolute", `jailer_bin = "/opt/fc/jailer"`, func(c *Config) { c.JailerBin = "/opt/fc/jailer" }},
+		{"jailer_bin home", `jailer_bin = "~/bin/jailer"`, func(c *Config) { c.JailerBin = "/home/ann/bin/jailer" }},
+		{"jailer_chroot_base", `jailer_chroot_base = "/var/lib/banger/jail"`, func(c *Config) { c.JailerChrootBase = "/var/lib/banger/jail" }},
 		{"ssh_key_path absolute", `ssh_key_path = "/keys/id"`, func(c *Config) { c.SSHKeyPath = "/keys/id" }},
 		{"ssh_key_path home", `ssh_key_path = "~/.ssh/id_ed25519"`, func(c *Config) { c.SSHKeyPath = "/home/ann/.ssh/id_ed25519" }},
 		{"default_image_name", `default_image_name = "ubuntu-24-04"`, func(c *Config) { c.DefaultImageName = "ubuntu-24-04" }},
@@ -96,6 +104,11 @@ const everyKey = `# banger config
 log_level = "debug"
 web_listen_addr = "127.0.0.1:9000"
 firecracker_bin = "/opt/firecracker"
+firecracker_jailer = true
+jailer_bin = "/opt/jailer"
+jailer_uid = 900
+jailer_gid = 901
+jailer_chroot_base = "/var/lib/banger/jail"
 ssh_key_path = "/keys/banger"
 default_image_name = "alpine"
 auto_stop_stale_after = "45m"
@@ -119,6 +132,11 @@ func everyKeyConfig() Config {
 		LogLevel:            slog.LevelDebug,
 		WebListenAddr:       "127.0.0.1:9000",
 		FirecrackerBin:      "/opt/firecracker",
+		FirecrackerJailer:   true,
+		JailerBin:           "/opt/jailer",
+		JailerUID:           900,
+		JailerGID:           901,
+		JailerChrootBase:    "/var/lib/banger/jail",
 		SSHKeyPath:          "/keys/banger",
 		DefaultImageName:    "alpine",
 		AutoStopStaleAfter:  45 * time.Minute,
@@ -152,6 +170,11 @@ func TestFormatDefault(t *testing.T) {
 	want := `log_level = "info"
 web_listen_addr = "127.0.0.1:7777"
 firecracker_bin = ""
+firecracker_jailer = false
+jailer_bin = ""
+jailer_uid = 0
+jailer_gid = 0
+jailer_chroot_base = ""
 ssh_key_path = ""
 default_image_name = "default"
 auto_stop_stale_after = "0"

@@ -17,6 +17,16 @@
 //	default_dns = "1.1.1.1, 9.9.9.9"
 //	ssh_key_path = "~/.ssh/id_ed25519"
 //
+// A daemon run as root that jails each Firecracker (docs/firecracker.md;
+// jailer_chroot_base must be on the filesystem of the state directory,
+// as the VM's disks are hard-linked into the chroot):
+//
+//	firecracker_jailer = true
+//	jailer_bin = "/usr/local/bin/jailer"
+//	jailer_uid = 900
+//	jailer_gid = 900
+//	jailer_chroot_base = "/var/lib/banger/jail"
+//
 // Config.Format prints the effective configuration, every key included,
 // for 'banger config show'; Parse reads that output back unchanged.
 package config

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, ssh_key_path, default_image_name, " +
+var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, default_image_name, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
 	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
 
@@ -48,6 +48,30 @@ func TestParseErrors(t *testing.T) {
 			`config.toml:1: firecracker_bin: "~bob/fc" is not an absolute path; use a path starting with / or ~/, such as "/usr/local/bin/firecracker", or "" to look up firecracker in PATH`},
 		{"ssh_key_path relative", `ssh_key_path = "id_ed25519"`,
 			`config.toml:1: ssh_key_path: "id_ed25519" is not an absolute path; use a path starting with / or ~/, such as "~/.ssh/id_ed25519", or "" for banger's own key`},
+
+		// firecracker_jailer, jailer_*
+		{"firecracker_jailer string", `firecracker_jailer = "yes"`,
+			`config.toml:1: firecracker_jailer: expected a boolean, got a string; write it like firecracker_jailer = true`},
+		{"firecracker_jailer integer", `firecracker_jailer = 1`,
+			`config.toml:1: firecracker_jailer: expected a boolean, got an integer; write it like firecracker_jailer = true`},
+		{"jailer without ids", "# jail it\nfirecracker_jailer = true", strings.Join([]string{
+			`config.toml:2: jailer_uid: 0 is root's user id, and firecracker_jailer is on; set jailer_uid to an unprivileged user id for Firecracker to run as, such as jailer_uid = 900 (jailer_uid is not set, so its default applies)`,
+			`config.toml:2: jailer_gid: 0 is root's group id, and firecracker_jailer is on; set jailer_gid to an unprivileged group id for Firecracker to run as, such as jailer_gid = 900 (jailer_gid is not set, so its default applies)`,
+		}, "\n")},
+		{"jailer with root uid", "firecracker_jailer = true\njailer_gid = 900\njailer_uid = 0",
+			`config.toml:3: jailer_uid: 0 is root's user id, and firecracker_jailer is on; set jailer_uid to an unprivileged user id for Firecracker to run as, such as jailer_uid = 900`},
+		{"jailer_uid negative", `jailer_uid = -1`,
+			`config.toml:1: jailer_uid: -1 is not a user or group id; use a number from 0 to 4294967294`},
+		{"jailer_gid too big", `jailer_gid = 4294967295`,
+			`config.toml:1: jailer_gid: 4294967295 is not a user or group id; use a number from 0 to 4294967294`},
+		{"jailer_uid string", `jailer_uid = "900"`,
+			`config.toml:1: jailer_uid: expected an integer, got a string; write it like jailer_uid = 900`},
+		{"jailer_bin relative", `jailer_bin = "jailer"`,
+			`config.toml:1: jailer_bin: "jailer" is not an absolute path; use a path starting with / or ~/, such as "/usr/local/bin/jailer", or "" to look up jailer in PATH`},
+		{"jailer_chroot_base relative", `jailer_chroot_base = "srv/jailer"`,
+			`config.toml:1: jailer_chroot_base: "srv/jailer" is not an absolute path; use a path starting with / or ~/, such as "/srv/jailer" on the filesystem of banger's state directory, or "" for the jailer's default`},
+		{"jailer_uid bad and jailer on", "firecracker_jailer = true\njailer_uid = -5\njailer_gid = 7",
+			`config.toml:2: jailer_uid: -5 is not a user or group id; use a number from 0 to 4294967294`},
 
 		// default_image_name
 		{"default_image_name upper and underscore", `default_image_name = "My_Image"`,
@@ -256,6 +280,8 @@ func TestValidate(t *testing.T) {
 			`default_dns: no servers; ` + dnsHint},
 		{"bridge outside cidr", func(c *Config) { c.BridgeIP = netip.MustParseAddr("10.0.0.1") },
 			"bridge_ip: 10.0.0.1 is outside cidr 172.16.0.0/24; pick an address inside it such as 172.16.0.1"},
+		{"jailer as root", func(c *Config) { c.FirecrackerJailer, c.JailerGID = true, 5 },
+			"jailer_uid: 0 is root's user id, and firecracker_jailer is on; set jailer_uid to an unprivileged user id for Firecracker to run as, such as jailer_uid = 900"},
 		{"several", func(c *Config) { c.VMM = "kvm"; c.TapPoolSize = 0; c.StatsPollInterval = -time.Second },
 			"stats_poll_interval: -1s is too short; use at least \"1s\"\ntap_pool_size: 0 is out of range; use a number from 1 to 256\nvmm: \"kvm\" is not a valid vmm; use one of \"firecracker\", \"qemu\""},
 	}

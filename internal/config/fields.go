@@ -14,6 +14,7 @@ import (
 const (
 	tomlString  = "a string"
 	tomlInteger = "an integer"
+	tomlBoolean = "a boolean"
 )
 
 // field is one config key: how to read it from TOML, check it, and write
@@ -21,7 +22,7 @@ const (
 // step when a key is added.
 type field struct {
 	key  string
-	want string // tomlString or tomlInteger
+	want string // tomlString, tomlInteger or tomlBoolean
 	// example is a good TOML value, shown as the fix for a type mismatch.
 	example string
 	// set stores a decoded value of type want into c, failing only when
@@ -44,6 +45,13 @@ var fields = []field{
 	textField("web_listen_addr", `"127.0.0.1:7777"`, func(c *Config) *string { return &c.WebListenAddr }, checkListenAddr),
 	pathField("firecracker_bin", `"/usr/local/bin/firecracker"`, func(c *Config) *string { return &c.FirecrackerBin },
 		checkAbs(`"/usr/local/bin/firecracker", or "" to look up firecracker in PATH`)),
+	boolField("firecracker_jailer", func(c *Config) *bool { return &c.FirecrackerJailer }),
+	pathField("jailer_bin", `"/usr/local/bin/jailer"`, func(c *Config) *string { return &c.JailerBin },
+		checkAbs(`"/usr/local/bin/jailer", or "" to look up jailer in PATH`)),
+	idField("jailer_uid", func(c *Config) *int { return &c.JailerUID }),
+	idField("jailer_gid", func(c *Config) *int { return &c.JailerGID }),
+	pathField("jailer_chroot_base", `"/srv/jailer"`, func(c *Config) *string { return &c.JailerChrootBase },
+		checkAbs(`"/srv/jailer" on the filesystem of banger's state directory, or "" for the jailer's default`)),
 	pathField("ssh_key_path", `"~/.ssh/id_ed25519"`, func(c *Config) *string { return &c.SSHKeyPath },
 		checkAbs(`"~/.ssh/id_ed25519", or "" for banger's own key`)),
 	textField("default_image_name", `"default"`, func(c *Config) *string { return &c.DefaultImageName }, checkImageName),
@@ -90,6 +98,26 @@ func textField(key, example string, ptr func(*Config) *string, check func(string
 		set:    func(c *Config, v any) error { *ptr(c) = v.(string); return nil },
 		check:  func(c Config) error { return check(*ptr(&c)) },
 		format: func(c Config) string { return quote(*ptr(&c)) },
+	}
+}
+
+// boolField is a true/false key.
+func boolField(key string, ptr func(*Config) *bool) field {
+	return field{
+		key: key, want: tomlBoolean, example: "true",
+		set:    func(c *Config, v any) error { *ptr(c) = v.(bool); return nil },
+		check:  func(c Config) error { return nil },
+		format: func(c Config) string { return strconv.FormatBool(*ptr(&c)) },
+	}
+}
+
+// idField is a Linux user or group id.
+func idField(key string, ptr func(*Config) *int) field {
+	return field{
+		key: key, want: tomlInteger, example: "900",
+		set:    func(c *Config, v any) error { *ptr(c) = int(v.(int64)); return nil },
+		check:  func(c Config) error { return checkID(*ptr(&c)) },
+		format: func(c Config) string { return strconv.Itoa(*ptr(&c)) },
 	}
 }
 

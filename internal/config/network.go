@@ -29,6 +29,8 @@ type crossCheck struct {
 var crossChecks = []crossCheck{
 	{key: "bridge_ip", other: "cidr", check: checkBridgeInCIDR},
 	{key: "tap_pool_size", other: "cidr", check: checkPoolFitsCIDR},
+	jailerIDCheck("jailer_uid", "user id", func(c *Config) *int { return &c.JailerUID }),
+	jailerIDCheck("jailer_gid", "group id", func(c *Config) *int { return &c.JailerGID }),
 }
 
 func setBridgeIP(c *Config, v any) error {

@@ -4,22 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Client speaks Firecracker's HTTP API on its unix socket. Requests are
 // sent one at a time, each on a fresh connection, which is what the API
 // server expects and what survives the VMM restarting its listener.
 type Client struct {
+	// Timeout bounds each request (0: only the caller's context does).
+	Timeout time.Duration
+
 	sock string
 	http *http.Client
 }
 
-// NewClient returns a client for the API socket at sock.
+// NewClient returns a client for the API socket at sock, with requests
+// bounded by DefaultAPITimeout.
 func NewClient(sock string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -28,8 +34,11 @@ func NewClient(sock string) *Client {
 		},
 		DisableKeepAlives: true,
 	}
-	return &Client{sock: sock, http: &http.Client{Transport: tr}}
+	return &Client{Timeout: DefaultAPITimeout, sock: sock, http: &http.Client{Transport: tr}}
 }
+
+// errNoAnswer is the cause of a request that hit Client.Timeout.
+var errNoAnswer = errors.New("no answer in time")
 
 // APIError is a non-2xx answer: Firecracker's fault_message and status.
 type APIError struct {
@@ -106,6 +115,11 @@ func (c *Client) MachineConfig(ctx context.Context) (MachineConfig, error) {
 // do sends one request. A 2xx answer decodes into out (when non-nil); any
 // other answer becomes an *APIError carrying fault_message.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, errNoAnswer)
+		defer cancel()
+	}
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -124,6 +138,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if context.Cause(ctx) == errNoAnswer {
+			return fmt.Errorf("sending %s %s to %s: firecracker did not answer within %s: %w", method, path, c.sock, c.Timeout, context.DeadlineExceeded)
+		}
 		return fmt.Errorf("sending %s %s to %s: %w", method, path, c.sock, err)
 	}
 	defer resp.Body.Close()

@@ -22,10 +22,10 @@ func TestContract(t *testing.T) {
 	spec.Initrd = spec.Kernel // exercise initrd_path too
 	ctx := context.Background()
 	h := create(t, d, spec)
-	if err := d.Adopt(ctx, h); err != nil {
+	if err := d.Start(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(ctx, h); err != nil {
+	if err := d.Adopt(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Metrics(ctx, h); err != nil {

@@ -11,8 +11,10 @@
 // waits there, configured but not booted, until Start sends InstanceStart.
 // Stop sends Ctrl-Alt-Del; the daemon escalates (agent shutdown, Stop,
 // SIGTERM, Kill) with the pieces this driver provides. The guest agent is
-// reached over Firecracker's hybrid vsock. With Options.Jailer set,
-// Firecracker runs under the jailer in a chroot of its own.
+// reached over Firecracker's hybrid vsock. Metrics (vmm.MetricsReader)
+// sums the counters Firecracker flushes to its metrics file. With
+// Options.Jailer set, Firecracker runs under the jailer in a chroot of
+// its own. Every API request is bounded by Options.APITimeout.
 package firecracker
 
 import (
@@ -22,6 +24,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"syscall"
 	"time"
@@ -41,7 +44,19 @@ type Options struct {
 	Jailer *Jailer
 	// KVMDevice is probed by Capabilities; empty means /dev/kvm.
 	KVMDevice string
+	// APITimeout bounds each API request, so a wedged Firecracker cannot
+	// hang the caller; 0 means DefaultAPITimeout.
+	APITimeout time.Duration
 }
+
+// DefaultAPITimeout bounds one API request. Firecracker answers pre-boot
+// and action requests in milliseconds; only a wedged VMM takes longer.
+const DefaultAPITimeout = 10 * time.Second
+
+// ErrNotStarted means a live Firecracker was configured but never booted
+// (its instance state is "Not started"): a daemon crash between Create
+// and Start. Such a VMM cannot be adopted as running; kill it.
+var ErrNotStarted = errors.New("firecracker was created but never started")
 
 // Driver runs VMs with Firecracker. It keeps no state of its own: every
 // method works from the Handle, so a new Driver after a daemon restart
@@ -57,6 +72,9 @@ func New(opts Options) *Driver {
 	}
 	if opts.KVMDevice == "" {
 		opts.KVMDevice = "/dev/kvm"
+	}
+	if opts.APITimeout <= 0 {
+		opts.APITimeout = DefaultAPITimeout
 	}
 	return &Driver{opts: opts}
 }
@@ -106,7 +124,7 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (h *vmm.Handle, err 
 		return nil, fmt.Errorf("creating vm %s: %w", spec.Name, err)
 	}
 	undo = append(undo, p.kill)
-	c := NewClient(l.api)
+	c := d.newClient(l.api)
 	if err := waitAPI(ctx, c, p); err != nil {
 		return nil, fmt.Errorf("creating vm %s: %w%s", spec.Name, err, consoleTail(spec.ConsoleLog))
 	}
@@ -125,6 +143,17 @@ func (d *Driver) prepare(spec vmm.Spec, bin string) (layout, []string, error) {
 		if err := j.check(); err != nil {
 			return layout{}, nil, err
 		}
+		if uid := os.Geteuid(); uid != 0 {
+			return layout{}, nil, fmt.Errorf("the jailer needs root, and bangerd runs as uid %d; run bangerd as root or set firecracker_jailer = false", uid)
+		}
+		jailer, err := exec.LookPath(j.Binary)
+		if err != nil {
+			return layout{}, nil, fmt.Errorf("finding %s: %w; install the jailer of the same Firecracker release or set jailer_bin in the config", j.Binary, err)
+		}
+		// The jailer wants --exec-file absolute.
+		if bin, err = filepath.Abs(bin); err != nil {
+			return layout{}, nil, err
+		}
 		l := j.jailLayout(spec, bin)
 		if err := l.checkSocketPaths(); err != nil {
 			return layout{}, nil, err
@@ -133,7 +162,9 @@ func (d *Driver) prepare(spec vmm.Spec, bin string) (layout, []string, error) {
 		if err := j.prepareJail(spec, l); err != nil {
 			return l, nil, err
 		}
-		return l, j.argv(spec, bin, l), nil
+		argv := j.argv(spec, bin, l)
+		argv[0] = jailer
+		return l, argv, nil
 	}
 	l := plainLayout(spec)
 	if err := l.checkSocketPaths(); err != nil {
@@ -201,7 +232,8 @@ func (d *Driver) Wait(ctx context.Context, h *vmm.Handle) error { return vmm.Wai
 const adoptTimeout = 5 * time.Second
 
 // Adopt checks that h is still the Firecracker process it was (pid and
-// start time) and that it answers on its API socket.
+// start time), that it answers on its API socket, and that its guest
+// runs: a VMM caught between Create and Start fails with ErrNotStarted.
 func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
 	if h.Driver != Name {
 		return fmt.Errorf("handle belongs to driver %q, not %s", h.Driver, Name)
@@ -211,13 +243,20 @@ func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
-	if _, err := d.client(h).InstanceInfo(ctx); err != nil {
+	ii, err := d.client(h).InstanceInfo(ctx)
+	if err != nil {
 		if !vmm.Alive(h.PID, h.StartTime) {
 			return fmt.Errorf("%w (pid %d)", vmm.ErrNotRunning, h.PID)
 		}
 		return fmt.Errorf("adopting firecracker pid %d: %w", h.PID, err)
 	}
-	return nil
+	switch ii.State {
+	case StateRunning:
+		return nil
+	case StateNotStarted:
+		return fmt.Errorf("adopting firecracker pid %d: %w (instance state %q); kill it and start the vm again", h.PID, ErrNotStarted, ii.State)
+	}
+	return fmt.Errorf("adopting firecracker pid %d: instance state is %q, want %q", h.PID, ii.State, StateRunning)
 }
 
 // DialAgent connects to the guest agent through the hybrid vsock socket
@@ -244,9 +283,16 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 	return conn, nil
 }
 
-func (d *Driver) client(h *vmm.Handle) *Client { return NewClient(h.Sockets[keyAPI]) }
+func (d *Driver) client(h *vmm.Handle) *Client { return d.newClient(h.Sockets[keyAPI]) }
 
-var driveIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+func (d *Driver) newClient(sock string) *Client {
+	c := NewClient(sock)
+	c.Timeout = d.opts.APITimeout
+	return c
+}
+
+// driveIDRE is what Firecracker takes as a drive id (it refuses '-').
+var driveIDRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
 func checkSpec(s vmm.Spec) error {
 	var errs []error
@@ -265,7 +311,7 @@ func checkSpec(s vmm.Spec) error {
 	paths := []string{s.Kernel, s.Initrd}
 	for _, d := range s.Disks {
 		if !driveIDRE.MatchString(d.ID) {
-			errs = append(errs, fmt.Errorf("disk id %q must be 1 to 64 letters, digits, '-' or '_'", d.ID))
+			errs = append(errs, fmt.Errorf("disk id %q must be 1 to 64 letters, digits or '_' (Firecracker refuses '-')", d.ID))
 		}
 		paths = append(paths, d.Path)
 	}

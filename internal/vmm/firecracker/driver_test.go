@@ -1,10 +1,10 @@
 package firecracker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,8 +60,11 @@ func bootSteps(t *testing.T) []fcstandin.Recorded {
 			steps = append(steps, req)
 		}
 	}
-	if len(steps) < 10 {
-		t.Fatalf("Create sent %d configuration requests, want at least 8: %+v", len(steps), steps)
+	// GET /, GET /version, logger, metrics, machine, boot source, two
+	// drives, network, vsock.
+	const want = 10
+	if len(steps) < want {
+		t.Fatalf("Create sent %d configuration requests, want at least %d: %+v", len(steps), want, steps)
 	}
 	return steps
 }
@@ -310,6 +313,75 @@ func TestAdoptChecksTheAPI(t *testing.T) {
 	}
 }
 
+// TestAdoptRefusesNotStarted: a VMM configured but never booted (the
+// daemon died between Create and Start) answers its API, but there is no
+// guest to adopt.
+func TestAdoptRefusesNotStarted(t *testing.T) {
+	d := standIn(t, fcstandin.Options{})
+	h := create(t, d, newSpec(t))
+	err := d.Adopt(context.Background(), h)
+	if !errors.Is(err, firecracker.ErrNotStarted) || !strings.Contains(err.Error(), `"Not started"`) {
+		t.Errorf("Adopt before Start = %v, want ErrNotStarted naming the state", err)
+	}
+	if errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Adopt before Start = %v: the process lives, so not ErrNotRunning", err)
+	}
+	if err := d.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Adopt(context.Background(), h); err != nil {
+		t.Errorf("Adopt after Start = %v", err)
+	}
+}
+
+// TestAPITimeout: a Firecracker whose API socket accepts but never
+// answers fails the request after APITimeout instead of hanging Start.
+func TestAPITimeout(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	st, _ := vmm.ProcStartTime(os.Getpid())
+	h := &vmm.Handle{Driver: "firecracker", PID: os.Getpid(), StartTime: st, Sockets: map[string]string{"api": sock}}
+	d := firecracker.New(firecracker.Options{APITimeout: 200 * time.Millisecond})
+	begin := time.Now()
+	err = d.Start(context.Background(), h)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer within 200ms") {
+		t.Errorf("Start on a wedged api socket = %v, want a timeout", err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("Start took %s, want about the 200ms timeout", took)
+	}
+}
+
+// TestCreateWedgedAPI: Firecracker stops answering in the middle of the
+// configuration; Create gives up after APITimeout and cleans up.
+func TestCreateWedgedAPI(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "record.jsonl")
+	bin := standInBinary(t, fcstandin.Options{Hang: "PUT /drives/rootfs", Record: rec})
+	d := firecracker.New(firecracker.Options{Binary: bin, APITimeout: 300 * time.Millisecond})
+	spec := newSpec(t)
+	h, err := d.Create(context.Background(), spec)
+	if err == nil {
+		d.Kill(context.Background(), h)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "attaching drive rootfs") {
+		t.Fatalf("Create with a wedged api = %v, want a timeout attaching the drive", err)
+	}
+	assertNothingLeft(t, rec, spec)
+}
+
 // TestStopEscalation: a guest that ignores Ctrl-Alt-Del keeps running
 // after Stop; the daemon's next step, SIGTERM, ends it.
 func TestStopEscalation(t *testing.T) {
@@ -342,21 +414,6 @@ func TestStopBeforeStart(t *testing.T) {
 	var apiErr *firecracker.APIError
 	if !errors.As(err, &apiErr) || !strings.Contains(apiErr.FaultMessage, "before starting the microVM") {
 		t.Errorf("Stop before Start = %v, want Firecracker's pre-boot refusal", err)
-	}
-}
-
-func TestMetrics(t *testing.T) {
-	d := standIn(t, fcstandin.Options{})
-	h := create(t, d, newSpec(t))
-	if err := d.Start(context.Background(), h); err != nil {
-		t.Fatal(err)
-	}
-	line, err := d.Metrics(context.Background(), h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(line, []byte("{")) || !bytes.Contains(line, []byte("utc_timestamp_ms")) {
-		t.Errorf("Metrics = %s", line)
 	}
 }
 

@@ -63,6 +63,13 @@ func sharedSpec(t *testing.T) string {
 // a driver that runs it.
 func standIn(t *testing.T, opts fcstandin.Options) *firecracker.Driver {
 	t.Helper()
+	return firecracker.New(firecracker.Options{Binary: standInBinary(t, opts)})
+}
+
+// standInBinary installs a stand-in firecracker configured by opts and
+// returns its path.
+func standInBinary(t *testing.T, opts fcstandin.Options) string {
+	t.Helper()
 	if opts.SpecPath == "" {
 		opts.SpecPath, _ = filepath.Abs(repoSpec)
 	}
@@ -73,7 +80,7 @@ func standIn(t *testing.T, opts fcstandin.Options) *firecracker.Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return firecracker.New(firecracker.Options{Binary: bin})
+	return bin
 }
 
 // newSpec returns a spec with stand-in kernel and disks. The runtime dir

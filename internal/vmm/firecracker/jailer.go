@@ -134,18 +134,20 @@ func (j *Jailer) prepareJail(spec vmm.Spec, l layout) error {
 	if err := os.MkdirAll(l.jailRoot, 0o750); err != nil {
 		return fmt.Errorf("creating chroot %s: %w", l.jailRoot, err)
 	}
-	links := map[string]string{spec.Kernel: l.fc.kernel}
+	// A list, not a map by source: one file may be linked twice (a
+	// kernel that is also the initrd, one image as two disks).
+	links := [][2]string{{spec.Kernel, l.fc.kernel}}
 	if spec.Initrd != "" {
-		links[spec.Initrd] = l.fc.initrd
+		links = append(links, [2]string{spec.Initrd, l.fc.initrd})
 	}
 	for i, d := range spec.Disks {
-		links[d.Path] = l.fc.disks[i]
+		links = append(links, [2]string{d.Path, l.fc.disks[i]})
 	}
-	for src, in := range links {
-		dst := filepath.Join(l.jailRoot, in)
+	for _, link := range links {
+		src, dst := link[0], filepath.Join(l.jailRoot, link[1])
 		if err := os.Link(src, dst); err != nil {
 			if errors.Is(err, syscall.EXDEV) {
-				return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base on the same filesystem as banger's state directory", src, err)
+				return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the same filesystem as banger's state directory", src, err)
 			}
 			return fmt.Errorf("linking %s into the chroot: %w", src, err)
 		}

@@ -138,6 +138,38 @@ func TestPrepareJail(t *testing.T) {
 	}
 }
 
+// TestPrepareJailSharedSource: one file linked into the jail under two
+// names (a kernel that is also the initrd, one image as two disks) gets
+// both links; keyed by source, one of them used to be lost.
+func TestPrepareJailSharedSource(t *testing.T) {
+	dir := t.TempDir()
+	spec := testSpec()
+	spec.RuntimeDir = filepath.Join(dir, "rt")
+	spec.Kernel = filepath.Join(dir, "vmlinux")
+	spec.Initrd = spec.Kernel
+	img := filepath.Join(dir, "disk.ext4")
+	spec.Disks[0].Path, spec.Disks[1].Path = img, img
+	for _, p := range []string{spec.Kernel, img} {
+		os.WriteFile(p, []byte(p), 0o600)
+	}
+	uid, gid := jailIDs()
+	j := &Jailer{Binary: "/usr/bin/jailer", UID: uid, GID: gid, ChrootBase: filepath.Join(dir, "jail")}
+	l := j.jailLayout(spec, "/usr/bin/firecracker")
+	if err := j.prepareJail(spec, l); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"vmlinux": spec.Kernel, "initrd": spec.Kernel, "drive-rootfs": img, "drive-work": img} {
+		in, err := os.Stat(filepath.Join(l.jailRoot, name))
+		if err != nil {
+			t.Errorf("%s missing from the jail: %v", name, err)
+			continue
+		}
+		if orig, _ := os.Stat(src); !os.SameFile(in, orig) {
+			t.Errorf("%s in the jail is not a hard link to %s", name, src)
+		}
+	}
+}
+
 // TestPrepareJailAcrossFilesystems: hard links cannot cross filesystems;
 // the error says where the chroot must go.
 func TestPrepareJailAcrossFilesystems(t *testing.T) {

@@ -17,6 +17,9 @@ const (
 	pidFile     = "firecracker.pid"
 	logFile     = "firecracker.log"
 	metricsFile = "metrics.json"
+	// metricsStateFile holds the metrics totals (see Driver.Metrics); it
+	// stays in RuntimeDir under the jailer too, out of Firecracker's reach.
+	metricsStateFile = "metrics.state.json"
 )
 
 // layout says where one VM's files are: host paths for banger, and the
@@ -126,7 +129,7 @@ func (l layout) prepareFiles() error {
 // chroot (hard links only: the kernel and disks themselves stay) and the
 // cgroups the jailer made.
 func (l layout) removeFiles() {
-	for _, f := range []string{l.api, l.vsock, l.log, l.metrics, pidPath(l.runtimeDir)} {
+	for _, f := range []string{l.api, l.vsock, l.log, l.metrics, l.metricsState(), pidPath(l.runtimeDir)} {
 		if f != "" {
 			os.Remove(f)
 		}
@@ -138,6 +141,14 @@ func (l layout) removeFiles() {
 	for _, cg := range l.jailCgroup {
 		os.Remove(cg)
 	}
+}
+
+// metricsState is the metrics totals file ("" without a runtime dir).
+func (l layout) metricsState() string {
+	if l.runtimeDir == "" {
+		return ""
+	}
+	return filepath.Join(l.runtimeDir, metricsStateFile)
 }
 
 // pidPath is the pid file in runtime dir rt ("" when rt is).

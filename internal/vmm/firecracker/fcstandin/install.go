@@ -16,6 +16,7 @@ type Options struct {
 	SpecPath         string // required
 	Fail             []Failure
 	Crash            string
+	Hang             string
 	IgnoreCtrlAltDel bool
 	Record           string
 	GuestDir         string
@@ -43,6 +44,7 @@ func Install(dir string, opts Options) (string, error) {
 		{EnvSpec, opts.SpecPath},
 		{EnvFail, strings.Join(fails, ",")},
 		{EnvCrash, opts.Crash},
+		{EnvHang, opts.Hang},
 		{EnvRecord, opts.Record},
 		{EnvGuestDir, opts.GuestDir},
 		{EnvVersion, opts.Version},
@@ -65,10 +67,12 @@ func Install(dir string, opts Options) (string, error) {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// Record is what a stand-in recorded: its pid and every request.
+// Record is what a stand-in recorded: its pid and every request, and
+// what fake jailers sharing the file were asked to do.
 type Record struct {
 	PIDs     []int // one per stand-in process started with the file
 	Requests []Recorded
+	Jailer   []JailerRun
 }
 
 // ReadRecord reads a record file written by stand-ins.
@@ -89,8 +93,16 @@ func ReadRecord(path string) (Record, error) {
 		if err := json.Unmarshal(sc.Bytes(), &probe); err != nil {
 			return rec, fmt.Errorf("reading %s: %w", path, err)
 		}
-		if probe.Event == "start" {
+		switch probe.Event {
+		case "start":
 			rec.PIDs = append(rec.PIDs, probe.PID)
+			continue
+		case "jailer":
+			var j JailerRun
+			if err := json.Unmarshal(sc.Bytes(), &j); err != nil {
+				return rec, fmt.Errorf("reading %s: %w", path, err)
+			}
+			rec.Jailer = append(rec.Jailer, j)
 			continue
 		}
 		var r Recorded

@@ -1,13 +1,7 @@
 package fcstandin
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"strconv"
-	"strings"
 )
 
 // Kinds of JSON values.
@@ -37,11 +31,11 @@ type Member struct {
 	Value *Value
 }
 
-// Field returns the member named key.
+// Field returns the member named key (the last one, as a map keeps it).
 func (v *Value) Field(key string) (*Value, bool) {
-	for _, m := range v.Members {
-		if m.Key == key {
-			return m.Value, true
+	for i := len(v.Members) - 1; i >= 0; i-- {
+		if v.Members[i].Key == key {
+			return v.Members[i].Value, true
 		}
 	}
 	return nil, false
@@ -70,105 +64,284 @@ func (v *Value) Int(key string) int64 {
 	return 0
 }
 
-func (v *Value) is(typ string) bool {
-	switch typ {
-	case "object":
-		return v.Kind == KindObject
-	case "array":
-		return v.Kind == KindArray
-	case "string":
-		return v.Kind == KindString
-	case "boolean":
-		return v.Kind == KindBool
-	case "integer", "number":
-		return v.Kind == KindNumber
-	}
-	return true
+// serdeError is a body error in serde_json's words. at is the byte index
+// serde_json reports the position of: the next unread byte for most
+// errors, one past the offending byte for syntax errors ("peek" errors).
+type serdeError struct {
+	msg string
+	at  int
 }
 
-// describe names a value the way serde's "invalid type" errors do.
-func (v *Value) describe() string {
-	switch v.Kind {
-	case KindNull:
-		return "null"
-	case KindBool:
-		return fmt.Sprintf("boolean `%t`", v.Bool)
-	case KindNumber:
-		if strings.ContainsAny(v.Num, ".eE") {
-			return fmt.Sprintf("floating point `%s`", v.Num)
+// message is the error as serde_json displays it: "<msg> at line L
+// column C", where C counts the bytes of line L before index at.
+func (e *serdeError) message(data []byte) string {
+	line, start := 1, 0
+	for i := 0; i < e.at && i < len(data); i++ {
+		if data[i] == '\n' {
+			line, start = line+1, i+1
 		}
-		return fmt.Sprintf("integer `%s`", v.Num)
-	case KindString:
-		return fmt.Sprintf("string %q", v.Str)
-	case KindArray:
-		return "sequence"
 	}
-	return "map"
+	return e.msg + " at line " + strconv.Itoa(line) + " column " + strconv.Itoa(e.at-start)
 }
 
-// parseJSON parses exactly one JSON value, refusing duplicate keys and
-// trailing data as serde_json does.
-func parseJSON(data []byte) (*Value, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := parseValue(dec)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing characters")
-	}
-	return v, nil
+// scanner reads JSON the way serde_json does, so that errors come at the
+// same places. Values are read by parser (validate.go), which knows what
+// each one should be.
+type scanner struct {
+	data  []byte
+	i     int
+	depth int
 }
 
-func parseValue(dec *json.Decoder) (*Value, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, errors.New("EOF while parsing a value")
+// serde_json's recursion limit.
+const maxDepth = 128
+
+// ws skips whitespace and returns the next byte without reading it.
+func (s *scanner) ws() (byte, bool) {
+	for s.i < len(s.data) {
+		switch c := s.data[s.i]; c {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return c, true
 		}
-		return nil, err
 	}
-	switch t := tok.(type) {
-	case nil:
-		return &Value{Kind: KindNull}, nil
-	case bool:
-		return &Value{Kind: KindBool, Bool: t}, nil
-	case json.Number:
-		return &Value{Kind: KindNumber, Num: t.String()}, nil
-	case string:
-		return &Value{Kind: KindString, Str: t}, nil
-	case json.Delim:
-		if t == '[' {
-			v := &Value{Kind: KindArray}
-			for dec.More() {
-				item, err := parseValue(dec)
+	return 0, false
+}
+
+// peekErr is an error about the next byte (serde_json's peek_error).
+func (s *scanner) peekErr(msg string) *serdeError {
+	return &serdeError{msg, min(s.i+1, len(s.data))}
+}
+
+// err is an error about what was just read (serde_json's error).
+func (s *scanner) err(msg string) *serdeError { return &serdeError{msg, s.i} }
+
+// ident reads the rest of a literal (after its first byte).
+func (s *scanner) ident(rest string) *serdeError {
+	for i := 0; i < len(rest); i++ {
+		if s.i >= len(s.data) {
+			return s.err("EOF while parsing a value")
+		}
+		c := s.data[s.i]
+		s.i++
+		if c != rest[i] {
+			return s.err("expected ident")
+		}
+	}
+	return nil
+}
+
+// literal reads true, false or null.
+func (s *scanner) literal() (*Value, *serdeError) {
+	c := s.data[s.i]
+	s.i++
+	switch c {
+	case 't':
+		return &Value{Kind: KindBool, Bool: true}, s.ident("rue")
+	case 'f':
+		return &Value{Kind: KindBool}, s.ident("alse")
+	}
+	return &Value{Kind: KindNull}, s.ident("ull")
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number reads a number and returns it as written.
+func (s *scanner) number() (string, *serdeError) {
+	start := s.i
+	if s.data[s.i] == '-' {
+		s.i++
+	}
+	digits := func() *serdeError {
+		if s.i >= len(s.data) {
+			return s.peekErr("EOF while parsing a value")
+		}
+		if !isDigit(s.data[s.i]) {
+			return s.peekErr("invalid number")
+		}
+		for s.i < len(s.data) && isDigit(s.data[s.i]) {
+			s.i++
+		}
+		return nil
+	}
+	if s.i < len(s.data) && s.data[s.i] == '0' {
+		s.i++
+		if s.i < len(s.data) && isDigit(s.data[s.i]) {
+			return "", s.peekErr("invalid number")
+		}
+	} else if err := digits(); err != nil {
+		return "", err
+	}
+	if s.i < len(s.data) && s.data[s.i] == '.' {
+		s.i++
+		if err := digits(); err != nil {
+			return "", err
+		}
+	}
+	if s.i < len(s.data) && (s.data[s.i] == 'e' || s.data[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.data) && (s.data[s.i] == '+' || s.data[s.i] == '-') {
+			s.i++
+		}
+		if err := digits(); err != nil {
+			return "", err
+		}
+	}
+	return string(s.data[start:s.i]), nil
+}
+
+// str reads a string (the next byte is its opening quote).
+func (s *scanner) str() (string, *serdeError) {
+	s.i++
+	var out []byte
+	for {
+		if s.i >= len(s.data) {
+			return "", s.err("EOF while parsing a string")
+		}
+		c := s.data[s.i]
+		s.i++
+		switch {
+		case c == '"':
+			return string(out), nil
+		case c < 0x20:
+			return "", s.err("control character (\\u0000-\\u001F) found while parsing a string")
+		case c != '\\':
+			out = append(out, c)
+			continue
+		}
+		if s.i >= len(s.data) {
+			return "", s.err("EOF while parsing a string")
+		}
+		e := s.data[s.i]
+		s.i++
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, err := s.hex4()
+			if err != nil {
+				return "", err
+			}
+			if r >= 0xD800 && r < 0xDC00 && s.i+1 < len(s.data) && s.data[s.i] == '\\' && s.data[s.i+1] == 'u' {
+				s.i += 2
+				lo, err := s.hex4()
 				if err != nil {
-					return nil, err
+					return "", err
 				}
-				v.Items = append(v.Items, item)
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 			}
-			_, err := dec.Token()
-			return v, err
+			out = append(out, string(rune(r))...)
+		default:
+			return "", s.err("invalid escape")
 		}
-		v := &Value{Kind: KindObject}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			key := kt.(string)
-			if _, dup := v.Field(key); dup {
-				return nil, fmt.Errorf("duplicate field `%s`", key)
-			}
-			val, err := parseValue(dec)
-			if err != nil {
-				return nil, err
-			}
-			v.Members = append(v.Members, Member{key, val})
-		}
-		_, err := dec.Token()
-		return v, err
 	}
-	return nil, fmt.Errorf("unexpected token %v", tok)
+}
+
+func (s *scanner) hex4() (int, *serdeError) {
+	if s.i+4 > len(s.data) {
+		s.i = len(s.data)
+		return 0, s.err("EOF while parsing a string")
+	}
+	n, err := strconv.ParseUint(string(s.data[s.i:s.i+4]), 16, 16)
+	s.i += 4
+	if err != nil {
+		return 0, s.err("invalid escape")
+	}
+	return int(n), nil
+}
+
+// members reads an object's members (the next byte is '{') the way
+// serde_json's MapAccess does; key is called after each key, value reads
+// each value. It returns once the closing '}' is read.
+func (s *scanner) members(key func(k string) *serdeError, value func(k string) *serdeError) *serdeError {
+	if s.depth++; s.depth > maxDepth {
+		return s.err("recursion limit exceeded")
+	}
+	defer func() { s.depth-- }()
+	s.i++
+	for first := true; ; first = false {
+		c, ok := s.ws()
+		switch {
+		case !ok:
+			return s.peekErr("EOF while parsing an object")
+		case c == '}':
+			s.i++
+			return nil
+		case c == ',' && !first:
+			s.i++
+			c, ok = s.ws()
+		case !first:
+			return s.peekErr("expected `,` or `}`")
+		}
+		switch {
+		case !ok:
+			return s.peekErr("EOF while parsing a value")
+		case c == '}':
+			return s.peekErr("trailing comma")
+		case c != '"':
+			return s.peekErr("key must be a string")
+		}
+		k, err := s.str()
+		if err != nil {
+			return err
+		}
+		if err := key(k); err != nil {
+			return err
+		}
+		switch c, ok := s.ws(); {
+		case !ok:
+			return s.peekErr("EOF while parsing an object")
+		case c != ':':
+			return s.peekErr("expected `:`")
+		}
+		s.i++
+		if err := value(k); err != nil {
+			return err
+		}
+	}
+}
+
+// elements reads an array's elements (the next byte is '[') the way
+// serde_json's SeqAccess does.
+func (s *scanner) elements(value func() *serdeError) *serdeError {
+	if s.depth++; s.depth > maxDepth {
+		return s.err("recursion limit exceeded")
+	}
+	defer func() { s.depth-- }()
+	s.i++
+	for first := true; ; first = false {
+		c, ok := s.ws()
+		switch {
+		case !ok:
+			return s.peekErr("EOF while parsing a list")
+		case c == ']':
+			s.i++
+			return nil
+		case c == ',' && !first:
+			s.i++
+			c, ok = s.ws()
+		case !first:
+			return s.peekErr("expected `,` or `]`")
+		}
+		switch {
+		case !ok:
+			return s.peekErr("EOF while parsing a value")
+		case c == ']':
+			return s.peekErr("trailing comma")
+		}
+		if err := value(); err != nil {
+			return err
+		}
+	}
 }

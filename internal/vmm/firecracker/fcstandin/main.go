@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -14,20 +16,23 @@ const (
 	EnvSpec       = "FCSTANDIN_SPEC"       // path to firecracker-api.yaml (required)
 	EnvFail       = "FCSTANDIN_FAIL"       // "PUT /drives/rootfs=500,..."
 	EnvCrash      = "FCSTANDIN_CRASH"      // "startup", "after-boot" or "METHOD /path"
+	EnvHang       = "FCSTANDIN_HANG"       // "METHOD /path" is never answered
 	EnvCtrlAltDel = "FCSTANDIN_CTRLALTDEL" // "ignore": the guest has no i8042 driver
 	EnvRecord     = "FCSTANDIN_RECORD"     // file to append requests to
 	EnvGuestDir   = "FCSTANDIN_GUEST_DIR"
 	EnvVersion    = "FCSTANDIN_VERSION"
 )
 
-// RunIfStandIn runs the stand-in and exits when this process was started
-// as one (EnvStandIn=1); otherwise it returns at once. Call it first in
-// TestMain.
+// RunIfStandIn runs the stand-in (EnvStandIn=1) or the fake jailer
+// (EnvJailer=1) and exits when this process was started as one;
+// otherwise it returns at once. Call it first in TestMain.
 func RunIfStandIn() {
-	if os.Getenv(EnvStandIn) != "1" {
-		return
+	switch {
+	case os.Getenv(EnvJailer) == "1":
+		os.Exit(JailerMain(os.Args[1:]))
+	case os.Getenv(EnvStandIn) == "1":
+		os.Exit(Main(os.Args[1:]))
 	}
-	os.Exit(Main(os.Args[1:]))
 }
 
 // Firecracker's flags the stand-in accepts and ignores, with whether they
@@ -80,6 +85,17 @@ func Main(args []string) int {
 	if cfg.Record != "" {
 		appendJSON(cfg.Record, map[string]any{"event": "start", "pid": os.Getpid(), "args": args})
 	}
+	if root := os.Getenv(EnvJail); root != "" {
+		uid, _ := strconv.Atoi(os.Getenv(EnvJailUID))
+		gid, _ := strconv.Atoi(os.Getenv(EnvJailGID))
+		if err := cfg.enterJail(root, uid, gid); err != nil {
+			fmt.Fprintf(os.Stderr, "fcstandin: %v\n", err)
+			return 1
+		}
+		if cfg.Root != "" {
+			sock = filepath.Join(cfg.Root, sock)
+		}
+	}
 	if cfg.Crash == "startup" {
 		fmt.Fprintln(os.Stderr, "fcstandin: crashing at startup")
 		return 1
@@ -115,7 +131,7 @@ func configFromEnv() (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Spec: spec, Fail: fails, Crash: os.Getenv(EnvCrash),
+		Spec: spec, Fail: fails, Crash: os.Getenv(EnvCrash), Hang: os.Getenv(EnvHang),
 		IgnoreCtrlAltDel: os.Getenv(EnvCtrlAltDel) == "ignore",
 		Record:           os.Getenv(EnvRecord), GuestDir: os.Getenv(EnvGuestDir),
 		Version: envOr(EnvVersion, DefaultVersion),

@@ -1,19 +1,24 @@
 // Package fcstandin is a stand-in for the firecracker binary, for tests on
 // hosts without KVM or Firecracker. It serves Firecracker's HTTP API on
-// --api-sock and is as strict as the real one: every request is checked
-// against the API spec (shared/spec/firecracker-api.yaml) and refused with
-// a 400 and {"fault_message": "..."} on unknown fields, wrong types,
-// missing required fields, enum and bound violations; it keeps
-// Firecracker's state machine (pre-boot-only resources, InstanceStart
-// once, actions after boot); it binds the vsock uds_path at PUT /vsock and
-// answers the hybrid-vsock "CONNECT <port>" handshake, relaying port
-// agent.DefaultVsockPort to a real banger guest agent it runs in-process.
-// SendCtrlAltDel makes it exit, as a guest powering off ends Firecracker.
+// --api-sock and is as strict as the real one: every body is parsed
+// against the API spec (shared/spec/firecracker-api.yaml) the way
+// Firecracker's serde_json does, and refused with a 400 and
+// {"fault_message": "..."} in Firecracker's words, serde's error and
+// position included ("... missing field `vcpu_count` at line 1 column
+// 20."); it keeps Firecracker's state machine (pre-boot-only resources,
+// InstanceStart once, actions after boot) and the machine's own checks;
+// it binds the vsock uds_path at PUT /vsock and answers the hybrid-vsock
+// "CONNECT <port>" handshake, relaying port agent.DefaultVsockPort to a
+// real banger guest agent it runs in-process; it writes metrics lines as
+// Firecracker does on FlushMetrics. SendCtrlAltDel makes it exit, as a
+// guest powering off ends Firecracker.
 //
-// It can be told to fail any request, to crash, and to record every
-// request (see Config and Install). Tests run it as the test binary
+// It can be told to fail any request, to crash, to hang, and to record
+// every request (see Config and Install). Tests run it as the test binary
 // re-executed: TestMain calls RunIfStandIn, and Install writes an
 // executable named firecracker that does so with a given Config.
+// InstallJailer does the same for a fake of Firecracker's jailer, which
+// execs the stand-in into a jail.
 package fcstandin
 
 import (
@@ -43,6 +48,9 @@ type Config struct {
 	// (SIGKILL itself right after answering InstanceStart) or
 	// "METHOD /path" (SIGKILL itself on receiving that request).
 	Crash string
+	// Hang is "METHOD /path": that request is never answered, and the
+	// API serves nothing after it, as a wedged VMM.
+	Hang string
 	// IgnoreCtrlAltDel models a guest without i8042 support: the action
 	// is accepted and nothing happens.
 	IgnoreCtrlAltDel bool
@@ -53,6 +61,12 @@ type Config struct {
 	GuestDir string
 	// Version is the Firecracker version to claim.
 	Version string
+	// Root is the jail every path in a request is relative to, for a
+	// stand-in that could not chroot into it (see InstallJailer); "" is
+	// the host's root.
+	Root string
+
+	recordFile *os.File // Record, opened before entering a jail
 }
 
 // DefaultVersion is the Firecracker release the stand-in claims to be.
@@ -124,7 +138,7 @@ func NewServer(cfg Config, id string, console io.Writer, exit func(code int)) *S
 		cfg.Version = DefaultVersion
 	}
 	s := &Server{cfg: cfg, console: console, exit: exit, ctx: context.Background()}
-	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, nets: map[string]string{}, bindVsock: bindVsock}
+	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, nets: map[string]string{}, bindVsock: bindVsock, root: cfg.Root}
 	s.m.boot = s.boot
 	s.m.ctrlAltDel = s.ctrlAltDel
 	return s
@@ -178,6 +192,9 @@ func (s *Server) handle(method, path string, body []byte) (int, any, *Fault) {
 	if s.cfg.Crash == method+" "+path {
 		s.crash()
 	}
+	if s.cfg.Hang == method+" "+path {
+		select {} // with s.mu held: every later request waits too
+	}
 	fl := s.failure(method, path)
 	injected := func() *Fault {
 		return &Fault{Status: fl.Status, Message: fmt.Sprintf("Injected failure for %s %s (FCSTANDIN_FAIL).", method, path)}
@@ -228,6 +245,11 @@ func (s *Server) record(method, path string, body []byte, status int, f *Fault) 
 	}
 	if f != nil {
 		rec.Status, rec.Fault = f.Status, f.Message
+	}
+	if s.cfg.recordFile != nil {
+		line, _ := json.Marshal(rec)
+		s.cfg.recordFile.Write(append(line, '\n'))
+		return
 	}
 	appendJSON(s.cfg.Record, rec)
 }

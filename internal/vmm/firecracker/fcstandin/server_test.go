@@ -101,7 +101,7 @@ func TestFaultShape(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
-	if got, want := w.Body.String(), `{"fault_message":"`+deser+"missing field `mem_size_mib`."+`"}`; got != want {
+	if got, want := w.Body.String(), `{"fault_message":"`+deser+"missing field `mem_size_mib` at line 1 column 16."+`"}`; got != want {
 		t.Errorf("body = %s, want %s", got, want)
 	}
 }
@@ -135,8 +135,16 @@ func TestStateMachine(t *testing.T) {
 	r.fault("PUT", "/actions", `{"action_type":"FlushMetrics"}`, msgPreBoot)
 	r.fault("PATCH", "/vm", `{"state":"Paused"}`, msgPreBoot)
 	r.fault("PUT", "/actions", `{"action_type":"InstanceStart"}`, "Start microvm error: Cannot start microvm without kernel configuration.")
-	r.fault("PUT", "/machine-config", `{"vcpu_count":3,"mem_size_mib":128,"smt":true}`,
-		"Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.")
+	// Firecracker checks vcpu_count itself, in its own words, not as a
+	// schema bound.
+	const vcpuErr = "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled."
+	for _, body := range []string{
+		`{"vcpu_count":3,"mem_size_mib":128,"smt":true}`,
+		`{"vcpu_count":0,"mem_size_mib":128}`,
+		`{"vcpu_count":33,"mem_size_mib":128}`,
+	} {
+		r.fault("PUT", "/machine-config", body, vcpuErr)
+	}
 	r.fault("PUT", "/boot-source", `{"kernel_image_path":"`+r.path("missing")+`"}`,
 		"Boot source error: The kernel file cannot be opened: no such file or directory")
 	r.fault("PUT", "/logger", `{"log_path":"`+r.path("missing")+`"}`,

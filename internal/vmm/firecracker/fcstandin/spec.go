@@ -43,6 +43,11 @@ type Schema struct {
 	// is their schema when one is given.
 	Open  bool
 	Extra *Schema
+	// Name is the definition's name, for "expected struct Name".
+	Name string
+
+	rust  string              // the Rust integer type (rustInts), for serde's messages
+	parse func(string) string // a string type's own Deserialize (stringParsers)
 }
 
 // LoadSpec reads and parses the spec file at path.
@@ -179,6 +184,7 @@ func (r *resolver) schema(n *yaml.Node) (*Schema, error) {
 			return nil, fmt.Errorf("definition %s: %w", name, err)
 		}
 		*s = *filled
+		s.Name = name
 		return s, nil
 	}
 	s := &Schema{Type: rs.Type, Format: rs.Format, Required: rs.Required, Enum: rs.Enum, Minimum: rs.Minimum, Maximum: rs.Maximum}
@@ -196,6 +202,9 @@ func (r *resolver) schema(n *yaml.Node) (*Schema, error) {
 			p, err := r.schema(c[i+1])
 			if err != nil {
 				return nil, fmt.Errorf("property %s: %w", c[i].Value, err)
+			}
+			if p != nil && p.Name == "" { // not a shared definition
+				p.rust, p.parse = rustInts[c[i].Value], stringParsers[c[i].Value]
 			}
 			s.Properties[c[i].Value] = p
 			s.PropOrder = append(s.PropOrder, c[i].Value)

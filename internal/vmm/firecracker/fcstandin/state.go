@@ -1,13 +1,11 @@
 package fcstandin
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
-	"time"
 )
 
 // Which operations Firecracker accepts before and after InstanceStart
@@ -56,9 +54,13 @@ type machine struct {
 	bootArgs      string
 	drives        []drive
 	nets          map[string]string // iface id -> host_dev_name
+	netOrder      []string          // iface ids in the order they were added
 	vsock         *vsockDev
-	metricsPath   string
+	metrics       *os.File // kept open, as Firecracker keeps it
 	logPath       string
+	// root is the jail the paths of requests are relative to when the
+	// stand-in could not chroot into it; "" otherwise.
+	root string
 
 	// hooks into the rest of the stand-in
 	bindVsock  func(path string) (*vsockDev, error)
@@ -105,10 +107,7 @@ func (m *machine) apply(r *Request) (int, any, *Fault) {
 	case "PUT /logger":
 		return m.openTarget("Logger error: Failed to open target file", b.String("log_path"), &m.logPath)
 	case "PUT /metrics":
-		if m.metricsPath != "" {
-			return 0, nil, badRequest("Metrics error: Reinitialization of metrics not allowed.")
-		}
-		return m.openTarget("Metrics error: Cannot initialize the metrics system", b.String("metrics_path"), &m.metricsPath)
+		return m.putMetrics(b.String("metrics_path"))
 	case "PUT /actions":
 		return m.action(b.String("action_type"))
 	}
@@ -140,11 +139,11 @@ func (m *machine) machineConfig(vcpus, mem int, smt bool) (int, any, *Fault) {
 
 func (m *machine) bootSource(b *Value) (int, any, *Fault) {
 	kernel, initrd := b.String("kernel_image_path"), b.String("initrd_path")
-	if err := openable(kernel); err != nil {
+	if err := openable(m.host(kernel)); err != nil {
 		return 0, nil, badRequest("Boot source error: The kernel file cannot be opened: %v", err)
 	}
 	if initrd != "" {
-		if err := openable(initrd); err != nil {
+		if err := openable(m.host(initrd)); err != nil {
 			return 0, nil, badRequest("Boot source error: The initrd file cannot be opened: %v", err)
 		}
 	}
@@ -158,7 +157,7 @@ func (m *machine) putDrive(b *Value) (int, any, *Fault) {
 		if _, ok := b.Field("is_read_only"); !ok || d.path == "" {
 			return 0, nil, badRequest("Drive config error: Unable to create the virtio block device: a virtio block drive needs path_on_host and is_read_only")
 		}
-		if err := openable(d.path); err != nil {
+		if err := openable(m.host(d.path)); err != nil {
 			return 0, nil, badRequest("Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: %v %s", err, d.path)
 		}
 	}
@@ -181,9 +180,6 @@ var macAddr = regexp.MustCompile(`^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$`)
 
 func (m *machine) putNet(b *Value) (int, any, *Fault) {
 	id, tap := b.String("iface_id"), b.String("host_dev_name")
-	if mac := b.String("guest_mac"); mac != "" && !macAddr.MatchString(mac) {
-		return 0, nil, deserializing(fmt.Sprintf("invalid MAC address %q", mac))
-	}
 	// The stand-in cannot open a TAP without privileges; it checks the name.
 	if !tapName.MatchString(tap) {
 		return 0, nil, badRequest("Network config error: Could not create the network device: Open tap device failed: Invalid interface name %q", tap)
@@ -192,6 +188,9 @@ func (m *machine) putNet(b *Value) (int, any, *Fault) {
 		if other != id && t == tap {
 			return 0, nil, badRequest("Network config error: The host device name is already in use.")
 		}
+	}
+	if _, ok := m.nets[id]; !ok {
+		m.netOrder = append(m.netOrder, id)
 	}
 	m.nets[id] = tap
 	return http.StatusNoContent, nil, nil
@@ -203,7 +202,7 @@ func (m *machine) putVsock(b *Value) (int, any, *Fault) {
 		m.vsock.close()
 		m.vsock = nil
 	}
-	v, err := m.bindVsock(path)
+	v, err := m.bindVsock(m.host(path))
 	if err != nil {
 		return 0, nil, badRequest("Vsock config error: Cannot create backend for vsock device: UnixBind(%v)", err)
 	}
@@ -213,13 +212,34 @@ func (m *machine) putVsock(b *Value) (int, any, *Fault) {
 }
 
 func (m *machine) openTarget(what, path string, dst *string) (int, any, *Fault) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(m.host(path), os.O_WRONLY, 0)
 	if err != nil {
 		return 0, nil, badRequest("%s: %v", what, err)
 	}
 	f.Close()
 	*dst = path
 	return http.StatusNoContent, nil, nil
+}
+
+func (m *machine) putMetrics(path string) (int, any, *Fault) {
+	if m.metrics != nil {
+		return 0, nil, badRequest("Metrics error: Reinitialization of metrics not allowed.")
+	}
+	f, err := openMetrics(m.host(path))
+	if err != nil {
+		return 0, nil, badRequest("Metrics error: Cannot initialize the metrics system: %v", err)
+	}
+	m.metrics = f
+	return http.StatusNoContent, nil, nil
+}
+
+// host is where path, as a request names it, is on this host: itself, or
+// under the jail when the stand-in could not chroot.
+func (m *machine) host(path string) string {
+	if m.root == "" || path == "" {
+		return path
+	}
+	return filepath.Join(m.root, path)
 }
 
 func (m *machine) action(typ string) (int, any, *Fault) {
@@ -247,25 +267,6 @@ func (m *machine) action(typ string) (int, any, *Fault) {
 		}
 	}
 	return http.StatusNoContent, nil, nil
-}
-
-// flushMetrics appends one metrics line, as Firecracker does.
-func (m *machine) flushMetrics() error {
-	if m.metricsPath == "" {
-		return errors.New("metrics are not configured")
-	}
-	line, _ := json.Marshal(map[string]any{
-		"utc_timestamp_ms": time.Now().UnixMilli(),
-		"api_server":       map[string]int{"process_startup_time_us": 0},
-		"vcpu":             map[string]int{"exit_io_in": 0, "exit_io_out": 0},
-	})
-	f, err := os.OpenFile(m.metricsPath, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.Write(append(line, '\n'))
-	return err
 }
 
 func (m *machine) fullConfig() map[string]any {

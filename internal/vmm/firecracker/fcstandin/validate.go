@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,9 +45,11 @@ type Request struct {
 // Validate checks a request the way Firecracker's API server parses one:
 // the method and path must name an operation, path ids must be non-empty
 // alphanumerics and '_', a body must be present exactly when the
-// operation takes one and must match its schema (no unknown fields, no
-// missing required ones, right types, enum values, bounds), and an id in
-// the path must equal the same id in the body.
+// operation takes one and must parse as its schema (JSON syntax, no
+// unknown or duplicate fields, no missing required ones, right types and
+// integer ranges, enum values: serde_json's errors, with their position),
+// an id in the path must equal the same id in the body, and numbers must
+// be within the spec's bounds.
 func (s *Spec) Validate(method, path string, body []byte) (*Request, *Fault) {
 	op, params := s.match(method, path)
 	if op == nil {
@@ -81,12 +82,9 @@ func (s *Spec) Validate(method, path string, body []byte) (*Request, *Fault) {
 	if !hasBody {
 		return req, nil
 	}
-	v, err := parseJSON(body)
-	if err != nil {
-		return nil, deserializing(err.Error())
-	}
-	if f := checkValue(op.Body, v, ""); f != nil {
-		return nil, f
+	v, perr := parseBody(body, op.Body)
+	if perr != nil {
+		return nil, deserializing(perr.message(body))
 	}
 	for name, id := range params {
 		if v.Kind == KindObject {
@@ -94,6 +92,9 @@ func (s *Spec) Validate(method, path string, body []byte) (*Request, *Fault) {
 				return nil, badRequest("The id from the path does not match the id from the body!")
 			}
 		}
+	}
+	if f := checkBounds(op.Body, v, ""); f != nil {
+		return nil, f
 	}
 	req.Body = v
 	return req, nil
@@ -135,112 +136,50 @@ func (s *Spec) match(method, path string) (*Operation, map[string]string) {
 	return nil, nil
 }
 
-// checkValue validates v against schema s; at names the field for
-// nested errors.
-func checkValue(s *Schema, v *Value, at string) *Fault {
-	if s == nil {
+// checkBounds enforces the spec's minimum and maximum once the body has
+// parsed, as Firecracker's own checks run after serde's. Firecracker
+// answers a bound it checks itself in its own words (see checkedByVMM);
+// other bounds get the stand-in's message.
+func checkBounds(s *Schema, v *Value, at string) *Fault {
+	if s == nil || v == nil {
 		return nil
 	}
-	if want := s.Type; want != "" && !v.is(want) {
-		return deserializing(fmt.Sprintf("%sinvalid type: %s, expected %s", prefix(at), v.describe(), expected(s)))
-	}
 	switch v.Kind {
-	case KindString:
-		if len(s.Enum) > 0 && !contains(s.Enum, v.Str) {
-			return deserializing(fmt.Sprintf("%sunknown variant `%s`, expected %s", prefix(at), v.Str, oneOf(s.Enum)))
-		}
-	case KindNumber:
-		return checkNumber(s, v, at)
 	case KindArray:
 		for i, item := range v.Items {
-			if f := checkValue(s.Items, item, fmt.Sprintf("%s[%d]", at, i)); f != nil {
+			if f := checkBounds(s.Items, item, fmt.Sprintf("%s[%d]", at, i)); f != nil {
 				return f
 			}
 		}
 	case KindObject:
-		return checkObject(s, v, at)
-	}
-	return nil
-}
-
-func checkObject(s *Schema, v *Value, at string) *Fault {
-	for _, m := range v.Members {
-		p, known := s.Properties[m.Key]
-		switch {
-		case known:
-			// An absent optional field may be written as null (serde's Option).
-			if m.Value.Kind == KindNull && !contains(s.Required, m.Key) {
+		for _, m := range v.Members {
+			p, known := s.Properties[m.Key]
+			if !known {
+				p = s.Extra
+			}
+			if known && checkedByVMM[m.Key] {
 				continue
 			}
-			if f := checkValue(p, m.Value, join(at, m.Key)); f != nil {
+			if f := checkBounds(p, m.Value, join(at, m.Key)); f != nil {
 				return f
 			}
-		case s.Open:
-			if f := checkValue(s.Extra, m.Value, join(at, m.Key)); f != nil {
-				return f
-			}
-		default:
-			return deserializing(fmt.Sprintf("%sunknown field `%s`, expected %s", prefix(at), m.Key, oneOf(s.PropOrder)))
 		}
-	}
-	for _, r := range s.Required {
-		if _, ok := v.Field(r); !ok {
-			return deserializing(fmt.Sprintf("%smissing field `%s`", prefix(at), r))
+	case KindNumber:
+		n, _ := strconv.ParseFloat(v.Num, 64)
+		if s.Minimum != nil && n < *s.Minimum {
+			return badRequest("Invalid value for %s: %s is less than the minimum %v.", field(at), v.Num, *s.Minimum)
+		}
+		if s.Maximum != nil && n > *s.Maximum {
+			return badRequest("Invalid value for %s: %s is more than the maximum %v.", field(at), v.Num, *s.Maximum)
 		}
 	}
 	return nil
 }
 
-// checkNumber enforces integer-ness, the bounds, and Firecracker's
-// unsigned integers: no field of its API takes a negative number.
-func checkNumber(s *Schema, v *Value, at string) *Fault {
-	n, err := strconv.ParseFloat(v.Num, 64)
-	if err != nil {
-		return deserializing(fmt.Sprintf("%sinvalid number %s", prefix(at), v.Num))
-	}
-	if s.Type == "integer" {
-		if strings.ContainsAny(v.Num, ".eE") {
-			return deserializing(fmt.Sprintf("%sinvalid type: floating point `%s`, expected %s", prefix(at), v.Num, expected(s)))
-		}
-		max := uint64(math.MaxUint64)
-		if s.Format == "int32" {
-			max = math.MaxUint32
-		}
-		if u, err := strconv.ParseUint(v.Num, 10, 64); err != nil || u > max {
-			return deserializing(fmt.Sprintf("%sinvalid value: integer `%s`, expected %s", prefix(at), v.Num, expected(s)))
-		}
-	}
-	if s.Minimum != nil && n < *s.Minimum {
-		return badRequest("Invalid value for %s: %s is less than the minimum %v.", field(at), v.Num, *s.Minimum)
-	}
-	if s.Maximum != nil && n > *s.Maximum {
-		return badRequest("Invalid value for %s: %s is more than the maximum %v.", field(at), v.Num, *s.Maximum)
-	}
-	return nil
-}
-
-// expected names what a schema wants, in serde's words.
-func expected(s *Schema) string {
-	switch s.Type {
-	case "integer":
-		if s.Format == "int32" {
-			return "u32"
-		}
-		return "an unsigned integer"
-	case "number":
-		return "a number"
-	case "string":
-		if len(s.Enum) > 0 {
-			return "a variant of " + oneOf(s.Enum)
-		}
-		return "a string"
-	case "boolean":
-		return "a boolean"
-	case "array":
-		return "a sequence"
-	}
-	return "a map"
-}
+// checkedByVMM are fields whose spec bounds Firecracker enforces with a
+// message of its own (the machine's, the stand-in's machine.apply), not
+// in deserialization.
+var checkedByVMM = map[string]bool{"vcpu_count": true}
 
 // oneOf lists names the way serde does: `a`, `a` or `b`, one of `a`, `b`, `c`.
 func oneOf(names []string) string {
@@ -257,13 +196,6 @@ func oneOf(names []string) string {
 		return q[0] + " or " + q[1]
 	}
 	return "one of " + strings.Join(q, ", ")
-}
-
-func prefix(at string) string {
-	if at == "" {
-		return ""
-	}
-	return at + ": "
 }
 
 func field(at string) string {
