@@ -15,20 +15,12 @@ import (
 // deltas sum them across calls.
 //
 // QEMU answers from QMP (query-blockstats; query-stats for KVM counters).
-// Firecracker writes metrics as one JSON object per line to the file or
-// FIFO configured with PUT /metrics before boot, every 60 seconds or on a
-// FlushMetrics action. A Firecracker driver would:
-//
-//	// at Create: PUT /metrics {"metrics_path": RuntimeDir+"/metrics.fifo"},
-//	// and keep reading the FIFO so Firecracker never blocks on it.
-//	func (d *Driver) Metrics(ctx context.Context, h *vmm.Handle) (vmm.Metrics, error) {
-//		// PUT /actions {"action_type": "FlushMetrics"}, then take the newest line:
-//		// "block_<drive_id>": read_bytes, write_bytes, read_count, write_count,
-//		//     flush_count -> Block (SharedIncMetrics: deltas, so add them up)
-//		// "net_<iface_id>": rx_bytes_count, tx_bytes_count, rx_packets_count,
-//		//     tx_packets_count -> Net
-//		// everything else ("vcpu", "vmm", "api_server", ...) -> Extra
-//	}
+// Firecracker writes metrics as one JSON object per line to the file
+// configured with PUT /metrics before boot, every 60 seconds or on a
+// FlushMetrics action, mostly as deltas since the previous line; its
+// driver (internal/vmm/firecracker, metrics.go) flushes, reads the lines
+// written since its last call and adds up "block_<drive>" and
+// "net_<iface>" per device, putting the other groups in Extra.
 type MetricsReader interface {
 	Metrics(ctx context.Context, h *Handle) (Metrics, error)
 }
