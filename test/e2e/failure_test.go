@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestOutOfAddresses(t *testing.T) {
 }
 
 // assertNothingLeft checks that a VM whose create failed left no row,
-// directory, lease or process.
+// directory, lease, TAP, known_hosts line or process.
 func assertNothingLeft(t *testing.T, e *env, name string) {
 	t.Helper()
 	if out, _, _ := e.run("vm", "list", "--json"); strings.Contains(out, `"name": "`+name+`"`) {
@@ -100,5 +101,21 @@ func assertNothingLeft(t *testing.T, e *env, name string) {
 	}
 	if out, _ := e.inNS("pgrep", "-f", "banger-"+name+",").CombinedOutput(); strings.TrimSpace(string(out)) != "" {
 		t.Errorf("a qemu for %s is still running: %s", name, out)
+	}
+	e.assertNetworkFreed(name)
+	// Nor under another name: every lease and TAP belongs to a listed VM.
+	leases, err := e.openStore().Read().Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leases {
+		if !slices.Contains(listed, l.VM) {
+			t.Errorf("lease %s is held by %q, which is not a vm", l.Addr, l.VM)
+		}
+	}
+	for _, a := range e.tapAssignments() {
+		if !slices.Contains(listed, a.VM) {
+			t.Errorf("tap %s is held by %q, which is not a vm", a.Tap, a.VM)
+		}
 	}
 }

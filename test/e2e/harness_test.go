@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"banger/internal/store"
 	"banger/internal/testutil"
 	"banger/internal/testutil/fixture"
 )
@@ -215,4 +217,51 @@ func (e *env) cleanup() {
 		}
 	}
 	os.RemoveAll(e.rt)
+}
+
+// openStore opens the daemon's state database to look at what it
+// records; reads only, alongside the running daemon (SQLite in WAL mode).
+func (e *env) openStore() *store.Store {
+	e.t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(e.home, "state", "banger", "banger.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// tapAssignments is the daemon's record of which VM holds which TAP.
+func (e *env) tapAssignments() []store.TapAssignment {
+	e.t.Helper()
+	as, err := e.openStore().Read().TapAssignments(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return as
+}
+
+// knownHosts is banger's own known_hosts file ("" when there is none).
+func (e *env) knownHosts() string {
+	b, _ := os.ReadFile(filepath.Join(e.home, "config", "banger", "ssh", "known_hosts"))
+	return string(b)
+}
+
+// assertNetworkFreed checks the state database holds no lease or TAP for
+// the VM name and known_hosts no longer pins a key for name.vm.
+func (e *env) assertNetworkFreed(name string) {
+	e.t.Helper()
+	if l, err := e.openStore().Read().LeaseByVM(context.Background(), name); err == nil {
+		e.t.Errorf("lease %s of %s still recorded", l.Addr, name)
+	}
+	for _, a := range e.tapAssignments() {
+		if a.VM == name {
+			e.t.Errorf("tap %s still recorded as held by %s", a.Tap, name)
+		}
+	}
+	for _, line := range strings.Split(e.knownHosts(), "\n") {
+		if hosts, _, _ := strings.Cut(line, " "); slices.Contains(strings.Split(hosts, ","), name+".vm") {
+			e.t.Errorf("known_hosts still pins a key for %s.vm: %s", name, line)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"banger/internal/api"
 	"banger/internal/vmm"
 
 	"github.com/miekg/dns"
@@ -19,7 +20,8 @@ import (
 // TestTwoVMs covers what needs two guests: they reach each other and the
 // host, the host reaches them by name through the daemon's DNS, guest
 // traffic leaving the bridge is masqueraded, a killed daemon re-adopts
-// both, and a killed VMM is noticed.
+// both with their addresses and can still shut one down cleanly, and a
+// killed VMM is noticed.
 func TestTwoVMs(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
@@ -30,7 +32,9 @@ func TestTwoVMs(t *testing.T) {
 
 	e.ssh("a", "ping -c 2 -W 5 "+b.IP)
 	e.ssh("b", "ping -c 2 -W 5 "+a.IP)
-	e.ssh("a", "ping -c 2 -W 5 172.16.0.1")
+	for _, name := range []string{"a", "b"} {
+		e.ssh(name, "ping -c 2 -W 5 172.16.0.1")
+	}
 
 	// The host finds a service in b by name: resolve b.vm through the
 	// daemon's DNS on the bridge, then connect.
@@ -52,13 +56,29 @@ func TestTwoVMs(t *testing.T) {
 		t.Fatal("a VM died with the daemon")
 	}
 	e.startDaemon()
-	for _, name := range []string{"a", "b"} {
-		if v := e.vm(name); v.State != "running" {
-			t.Errorf("after restart %s is %s, want running", name, v.State)
+	for _, before := range []api.VM{a, b} {
+		v := e.vm(before.Name)
+		if v.State != "running" {
+			t.Errorf("after restart %s is %s, want running", v.Name, v.State)
 		}
-		if got := strings.TrimSpace(e.ssh(name, "hostname")); got != name {
-			t.Errorf("hostname of %s = %q", name, got)
+		if v.IP != before.IP || v.PID != before.PID {
+			t.Errorf("after restart %s has ip %s, pid %d; want the same %s, %d", v.Name, v.IP, v.PID, before.IP, before.PID)
 		}
+		if got := strings.TrimSpace(e.ssh(v.Name, "hostname")); got != v.Name {
+			t.Errorf("hostname of %s = %q", v.Name, got)
+		}
+	}
+
+	// The re-adopted daemon stops a cleanly: the guest shuts down and
+	// flushes /root, so a marker written without sync survives.
+	e.ssh("a", "echo kept > /root/marker")
+	e.ok("vm", "stop", "a")
+	e.ok("vm", "start", "a")
+	if got := strings.TrimSpace(e.ssh("a", "cat /root/marker || true")); got != "kept" {
+		t.Errorf("/root/marker of a after stop and start under the re-adopting daemon = %q, want kept", got)
+	}
+	if v := e.vm("a"); v.IP != a.IP {
+		t.Errorf("a came back with ip %s, want its lease %s", v.IP, a.IP)
 	}
 
 	// kill -9 one VMM: the daemon notices and marks it stopped.

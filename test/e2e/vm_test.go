@@ -3,16 +3,14 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"banger/internal/agent"
 	"banger/internal/api"
-	"banger/internal/store"
 	"banger/internal/testutil/fixture"
 	"banger/internal/vmm"
 )
@@ -50,6 +48,10 @@ func TestVMLifecycle(t *testing.T) {
 	if got := strings.TrimSpace(e.ssh("one", "uname", "-r")); got != k.Release {
 		t.Errorf("guest kernel = %q, want %q", got, k.Release)
 	}
+	if logs := e.ok("vm", "logs", "one"); !strings.Contains(logs, "Linux version") {
+		t.Errorf("vm logs has no kernel banner (\"Linux version\"); it has %d bytes", len(logs))
+	}
+	assertAgentIsInit(t, e, "one")
 	// The image's kernel modules are there for the booted kernel.
 	e.ssh("one", "test -f /lib/modules/$(uname -r)/kernel/drivers/net/tun.ko")
 	ports := e.ok("vm", "ports", "one")
@@ -67,12 +69,38 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	e.ok("vm", "start", "one")
 	if got := strings.TrimSpace(e.ssh("one", "cat", "/root/marker")); got != "kept" {
-		t.Errorf("/root/marker after restart = %q, want kept", got)
+		t.Errorf("/root/marker after stop and start = %q, want kept", got)
+	}
+	before := e.vm("one")
+	e.ok("vm", "restart", "one")
+	if v := e.vm("one"); v.State != "running" || v.PID == before.PID {
+		t.Errorf("after restart: state %s, pid %d (was %d); want running in a new vmm process", v.State, v.PID, before.PID)
+	}
+	if got := strings.TrimSpace(e.ssh("one", "cat", "/root/marker")); got != "kept" {
+		t.Errorf("/root/marker after vm restart = %q, want kept", got)
 	}
 
 	v = e.vm("one")
+	if !strings.Contains(e.knownHosts(), "one.vm,") {
+		t.Fatalf("known_hosts has no pinned key for one.vm before delete:\n%s", e.knownHosts())
+	}
 	e.ok("vm", "delete", "one")
 	assertNoTrace(t, e, v)
+}
+
+// assertAgentIsInit checks the guest agent is the guest's init (the
+// fixture images have no init of their own) and serves in pid1 mode, so
+// the agent's init duties are what the other tests exercise.
+func assertAgentIsInit(t *testing.T, e *env, name string) {
+	t.Helper()
+	if got := strings.TrimSpace(e.ssh(name, "readlink /proc/1/exe")); got != agent.GuestBinaryPath {
+		t.Errorf("PID 1 of %s runs %q, want the agent %s", name, got, agent.GuestBinaryPath)
+	}
+	// Every agent process's arguments, one line each.
+	procs := e.ssh(name, `for p in /proc/[0-9]*; do [ "$(readlink $p/exe)" = `+agent.GuestBinaryPath+` ] && tr '\0' ' ' < $p/cmdline && echo; done; true`)
+	if !strings.Contains(procs, "serve --init-mode="+agent.InitModePID1) {
+		t.Errorf("no agent of %s serves in %s mode; agent processes:\n%s", name, agent.InitModePID1, procs)
+	}
 }
 
 // assertNoTrace checks a deleted VM left no process, TAP, lease, disk or
@@ -98,14 +126,7 @@ func assertNoTrace(t *testing.T, e *env, v api.VM) {
 	if strings.Contains(out, `"`+v.Name+`"`) {
 		t.Errorf("vm %s still listed", v.Name)
 	}
-	st, err := store.Open(context.Background(), filepath.Join(e.home, "state", "banger", "banger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if l, err := st.Read().LeaseByVM(context.Background(), v.Name); err == nil {
-		t.Errorf("lease %s of %s still recorded", l.Addr, v.Name)
-	}
+	e.assertNetworkFreed(v.Name)
 }
 
 func procStart(pid int) uint64 {

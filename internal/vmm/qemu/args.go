@@ -32,7 +32,7 @@ func buildArgs(spec vmm.Spec, accel string, tscKHz int) []string {
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-no-reboot", "-S", "-daemonize",
 		"-pidfile", filepath.Join(rt, pidFile),
-		"-qmp", "unix:" + filepath.Join(rt, qmpSocket) + ",server=on,wait=off",
+		"-qmp", "unix:" + escape(filepath.Join(rt, qmpSocket)) + ",server=on,wait=off",
 		"-chardev", "file,id=console,path=" + escape(spec.ConsoleLog) + ",append=on",
 		"-serial", "chardev:console",
 		"-kernel", spec.Kernel,
@@ -82,5 +82,7 @@ func cmdline(base, accel string, tscKHz int) string {
 	return strings.Join(parts, " ")
 }
 
-// escape doubles commas, QEMU's escape inside option values.
+// escape doubles commas, QEMU's escape inside option values. Options
+// that take a bare path (-pidfile, -kernel, -initrd) are not parsed as
+// key=value lists and must not be escaped.
 func escape(s string) string { return strings.ReplaceAll(s, ",", ",,") }

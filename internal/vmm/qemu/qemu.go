@@ -9,13 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"banger/internal/vmm"
@@ -75,28 +78,86 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// The daemonized child lets go of stderr before the parent exits; one
+	// that does not must not hold Create up for ever.
+	cmd.WaitDelay = 5 * time.Second
 	// With -daemonize the parent exits once the VM is set up, after any
 	// configuration error; the VM process itself is reparented away from
-	// the daemon and keeps running when the daemon stops.
+	// the daemon and keeps running when the daemon stops. So it also
+	// outlives a parent killed for a cancelled ctx, and a Create that
+	// fails must end it: the caller gets no handle to do so.
 	if err := cmd.Run(); err != nil {
-		cleanRuntime(spec.RuntimeDir)
+		reap(spec.RuntimeDir)
 		return nil, fmt.Errorf("starting qemu for %s: %v: %s", spec.Name, err, strings.TrimSpace(stderr.String()))
 	}
 	h, err := readHandle(spec.RuntimeDir, accel)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("starting qemu for %s: %w", spec.Name, ctx.Err())
+	}
 	if err != nil {
+		reap(spec.RuntimeDir)
 		return nil, err
 	}
 	return h, nil
 }
 
-func readHandle(rt, accel string) (*vmm.Handle, error) {
+// reap ends the QEMU a failed Create may have left running and empties
+// the runtime dir. The pid file names it; without a usable one, QEMU is
+// asked to quit over QMP. Nothing is left when the parent died before
+// the child was ready: the child then fails to report in and exits.
+func reap(rt string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if pid, err := readPID(rt); err == nil {
+		// The pid file was removed before the start, so it is this
+		// Create's; the command line check guards against pid reuse.
+		if st, err := vmm.ProcStartTime(pid); err == nil && startedWith(pid, filepath.Join(rt, pidFile)) {
+			h := &vmm.Handle{PID: pid, StartTime: st}
+			if vmm.Signal(h, syscall.SIGKILL) == nil {
+				vmm.WaitExit(ctx, h)
+			}
+		}
+	} else {
+		quitQMP(ctx, filepath.Join(rt, qmpSocket))
+	}
+	cleanRuntime(rt)
+}
+
+// startedWith reports whether pid's command line has arg in it.
+func startedWith(pid int, arg string) bool {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	return err == nil && slices.Contains(strings.Split(string(data), "\x00"), arg)
+}
+
+// quitQMP asks the QEMU behind path to quit and waits for it to hang up,
+// which it does as it exits.
+func quitQMP(ctx context.Context, path string) {
+	q, err := dialQMP(ctx, path)
+	if err != nil {
+		return
+	}
+	defer q.close()
+	if _, err := q.execute("quit", nil); err == nil {
+		io.Copy(io.Discard, q.rd)
+	}
+}
+
+func readPID(rt string) (int, error) {
 	data, err := os.ReadFile(filepath.Join(rt, pidFile))
 	if err != nil {
-		return nil, fmt.Errorf("reading qemu pid file: %w", err)
+		return 0, fmt.Errorf("reading qemu pid file: %w", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("parsing qemu pid file: %q is not a pid", strings.TrimSpace(string(data)))
+	}
+	return pid, nil
+}
+
+func readHandle(rt, accel string) (*vmm.Handle, error) {
+	pid, err := readPID(rt)
 	if err != nil {
-		return nil, fmt.Errorf("parsing qemu pid file: %w", err)
+		return nil, err
 	}
 	st, err := vmm.ProcStartTime(pid)
 	if err != nil {
