@@ -5,7 +5,9 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +57,23 @@ func TestTwoVMs(t *testing.T) {
 	if !vmm.Alive(a.PID, procStart(a.PID)) || !vmm.Alive(b.PID, procStart(b.PID)) {
 		t.Fatal("a VM died with the daemon")
 	}
+	// Moving the network under running VMs is refused, and changes
+	// nothing: the daemon does not start, the VMs keep their addresses.
+	cfg := filepath.Join(e.home, "config", "banger", "config.toml")
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, append(append([]byte(nil), orig...), "cidr = \"10.77.0.0/24\"\nbridge_ip = \"10.77.0.1\"\n"...), 0o644)
+	refused := e.inNS(filepath.Join(binDir, "bangerd"), "--setup-network")
+	refused.WaitDelay = time.Second
+	guard := time.AfterFunc(time.Minute, func() { refused.Process.Kill() }) // it should exit at once
+	out, err := refused.CombinedOutput()
+	guard.Stop()
+	if err == nil || !strings.Contains(string(out), "cidr") || !strings.Contains(string(out), "vm stop") {
+		t.Fatalf("bangerd with a new cidr under running VMs: err = %v, want a refusal naming cidr and the fix:\n%s", err, out)
+	}
+	os.WriteFile(cfg, orig, 0o644)
 	e.startDaemon()
 	for _, before := range []api.VM{a, b} {
 		v := e.vm(before.Name)
