@@ -361,3 +361,26 @@ func TestForcedImageDeleteUnderAVM(t *testing.T) {
 	}
 	w.assertGone("dev")
 }
+
+func TestStopEscalatesToSignals(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	vm := w.create("deaf")
+	// Neither the agent's shutdown nor the power button ends this guest:
+	// stop must still end it, with SIGTERM.
+	w.drv.Fail(vmmfake.StepGuestOff, vmmfake.ErrInjected)
+	w.drv.Fail(vmmfake.StepStop, vmmfake.ErrInjected)
+	stopped, err := w.d.StopVM(ctx, "deaf")
+	if err != nil || stopped.State != api.VMStopped {
+		t.Fatalf("StopVM of a guest that ignores shutdown = %+v, %v; want stopped", stopped, err)
+	}
+	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+		t.Fatal("the VMM process still runs after stop")
+	}
+	if n := w.drv.AgentShutdowns(); n != 0 {
+		t.Errorf("agent shutdowns = %d, want 0 (the guest ignored them)", n)
+	}
+	if !w.drv.Released(vm.PID) {
+		t.Error("the VMM's files were not released")
+	}
+}

@@ -23,11 +23,13 @@ import (
 
 // Step names for Fail.
 const (
-	StepCreate = "create"
-	StepStart  = "start"
-	StepAgent  = "agent" // the agent never answers
-	StepKill   = "kill"  // Kill fails and the process lives on
-	StepAdopt  = "adopt" // Adopt fails although the process lives
+	StepCreate   = "create"
+	StepStart    = "start"
+	StepAgent    = "agent"     // the agent never answers
+	StepKill     = "kill"      // Kill fails and the process lives on
+	StepAdopt    = "adopt"     // Adopt fails although the process lives
+	StepGuestOff = "guest-off" // the guest ignores its agent's shutdown
+	StepStop     = "stop"      // the guest ignores the VMM's power button
 )
 
 // Driver is the fake driver. The zero value is not usable; call New.
@@ -219,6 +221,9 @@ func (d *Driver) server(h *vmm.Handle) (*guest.Server, error) {
 		// the VM's. The daemon then skips pinning and waiting for SSH.
 		InitMode: agent.InitModeDev,
 		Power: func(bool) error {
+			if err := d.failing(StepGuestOff); err != nil {
+				return err
+			}
 			d.mu.Lock()
 			d.agentOffs++
 			d.mu.Unlock()
