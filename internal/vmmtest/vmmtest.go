@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"banger/internal/vmm"
 )
 
@@ -35,6 +37,7 @@ func Run(t *testing.T, s Setup) {
 	if s.Boot == 0 {
 		s.Boot = 2 * time.Minute
 	}
+	t.Run("Capabilities", func(t *testing.T) { testCapabilities(t, s) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, s) })
 	t.Run("KillAndWait", func(t *testing.T) { testKill(t, s) })
 	t.Run("AdoptAfterRestart", func(t *testing.T) { testAdopt(t, s) })
@@ -109,10 +112,28 @@ func testLifecycle(t *testing.T, s Setup) {
 	}
 }
 
+// testCapabilities: what a driver claims, it implements.
+func testCapabilities(t *testing.T, s Setup) {
+	d := s.NewDriver(t)
+	caps := d.Capabilities(context.Background())
+	_, reads := d.(vmm.MetricsReader)
+	if caps.Metrics != reads {
+		t.Errorf("Capabilities.Metrics = %v but implements vmm.MetricsReader = %v", caps.Metrics, reads)
+	}
+	if caps.Snapshots {
+		t.Error("Capabilities.Snapshots is set, but the interface has no snapshot calls")
+	}
+}
+
 func testKill(t *testing.T, s Setup) {
 	d := s.NewDriver(t)
 	h := create(t, d, s.Spec(t))
 	ctx := context.Background()
+	// The VMM outlives the daemon: its own session, not ours.
+	own, _ := unix.Getsid(0)
+	if sid, err := unix.Getsid(h.PID); err != nil || sid == own {
+		t.Errorf("the VMM process runs in the daemon's session (sid %d, %v); it would die with it", sid, err)
+	}
 	if err := d.Start(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +150,17 @@ func testKill(t *testing.T, s Setup) {
 	}
 	if err := d.Kill(ctx, h); err != nil {
 		t.Errorf("second Kill = %v, want nil", err)
+	}
+	if err := d.Start(ctx, h); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Start of a killed VM = %v, want ErrNotRunning", err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer dcancel()
+	if conn, err := d.DialAgent(dctx, h); !errors.Is(err, vmm.ErrNotRunning) {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Errorf("DialAgent to a killed VM = %v, want ErrNotRunning", err)
 	}
 }
 
