@@ -88,4 +88,32 @@ func TestVMStatsAndSetCommands(t *testing.T) {
 	if len(lines) < 2 || !strings.HasPrefix(lines[0], "TIME") {
 		t.Errorf("vm stats --watch printed:\n%s", strings.Join(lines, "\n"))
 	}
+
+	// The event log: the VM's own events, in vm show and in events.
+	if out := cli(ctx, "vm", "show", "dev"); !strings.Contains(out, "events:") || !strings.Contains(out, "kept alive") {
+		t.Errorf("vm show lacks the vm's recent events:\n%s", out)
+	}
+	if out := cli(ctx, "events", "--vm", "dev"); !strings.Contains(out, "vm/dev") || !strings.Contains(out, "no longer kept alive") {
+		t.Errorf("events --vm dev:\n%s", out)
+	}
+	var evs []api.LogEntry
+	if err := json.Unmarshal([]byte(cli(ctx, "events", "--json", "-n", "2")), &evs); err != nil || len(evs) != 2 || evs[0].ID >= evs[1].ID {
+		t.Errorf("events --json -n 2 = %+v, %v; want the two newest, oldest first", evs, err)
+	}
+	if out := cli(ctx, "events", "--image", "nothing-here"); out != "" {
+		t.Errorf("events of an image without any: %q", out)
+	}
+	// --follow prints what happens after it started, one JSON object a line.
+	fctx, fstop := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer fstop()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		w.D.SetKeepAlive(ctx, "dev", true)
+	}()
+	out = cli(fctx, "events", "--vm", "dev", "-n", "1", "--follow", "--json")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	var last api.LogEntry
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &last) != nil || !strings.Contains(last.Message, "is kept alive") {
+		t.Errorf("events --follow --json printed:\n%s\nwant the newest event, then the keep-alive made while following", out)
+	}
 }

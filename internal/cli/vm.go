@@ -148,6 +148,13 @@ func (a *app) vmShowCmd() *cobra.Command {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
 			rows = append(rows, usageRows(cmd.Context(), cl, v)...)
+			if evs, err := cl.Events(cmd.Context(), "vm/"+v.Name, 0, 5); err == nil && len(evs) > 0 {
+				label := "events:"
+				for _, e := range evs {
+					rows = append(rows, []string{label, e.Time.Local().Format("01-02 15:04:05") + "  " + e.Message})
+					label = ""
+				}
+			}
 			return table(a.stdout, rows)
 		},
 	}
