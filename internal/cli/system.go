@@ -34,11 +34,13 @@ banger is usually not on root's PATH, so run it as:
 // systemFlags are what every system subcommand reads.
 type systemFlags struct {
 	config string
+	user   string
 	asJSON bool
 }
 
 func (f *systemFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.config, "config", "", "config file to read the network settings from (default: the invoking user's)")
+	cmd.Flags().StringVar(&f.user, "user", "", "the user (name or uid) whose daemon uses the network (default: the one who ran sudo)")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
 }
 
@@ -74,7 +76,7 @@ nothing.`,
 				spec = rec.Spec
 			} else {
 				var err error
-				if spec, err = a.invokerSpec(f.config); err != nil {
+				if spec, err = a.invokerSpec(f); err != nil {
 					return err
 				}
 				spec.Uplink = uplink
@@ -84,7 +86,7 @@ nothing.`,
 			if err != nil || !rootfs {
 				return err
 			}
-			return a.prepareDefaultRootfs(cmd.Context(), f.config, f.asJSON)
+			return a.prepareDefaultRootfs(cmd.Context(), f)
 		},
 	}
 	f.register(cmd)
@@ -109,7 +111,7 @@ VMs use their TAPs unless --force.`,
 			if err := needRoot("teardown"); err != nil {
 				return err
 			}
-			spec, err := a.invokerSpec(f.config)
+			spec, err := a.invokerSpec(f)
 			if err != nil {
 				return err
 			}
@@ -133,7 +135,7 @@ unit without changing anything. NAT can only be checked as root. The exit
 status is 1 when a piece is missing or wrong.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := a.invokerSpec(f.config)
+			spec, err := a.invokerSpec(f)
 			if err != nil {
 				return err
 			}
@@ -176,12 +178,13 @@ func needRoot(what string) error {
 }
 
 // invokerSpec is the network the invoking user's config asks for, owned by
-// that user: under sudo the one in SUDO_UID/SUDO_GID, else the caller.
-func (a *app) invokerSpec(configPath string) (network.Spec, error) {
-	uid, gid, home, err := invoker()
+// them.
+func (a *app) invokerSpec(f systemFlags) (network.Spec, error) {
+	uid, gid, home, err := invoker(f.user)
 	if err != nil {
 		return network.Spec{}, err
 	}
+	configPath := f.config
 	if configPath == "" {
 		configPath = a.layout.ConfigFile
 		if home != "" { // sudo resets HOME and XDG_CONFIG_HOME: read the user's own file
@@ -195,22 +198,38 @@ func (a *app) invokerSpec(configPath string) (network.Spec, error) {
 	return network.SpecFromConfig(cfg, uid, gid), nil
 }
 
-// invoker returns the user behind sudo (with their home), or the caller
-// (home "" meaning: use the usual layout).
-func invoker() (uid, gid int, home string, err error) {
+// invoker returns the user named by --user, else the user behind sudo
+// (with their home), else the caller (home "" meaning: use the usual
+// layout). Root without sudo (su -, a root shell) and without --user sets
+// up for root, that is for a daemon running as root; --user names anyone
+// else.
+func invoker(name string) (uid, gid int, home string, err error) {
+	if name != "" {
+		return lookupUser(name)
+	}
 	s := os.Getenv("SUDO_UID")
 	if os.Geteuid() != 0 || s == "" {
 		return os.Getuid(), os.Getgid(), "", nil
 	}
-	if uid, err = strconv.Atoi(s); err != nil {
-		return 0, 0, "", fmt.Errorf("reading SUDO_UID %q: %w", s, err)
-	}
-	if gid, err = strconv.Atoi(os.Getenv("SUDO_GID")); err != nil {
-		return 0, 0, "", fmt.Errorf("reading SUDO_GID %q: %w", os.Getenv("SUDO_GID"), err)
-	}
-	u, err := user.LookupId(s)
+	return lookupUser(s)
+}
+
+// lookupUser finds a user by name or uid: their uid, primary group and home.
+func lookupUser(name string) (uid, gid int, home string, err error) {
+	u, err := user.Lookup(name)
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("finding the home of uid %d: %w", uid, err)
+		if _, nerr := strconv.Atoi(name); nerr != nil {
+			return 0, 0, "", fmt.Errorf("--user %s: %w; give a user name or uid from /etc/passwd", name, err)
+		}
+		if u, err = user.LookupId(name); err != nil {
+			return 0, 0, "", fmt.Errorf("--user %s: %w; give a user name or uid from /etc/passwd", name, err)
+		}
+	}
+	if uid, err = strconv.Atoi(u.Uid); err != nil {
+		return 0, 0, "", fmt.Errorf("user %s has a non-numeric uid %q", name, u.Uid)
+	}
+	if gid, err = strconv.Atoi(u.Gid); err != nil {
+		return 0, 0, "", fmt.Errorf("user %s has a non-numeric gid %q", name, u.Gid)
 	}
 	return uid, gid, u.HomeDir, nil
 }

@@ -13,8 +13,9 @@ import (
 // prepareDefaultRootfs builds, as root, the Debian devbox root filesystem
 // into the invoking user's cache, owned by them, where their daemon picks
 // it up when it makes the default image.
-func (a *app) prepareDefaultRootfs(ctx context.Context, configPath string, asJSON bool) error {
-	uid, gid, home, err := invoker()
+func (a *app) prepareDefaultRootfs(ctx context.Context, f systemFlags) error {
+	configPath, asJSON := f.config, f.asJSON
+	uid, gid, home, err := invoker(f.user)
 	if err != nil {
 		return err
 	}
