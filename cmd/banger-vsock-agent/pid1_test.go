@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +20,8 @@ import (
 // TestPID1InNamespaces boots the real binary as PID 1 of fresh PID, mount,
 // network and UTS namespaces, chrooted into a busybox root, the closest
 // this host gets to an image without an init. It checks the early mounts,
-// the agent child, PTYs on the new devpts and orphan reaping. Shutdown is
+// the agent child, PTYs on the new devpts, orphan reaping, and HUP and QUIT
+// reaching the agent child through PID 1, which restarts it. Shutdown is
 // left to the e2e tier: its final read-only remount of / would reach the
 // host's filesystem from a chroot.
 func TestPID1InNamespaces(t *testing.T) {
@@ -91,6 +95,78 @@ func TestPID1InNamespaces(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(stats), "\n") {
 		if f := strings.Fields(line[strings.LastIndexByte(line, ')')+1:]); len(f) > 0 && f[0] == "Z" {
 			t.Errorf("zombie left unreaped: %s", line)
+		}
+	}
+	c.Close()
+
+	// HUP and QUIT sent to PID 1 are forwarded to the agent child, which
+	// does not catch them: it dies (after a goroutine dump for QUIT), PID 1
+	// logs how and starts a new one.
+	pid1 := childOf(t, cmd.Process.Pid)
+	for _, tt := range []struct {
+		sig      syscall.Signal
+		want     []string
+		restarts int
+	}{
+		{syscall.SIGHUP, []string{`msg="agent exited" signal=HUP`}, 1},
+		{syscall.SIGQUIT, []string{"SIGQUIT: quit", `msg="agent exited" code=2`}, 2},
+	} {
+		if err := syscall.Kill(pid1, tt.sig); err != nil {
+			t.Fatal(err)
+		}
+		waitConsole(t, &console, tt.want...)
+		c, err := agent.Connect(ctx, agent.UnixDialer(filepath.Join(root, "var", "agent.sock")))
+		if err != nil {
+			t.Fatalf("reconnecting after %v: %v", tt.sig, err)
+		}
+		again, err := c.Info(ctx)
+		c.Close()
+		if err != nil || again.PID == info.PID {
+			t.Fatalf("after %v: info = %+v, %v; want a new agent child (the old one was %d)", tt.sig, again, err, info.PID)
+		}
+		info = again
+		if n := strings.Count(console.String(), `msg="agent exited"`); n != tt.restarts {
+			t.Errorf("after %v the agent exited %d times, want %d", tt.sig, n, tt.restarts)
+		}
+	}
+}
+
+// childOf is the host PID of unshare's forked child: PID 1 of the new
+// namespace.
+func childOf(t *testing.T, pid int) int {
+	t.Helper()
+	var children string
+	waitUntil(t, "unshare's child", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		children = strings.TrimSpace(string(b))
+		return children != ""
+	})
+	child, err := strconv.Atoi(strings.Fields(children)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return child
+}
+
+// waitConsole waits until the console shows every one of want.
+func waitConsole(t *testing.T, console *syncBuffer, want ...string) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%q on the console", want), func() bool {
+		out := console.String()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

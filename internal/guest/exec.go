@@ -88,6 +88,9 @@ func (s *Server) watchExec(ctx context.Context, st *stream, p *proc) {
 					s.log.Debug("exec stream broken; killing the process", "pid", p.pid(), "err", err)
 				}
 				p.killGroup()
+				// Nobody reads the output any more: fail the write that
+				// may be waiting for the host's window.
+				st.SetWriteDeadline(time.Now())
 			}
 			return
 		}

@@ -32,11 +32,14 @@ type InitOptions struct {
 // a child, reaps orphans, forwards signals and shuts down in order. It only
 // returns if exec of the image's init fails.
 func RunInit(opts InitOptions) error {
-	mountEarly() // errors reported below, once the console is there
+	mountErr := mountEarly() // logged below, once the console is there
 	reopenConsole()
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if mountErr != nil {
+		log.Error("mounting the pseudo filesystems; the system may not work", "err", mountErr)
 	}
 	raw, _ := os.ReadFile("/proc/cmdline")
 	cmd, err := ParseCmdline(string(raw))
@@ -134,7 +137,9 @@ func configureHost(cmd Cmdline, root string) error {
 
 // Signals PID 1 acts on. The agent child asks for a shutdown with SIGUSR2
 // (power off) or SIGTERM (reboot), busybox's convention; ctrl-alt-del,
-// which is how a VMM asks for a clean stop, arrives as SIGINT.
+// which is how a VMM asks for a clean stop, arrives as SIGINT. HUP and QUIT
+// go on to the agent child, which does not catch them: HUP restarts it,
+// QUIT makes it dump its goroutines to the console first (Go's default).
 var (
 	poweroffSignals = []os.Signal{unix.SIGUSR2, unix.SIGPWR, unix.SIGINT, unix.SIGUSR1}
 	rebootSignals   = []os.Signal{unix.SIGTERM}
@@ -189,7 +194,8 @@ func (sv *supervisor) scheduleRestart() {
 func (sv *supervisor) handle(sig os.Signal) {
 	switch {
 	case sig == unix.SIGCHLD:
-		if reapAll(sv.child) {
+		if ws, died := reapAll(sv.child); died {
+			sv.log.Warn("agent exited", exitAttr(ws))
 			sv.child = 0
 			sv.scheduleRestart()
 		}
@@ -224,22 +230,30 @@ func startAgentChild(args []string, log *slog.Logger) int {
 		log.Error("starting the agent", "err", err)
 		return 0
 	}
-	p.Release() // reaped by reapAll, never by os.Process.Wait
-	return p.Pid
+	pid := p.Pid // Release sets it to -1
+	p.Release()  // reaped by reapAll, never by os.Process.Wait
+	return pid
 }
 
 // reapAll collects every exited child and reports whether the agent was
-// among them.
-func reapAll(agentPID int) bool {
-	agentDied := false
+// among them, and how it ended.
+func reapAll(agentPID int) (agentStatus unix.WaitStatus, agentDied bool) {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		if pid <= 0 || err != nil {
-			return agentDied
+			return agentStatus, agentDied
 		}
 		if pid == agentPID {
-			agentDied = true
+			agentStatus, agentDied = ws, true
 		}
 	}
+}
+
+// exitAttr is how a child ended, for the log: signal=HUP or code=2.
+func exitAttr(ws unix.WaitStatus) slog.Attr {
+	if ws.Signaled() {
+		return slog.String("signal", signalName(ws.Signal()))
+	}
+	return slog.Int("code", ws.ExitStatus())
 }

@@ -39,7 +39,7 @@ func (s *Server) sessionLogs(ctx context.Context, cn *conn, st *stream) error {
 	if err := st.reply(nil, nil); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := stopOnHostClose(ctx, st)
 	defer cancel()
 	go func() { // the host closing its side ends a follow
 		io.Copy(io.Discard, st.br)
@@ -54,6 +54,17 @@ func (s *Server) sessionLogs(ctx context.Context, cn *conn, st *stream) error {
 		return ctx.Err()
 	}
 	return st.end(agent.End{Error: agent.WireError(err)})
+}
+
+// stopOnHostClose is the context of a call that tails output until the
+// host closes its side. Its end also fails the writes in progress, which
+// would otherwise wait for a window update from a host that no longer
+// reads, until the host's stream close timeout. Cancel it only once the
+// call has written its last frame.
+func stopOnHostClose(ctx context.Context, st *stream) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(ctx, func() { st.SetWriteDeadline(time.Now()) })
+	return ctx, cancel
 }
 
 // openLog opens a log at offset; -1 means its current end.
@@ -125,7 +136,7 @@ func (s *Server) sessionAttach(ctx context.Context, cn *conn, st *stream) error 
 		return st.reply(nil, err)
 	}
 	defer closeAll(logs)
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := stopOnHostClose(ctx, st)
 	defer cancel()
 	sk := sess.stdinSink(ctx.Done())
 	if sk != nil {

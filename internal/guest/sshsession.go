@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,7 @@ type sshSession struct {
 	env  []string
 	pty  *ptyRequest
 
-	mu   sync.Mutex
+	mu   sync.Mutex // pty and proc: window-change races the start
 	proc *proc
 }
 
@@ -81,20 +82,6 @@ func sendExit(ch ssh.Channel, st agent.ExitStatus) {
 // function that runs the session and yields its exit status.
 func (ss *sshSession) handle(req *ssh.Request, started bool) (bool, func() agent.ExitStatus) {
 	switch req.Type {
-	case "env":
-		var kv struct{ Name, Value string }
-		if ssh.Unmarshal(req.Payload, &kv) != nil || strings.HasPrefix(kv.Name, "LD_") {
-			return false, nil
-		}
-		ss.env = append(ss.env, kv.Name+"="+kv.Value)
-		return true, nil
-	case "pty-req":
-		var p ptyRequest
-		if ssh.Unmarshal(req.Payload, &p) != nil {
-			return false, nil
-		}
-		ss.pty = &p
-		return true, nil
 	case "window-change":
 		var w struct{ Cols, Rows, Width, Height uint32 }
 		if ssh.Unmarshal(req.Payload, &w) == nil {
@@ -109,9 +96,25 @@ func (ss *sshSession) handle(req *ssh.Request, started bool) (bool, func() agent
 		return true, nil
 	}
 	if started {
-		return false, nil
+		return false, nil // env and pty-req too: the process has its own now
 	}
 	switch req.Type {
+	case "env":
+		var kv struct{ Name, Value string }
+		if ssh.Unmarshal(req.Payload, &kv) != nil || !envAllowed(kv.Name, kv.Value) {
+			return false, nil
+		}
+		ss.env = append(ss.env, kv.Name+"="+kv.Value)
+		return true, nil
+	case "pty-req":
+		var p ptyRequest
+		if ssh.Unmarshal(req.Payload, &p) != nil {
+			return false, nil
+		}
+		ss.mu.Lock()
+		ss.pty = &p
+		ss.mu.Unlock()
+		return true, nil
 	case "shell":
 		return true, func() agent.ExitStatus { return ss.run("") }
 	case "exec":
@@ -144,19 +147,12 @@ func (ss *sshSession) run(command string) agent.ExitStatus {
 		// argv[0] starting with '-' makes a login shell.
 		spec.Argv, spec.Arg0 = []string{acct.Shell}, "-"+filepath.Base(acct.Shell)
 	}
-	if ss.pty != nil {
-		spec.TTY, spec.Term = true, ss.pty.Term
-		spec.Rows, spec.Cols = uint16(ss.pty.Rows), uint16(ss.pty.Cols)
-	}
-	p, err := startProc(spec)
+	p, err := ss.start(spec)
 	if err != nil {
 		fmt.Fprintf(ss.ch.Stderr(), "banger: %v\r\n", err)
 		return failed
 	}
 	defer p.closeFiles()
-	ss.mu.Lock()
-	ss.proc = p
-	ss.mu.Unlock()
 	go func() {
 		io.Copy(p.stdinWriter(), ss.ch)
 		p.closeStdin()
@@ -177,6 +173,38 @@ func (ss *sshSession) run(command string) agent.ExitStatus {
 	<-p.exited
 	wg.Wait()
 	return p.status
+}
+
+// start starts the process on the PTY, if one was requested, at its
+// current size; a window-change waits until proc is set, so none is lost.
+func (ss *sshSession) start(spec procSpec) (*proc, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.pty != nil {
+		spec.TTY, spec.Term = true, ss.pty.Term
+		spec.Rows, spec.Cols = uint16(ss.pty.Rows), uint16(ss.pty.Cols)
+	}
+	p, err := startProc(spec)
+	ss.proc = p
+	return p, err
+}
+
+// loginEnv are the variables the login sets from the account; as with
+// OpenSSH, env requests do not override them.
+var loginEnv = []string{"HOME", "USER", "LOGNAME", "SHELL", "PATH"}
+
+// envAllowed is the policy for env requests. The client already runs
+// commands as the user, so this is no security boundary: it keeps the
+// account's identity, keeps the dynamic loader's LD_* variables out, and
+// refuses what exec would fail on (which would end the session instead).
+func envAllowed(name, value string) bool {
+	switch {
+	case name == "", strings.ContainsAny(name, "=\x00"), strings.ContainsRune(value, 0):
+		return false
+	case strings.HasPrefix(name, "LD_"), slices.Contains(loginEnv, name):
+		return false
+	}
+	return true
 }
 
 func (ss *sshSession) sftp() agent.ExitStatus {
@@ -207,10 +235,10 @@ func (ss *sshSession) ownUser() bool {
 }
 
 func (ss *sshSession) resize(rows, cols uint32) {
+	ss.mu.Lock()
 	if ss.pty != nil {
 		ss.pty.Rows, ss.pty.Cols = rows, cols
 	}
-	ss.mu.Lock()
 	p := ss.proc
 	ss.mu.Unlock()
 	if p != nil {

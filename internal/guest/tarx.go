@@ -2,12 +2,15 @@ package guest
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -138,9 +141,12 @@ func extractEntry(root *os.Root, name string, hdr *tar.Header, r io.Reader) (int
 	return 0, nil
 }
 
+// writeEntryFile writes a regular file under a temporary name beside name
+// and renames it into place once complete, so a copy that stops halfway
+// (host gone, stream broken) leaves the old file or none, never a partial
+// one. The rename replaces a symlink at name rather than writing through it.
 func writeEntryFile(root *os.Root, name string, r io.Reader) (int64, error) {
-	removeExisting(root, name)
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, f, err := createTemp(root, path.Dir(name))
 	if err != nil {
 		return 0, fmt.Errorf("creating %s: %w", name, err)
 	}
@@ -148,10 +154,28 @@ func writeEntryFile(root *os.Root, name string, r io.Reader) (int64, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
 	if err != nil {
+		root.Remove(tmp)
 		return n, fmt.Errorf("writing %s: %w", name, err)
 	}
 	return n, nil
+}
+
+// tempPrefix starts the names of files copy_in is still writing.
+const tempPrefix = ".banger-copy-"
+
+// createTemp creates a new empty file in dir (a name under root).
+func createTemp(root *os.Root, dir string) (string, *os.File, error) {
+	for {
+		name := path.Join(dir, tempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return name, f, err
+		}
+	}
 }
 
 // removeExisting unlinks a non-directory at name so a new entry replaces it
