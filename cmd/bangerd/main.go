@@ -94,6 +94,7 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
 		BootTimeout:  bootTimeout,
 		WebURL:       webURL(webLn),
+		WebExposed:   webLn != nil && webLn.Exposed,
 	})
 	if err != nil {
 		return err

@@ -41,11 +41,13 @@ type Event struct {
 
 // DaemonStatus answers GET /v1/daemon.
 type DaemonStatus struct {
-	PID        int       `json:"pid"`
-	Version    string    `json:"version"`
-	APIVersion string    `json:"api_version"`
-	Socket     string    `json:"socket"`
-	WebURL     string    `json:"web_url,omitempty"`
+	PID        int    `json:"pid"`
+	Version    string `json:"version"`
+	APIVersion string `json:"api_version"`
+	Socket     string `json:"socket"`
+	WebURL     string `json:"web_url,omitempty"`
+	// WebExposed: the web UI listens beyond loopback (web_listen_addr).
+	WebExposed bool      `json:"web_exposed,omitempty"`
 	StateDir   string    `json:"state_dir"`
 	LogFile    string    `json:"log_file"`
 	StartedAt  time.Time `json:"started_at"`
@@ -276,4 +278,19 @@ type ImageBuild struct {
 	From     string        `json:"from"`
 	Steps    []BuildStep   `json:"steps"`
 	Duration time.Duration `json:"duration"`
+}
+
+// PruneReport answers POST /v1/images/prune: what was removed from the
+// image caches. Bytes are disk space given back (allocated blocks).
+type PruneReport struct {
+	OCIBlobs   int   `json:"oci_blobs"` // OCI cache blobs no registered image uses
+	OCIBytes   int64 `json:"oci_bytes"`
+	BuildSteps int   `json:"build_steps"` // build cache steps of images not registered
+	BuildBytes int64 `json:"build_bytes"`
+	// Leftovers of interrupted operations: partial downloads, build cache
+	// staging directories, default root filesystem work directories.
+	Leftovers     int   `json:"leftovers"`
+	LeftoverBytes int64 `json:"leftover_bytes"`
+	// Warnings say what could not be removed, and what to do about it.
+	Warnings []string `json:"warnings,omitempty"`
 }

@@ -101,8 +101,11 @@ func (a *app) daemonStatusCmd() *cobra.Command {
 				return printJSON(a.stdout, st)
 			}
 			web := st.WebURL
-			if web == "" {
+			switch {
+			case web == "":
 				web = "disabled"
+			case st.WebExposed:
+				web += "  EXPOSED: reachable from the network, anyone who reaches it can start, stop and delete your VMs (set web_listen_addr = \"127.0.0.1:7777\")"
 			}
 			return table(a.stdout, [][]string{
 				{"running:", fmt.Sprintf("yes (pid %d, up %s)", st.PID, time.Since(st.StartedAt).Round(time.Second))},

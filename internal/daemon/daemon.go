@@ -32,8 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient downloads kernels and catalogs; nil means http.DefaultClient.
 	HTTPClient *http.Client
-	// WebURL is shown by status when the web UI is enabled (optional).
-	WebURL string
+	// WebURL is shown by status when the web UI is enabled (optional);
+	// WebExposed says it listens beyond loopback.
+	WebURL     string
+	WebExposed bool
 	// Driver runs VMs.
 	Driver vmm.Driver
 	// Network leases addresses and TAPs; nil runs VMs without a network.
@@ -53,13 +55,14 @@ type Options struct {
 
 // Daemon is the running service.
 type Daemon struct {
-	layout  paths.Layout
-	cfg     config.Config
-	store   *store.Store
-	log     *slog.Logger
-	http    *http.Client
-	webURL  string
-	started time.Time
+	layout     paths.Layout
+	cfg        config.Config
+	store      *store.Store
+	log        *slog.Logger
+	http       *http.Client
+	webURL     string
+	webExposed bool
+	started    time.Time
 
 	busyMu sync.Mutex
 	busy   map[string]string // "image/NAME" -> what is running on it
@@ -99,6 +102,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		log:          opts.Logger,
 		http:         opts.HTTPClient,
 		webURL:       opts.WebURL,
+		webExposed:   opts.WebExposed,
 		started:      time.Now(),
 		busy:         map[string]string{},
 		driver:       opts.Driver,
@@ -215,6 +219,7 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 		APIVersion: api.Version,
 		Socket:     d.layout.SocketPath,
 		WebURL:     d.webURL,
+		WebExposed: d.webExposed,
 		StateDir:   d.layout.StateDir,
 		LogFile:    d.layout.LogFile,
 		StartedAt:  d.started,
