@@ -14,9 +14,9 @@ func (a *app) imageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "image",
 		Aliases: []string{"images"},
-		Short:   "Register, list, promote and delete images (rootfs + kernel sets)",
+		Short:   "Register, list, promote, delete and prune images (rootfs + kernel sets)",
 	}
-	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageBuildCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd())
+	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageBuildCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd(), a.imagePruneCmd())
 	return cmd
 }
 
@@ -197,6 +197,50 @@ func (a *app) imageDeleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "delete even if VMs use the image")
+	return cmd
+}
+
+func (a *app) imagePruneCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Free the cache space held for images that are gone",
+		Long: `Remove from banger's caches what no registered image needs:
+
+  - oci cache (~/.cache/banger/oci): layers, configs and manifests no pulled
+    image uses. Everything the registered images were pulled from stays, so
+    pulling one of them again downloads nothing;
+  - build cache (~/.cache/banger/build): steps cached by builds of images
+    that are not registered (deleted, or never built successfully). The
+    steps of registered images stay, so rebuilding one of them reuses them;
+  - leftovers of pulls, builds and default root filesystem preparations that
+    were interrupted.
+
+Registered images lose nothing: each has its own files. The prune waits for
+the pulls and builds in progress to finish, and holds new ones while it runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rep, err := cl.PruneImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, rep)
+			}
+			fmt.Fprintf(a.stdout, "oci cache: removed %s, %s\n", plural(rep.OCIBlobs, "blob"), bytesize.Format(rep.OCIBytes))
+			fmt.Fprintf(a.stdout, "build cache: removed %s, %s\n", plural(rep.BuildSteps, "step"), bytesize.Format(rep.BuildBytes))
+			fmt.Fprintf(a.stdout, "interrupted operations: removed %s, %s\n", plural(rep.Leftovers, "leftover"), bytesize.Format(rep.LeftoverBytes))
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(a.stderr, "warning:", w)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 

@@ -60,6 +60,13 @@ func (c *Client) DeleteImage(ctx context.Context, name string, force bool) error
 	return c.call(ctx, "DELETE", "/images/"+esc(name)+forceQuery(force), nil, nil)
 }
 
+// PruneImages removes what the image caches hold for images that are
+// gone. It waits for the pulls and builds in progress.
+func (c *Client) PruneImages(ctx context.Context) (api.PruneReport, error) {
+	var out api.PruneReport
+	return out, c.call(ctx, "POST", "/images/prune", nil, &out)
+}
+
 // Kernels lists local kernels.
 func (c *Client) Kernels(ctx context.Context) ([]api.Kernel, error) {
 	var out []api.Kernel

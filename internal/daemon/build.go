@@ -41,6 +41,12 @@ const workSeedHeadroom = 64 << 20
 // build leaves no image, no builder VM and no staging files (the steps
 // that succeeded stay cached).
 func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
+	defer d.useCaches(p)()
+	return d.buildImage(ctx, req, p)
+}
+
+// buildImage is BuildImage for a caller that holds the caches (useCaches).
+func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
 	t0 := time.Now()
 	if err := image.ValidateName("image", req.Name); err != nil {
 		return api.ImageBuild{}, err
@@ -80,7 +86,7 @@ func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p pr
 	if err != nil {
 		return api.ImageBuild{}, errdefs.Invalid("%v", err)
 	}
-	cache := imagebuild.Cache{Dir: filepath.Join(d.layout.CacheDir, "build")}
+	cache := d.buildCache()
 	start := 0
 	if !req.NoCache {
 		start = cache.Longest(keys)

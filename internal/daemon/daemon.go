@@ -69,6 +69,12 @@ type Daemon struct {
 
 	builders sync.Map // names of builder VMs (image build): no auth sync
 
+	// cacheMu keeps PruneImages apart from what fills the image caches
+	// for images not registered yet: pulls, builds and default-image
+	// creation hold it for reading from start to end, a prune for
+	// writing (prune.go).
+	cacheMu sync.RWMutex
+
 	driver       vmm.Driver
 	net          Network
 	hosts        *sshx.KnownHosts

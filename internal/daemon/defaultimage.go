@@ -39,6 +39,9 @@ func (d *Daemon) ensureDefaultImage(ctx context.Context, imName string, p progre
 	if im, err := d.Image(ctx, imName); err == nil {
 		return im, nil
 	}
+	// Held once for everything below: the pull and the build inside use
+	// pullImage and buildImage, which do not take it again.
+	defer d.useCaches(p)()
 	source := d.cfg.DefaultImageSource
 	if source == config.DefaultImageAuto && debianfs.Present(d.preparedRootfs()) {
 		source = config.DefaultImageDebootstrap
@@ -154,14 +157,14 @@ func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.F
 		if k.Ref == "" { // host files; a catalog kernel is named, not copied
 			req.Kernel, req.Initrd, req.Modules = k.Kernel, k.Initrd, k.Modules
 		}
-		if _, err := d.PullImage(ctx, req, p); err != nil {
+		if _, err := d.pullImage(ctx, req, p); err != nil {
 			return api.Image{}, err
 		}
 	} else if err != nil {
 		return api.Image{}, err
 	}
 	// Best effort: a tool whose download fails must not fail a first vm run.
-	out, err := d.BuildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
+	out, err := d.buildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
 	if err != nil {
 		return api.Image{}, err
 	}

@@ -26,6 +26,12 @@ import (
 // a directory the startup sweep removes). Pulling a digest that an image
 // already holds returns that image at once (progress step "present").
 func (d *Daemon) PullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
+	defer d.useCaches(p)()
+	return d.pullImage(ctx, req, p)
+}
+
+// pullImage is PullImage for a caller that holds the caches (useCaches).
+func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
 	k, err := d.pullKernel(ctx, &req)
 	if err != nil {
 		return api.Image{}, err

@@ -68,10 +68,17 @@ func Build(ctx context.Context, dir string, opts Options, p progress.Func) error
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	work, err := os.MkdirTemp(filepath.Dir(dir), tempPrefix(dir))
 	if err != nil {
 		return err
 	}
+	// Locked until it is gone, so RemoveStale leaves it alone.
+	lock, err := lockDir(work)
+	if err != nil {
+		os.RemoveAll(work)
+		return err
+	}
+	defer lock.Close()
 	defer os.RemoveAll(work)
 	tree := filepath.Join(work, "tree")
 	suite := debootstrap.SuiteFor(opts.Mirror)

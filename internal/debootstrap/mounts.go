@@ -14,17 +14,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// unmountUnder detaches every mount at or below dir (debootstrap mounts
-// /proc and /sys in its target and leaves them when it is killed).
-func unmountUnder(dir string) error {
+// MountsUnder lists the mount points at or below dir, deepest first.
+// A directory a killed debootstrap worked in may hold some: removing it
+// before they are unmounted would reach the host's /proc or /sys.
+func MountsUnder(dir string) ([]string, error) {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
 	info, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return fmt.Errorf("listing mounts: %w", err)
+		return nil, fmt.Errorf("listing mounts: %w", err)
 	}
-	mounts := mountsUnder(info, dir)
+	return mountsUnder(info, dir), nil
+}
+
+// unmountUnder detaches every mount at or below dir (debootstrap mounts
+// /proc and /sys in its target and leaves them when it is killed).
+func unmountUnder(dir string) error {
+	mounts, err := MountsUnder(dir)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, m := range mounts {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

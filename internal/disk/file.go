@@ -2,7 +2,9 @@ package disk
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -45,6 +47,44 @@ func Usage(path string) (apparent, allocated int64, err error) {
 	}
 	// st_blocks is in 512-byte units whatever the filesystem block size.
 	return fi.Size(), st.Blocks * 512, nil
+}
+
+// Allocated is the disk space the file fi describes takes (st_blocks),
+// 0 when fi carries no stat data.
+func Allocated(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return 0
+}
+
+// TreeUsage is the disk space the tree at root takes: the allocated size
+// of every entry, symlinks not followed, a file with several hardlinks in
+// the tree counted once. It is an estimate made before removing the tree,
+// so it does not fail: what it cannot read counts nothing.
+func TreeUsage(root string) int64 {
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
+	var total int64
+	filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // an unreadable directory: skip it, keep counting
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !fi.IsDir() {
+			k := inode{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		total += Allocated(fi)
+		return nil
+	})
+	return total
 }
 
 // DataSize reports the bytes in the data extents of the file at path:

@@ -93,31 +93,68 @@ func (c Cache) Store(ctx context.Context, dir string, e Entry) error {
 	return nil
 }
 
+// PruneResult is what a prune removed. Bytes are allocated bytes (the
+// disks are sparse: what they take, not their size).
+type PruneResult struct {
+	Entries    int
+	EntryBytes int64
+	Temps      int // leftovers of interrupted stores, older than a day
+	TempBytes  int64
+}
+
+// staleTemp is the age after which a staging directory is taken for the
+// leftover of an interrupted store; a store takes seconds or minutes.
+const staleTemp = 24 * time.Hour
+
 // Prune removes the entries made by builds of image that are not in keep
 // (the steps of its latest build), and leftovers of interrupted stores.
 // It returns how many entries it removed.
 func (c Cache) Prune(image string, keep []string) (int, error) {
-	ents, err := os.ReadDir(c.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
 	kept := map[string]bool{}
 	for _, k := range keep {
 		kept[k] = true
 	}
-	n := 0
+	res, err := c.prune(func(e Entry) bool { return e.Image == image && !kept[e.Key] })
+	return res.Entries, err
+}
+
+// PruneOrphans removes the entries made by builds of images not in live
+// (the registered images, and those being built), and leftovers of
+// interrupted stores. An orphan can only ever serve a new build of an
+// image of the same name: it is what a deleted image, or builds that
+// never succeeded, left behind.
+func (c Cache) PruneOrphans(live map[string]bool) (PruneResult, error) {
+	return c.prune(func(e Entry) bool { return !live[e.Image] })
+}
+
+// prune removes the entries drop selects and stale staging directories.
+// Entries whose record cannot be read are left alone. Failures to remove
+// one entry do not stop the others; they are returned joined.
+func (c Cache) prune(drop func(Entry) bool) (PruneResult, error) {
+	var res PruneResult
+	ents, err := os.ReadDir(c.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("listing the build cache: %w", err)
+	}
+	var errs []error
+	remove := func(path string, n *int, bytes *int64) {
+		size := disk.TreeUsage(path)
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, fmt.Errorf("pruning the build cache: %w", err))
+			return
+		}
+		*n++
+		*bytes += size
+	}
 	for _, ent := range ents {
 		path := filepath.Join(c.Dir, ent.Name())
 		if strings.HasPrefix(ent.Name(), ".tmp-") {
-			if fi, err := ent.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
-				os.RemoveAll(path)
+			if fi, err := ent.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+				remove(path, &res.Temps, &res.TempBytes)
 			}
-			continue
-		}
-		if kept[ent.Name()] {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(path, entryFile))
@@ -125,13 +162,15 @@ func (c Cache) Prune(image string, keep []string) (int, error) {
 			continue
 		}
 		var e Entry
-		if json.Unmarshal(b, &e) == nil && e.Image == image {
-			if err := os.RemoveAll(path); err == nil {
-				n++
-			}
+		if json.Unmarshal(b, &e) != nil {
+			continue
+		}
+		e.Key = ent.Name() // the directory is what Has looks up
+		if drop(e) {
+			remove(path, &res.Entries, &res.EntryBytes)
 		}
 	}
-	return n, nil
+	return res, errors.Join(errs...)
 }
 
 func randHex() string {

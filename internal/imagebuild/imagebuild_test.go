@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, path, data string) string {
@@ -112,6 +114,54 @@ func TestCacheStoreLongestPrune(t *testing.T) {
 		if e.Name()[0] == '.' {
 			t.Errorf("leftover %s after a failed store", e.Name())
 		}
+	}
+}
+
+// Entries of images that are gone go; those of live images, and a store
+// in progress, stay.
+func TestCachePruneOrphans(t *testing.T) {
+	ctx := context.Background()
+	c := Cache{Dir: filepath.Join(t.TempDir(), "cache")}
+	src := t.TempDir()
+	write(t, filepath.Join(src, RootfsFile), strings.Repeat("r", 64<<10))
+	write(t, filepath.Join(src, WorkSeedFile), "work")
+	for key, image := range map[string]string{
+		"aaaaaaaaaaaaaaaa1": "dev", "bbbbbbbbbbbbbbbb2": "dev",
+		"cccccccccccccccc3": "gone", "dddddddddddddddd4": "gone", "eeeeeeeeeeeeeeee5": "building",
+	} {
+		if err := c.Store(ctx, src, Entry{Key: key, Image: image, Step: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, fresh := filepath.Join(c.Dir, ".tmp-ffffffffffff-1"), filepath.Join(c.Dir, ".tmp-ffffffffffff-2")
+	for _, d := range []string{stale, fresh} {
+		os.Mkdir(d, 0o700)
+		write(t, filepath.Join(d, RootfsFile), "partial")
+	}
+	then := time.Now().Add(-25 * time.Hour)
+	os.Chtimes(stale, then, then)
+
+	res, err := c.PruneOrphans(map[string]bool{"dev": true, "building": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != 2 || res.Temps != 1 || res.EntryBytes < 2*(64<<10) || res.TempBytes <= 0 {
+		t.Errorf("result = %+v; want the 2 entries of image gone (64 KiB rootfs each) and the stale staging directory", res)
+	}
+	for key, want := range map[string]bool{"aaaaaaaaaaaaaaaa1": true, "bbbbbbbbbbbbbbbb2": true, "cccccccccccccccc3": false, "dddddddddddddddd4": false, "eeeeeeeeeeeeeeee5": true} {
+		if got := c.Has(key); got != want {
+			t.Errorf("after the prune, Has(%s) = %v, want %v", key, got, want)
+		}
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale staging directory: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a store in progress lost its staging directory: %v", err)
+	}
+	// A cache never written to has nothing to prune.
+	if res, err := (Cache{Dir: filepath.Join(t.TempDir(), "none")}).PruneOrphans(nil); err != nil || res != (PruneResult{}) {
+		t.Errorf("prune of a missing cache = %+v, %v", res, err)
 	}
 }
 

@@ -52,6 +52,11 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 	reply(w, struct{}{}, err)
 }
 
+func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.d.PruneImages(r.Context())
+	reply(w, rep, err)
+}
+
 func (s *Server) promoteImage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	stream(w, r, func(ctx context.Context, p progress.Func) (api.Image, error) {

@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	h("POST /v1/images", s.registerImage)
 	h("POST /v1/images/pull", s.pullImage)
 	h("POST /v1/images/build", s.buildImage)
+	h("POST /v1/images/prune", s.pruneImages)
 	h("GET /v1/images/{name}", s.showImage)
 	h("DELETE /v1/images/{name}", s.deleteImage)
 	h("POST /v1/images/{name}/promote", s.promoteImage)

@@ -1,0 +1,282 @@
+package daemon
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"banger/internal/api"
+	"banger/internal/imagebuild"
+)
+
+// testRegistry is go-containerregistry's registry on loopback, counting
+// the blob GETs it serves.
+type testRegistry struct {
+	host     string
+	blobGETs atomic.Int64
+}
+
+var blobGET = regexp.MustCompile(`/blobs/sha256:[0-9a-f]{64}$`)
+
+func newTestRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	r := &testRegistry{}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet && blobGET.MatchString(req.URL.Path) {
+			r.blobGETs.Add(1)
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.host = strings.TrimPrefix(srv.URL, "http://")
+	return r
+}
+
+// layer is a gzip layer holding one file.
+func layer(t *testing.T, name, body string) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)})
+	io.WriteString(tw, body)
+	tw.Close()
+	data := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// push writes an image of layers (oldest first) as host/repoTag.
+func (r *testRegistry) push(t *testing.T, repoTag string, layers ...v1.Layer) string {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := r.host + "/" + repoTag
+	nref, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(nref, img); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	return ref
+}
+
+// pull pulls ref as image name through the daemon, booting w's kernel
+// file, and returns how many blobs it downloaded.
+func (w *world) pull(reg *testRegistry, ref, name string) int64 {
+	w.t.Helper()
+	before := reg.blobGETs.Load()
+	im, err := w.d.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Name: name, Kernel: w.kernel(), Size: 32 << 20}, nil)
+	if err != nil {
+		w.t.Fatalf("pulling %s: %v", ref, err)
+	}
+	if im.Digest == "" {
+		w.t.Fatalf("pulled image %s has no digest", name)
+	}
+	return reg.blobGETs.Load() - before
+}
+
+// kernel is the kernel file of the world's default image.
+func (w *world) kernel() string {
+	w.t.Helper()
+	im, err := w.d.Image(context.Background(), "default")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return im.Kernel
+}
+
+// staleDir makes dir, with a file, last changed age ago.
+func staleDir(t *testing.T, dir string, age time.Duration) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "partial"), bytes.Repeat([]byte("p"), 8<<10), 0o600)
+	then := time.Now().Add(-age)
+	os.Chtimes(dir, then, then)
+}
+
+func requirePullTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"tune2fs", "resize2fs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+// Two pulled images share a layer; one is deleted. The prune removes its
+// own blobs, the build steps of images that are gone and the leftovers
+// of interrupted operations, and keeps everything the other image uses:
+// pulling it again downloads nothing.
+func TestPruneImages(t *testing.T) {
+	w := newWorld(t)
+	requirePullTools(t)
+	ctx := context.Background()
+	reg := newTestRegistry(t)
+	base := layer(t, "etc/os-release", "ID=test\n")
+	refOne := reg.push(t, "prune/one:v1", base, layer(t, "one", "1"))
+	refTwo := reg.push(t, "prune/two:v1", base, layer(t, "two", "2"))
+	w.pull(reg, refOne, "one")
+	w.pull(reg, refTwo, "two")
+
+	// Build steps of a live image and of one that is gone.
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, imagebuild.RootfsFile), bytes.Repeat([]byte("r"), 64<<10), 0o600)
+	os.WriteFile(filepath.Join(src, imagebuild.WorkSeedFile), []byte("w"), 0o600)
+	cache := w.d.buildCache()
+	for key, im := range map[string]string{"aaaaaaaaaaaaaaaa1": "one", "bbbbbbbbbbbbbbbb2": "gone"} {
+		if err := cache.Store(ctx, src, imagebuild.Entry{Key: key, Image: im, Step: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Leftovers: a partial blob, a build cache staging directory and a
+	// default root filesystem work directory of killed operations.
+	layout := w.opts.Layout
+	partial := filepath.Join(layout.OCICacheDir, "blobs", "sha256", ".tmp-0123456789ab-1")
+	os.WriteFile(partial, []byte("partial"), 0o644)
+	then := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(partial, then, then)
+	staleDir(t, filepath.Join(cache.Dir, ".tmp-cccccccccccc-1"), 25*time.Hour)
+	staleDir(t, filepath.Join(layout.CacheDir, ".default-rootfs.tmp-1"), time.Hour)
+
+	if err := w.d.DeleteImage(ctx, "two", false); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.d.PruneImages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OCIBlobs != 3 || rep.BuildSteps != 1 || rep.Leftovers != 3 || len(rep.Warnings) != 0 {
+		t.Errorf("report = %+v; want two's manifest, config and own layer, the build step of image gone, and 3 leftovers", rep)
+	}
+	if rep.OCIBytes <= 0 || rep.BuildBytes < 64<<10 || rep.LeftoverBytes <= 0 {
+		t.Errorf("report = %+v; want the bytes freed counted", rep)
+	}
+	if !cache.Has("aaaaaaaaaaaaaaaa1") || cache.Has("bbbbbbbbbbbbbbbb2") {
+		t.Error("the build cache prune removed the wrong step")
+	}
+	evs, _ := w.d.Events(ctx, "cache", 0, 10)
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, "pruned 3 blobs, 1 build steps and 3 leftovers") {
+		t.Errorf("events = %+v", evs)
+	}
+
+	if n := w.pull(reg, refOne, "one-again"); n != 0 {
+		t.Errorf("pulling the kept image again downloaded %d blobs, want 0", n)
+	}
+	if n := w.pull(reg, refTwo, "two"); n != 2 { // its config and own layer; the base stayed
+		t.Errorf("pulling the deleted image again downloaded %d blobs, want 2", n)
+	}
+	// Nothing more to prune while both are registered.
+	if rep, err := w.d.PruneImages(ctx); err != nil || rep.OCIBlobs != 0 || rep.BuildSteps != 0 || rep.Leftovers != 0 {
+		t.Errorf("second prune = %+v, %v; want nothing removed", rep, err)
+	}
+}
+
+// A prune waits for the pulls and builds in progress (here: one holding
+// the caches), lets new ones start meanwhile, and gives up when its
+// caller goes away.
+func TestPruneWaitsForPullsAndBuilds(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	release := w.d.useCaches(nil) // a pull in progress
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.d.PruneImages(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the prune ran during a pull (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	started := make(chan struct{})
+	go func() { w.d.useCaches(nil)(); close(started) }() // another pull
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting prune holds up new pulls")
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("prune after the pull: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the prune did not run once the pull was done")
+	}
+
+	release = w.d.useCaches(nil)
+	defer release()
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := w.d.PruneImages(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("prune whose caller went away: %v, want the context's error", err)
+	}
+}
+
+// A pull that starts during a prune says it waits, and runs after it.
+func TestPullWaitsForAPrune(t *testing.T) {
+	w := newWorld(t)
+	w.d.cacheMu.Lock() // a prune in progress
+	var waited atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.d.PullImage(context.Background(), api.PullImageRequest{Ref: "127.0.0.1:1/nothing:here", Kernel: w.kernel()}, func(ev api.Event) {
+			if ev.Step == "wait" && strings.Contains(ev.Message, "image prune") {
+				waited.Store(true)
+			}
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the pull ran during a prune (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if !waited.Load() {
+		t.Error("the waiting pull did not say why it waits")
+	}
+	w.d.cacheMu.Unlock()
+	select {
+	case <-done: // it fails: nothing answers on port 1
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pull did not run after the prune")
+	}
+}
