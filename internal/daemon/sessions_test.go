@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,6 +301,31 @@ func waitSession(t *testing.T, w *world, vm, name string, ok func(api.Session) b
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("session %s = %+v (%v); condition never held", name, s, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The fake VMM's guest behaves as a real one here: its sessions end with
+// the VM (and a test's sleep does not outlive the test).
+func TestSessionsEndWithTheFakeVM(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.create("dev")
+	s, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "long", Argv: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID <= 0 || syscall.Kill(s.PID, 0) != nil {
+		t.Fatalf("session = %+v, not running", s)
+	}
+	if _, err := w.d.StopVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(s.PID, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("session process %d outlived its VM", s.PID)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

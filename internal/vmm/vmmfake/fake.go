@@ -7,6 +7,7 @@ package vmmfake
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -142,7 +143,10 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	go cmd.Wait() // reap it whoever kills it
+	go func() { // reap it whoever kills it; its guest dies with it
+		cmd.Wait()
+		d.guestDied(cmd.Process.Pid)
+	}()
 	st, err := vmm.ProcStartTime(cmd.Process.Pid)
 	if err != nil {
 		return nil, err
@@ -239,3 +243,24 @@ func (d *Driver) server(h *vmm.Handle) (*guest.Server, error) {
 
 // ErrInjected is a convenient error for Fail.
 var ErrInjected = errors.New("injected failure")
+
+// guestDied ends what the in-process guest of the VMM pid still runs, as a
+// real guest's processes end with its VM: the process groups of its
+// running sessions.
+func (d *Driver) guestDied(pid int) {
+	d.mu.Lock()
+	srv := d.srvs[pid]
+	delete(d.srvs, pid)
+	d.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+	metas, _ := filepath.Glob(filepath.Join(d.dir, fmt.Sprint(pid), "state", "sessions", "*", "meta.json"))
+	for _, m := range metas {
+		b, err := os.ReadFile(m)
+		var ss agent.Session
+		if err == nil && json.Unmarshal(b, &ss) == nil && ss.State == agent.SessionRunning && ss.PID > 0 {
+			syscall.Kill(-ss.PID, syscall.SIGKILL)
+		}
+	}
+}
