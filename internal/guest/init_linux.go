@@ -137,7 +137,9 @@ func configureHost(cmd Cmdline, root string) error {
 
 // Signals PID 1 acts on. The agent child asks for a shutdown with SIGUSR2
 // (power off) or SIGTERM (reboot), busybox's convention; ctrl-alt-del,
-// which is how a VMM asks for a clean stop, arrives as SIGINT. HUP and QUIT
+// which is how Firecracker asks for a clean stop, arrives as SIGINT, and
+// QEMU's ACPI power button is read from the input devices
+// (watchPowerButton) and handled as SIGPWR. HUP and QUIT
 // go on to the agent child, which does not catch them: HUP restarts it,
 // QUIT makes it dump its goroutines to the console first (Go's default).
 var (
@@ -155,6 +157,7 @@ func supervise(args []string, log *slog.Logger) {
 	sv := &supervisor{args: args, log: log, restart: time.NewTimer(time.Hour), backoff: time.Second}
 	sv.restart.Stop()
 	sv.start()
+	go watchPowerButton(inputDevDir, func() { sigs <- unix.SIGPWR }, 5*time.Second, log)
 	for {
 		select {
 		case <-sv.restart.C:

@@ -3,8 +3,12 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +136,52 @@ func assertNoTrace(t *testing.T, e *env, v api.VM) {
 func procStart(pid int) uint64 {
 	st, _ := vmm.ProcStartTime(pid)
 	return st
+}
+
+// TestPowerButton: QEMU's ACPI power button (what vm stop falls back to
+// when the agent cannot be reached) shuts down a guest whose init is the
+// agent: PID 1 reads the button from the kernel's input devices.
+func TestPowerButton(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerBusybox("bb")
+	e.ok("vm", "create", "--name", "pb", "--image", "bb", "--memory", "256", "--disk-size", "256M")
+	v := e.vm("pb")
+	e.ssh("pb", "echo pressed-and-kept > /root/marker")
+
+	qmp, err := net.Dial("unix", filepath.Join(v.RuntimeDir, "qmp.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qmp.Close()
+	rd := bufio.NewReader(qmp)
+	rd.ReadString('\n') // greeting
+	for _, cmd := range []string{`{"execute":"qmp_capabilities"}`, `{"execute":"system_powerdown"}`} {
+		fmt.Fprintln(qmp, cmd)
+		for { // events ({"event": ...}) may come before the answer
+			line, err := rd.ReadString('\n')
+			if err != nil || strings.Contains(line, `"error"`) {
+				t.Fatalf("qmp %s: %q, %v", cmd, line, err)
+			}
+			if strings.Contains(line, `"return"`) {
+				break
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for e.vm("pb").State != "stopped" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest ignored the power button; console:\n%s", fileTail(filepath.Join(v.Dir, "console.log")))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	console, _ := os.ReadFile(filepath.Join(v.Dir, "console.log"))
+	if !strings.Contains(string(console), "power button pressed") {
+		t.Errorf("the console does not say the agent saw the power button:\n%s", fileTail(filepath.Join(v.Dir, "console.log")))
+	}
+	// A clean shutdown: /root was synced and unmounted.
+	e.ok("vm", "start", "pb")
+	if got := strings.TrimSpace(e.ssh("pb", "cat /root/marker")); got != "pressed-and-kept" {
+		t.Errorf("marker after the power-button shutdown = %q", got)
+	}
 }
