@@ -75,6 +75,12 @@ func rebase(ctx context.Context, tx StoreTx, leases []store.Lease, old, want sto
 	return tx.PutNetworkConfig(ctx, want)
 }
 
+// settings are the parts of a Spec that VMs' addresses depend on.
+func (s Spec) settings() store.NetworkConfig {
+	return store.NetworkConfig{BridgeName: s.Bridge, BridgeIP: s.BridgeIP, CIDR: s.CIDR}
+}
+
+// settingChanges lists the settings that differ, as "key old -> new".
 func settingChanges(old, cur store.NetworkConfig) []string {
 	var out []string
 	if old.BridgeName != cur.BridgeName {

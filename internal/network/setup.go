@@ -118,16 +118,7 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 // would keep its old address and gateway, and the daemon its old leases,
 // on a bridge that no longer routes them.
 func (s *System) refuseReaddressingBusyTaps(old, spec Spec) error {
-	var changed []string
-	if old.Bridge != spec.Bridge {
-		changed = append(changed, fmt.Sprintf("bridge_name %s -> %s", old.Bridge, spec.Bridge))
-	}
-	if old.BridgeIP != spec.BridgeIP {
-		changed = append(changed, fmt.Sprintf("bridge_ip %s -> %s", old.BridgeIP, spec.BridgeIP))
-	}
-	if old.CIDR != spec.CIDR {
-		changed = append(changed, fmt.Sprintf("cidr %s -> %s", old.CIDR, spec.CIDR))
-	}
+	changed := settingChanges(old.settings(), spec.settings())
 	if len(changed) == 0 {
 		return nil
 	}
