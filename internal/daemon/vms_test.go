@@ -384,3 +384,23 @@ func TestStopEscalatesToSignals(t *testing.T) {
 		t.Error("the VMM's files were not released")
 	}
 }
+
+// A create whose caller goes away (Ctrl-C) while the guest boots is
+// undone then, not after the boot timeout.
+func TestVMCreateCancelledWhileBooting(t *testing.T) {
+	w := newWorld(t)
+	w.drv.Fail(vmmfake.StepAgent, vmmfake.ErrInjected) // the agent never answers
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for len(w.drv.Live()) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "gone", DiskBytes: 64 << 20}, nil)
+	// Cancelled, not timed out: the wait for the agent ended with the caller.
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("cancelled create: err = %v, want context.Canceled", err)
+	}
+	w.assertGone("gone")
+}

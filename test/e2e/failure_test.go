@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/disk"
 	"banger/internal/ext4"
@@ -118,4 +120,33 @@ func assertNothingLeft(t *testing.T, e *env, name string) {
 			t.Errorf("tap %s is held by %q, which is not a vm", a.Tap, a.VM)
 		}
 	}
+}
+
+// TestCreateInterrupted: Ctrl-C while the guest boots ends the create
+// with nothing left: no VM, disks, QEMU, lease or TAP.
+func TestCreateInterrupted(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerDebian("deb") // the slower boot leaves time to interrupt it
+	cmd := e.inNS(filepath.Join(binDir, "banger"), "vm", "create", "--name", "ic", "--image", "deb", "--memory", "512", "--disk-size", "512M")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the vm's qemu to start", 2*time.Minute, func() bool {
+		out, _ := e.inNS("pgrep", "-f", "banger-ic,").CombinedOutput()
+		return strings.TrimSpace(string(out)) != ""
+	})
+	time.Sleep(time.Second) // booting
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("interrupted vm create: %v, want exit status 130", err)
+	}
+	waitUntil(t, "the interrupted create to leave nothing", time.Minute, func() bool {
+		out, _ := e.inNS("pgrep", "-f", "banger-ic,").CombinedOutput()
+		return len(jsonNames(e.ok("vm", "list", "--json"))) == 0 && strings.TrimSpace(string(out)) == ""
+	})
+	assertNothingLeft(t, e, "ic")
+	// And the name is free again.
+	e.ok("vm", "create", "--name", "ic", "--image", "deb", "--memory", "512", "--disk-size", "512M")
 }
