@@ -200,8 +200,8 @@ type ImageConfig struct {
 
 // VM states.
 const (
-	VMCreating = "creating" // disks and process being set up
-	VMStarting = "starting" // booted, waiting for the guest agent
+	VMCreating = "creating" // disks, process and first boot being set up
+	VMStarting = "starting" // an existing VM booting, waiting for the guest agent
 	VMRunning  = "running"
 	VMStopping = "stopping"
 	VMStopped  = "stopped"

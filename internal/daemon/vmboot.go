@@ -74,7 +74,13 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 		return fmt.Errorf("starting the vm process: %w", err)
 	}
 	undo.push(func() { d.driver.Kill(context.Background(), h) })
-	row.Handle, row.State, row.LastError, row.StartedAt = encodeHandle(h), api.VMStarting, "", time.Now()
+	// A create stays "creating" through its first boot: a daemon that dies
+	// before the boot ends removes the VM at its next start, as the create
+	// would have on failure. A start of an existing VM is "starting".
+	if row.State != api.VMCreating {
+		row.State = api.VMStarting
+	}
+	row.Handle, row.LastError, row.StartedAt = encodeHandle(h), "", time.Now()
 	if err := d.saveVM(*row); err != nil {
 		return err
 	}

@@ -19,13 +19,29 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 		return err
 	}
 	for _, r := range rows {
+		h, _ := decodeHandle(r.Handle)
 		if r.State == api.VMCreating {
 			d.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
+			if err := d.endInterruptedBoot(ctx, r, h); err != nil {
+				continue
+			}
+			if h != nil {
+				d.releaseVMM(ctx, r.Name, h)
+			}
 			d.forgetVM(r)
 			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was being created when the daemon stopped; removed it")
 			continue
 		}
-		h, _ := decodeHandle(r.Handle)
+		if r.State == api.VMStarting && h != nil {
+			// Its boot never finished (no agent, no pinned host key):
+			// stop it rather than adopt a VM in an unknown state.
+			if err := d.endInterruptedBoot(ctx, r, h); err != nil {
+				continue
+			}
+			d.markStopped(r.Name, h, "the daemon stopped while the vm was booting; start it again")
+			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was booting when the daemon stopped; stopped it (start it again with 'banger vm start "+r.Name+"')")
+			continue
+		}
 		if h == nil {
 			if r.State != api.VMStopped && r.State != api.VMError {
 				r.State = api.VMStopped
@@ -51,6 +67,20 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 			continue
 		}
 		d.adopted(ctx, r)
+	}
+	return nil
+}
+
+// endInterruptedBoot ends the VMM process of a boot the daemon did not
+// see through, if it still runs.
+func (d *Daemon) endInterruptedBoot(ctx context.Context, r store.VM, h *vmm.Handle) error {
+	if h == nil || !vmm.Alive(h.PID, h.StartTime) {
+		return nil
+	}
+	if err := vmm.Terminate(ctx, h, d.stopTimeouts.Term); err != nil {
+		d.log.Error("cannot end the process of an interrupted boot", "vm", r.Name, "pid", h.PID, "err", err)
+		d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: the process %d of its interrupted boot cannot be killed (%v); kill it by hand", r.Name, h.PID, err))
+		return err
 	}
 	return nil
 }

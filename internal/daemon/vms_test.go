@@ -404,3 +404,47 @@ func TestVMCreateCancelledWhileBooting(t *testing.T) {
 	}
 	w.assertGone("gone")
 }
+
+// A daemon that died during a boot ends that boot's VMM at its next
+// start: a create's first boot leaves nothing, a start's leaves the VM
+// stopped with the reason. Neither is adopted half-booted.
+func TestBootInterruptedByADaemonCrash(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	creating, starting := w.create("creating"), w.create("starting")
+	w.d.Close() // the "crash": VMM processes keep running
+	for name, state := range map[string]string{"creating": api.VMCreating, "starting": api.VMStarting} {
+		err := w.st.Tx(ctx, func(tx *store.Tx) error {
+			r, err := tx.VM(ctx, name)
+			if err != nil {
+				return err
+			}
+			r.State = state
+			return tx.PutVM(ctx, r)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.restart()
+	for _, vm := range []api.VM{creating, starting} {
+		if vmm.Alive(vm.PID, 0) {
+			t.Errorf("the VMM of %s's interrupted boot still runs", vm.Name)
+		}
+	}
+	if _, err := w.d.VM(ctx, "creating"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the half-created vm still has a row (err %v)", err)
+	}
+	for _, dir := range []string{creating.Dir, creating.RuntimeDir} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the half-created vm's %s is still there (%v)", dir, err)
+		}
+	}
+	got, err := w.d.VM(ctx, "starting")
+	if err != nil || got.State != api.VMStopped || !strings.Contains(got.LastError, "booting") {
+		t.Fatalf("vm whose start was interrupted = %+v, %v; want stopped, saying why", got, err)
+	}
+	if _, err := w.d.StartVM(ctx, "starting", nil); err != nil {
+		t.Fatalf("starting it again: %v", err)
+	}
+}

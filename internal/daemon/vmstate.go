@@ -155,11 +155,7 @@ func (d *Daemon) markStopped(name string, h *vmm.Handle, lastErr string) bool {
 		d.log.Warn("marking vm stopped", "vm", name, "err", err)
 	}
 	if changed {
-		if rel, ok := d.driver.(vmm.Releaser); ok && !vmm.Alive(h.PID, h.StartTime) {
-			if err := rel.Release(ctx, h); err != nil {
-				d.log.Warn("releasing vm files", "vm", name, "err", err)
-			}
-		}
+		d.releaseVMM(ctx, name, h)
 		if d.net != nil {
 			if err := d.net.ReleaseTAP(ctx, name); err != nil {
 				d.log.Warn("releasing tap", "vm", name, "err", err)
@@ -253,8 +249,22 @@ func (d *Daemon) shutdown(ctx context.Context, row *store.VM, h *vmm.Handle) err
 			return fmt.Errorf("killing vm process %d: %w", h.PID, err)
 		}
 	}
+	// The exit watcher may be the one to mark it stopped; the files go
+	// before stop returns either way (releasing twice is harmless).
+	d.releaseVMM(ctx, row.Name, h)
 	d.markStopped(row.Name, h, "")
 	return nil
+}
+
+// releaseVMM lets a driver remove what an exited VMM left on the host.
+func (d *Daemon) releaseVMM(ctx context.Context, name string, h *vmm.Handle) {
+	rel, ok := d.driver.(vmm.Releaser)
+	if !ok || vmm.Alive(h.PID, h.StartTime) {
+		return
+	}
+	if err := rel.Release(ctx, h); err != nil {
+		d.log.Warn("releasing vm files", "vm", name, "err", err)
+	}
 }
 
 // RestartVM stops and starts a VM.

@@ -123,7 +123,8 @@ func assertNothingLeft(t *testing.T, e *env, name string) {
 }
 
 // TestCreateInterrupted: Ctrl-C while the guest boots ends the create
-// with nothing left: no VM, disks, QEMU, lease or TAP.
+// with nothing left: no VM, disks, QEMU, lease or TAP; so does a daemon
+// killed while it boots, at the daemon's next start.
 func TestCreateInterrupted(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
@@ -147,6 +148,28 @@ func TestCreateInterrupted(t *testing.T) {
 		return len(jsonNames(e.ok("vm", "list", "--json"))) == 0 && strings.TrimSpace(string(out)) == ""
 	})
 	assertNothingLeft(t, e, "ic")
-	// And the name is free again.
+
+	// The daemon killed -9 while the guest boots: its next start ends that
+	// boot and removes the half-created VM.
+	cmd = e.inNS(filepath.Join(binDir, "banger"), "vm", "create", "--name", "kc", "--image", "deb", "--memory", "512", "--disk-size", "512M")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the vm's qemu to start", 2*time.Minute, func() bool {
+		out, _ := e.inNS("pgrep", "-f", "banger-kc,").CombinedOutput()
+		return strings.TrimSpace(string(out)) != ""
+	})
+	time.Sleep(time.Second)
+	e.killDaemon()
+	if err := cmd.Wait(); err == nil {
+		t.Error("vm create succeeded although its daemon was killed")
+	}
+	e.startDaemon()
+	assertNothingLeft(t, e, "kc")
+	if !strings.Contains(e.ok("events", "--vm", "kc"), "was being created when the daemon stopped") {
+		t.Error("no event says why vm kc was removed")
+	}
+
+	// And the names are free again.
 	e.ok("vm", "create", "--name", "ic", "--image", "deb", "--memory", "512", "--disk-size", "512M")
 }
