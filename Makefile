@@ -6,7 +6,9 @@ BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib/banger
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
-GO      ?= go
+# go from PATH, else the one scripts/install-go (run by 'make deps') put in
+# ~/.local/go when PATH does not reach it; looked up when used.
+GO      ?= $(shell command -v go 2>/dev/null || echo $(HOME)/.local/go/bin/go)
 LDFLAGS := -s -w -X banger/internal/version.Version=$(VERSION) -X banger/internal/version.Commit=$(COMMIT)
 BIN     := build/bin
 SOURCES := $(shell find cmd internal -name '*.go' -o -name '*.sql' -o -name '*.json' 2>/dev/null) go.mod go.sum
@@ -47,15 +49,16 @@ uninstall: ## remove what install installed
 run: deps install ## install everything, set up the host, then run banger's main job: 'banger vm run' on this checkout
 	BINDIR=$(BINDIR) scripts/main-job
 
-test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the manual image scripts' offline tests
+test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts and of scripts/install-go
 	$(GO) test -race -count=1 ./...
 	scripts/manual/test.sh
+	scripts/test-install-go.sh
 
 test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
 	$(GO) test -tags e2e -count=1 -timeout 60m ./...
 
 lint: ## gofmt and go vet
-	@out=$$(gofmt -l cmd internal test 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(dir $(GO))gofmt -l cmd internal test 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 clean: ## remove build outputs
