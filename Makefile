@@ -6,9 +6,9 @@ BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib/banger
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
-# go from PATH, else the one scripts/install-go (run by 'make deps') put in
-# ~/.local/go when PATH does not reach it; looked up when used.
-GO      ?= $(shell command -v go 2>/dev/null || echo $(HOME)/.local/go/bin/go)
+# A go new enough for go.mod: from PATH, else the one scripts/install-go
+# (run by 'make deps') installed; looked up when used.
+GO      ?= $(shell scripts/install-go --which 2>/dev/null || echo go)
 LDFLAGS := -s -w -X banger/internal/version.Version=$(VERSION) -X banger/internal/version.Commit=$(COMMIT)
 BIN     := build/bin
 SOURCES := $(shell find cmd internal -name '*.go' -o -name '*.sql' -o -name '*.json' 2>/dev/null) go.mod go.sum

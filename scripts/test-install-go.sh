@@ -77,7 +77,7 @@ proxy=http://127.0.0.1:$(cat "$port_file")
 # run_install MODE: install-go with no go on PATH, into $T/MODE.
 run_install() {
 	rm -rf "$T/www"/* && make_proxy "$T/www" "$1"
-	env -i HOME="$T/home-$1" PATH=/usr/bin:/bin GOPROXY="$proxy" \
+	env -i HOME="$T/home-$1" PATH=/usr/bin:/bin BANGER_GO_NO_PATH=1 GOPROXY="$proxy" \
 		BANGER_GO_ROOT="$T/$1/go" BANGER_GO_BINDIR="$T/$1/bin" "$here/install-go"
 }
 
@@ -87,6 +87,10 @@ check "the installed go runs" test "$("$T/good/bin/go" env GOVERSION)" = "go$wan
 check "gofmt is linked too" test -L "$T/good/bin/gofmt"
 out=$(env -i HOME="$T/home-good" PATH="$T/good/bin:/usr/bin:/bin" GOPROXY="$proxy" BANGER_GO_ROOT="$T/good/go" BANGER_GO_BINDIR="$T/good/bin" "$here/install-go" 2>/dev/null) || true
 check "a usable go is kept" test "$out" = "$T/good/bin/go"
+out=$(env -i HOME="$T/home-good" PATH=/usr/bin:/bin BANGER_GO_NO_PATH=1 BANGER_GO_ROOT="$T/good/go" BANGER_GO_BINDIR="$T/good/bin" "$here/install-go" --which 2>/dev/null) || true
+check "--which finds the installed go off PATH" test "$out" = "$T/good/go/bin/go"
+# shellcheck disable=SC2016 # expanded by the inner bash
+check "--which installs nothing and fails without a go" bash -c '! env -i HOME="$1" PATH=/usr/bin:/bin BANGER_GO_NO_PATH=1 BANGER_GO_ROOT="$1/none/go" BANGER_GO_BINDIR="$1/none/bin" "$2" --which && test ! -e "$1/none"' _ "$T" "$here/install-go"
 
 for mode in tampered nosum escape; do
 	if run_install "$mode" >"$T/$mode.out" 2>"$T/$mode.err"; then
