@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"banger/internal/api"
@@ -47,9 +46,6 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 		if im.Digest != "" {
 			keep[im.Digest] = true
 		}
-	}
-	for _, name := range d.buildsInProgress() {
-		live[name] = true
 	}
 
 	var rep api.PruneReport
@@ -125,21 +121,6 @@ func (d *Daemon) useCaches(p progress.Func) (release func()) {
 		d.cacheMu.RLock()
 	}
 	return d.cacheMu.RUnlock
-}
-
-// buildsInProgress names the images being built. While a prune holds
-// cacheMu there are none; counting them keeps their steps safe should a
-// build ever run without it.
-func (d *Daemon) buildsInProgress() []string {
-	d.busyMu.Lock()
-	defer d.busyMu.Unlock()
-	var names []string
-	for key, what := range d.busy {
-		if name, ok := strings.CutPrefix(key, "image/"); ok && what == "build" {
-			names = append(names, name)
-		}
-	}
-	return names
 }
 
 // buildCache is where image builds cache their steps.

@@ -6,54 +6,24 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/internal/api"
 	"banger/internal/imagebuild"
+	"banger/internal/testutil/testregistry"
 )
-
-// testRegistry is go-containerregistry's registry on loopback, counting
-// the blob GETs it serves.
-type testRegistry struct {
-	host     string
-	blobGETs atomic.Int64
-}
-
-var blobGET = regexp.MustCompile(`/blobs/sha256:[0-9a-f]{64}$`)
-
-func newTestRegistry(t *testing.T) *testRegistry {
-	t.Helper()
-	r := &testRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodGet && blobGET.MatchString(req.URL.Path) {
-			r.blobGETs.Add(1)
-		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
 
 // layer is a gzip layer holding one file.
 func layer(t *testing.T, name, body string) v1.Layer {
@@ -71,8 +41,8 @@ func layer(t *testing.T, name, body string) v1.Layer {
 	return l
 }
 
-// push writes an image of layers (oldest first) as host/repoTag.
-func (r *testRegistry) push(t *testing.T, repoTag string, layers ...v1.Layer) string {
+// pushLayers writes an image of layers (oldest first) as reg's repoTag.
+func pushLayers(t *testing.T, reg *testregistry.Registry, repoTag string, layers ...v1.Layer) string {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -84,22 +54,14 @@ func (r *testRegistry) push(t *testing.T, repoTag string, layers ...v1.Layer) st
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	ref := r.host + "/" + repoTag
-	nref, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(nref, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return ref
+	return reg.Push(t, repoTag, img)
 }
 
 // pull pulls ref as image name through the daemon, booting w's kernel
 // file, and returns how many blobs it downloaded.
-func (w *world) pull(reg *testRegistry, ref, name string) int64 {
+func (w *world) pull(reg *testregistry.Registry, ref, name string) int64 {
 	w.t.Helper()
-	before := reg.blobGETs.Load()
+	before := reg.BlobGETs()
 	im, err := w.d.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Name: name, Kernel: w.kernel(), Size: 32 << 20}, nil)
 	if err != nil {
 		w.t.Fatalf("pulling %s: %v", ref, err)
@@ -107,7 +69,7 @@ func (w *world) pull(reg *testRegistry, ref, name string) int64 {
 	if im.Digest == "" {
 		w.t.Fatalf("pulled image %s has no digest", name)
 	}
-	return reg.blobGETs.Load() - before
+	return reg.BlobGETs() - before
 }
 
 // kernel is the kernel file of the world's default image.
@@ -148,10 +110,10 @@ func TestPruneImages(t *testing.T) {
 	w := newWorld(t)
 	requirePullTools(t)
 	ctx := context.Background()
-	reg := newTestRegistry(t)
+	reg := testregistry.New(t, nil)
 	base := layer(t, "etc/os-release", "ID=test\n")
-	refOne := reg.push(t, "prune/one:v1", base, layer(t, "one", "1"))
-	refTwo := reg.push(t, "prune/two:v1", base, layer(t, "two", "2"))
+	refOne := pushLayers(t, reg, "prune/one:v1", base, layer(t, "one", "1"))
+	refTwo := pushLayers(t, reg, "prune/two:v1", base, layer(t, "two", "2"))
 	w.pull(reg, refOne, "one")
 	w.pull(reg, refTwo, "two")
 

@@ -1,6 +1,7 @@
 package debootstrap
 
 import (
+	"banger/internal/disk"
 	"context"
 	"errors"
 	"os"
@@ -232,7 +233,7 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("ext4 image of %d MiB in %s", fi.Size()>>20, time.Since(start).Round(time.Millisecond))
-	used, inodes, _ := usage(dst)
+	used, inodes, _ := disk.Du(dst, false)
 	if fi.Size() != imageSize(used, inodes) {
 		t.Errorf("image is %d bytes, want %d", fi.Size(), imageSize(used, inodes))
 	}

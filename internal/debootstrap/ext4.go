@@ -1,16 +1,15 @@
 package debootstrap
 
 import (
+	"banger/internal/disk"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 const mib = 1 << 20
@@ -85,7 +84,7 @@ const bytesPerInode = 16 << 10
 // hard links once) or the space its inodes need under the default inode
 // ratio, whichever is larger, plus 30%, plus 512 MiB.
 func autoSize(dir string) (int64, error) {
-	used, inodes, err := usage(dir)
+	used, inodes, err := disk.Du(dir, false)
 	if err != nil {
 		return 0, fmt.Errorf("sizing the ext4 image of %s: %w", dir, err)
 	}
@@ -96,36 +95,4 @@ func imageSize(used, inodes int64) int64 {
 	need := max(used, inodes*bytesPerInode)
 	size := need + need*3/10 + 512*mib
 	return (size + mib - 1) / mib * mib
-}
-
-// usage is what du reports for dir, in bytes, and how many inodes it holds.
-func usage(dir string) (used, inodes int64, err error) {
-	type ino struct{ dev, ino uint64 }
-	seen := map[ino]bool{}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			used += fi.Size()
-			inodes++
-			return nil
-		}
-		if st.Nlink > 1 && !d.IsDir() {
-			k := ino{uint64(st.Dev), st.Ino}
-			if seen[k] {
-				return nil
-			}
-			seen[k] = true
-		}
-		used += st.Blocks * 512
-		inodes++
-		return nil
-	})
-	return used, inodes, err
 }

@@ -1,6 +1,7 @@
 package debootstrap
 
 import (
+	"banger/internal/disk"
 	"bytes"
 	"context"
 	"os"
@@ -45,7 +46,7 @@ func TestUsage(t *testing.T) {
 	if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
 		t.Fatal(err)
 	}
-	used, inodes, err := usage(dir)
+	used, inodes, err := disk.Du(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,33 +58,42 @@ func Allocated(fi fs.FileInfo) int64 {
 	return 0
 }
 
-// TreeUsage is the disk space the tree at root takes: the allocated size
-// of every entry, symlinks not followed, a file with several hardlinks in
-// the tree counted once. It is an estimate made before removing the tree,
-// so it does not fail: what it cannot read counts nothing.
-func TreeUsage(root string) int64 {
+// Du is what du reports for the tree at root: the allocated size of
+// every entry, symlinks not followed, a file with several hardlinks in the
+// tree counted once, and how many inodes it holds. With skipErrors what
+// cannot be read counts nothing instead of failing the walk.
+func Du(root string, skipErrors bool) (used, inodes int64, err error) {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
-	var total int64
-	filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // an unreadable directory: skip it, keep counting
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !fi.IsDir() {
-			k := inode{uint64(st.Dev), st.Ino}
-			if seen[k] {
+	err = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil {
+			var fi fs.FileInfo
+			if fi, err = d.Info(); err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !fi.IsDir() {
+					k := inode{uint64(st.Dev), st.Ino}
+					if seen[k] {
+						return nil
+					}
+					seen[k] = true
+				}
+				used += Allocated(fi)
+				inodes++
 				return nil
 			}
-			seen[k] = true
 		}
-		total += Allocated(fi)
-		return nil
+		if skipErrors {
+			return nil // an unreadable entry: skip it, keep counting
+		}
+		return err
 	})
-	return total
+	return used, inodes, err
+}
+
+// TreeUsage is Du's size of a tree about to be removed: an estimate, so
+// it does not fail.
+func TreeUsage(root string) int64 {
+	used, _, _ := Du(root, true)
+	return used
 }
 
 // DataSize reports the bytes in the data extents of the file at path:

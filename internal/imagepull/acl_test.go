@@ -49,7 +49,7 @@ func TestPullKeepsPOSIXACLs(t *testing.T) {
 		ent{name: "srv/shared/doc", body: "acl'd", mode: 0o660, xattrs: map[string]string{aclAccess: acl}},
 		ent{name: "srv/broken", body: "bad acl", mode: 0o644, xattrs: map[string]string{aclAccess: "\x02\x00\x00\x00\x01"}},
 	)
-	ref := reg.push(t, "test/acl:v1", imageOf(t, layer))
+	ref := reg.Push(t, "test/acl:v1", imageOf(t, layer))
 	_, res, err := pullInto(t, newPuller(t), ref, BuildOptions{})
 	if err != nil {
 		t.Fatalf("pull: %v", err)

@@ -46,7 +46,7 @@ func TestPullMultiLayer(t *testing.T) {
 		file("lib/extra.so", "through the lib symlink"),
 		ent{name: "bin/su", body: "su binary", mode: 0o4750, gid: 10},
 	)
-	ref := reg.push(t, "test/multi:v1", imageOf(t, base, upper))
+	ref := reg.Push(t, "test/multi:v1", imageOf(t, base, upper))
 
 	img, res, err := pullInto(t, newPuller(t), ref, BuildOptions{})
 	if err != nil {

@@ -8,24 +8,20 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"banger/internal/testutil/testregistry"
 )
 
 // ent describes one tar entry of a test layer.
@@ -118,48 +114,9 @@ func imageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	return img
 }
 
-// testRegistry is go-containerregistry's registry on loopback, counting
-// the blob GETs it serves.
-type testRegistry struct {
-	srv      *httptest.Server
-	host     string
-	blobGETs atomic.Int64
-	mu       sync.Mutex
-	wrap     func(http.Handler) http.Handler
-}
-
-var blobPath = regexp.MustCompile(`/v2/.+/blobs/sha256:[0-9a-f]{64}$`)
-
-func newRegistry(t testing.TB, wrap func(http.Handler) http.Handler) *testRegistry {
-	t.Helper()
-	r := &testRegistry{}
-	var h http.Handler = registry.New(registry.Logger(nopLogger()))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodGet && blobPath.MatchString(req.URL.Path) {
-			r.blobGETs.Add(1)
-		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.srv.Close)
-	r.host = strings.TrimPrefix(r.srv.URL, "http://")
-	return r
-}
-
-// push writes img as host/repo:tag.
-func (r *testRegistry) push(t testing.TB, repoTag string, img v1.Image, opts ...remote.Option) string {
-	t.Helper()
-	ref := r.host + "/" + repoTag
-	r2, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r2, img, opts...); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return ref
+// newRegistry starts a loopback registry for a test.
+func newRegistry(t testing.TB, wrap func(http.Handler) http.Handler) *testregistry.Registry {
+	return testregistry.New(t, wrap)
 }
 
 // pullInto runs Resolve, Fetch and Build into a fresh directory and

@@ -128,7 +128,7 @@ func TestHostileLayers(t *testing.T) {
 			for _, es := range tt.layers {
 				ls = append(ls, layerOf(t, es...))
 			}
-			ref := reg.push(t, fmt.Sprintf("hostile/c%d:latest", i), imageOf(t, ls...))
+			ref := reg.Push(t, fmt.Sprintf("hostile/c%d:latest", i), imageOf(t, ls...))
 			dir := t.TempDir()
 			_, res, err := pullInto(t, p, ref, BuildOptions{Dir: dir})
 			if _, serr := os.Lstat(hostCanary); serr == nil {

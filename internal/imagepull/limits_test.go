@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -88,7 +89,7 @@ func TestBlobLongerThanManifest(t *testing.T) {
 	digest, _ := layer.Digest()
 	size, _ := layer.Size()
 	reg := newRegistry(t, endlessBlob(digest.String()))
-	ref := reg.push(t, "endless/img:v1", imageOf(t, layer))
+	ref := reg.Push(t, "endless/img:v1", imageOf(t, layer))
 	counter := &bodyCounter{base: http.DefaultTransport.(*http.Transport).Clone(), suffix: digest.String()}
 	p, err := New(Options{CacheDir: filepath.Join(t.TempDir(), "oci"), Transport: counter})
 	if err != nil {
@@ -100,7 +101,7 @@ func TestBlobLongerThanManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.Fetch(ctx, r, nil)
-	for _, want := range []string{digest.String(), "registry sent more than the " + itoa(size) + " bytes"} {
+	for _, want := range []string{digest.String(), "registry sent more than the " + strconv.FormatInt(size, 10) + " bytes"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Fetch error = %v, want one containing %q", err, want)
 		}
@@ -113,8 +114,6 @@ func TestBlobLongerThanManifest(t *testing.T) {
 	}
 	noTempFiles(t, p.Cache())
 }
-
-func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func noTempFiles(t *testing.T, c *Cache) {
 	t.Helper()
@@ -140,7 +139,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 func TestImpossibleBlobSizes(t *testing.T) {
 	reg := newRegistry(t, nil)
 	img := imageOf(t, layerOf(t, file("a", "a")))
-	reg.push(t, "sizes/base:v1", img)
+	reg.Push(t, "sizes/base:v1", img)
 	tests := []struct {
 		name string
 		edit func(m *v1.Manifest)
@@ -159,7 +158,7 @@ func TestImpossibleBlobSizes(t *testing.T) {
 			m = m.DeepCopy()
 			tt.edit(m)
 			raw, _ := json.Marshal(m)
-			ref := reg.host + "/sizes/edited:v" + itoa(int64(i))
+			ref := reg.Host + "/sizes/edited:v" + strconv.Itoa(i)
 			if err := remote.Put(mustRef(t, ref), rawManifest{raw, m.MediaType}); err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +168,7 @@ func TestImpossibleBlobSizes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := reg.blobGETs.Load()
+			before := reg.BlobGETs()
 			_, err = p.Fetch(ctx, r, nil)
 			if !errors.Is(err, errdefs.ErrInvalid) {
 				t.Errorf("Fetch error = %v, want an invalid-image error", err)
@@ -179,7 +178,7 @@ func TestImpossibleBlobSizes(t *testing.T) {
 					t.Errorf("Fetch error = %v, want one containing %q", err, want)
 				}
 			}
-			if got := reg.blobGETs.Load() - before; got != 0 {
+			if got := reg.BlobGETs() - before; got != 0 {
 				t.Errorf("fetched %d blobs before failing, want 0", got)
 			}
 		})

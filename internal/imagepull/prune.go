@@ -72,30 +72,31 @@ func (c *Cache) Prune(keep map[string]bool) (PruneResult, error) {
 	if err != nil {
 		return PruneResult{}, fmt.Errorf("listing cached blobs: %w", err)
 	}
+	// Temporary files (partial blobs here, index and layout writes at the
+	// top) go once they are stale; blobs no kept image uses go now.
+	tmps, _ := filepath.Glob(filepath.Join(c.dir, ".tmp*"))
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".tmp") || reachable[e.Name()] {
-			continue
-		}
-		n, err := removeFile(filepath.Join(blobs, e.Name()), 0)
-		if err != nil {
-			errs = append(errs, err)
-		} else if n >= 0 {
-			res.Blobs++
-			res.BlobBytes += n
-		}
-	}
-	// Temporary files: partial blobs in blobs/sha256, index and layout
-	// writes at the top.
-	for _, dir := range []string{blobs, c.dir} {
-		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp*"))
-		for _, p := range tmps {
-			n, err := removeFile(p, staleTemp)
+		path := filepath.Join(blobs, e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), ".tmp"):
+			tmps = append(tmps, path)
+		case !reachable[e.Name()]:
+			n, err := removeFile(path, 0)
 			if err != nil {
 				errs = append(errs, err)
 			} else if n >= 0 {
-				res.Temps++
-				res.TempBytes += n
+				res.Blobs++
+				res.BlobBytes += n
 			}
+		}
+	}
+	for _, p := range tmps {
+		n, err := removeFile(p, staleTemp)
+		if err != nil {
+			errs = append(errs, err)
+		} else if n >= 0 {
+			res.Temps++
+			res.TempBytes += n
 		}
 	}
 	return res, errors.Join(errs...)

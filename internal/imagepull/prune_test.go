@@ -1,6 +1,7 @@
 package imagepull
 
 import (
+	"banger/internal/testutil/testregistry"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,13 +17,13 @@ import (
 // fetchInto resolves and fetches ref into the cache at dir with a new
 // Puller (only the disk is shared), and returns the image and how many
 // blobs the registry served for it.
-func fetchInto(t *testing.T, reg *testRegistry, dir, ref string) (*Image, int64) {
+func fetchInto(t *testing.T, reg *testregistry.Registry, dir, ref string) (*Image, int64) {
 	t.Helper()
 	p, err := New(Options{CacheDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := reg.blobGETs.Load()
+	before := reg.BlobGETs()
 	r, err := p.Resolve(context.Background(), ref, ResolveOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,7 @@ func fetchInto(t *testing.T, reg *testRegistry, dir, ref string) (*Image, int64)
 	if err != nil {
 		t.Fatalf("fetching %s: %v", ref, err)
 	}
-	return img, reg.blobGETs.Load() - before
+	return img, reg.BlobGETs() - before
 }
 
 // blobsOf is the hex digests of an image's manifest, config and layers.
@@ -92,8 +93,8 @@ func oldFile(t *testing.T, path string, age time.Duration) {
 func TestCachePrune(t *testing.T) {
 	reg := newRegistry(t, nil)
 	base := layerOf(t, dir("etc"), file("etc/os-release", "ID=test"))
-	ref1 := reg.push(t, "prune/one:v1", imageOf(t, base, layerOf(t, file("one", "1"))))
-	ref2 := reg.push(t, "prune/two:v1", imageOf(t, base, layerOf(t, file("two", "2"))))
+	ref1 := reg.Push(t, "prune/one:v1", imageOf(t, base, layerOf(t, file("one", "1"))))
+	ref2 := reg.Push(t, "prune/two:v1", imageOf(t, base, layerOf(t, file("two", "2"))))
 	dir := filepath.Join(t.TempDir(), "oci")
 	one, _ := fetchInto(t, reg, dir, ref1)
 	fetchInto(t, reg, dir, ref2)
@@ -149,9 +150,9 @@ func TestCachePrune(t *testing.T) {
 func TestCachePruneKeepsImagesTheIndexNoLongerNames(t *testing.T) {
 	reg := newRegistry(t, nil)
 	dir := filepath.Join(t.TempDir(), "oci")
-	ref := reg.push(t, "moving/tag:v1", imageOf(t, layerOf(t, file("a", "old"))))
+	ref := reg.Push(t, "moving/tag:v1", imageOf(t, layerOf(t, file("a", "old"))))
 	old, _ := fetchInto(t, reg, dir, ref)
-	reg.push(t, "moving/tag:v1", imageOf(t, layerOf(t, file("a", "new"))))
+	reg.Push(t, "moving/tag:v1", imageOf(t, layerOf(t, file("a", "new"))))
 	cur, _ := fetchInto(t, reg, dir, ref)
 
 	c, _ := OpenCache(dir)
@@ -178,7 +179,7 @@ func TestCachePruneKeepsImagesTheIndexNoLongerNames(t *testing.T) {
 func TestCachePruneRefusesToGuess(t *testing.T) {
 	reg := newRegistry(t, nil)
 	dir := filepath.Join(t.TempDir(), "oci")
-	img, _ := fetchInto(t, reg, dir, reg.push(t, "bad/img:v1", imageOf(t, layerOf(t, file("a", "a")))))
+	img, _ := fetchInto(t, reg, dir, reg.Push(t, "bad/img:v1", imageOf(t, layerOf(t, file("a", "a")))))
 	c, _ := OpenCache(dir)
 	h, _ := v1.NewHash(img.Info.Digest)
 	if err := os.WriteFile(c.BlobPath(h), []byte("not json"), 0o644); err != nil {

@@ -34,8 +34,8 @@ func TestCacheReuse(t *testing.T) {
 	requireE2fs(t)
 	reg := newRegistry(t, nil)
 	base := layerOf(t, dir("etc"), file("etc/os-release", "ID=test"))
-	ref1 := reg.push(t, "cache/one:v1", imageOf(t, base, layerOf(t, file("one", "1"))))
-	ref2 := reg.push(t, "cache/two:v1", imageOf(t, base, layerOf(t, file("two", "2"))))
+	ref1 := reg.Push(t, "cache/one:v1", imageOf(t, base, layerOf(t, file("one", "1"))))
+	ref2 := reg.Push(t, "cache/two:v1", imageOf(t, base, layerOf(t, file("two", "2"))))
 	cacheDir := filepath.Join(t.TempDir(), "oci")
 
 	pull := func(ref string) int64 {
@@ -44,13 +44,13 @@ func TestCacheReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := reg.blobGETs.Load()
+		before := reg.BlobGETs()
 		_, res, err := pullInto(t, p, ref, BuildOptions{})
 		if err != nil {
 			t.Fatalf("pulling %s: %v", ref, err)
 		}
 		fsckClean(t, res.Path)
-		return reg.blobGETs.Load() - before
+		return reg.BlobGETs() - before
 	}
 	if got := pull(ref1); got != 3 { // config + 2 layers
 		t.Errorf("first pull fetched %d blobs, want 3", got)
@@ -102,7 +102,7 @@ func TestInterruptedPullRetry(t *testing.T) {
 	bigDigest, _ := big.Digest()
 	ready := make(chan struct{})
 	reg := newRegistry(t, stallOnce(bigDigest.String(), ready))
-	ref := reg.push(t, "interrupt/img:v1", imageOf(t, layerOf(t, file("small", "s")), big))
+	ref := reg.Push(t, "interrupt/img:v1", imageOf(t, layerOf(t, file("small", "s")), big))
 	p := newPuller(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,21 +117,16 @@ func TestInterruptedPullRetry(t *testing.T) {
 	if p.Cache().Has(bigDigest, -1) {
 		t.Error("the interrupted blob is in the cache")
 	}
-	blobs, _ := os.ReadDir(filepath.Join(p.Cache().Dir(), "blobs", "sha256"))
-	for _, b := range blobs {
-		if strings.HasPrefix(b.Name(), ".tmp") {
-			t.Errorf("temporary file %s left in the cache", b.Name())
-		}
-	}
+	noTempFiles(t, p.Cache())
 
-	before := reg.blobGETs.Load()
+	before := reg.BlobGETs()
 	img, res, err := pullInto(t, p, ref, BuildOptions{})
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	// The cancel can land before the other layer or the config finished,
 	// so those may be fetched again; completed blobs never are.
-	if got := reg.blobGETs.Load() - before; got < 1 || got > 3 {
+	if got := reg.BlobGETs() - before; got < 1 || got > 3 {
 		t.Errorf("retry fetched %d blobs, want the interrupted one (and at most the other layer and the config)", got)
 	}
 	fsckClean(t, res.Path)
@@ -177,17 +172,17 @@ func TestPrivateRegistryBasicAuth(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	ref := reg.push(t, "private/img:v1", imageOf(t, layerOf(t, file("secret", "s"))), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	ref := reg.Push(t, "private/img:v1", imageOf(t, layerOf(t, file("secret", "s"))), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
 
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials
 	_, err := newPuller(t).Resolve(context.Background(), ref, ResolveOptions{})
-	if err == nil || !strings.Contains(err.Error(), "refused access") || !strings.Contains(err.Error(), "docker login "+reg.host) || !errors.Is(err, errdefs.ErrInvalid) {
+	if err == nil || !strings.Contains(err.Error(), "refused access") || !strings.Contains(err.Error(), "docker login "+reg.Host) || !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("anonymous pull: %v", err)
 	}
 
 	cfg := t.TempDir()
 	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+reg.host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
 	t.Setenv("DOCKER_CONFIG", cfg)
 	_, res, err := pullInto(t, newPuller(t), ref, BuildOptions{})
 	if err != nil {
@@ -210,7 +205,7 @@ func TestPlatformIndex(t *testing.T) {
 		mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &other}},
 		mutate.IndexAddendum{Add: mine, Descriptor: v1.Descriptor{Platform: &host}},
 	)
-	ref := reg.host + "/multi/arch:v1"
+	ref := reg.Host + "/multi/arch:v1"
 	if err := remote.WriteIndex(mustRef(t, ref), idx); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +221,7 @@ func TestPlatformIndex(t *testing.T) {
 	}
 
 	only := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &other}})
-	ref2 := reg.host + "/multi/foreign:v1"
+	ref2 := reg.Host + "/multi/foreign:v1"
 	if err := remote.WriteIndex(mustRef(t, ref2), only); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +258,7 @@ func TestLayerCompressions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := reg.push(t, "comp/img:v1", imageOf(t, zl, pl))
+	ref := reg.Push(t, "comp/img:v1", imageOf(t, zl, pl))
 	_, res, err := pullInto(t, newPuller(t), ref, BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -284,11 +279,11 @@ func TestResolveErrors(t *testing.T) {
 		kind     error
 		contains string
 	}{
-		{reg.host + "/no/such:tag", ResolveOptions{}, errdefs.ErrNotFound, "not found in registry"},
+		{reg.Host + "/no/such:tag", ResolveOptions{}, errdefs.ErrNotFound, "not found in registry"},
 		{"", ResolveOptions{}, errdefs.ErrInvalid, "an image reference is required"},
 		{"UPPER/case", ResolveOptions{}, errdefs.ErrInvalid, "is not an image reference"},
 		{"debian:bookworm", ResolveOptions{Insecure: true}, errdefs.ErrInvalid, "--insecure is only allowed"},
-		{reg.host + "/x:y", ResolveOptions{Platform: "windows/amd64"}, errdefs.ErrInvalid, "Linux guests only"},
+		{reg.Host + "/x:y", ResolveOptions{Platform: "windows/amd64"}, errdefs.ErrInvalid, "Linux guests only"},
 		{"127.0.0.1:1/nothing:here", ResolveOptions{}, errdefs.ErrUnavailable, "cannot reach registry 127.0.0.1:1"},
 	} {
 		_, err := p.Resolve(ctx, tt.ref, tt.o)

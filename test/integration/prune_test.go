@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"banger/internal/testutil/testregistry"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -15,10 +16,10 @@ import (
 // downloads its own blobs again, not the shared base.
 func TestImagePrune(t *testing.T) {
 	requireE2fsprogs(t)
-	reg := newOCIRegistry(t, nil)
+	reg := testregistry.New(t, nil)
 	base := baseLayers(t)
-	refKeep := reg.pushImage(t, "prune/keep:v1", nil, base[0], base[1], testLayer(t, tarEntry{name: "keep", body: "k"}))
-	refGone := reg.pushImage(t, "prune/gone:v1", nil, base[0], base[1], testLayer(t, tarEntry{name: "gone", body: "g"}))
+	refKeep := pushImage(t, reg, "prune/keep:v1", nil, base[0], base[1], testLayer(t, tarEntry{name: "keep", body: "k"}))
+	refGone := pushImage(t, reg, "prune/gone:v1", nil, base[0], base[1], testLayer(t, tarEntry{name: "gone", body: "g"}))
 	h := newHarness(t)
 	kernel := filepath.Join(t.TempDir(), "vmlinux")
 	mkKernel(t, kernel)
@@ -40,14 +41,14 @@ func TestImagePrune(t *testing.T) {
 		t.Errorf("second prune = %+v, want nothing left to remove", rep)
 	}
 
-	gets := reg.blobGETs.Load()
+	gets := reg.BlobGETs()
 	h.ok("image", "pull", refKeep, "--name", "keep-copy", "--kernel", kernel, "--size", "64M")
-	if got := reg.blobGETs.Load() - gets; got != 0 {
+	if got := reg.BlobGETs() - gets; got != 0 {
 		t.Errorf("pulling the kept image again fetched %d blobs, want 0", got)
 	}
-	gets = reg.blobGETs.Load()
+	gets = reg.BlobGETs()
 	h.ok("image", "pull", refGone, "--kernel", kernel, "--size", "64M")
-	if got := reg.blobGETs.Load() - gets; got != 2 { // its config and its own layer
+	if got := reg.BlobGETs() - gets; got != 2 { // its config and its own layer
 		t.Errorf("pulling the deleted image again fetched %d blobs, want 2 (its config and own layer)", got)
 	}
 	if out := h.ok("events", "-n", "5"); !strings.Contains(out, "pruned 3 blobs") {

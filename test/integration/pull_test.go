@@ -9,13 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -24,8 +22,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -34,34 +30,8 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/testutil/testregistry"
 )
-
-// ociRegistry is go-containerregistry's registry on loopback; wrap may
-// add auth or faults. It counts blob GETs.
-type ociRegistry struct {
-	host     string
-	blobGETs atomic.Int64
-}
-
-var blobRE = regexp.MustCompile(`/blobs/sha256:[0-9a-f]{64}$`)
-
-func newOCIRegistry(t *testing.T, wrap func(http.Handler) http.Handler) *ociRegistry {
-	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	r := &ociRegistry{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodGet && blobRE.MatchString(req.URL.Path) {
-			r.blobGETs.Add(1)
-		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
 
 // tarEntry is one file of a test layer.
 type tarEntry struct {
@@ -94,8 +64,8 @@ func testLayer(t *testing.T, es ...tarEntry) v1.Layer {
 	return l
 }
 
-// pushImage pushes layers (oldest first) as host/repo:tag.
-func (r *ociRegistry) pushImage(t *testing.T, repoTag string, opts []remote.Option, layers ...v1.Layer) string {
+// pushImage pushes layers (oldest first) as reg's repo:tag.
+func pushImage(t *testing.T, reg *testregistry.Registry, repoTag string, opts []remote.Option, layers ...v1.Layer) string {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -108,15 +78,7 @@ func (r *ociRegistry) pushImage(t *testing.T, repoTag string, opts []remote.Opti
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	ref := r.host + "/" + repoTag
-	nref, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(nref, img, opts...); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return ref
+	return reg.Push(t, repoTag, img, opts...)
 }
 
 func baseLayers(t *testing.T) []v1.Layer {
@@ -176,8 +138,8 @@ func requireE2fsprogs(t *testing.T) {
 
 func TestImagePullEndToEnd(t *testing.T) {
 	requireE2fsprogs(t)
-	reg := newOCIRegistry(t, nil)
-	ref := reg.pushImage(t, "team/app:v1", nil, baseLayers(t)...)
+	reg := testregistry.New(t, nil)
+	ref := pushImage(t, reg, "team/app:v1", nil, baseLayers(t)...)
 	h := newHarness(t)
 	kdir := t.TempDir()
 	kernel, initrd := filepath.Join(kdir, "vmlinux"), filepath.Join(kdir, "initrd.img")
@@ -223,13 +185,13 @@ func TestImagePullEndToEnd(t *testing.T) {
 	}
 
 	// A second pull of the digest is instant: no blob fetched, no rebuild.
-	gets := reg.blobGETs.Load()
+	gets := reg.BlobGETs()
 	start := time.Now()
 	out := h.ok("image", "pull", ref, "--kernel", kernel)
 	if took := time.Since(start); !strings.Contains(out, "image app-v1 is up to date") || took > 5*time.Second {
 		t.Errorf("second pull took %v and said %q", took, out)
 	}
-	if got := reg.blobGETs.Load() - gets; got != 0 {
+	if got := reg.BlobGETs() - gets; got != 0 {
 		t.Errorf("second pull fetched %d blobs", got)
 	}
 	if out := h.ok("image", "show", "app-v1"); !strings.Contains(out, im.Digest) || !strings.Contains(out, "pull") {
@@ -238,7 +200,7 @@ func TestImagePullEndToEnd(t *testing.T) {
 
 	// Under another name it is built again from the cache, downloading nothing.
 	h.ok("image", "pull", ref, "--name", "copy", "--kernel", kernel, "--size", "600M")
-	if got := reg.blobGETs.Load() - gets; got != 0 {
+	if got := reg.BlobGETs() - gets; got != 0 {
 		t.Errorf("pull under a new name fetched %d blobs", got)
 	}
 	cp, err := h.cl.Image(context.Background(), "copy")
@@ -248,7 +210,7 @@ func TestImagePullEndToEnd(t *testing.T) {
 	e2fsckClean(t, cp.Rootfs)
 
 	// A tag that moved conflicts with the existing image of that name.
-	reg.pushImage(t, "team/app:v1", nil, testLayer(t, tarEntry{name: "new", body: "n"}))
+	pushImage(t, reg, "team/app:v1", nil, testLayer(t, tarEntry{name: "new", body: "n"}))
 	_, errOut, code := h.banger("image", "pull", ref, "--kernel", kernel)
 	if code == 0 || !strings.Contains(errOut, `image "app-v1" already exists`) || !strings.Contains(errOut, "banger image delete app-v1") {
 		t.Errorf("pull of a moved tag: exit %d, %s", code, errOut)
@@ -262,8 +224,8 @@ func TestImagePullEndToEnd(t *testing.T) {
 
 func TestImagePullKernelChoice(t *testing.T) {
 	requireE2fsprogs(t)
-	reg := newOCIRegistry(t, nil)
-	ref := reg.pushImage(t, "k/img:v1", nil, baseLayers(t)...)
+	reg := testregistry.New(t, nil)
+	ref := pushImage(t, reg, "k/img:v1", nil, baseLayers(t)...)
 	srv := catalogServer(t)
 	h := newHarness(t)
 
@@ -274,7 +236,7 @@ func TestImagePullKernelChoice(t *testing.T) {
 			t.Errorf("pull without a kernel: exit %d, stderr %q lacks %q", code, errOut, want)
 		}
 	}
-	if reg.blobGETs.Load() != 0 {
+	if reg.BlobGETs() != 0 {
 		t.Error("a pull without a kernel downloaded blobs")
 	}
 	if _, errOut, code := h.banger("image", "pull", ref, "--kernel-ref", "k1"); code == 0 || !strings.Contains(errOut, "banger kernel pull k1") {
@@ -304,8 +266,8 @@ func TestImagePullKernelChoice(t *testing.T) {
 // A hostile image fails the pull with a clear error and leaves no row
 // and no directory.
 func TestImagePullFailureLeavesNothing(t *testing.T) {
-	reg := newOCIRegistry(t, nil)
-	ref := reg.pushImage(t, "bad/img:v1", nil, testLayer(t, tarEntry{name: "../../escape", body: "x"}))
+	reg := testregistry.New(t, nil)
+	ref := pushImage(t, reg, "bad/img:v1", nil, testLayer(t, tarEntry{name: "../../escape", body: "x"}))
 	h := newHarness(t)
 	kernel := filepath.Join(t.TempDir(), "vmlinux")
 	mkKernel(t, kernel)
@@ -329,7 +291,7 @@ func TestImagePullInterruptAndRetry(t *testing.T) {
 	bigDigest, _ := big.Digest()
 	stalled := make(chan struct{})
 	var once atomic.Bool
-	reg := newOCIRegistry(t, func(next http.Handler) http.Handler {
+	reg := testregistry.New(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, bigDigest.String()) || once.Swap(true) {
 				next.ServeHTTP(w, r)
@@ -344,7 +306,7 @@ func TestImagePullInterruptAndRetry(t *testing.T) {
 			<-r.Context().Done()
 		})
 	})
-	ref := reg.pushImage(t, "slow/img:v1", nil, append(baseLayers(t), big)...)
+	ref := pushImage(t, reg, "slow/img:v1", nil, append(baseLayers(t), big)...)
 	h := newHarness(t)
 	h.startDaemon()
 	kernel := filepath.Join(t.TempDir(), "vmlinux")
@@ -429,7 +391,7 @@ func contains(list []string, s string) bool {
 func TestImagePullPrivateRegistry(t *testing.T) {
 	requireE2fsprogs(t)
 	const user, pass = "bob", "hunter2"
-	reg := newOCIRegistry(t, func(next http.Handler) http.Handler {
+	reg := testregistry.New(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
@@ -439,7 +401,7 @@ func TestImagePullPrivateRegistry(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	})
-	ref := reg.pushImage(t, "private/img:v1", []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: pass})}, baseLayers(t)...)
+	ref := pushImage(t, reg, "private/img:v1", []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: pass})}, baseLayers(t)...)
 	kernel := filepath.Join(t.TempDir(), "vmlinux")
 	mkKernel(t, kernel)
 
@@ -453,7 +415,7 @@ func TestImagePullPrivateRegistry(t *testing.T) {
 
 	cfg := t.TempDir()
 	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+reg.host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
 	h.env = append(h.env, "DOCKER_CONFIG="+cfg)
 	var im api.Image
 	if err := json.Unmarshal([]byte(h.ok("image", "pull", ref, "--kernel", kernel, "--json")), &im); err != nil {
