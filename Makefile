@@ -58,7 +58,7 @@ test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu
 	$(GO) test -tags e2e -count=1 -timeout 60m ./...
 
 lint: ## gofmt and go vet
-	@out=$$($(dir $(GO))gofmt -l cmd internal test 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal test) || exit 1; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 clean: ## remove build outputs

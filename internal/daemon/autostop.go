@@ -59,8 +59,10 @@ func plural(n int, what string) string {
 // it has been idle for auto_stop_stale_after.
 func (d *Daemon) judge(ctx context.Context, r store.VM, rd reading, s api.StatsSample, rated bool) {
 	busy := busyReason(rd, s, rated, d.idleCPU)
-	if n := d.openExecs(r.Name); busy == "" && n > 0 {
-		busy = plural(n, "exec client") + " connected"
+	if busy == "" {
+		if n := d.openExecs(r.Name); n > 0 {
+			busy = plural(n, "exec client") + " connected"
+		}
 	}
 	after := d.cfg.AutoStopStaleAfter
 	idleAt, due := d.stats.idle(r.Name, busy, rd.at, after > 0 && !r.KeepAlive, after)

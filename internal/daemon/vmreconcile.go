@@ -22,7 +22,7 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 		h, _ := decodeHandle(r.Handle)
 		if r.State == api.VMCreating {
 			d.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
-			if err := d.endInterruptedBoot(ctx, r, h); err != nil {
+			if _, err := d.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
 				continue
 			}
 			if h != nil {
@@ -35,7 +35,7 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 		if r.State == api.VMStarting && h != nil {
 			// Its boot never finished (no agent, no pinned host key):
 			// stop it rather than adopt a VM in an unknown state.
-			if err := d.endInterruptedBoot(ctx, r, h); err != nil {
+			if _, err := d.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
 				continue
 			}
 			d.markStopped(r.Name, h, "the daemon stopped while the vm was booting; start it again")
@@ -50,16 +50,15 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 			continue
 		}
 		if err := d.driver.Adopt(ctx, h); err != nil {
+			// A process that runs but cannot be managed (control socket
+			// gone, API wedged) is ended, or a later start would boot a
+			// second VMM on the same disks.
+			ended, kerr := d.endVMProcess(ctx, r, h, fmt.Sprintf("runs but cannot be managed (%v) and", err))
+			if kerr != nil {
+				continue
+			}
 			msg := "vm " + r.Name + " was found stopped when the daemon started"
-			if vmm.Alive(h.PID, h.StartTime) {
-				// Its process runs but cannot be managed (control socket
-				// gone, API wedged): end it, or a later start would boot a
-				// second VMM on the same disks.
-				if kerr := vmm.Terminate(ctx, h, d.stopTimeouts.Term); kerr != nil {
-					d.log.Error("cannot end unmanageable vm process", "vm", r.Name, "pid", h.PID, "err", kerr)
-					d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: its process %d runs but cannot be managed (%v) nor killed (%v); kill it by hand", r.Name, h.PID, err, kerr))
-					continue
-				}
+			if ended {
 				msg = fmt.Sprintf("vm %s could not be re-adopted (%v); its process %d was stopped", r.Name, err, h.PID)
 			}
 			d.markStopped(r.Name, h, "")
@@ -71,18 +70,19 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 	return nil
 }
 
-// endInterruptedBoot ends the VMM process of a boot the daemon did not
-// see through, if it still runs.
-func (d *Daemon) endInterruptedBoot(ctx context.Context, r store.VM, h *vmm.Handle) error {
+// endVMProcess ends h's process if it still runs, reporting whether it
+// did; what says, in the error event, what is wrong with the process when
+// it cannot be killed.
+func (d *Daemon) endVMProcess(ctx context.Context, r store.VM, h *vmm.Handle, what string) (bool, error) {
 	if h == nil || !vmm.Alive(h.PID, h.StartTime) {
-		return nil
+		return false, nil
 	}
 	if err := vmm.Terminate(ctx, h, d.stopTimeouts.Term); err != nil {
-		d.log.Error("cannot end the process of an interrupted boot", "vm", r.Name, "pid", h.PID, "err", err)
-		d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: the process %d of its interrupted boot cannot be killed (%v); kill it by hand", r.Name, h.PID, err))
-		return err
+		d.log.Error("cannot end vm process", "vm", r.Name, "pid", h.PID, "err", err)
+		d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: the process %d %s cannot be killed (%v); kill it by hand", r.Name, h.PID, what, err))
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // adopted takes a live VM back under management.

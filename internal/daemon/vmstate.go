@@ -51,7 +51,7 @@ func (d *Daemon) Agent(ctx context.Context, name string) (*agent.Client, error) 
 	defer cancel()
 	cl, err := d.agentClient(cctx, name, h)
 	if err != nil {
-		return nil, errdefs.Unavailable("vm %q: cannot reach the guest agent: %v", name, err)
+		return nil, errdefs.Unavailable("vm %q: cannot reach the guest agent: %w", name, err)
 	}
 	return cl, nil
 }
@@ -249,10 +249,11 @@ func (d *Daemon) shutdown(ctx context.Context, row *store.VM, h *vmm.Handle) err
 			return fmt.Errorf("killing vm process %d: %w", h.PID, err)
 		}
 	}
-	// The exit watcher may be the one to mark it stopped; the files go
-	// before stop returns either way (releasing twice is harmless).
-	d.releaseVMM(ctx, row.Name, h)
-	d.markStopped(row.Name, h, "")
+	// markStopped releases the VMM's files; when the exit watcher marked
+	// it first, release them here too, so they are gone when stop returns.
+	if !d.markStopped(row.Name, h, "") {
+		d.releaseVMM(ctx, row.Name, h)
+	}
 	return nil
 }
 

@@ -154,8 +154,22 @@ func checkKernel(ctx context.Context, e *Env) Result {
 // adds; its name is in the vmlinux when the driver is built in.
 const mmioCmdlineParam = "virtio_mmio.device"
 
-// defaultImageKernel asks the hook, or reads the managed images' manifests.
+// defaultImageKernel asks the hook, or reads the managed images'
+// manifests, once per run: two checks want it.
 func (e *Env) defaultImageKernel(ctx context.Context) (string, error) {
+	if e.defKernel == nil {
+		path, err := e.findDefaultImageKernel(ctx)
+		e.defKernel = &kernelLookup{path, err}
+	}
+	return e.defKernel.path, e.defKernel.err
+}
+
+type kernelLookup struct {
+	path string
+	err  error
+}
+
+func (e *Env) findDefaultImageKernel(ctx context.Context) (string, error) {
 	if e.DefaultImageKernel != nil {
 		return e.DefaultImageKernel(ctx)
 	}

@@ -58,6 +58,7 @@ type Env struct {
 	FreeSpace func(dir string) (int64, error)
 
 	netStatus *network.Status // Network's answer, asked once per Run
+	defKernel *kernelLookup   // the default image's kernel, looked up once per Run
 }
 
 // Check is one named check.

@@ -122,18 +122,9 @@ func (s *System) refuseReaddressingBusyTaps(old, spec Spec) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	all, err := s.links.Links()
-	if err != nil {
+	busy, err := s.busyTaps(old.Bridge)
+	if err != nil || len(busy) == 0 {
 		return err
-	}
-	var busy []string
-	for _, l := range all {
-		if _, ok := tapIndex(old.Bridge, l.Name); ok && l.Alias == tapAlias && l.Carrier {
-			busy = append(busy, l.Name)
-		}
-	}
-	if len(busy) == 0 {
-		return nil
 	}
 	return errdefs.Conflict("%s while running VMs use %s; stop those VMs ('banger vm stop NAME'), or restore the old values in config.toml, then run %s again",
 		strings.Join(changed, ", "), strings.Join(busy, ", "), setupQuoted)
