@@ -77,23 +77,23 @@ func newEnv(t *testing.T, cfg guest.Config) *agentEnv {
 // session directory, which must not race the test's temp dir removal.
 func killSessions(p guest.Paths) {
 	metas, _ := filepath.Glob(filepath.Join(p.StateDir, "sessions", "*", "meta.json"))
-	running := func(m string) bool {
+	// running returns the pid of the session m records as running.
+	running := func(m string) (int, bool) {
 		b, _ := os.ReadFile(m)
 		var s agent.Session
-		return json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0
+		ok := json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0
+		return s.PID, ok
 	}
 	var killed []string
 	for _, m := range metas {
-		b, _ := os.ReadFile(m)
-		var s agent.Session
-		if json.Unmarshal(b, &s) == nil && s.State == agent.SessionRunning && s.PID > 0 {
-			unix.Kill(-s.PID, unix.SIGKILL)
+		if pid, ok := running(m); ok {
+			unix.Kill(-pid, unix.SIGKILL)
 			killed = append(killed, m)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, m := range killed {
-		for running(m) && time.Now().Before(deadline) {
+		for _, ok := running(m); ok && time.Now().Before(deadline); _, ok = running(m) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

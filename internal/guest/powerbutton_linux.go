@@ -64,12 +64,12 @@ func watchPowerButton(dir string, pressed func(), rescan time.Duration, log *slo
 			if seen[p] {
 				continue
 			}
-			seen[p] = true
 			f, err := os.Open(p)
 			if err != nil {
-				log.Debug("cannot watch input device", "dev", p, "err", err)
-				continue
+				log.Debug("cannot watch input device yet", "dev", p, "err", err)
+				continue // tried again at the next rescan
 			}
+			seen[p] = true
 			go func() {
 				defer f.Close()
 				if err := powerPressed(f); err == nil {
