@@ -12,12 +12,8 @@ import (
 func firecrackerDriver(cfg config.Config) vmm.Driver {
 	opts := firecracker.Options{Binary: cfg.FirecrackerBin}
 	if cfg.FirecrackerJailer {
-		bin := cfg.JailerBin
-		if bin == "" {
-			bin = "jailer"
-		}
 		opts.Jailer = &firecracker.Jailer{
-			Binary: bin, UID: cfg.JailerUID, GID: cfg.JailerGID, ChrootBase: cfg.JailerChrootBase,
+			Binary: cfg.JailerBin, UID: cfg.JailerUID, GID: cfg.JailerGID, ChrootBase: cfg.JailerChrootBase,
 		}
 	}
 	return firecracker.New(opts)

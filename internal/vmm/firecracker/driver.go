@@ -70,6 +70,11 @@ func New(opts Options) *Driver {
 	if opts.Binary == "" {
 		opts.Binary = "firecracker"
 	}
+	if opts.Jailer != nil && opts.Jailer.Binary == "" {
+		j := *opts.Jailer
+		j.Binary = "jailer"
+		opts.Jailer = &j
+	}
 	if opts.KVMDevice == "" {
 		opts.KVMDevice = "/dev/kvm"
 	}

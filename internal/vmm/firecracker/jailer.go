@@ -15,7 +15,8 @@ import (
 // Jailer runs Firecracker under Firecracker's jailer: a chroot of its
 // own, an unprivileged uid/gid, a cgroup and optionally a network
 // namespace. The jailer must run as root and match the Firecracker
-// release. Required: Binary, UID, GID.
+// release. Required: UID, GID; New makes an empty Binary "jailer", found
+// on PATH.
 type Jailer struct {
 	// Binary is the jailer executable.
 	Binary string

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"banger/internal/vmm"
@@ -87,7 +86,7 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	// outlives a parent killed for a cancelled ctx, and a Create that
 	// fails must end it: the caller gets no handle to do so.
 	if err := cmd.Run(); err != nil {
-		reap(spec.RuntimeDir)
+		d.reap(spec.RuntimeDir)
 		return nil, fmt.Errorf("starting qemu for %s: %v: %s", spec.Name, err, strings.TrimSpace(stderr.String()))
 	}
 	h, err := readHandle(spec.RuntimeDir, accel)
@@ -95,7 +94,7 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 		err = fmt.Errorf("starting qemu for %s: %w", spec.Name, ctx.Err())
 	}
 	if err != nil {
-		reap(spec.RuntimeDir)
+		d.reap(spec.RuntimeDir)
 		return nil, err
 	}
 	return h, nil
@@ -105,17 +104,14 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 // the runtime dir. The pid file names it; without a usable one, QEMU is
 // asked to quit over QMP. Nothing is left when the parent died before
 // the child was ready: the child then fails to report in and exits.
-func reap(rt string) {
+func (d *Driver) reap(rt string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if pid, err := readPID(rt); err == nil {
 		// The pid file was removed before the start, so it is this
 		// Create's; the command line check guards against pid reuse.
 		if st, err := vmm.ProcStartTime(pid); err == nil && startedWith(pid, filepath.Join(rt, pidFile)) {
-			h := &vmm.Handle{PID: pid, StartTime: st}
-			if vmm.Signal(h, syscall.SIGKILL) == nil {
-				vmm.WaitExit(ctx, h)
-			}
+			d.Kill(ctx, &vmm.Handle{PID: pid, StartTime: st})
 		}
 	} else {
 		quitQMP(ctx, filepath.Join(rt, qmpSocket))

@@ -59,9 +59,9 @@ func (m *machine) flushMetrics() error {
 	}
 	line["block"] = blockAll
 	netAll := netMetrics(0)
-	for i, id := range m.netOrder {
+	for i, iface := range m.nets {
 		n := netMetrics(uint64(i + 1))
-		line["net_"+id] = n
+		line["net_"+iface.id] = n
 		for k, v := range n {
 			netAll[k] += v
 		}

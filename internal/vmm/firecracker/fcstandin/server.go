@@ -66,7 +66,7 @@ type Config struct {
 	// the host's root.
 	Root string
 
-	recordFile *os.File // Record, opened before entering a jail
+	recordFile *os.File // Record, opened at the first request or before entering a jail
 }
 
 // DefaultVersion is the Firecracker release the stand-in claims to be.
@@ -138,7 +138,7 @@ func NewServer(cfg Config, id string, console io.Writer, exit func(code int)) *S
 		cfg.Version = DefaultVersion
 	}
 	s := &Server{cfg: cfg, console: console, exit: exit, ctx: context.Background()}
-	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, nets: map[string]string{}, bindVsock: bindVsock, root: cfg.Root}
+	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, bindVsock: bindVsock, root: cfg.Root}
 	s.m.boot = s.boot
 	s.m.ctrlAltDel = s.ctrlAltDel
 	return s
@@ -246,22 +246,15 @@ func (s *Server) record(method, path string, body []byte, status int, f *Fault) 
 	if f != nil {
 		rec.Status, rec.Fault = f.Status, f.Message
 	}
-	if s.cfg.recordFile != nil {
-		line, _ := json.Marshal(rec)
-		s.cfg.recordFile.Write(append(line, '\n'))
-		return
+	if s.cfg.recordFile == nil { // opened already when entering a jail
+		f, err := os.OpenFile(s.cfg.Record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return
+		}
+		s.cfg.recordFile = f
 	}
-	appendJSON(s.cfg.Record, rec)
-}
-
-func appendJSON(path string, v any) {
-	line, _ := json.Marshal(v)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return
-	}
-	f.Write(append(line, '\n'))
-	f.Close()
+	line, _ := json.Marshal(rec)
+	s.cfg.recordFile.Write(append(line, '\n'))
 }
 
 // boot "starts the guest": boot messages on the console and the agent
@@ -338,4 +331,14 @@ func (s *Server) crash() {
 // Serve serves the API on ln until the process exits.
 func (s *Server) Serve(ln net.Listener) error {
 	return (&http.Server{Handler: s}).Serve(ln)
+}
+
+func appendJSON(path string, v any) {
+	line, _ := json.Marshal(v)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
 }

@@ -53,8 +53,7 @@ type machine struct {
 	initrd        string
 	bootArgs      string
 	drives        []drive
-	nets          map[string]string // iface id -> host_dev_name
-	netOrder      []string          // iface ids in the order they were added
+	nets          []netIface // in the order they were added
 	vsock         *vsockDev
 	metrics       *os.File // kept open, as Firecracker keeps it
 	logPath       string
@@ -67,6 +66,8 @@ type machine struct {
 	boot       func()
 	ctrlAltDel func()
 }
+
+type netIface struct{ id, tap string } // tap: host_dev_name
 
 type drive struct {
 	id   string
@@ -184,15 +185,20 @@ func (m *machine) putNet(b *Value) (int, any, *Fault) {
 	if !tapName.MatchString(tap) {
 		return 0, nil, badRequest("Network config error: Could not create the network device: Open tap device failed: Invalid interface name %q", tap)
 	}
-	for other, t := range m.nets {
-		if other != id && t == tap {
+	at := -1
+	for i, n := range m.nets {
+		switch {
+		case n.id == id:
+			at = i
+		case n.tap == tap:
 			return 0, nil, badRequest("Network config error: The host device name is already in use.")
 		}
 	}
-	if _, ok := m.nets[id]; !ok {
-		m.netOrder = append(m.netOrder, id)
+	if at < 0 {
+		m.nets = append(m.nets, netIface{id, tap})
+	} else {
+		m.nets[at].tap = tap
 	}
-	m.nets[id] = tap
 	return http.StatusNoContent, nil, nil
 }
 
