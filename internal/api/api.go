@@ -198,14 +198,17 @@ type ImageConfig struct {
 	StopSignal string   `json:"stop_signal,omitempty"`
 }
 
+// VMState is where a VM is in its life.
+type VMState string
+
 // VM states.
 const (
-	VMCreating = "creating" // disks, process and first boot being set up
-	VMStarting = "starting" // an existing VM booting, waiting for the guest agent
-	VMRunning  = "running"
-	VMStopping = "stopping"
-	VMStopped  = "stopped"
-	VMError    = "error" // creation or start failed; LastError says why
+	VMCreating VMState = "creating" // disks, process and first boot being set up
+	VMStarting VMState = "starting" // an existing VM booting, waiting for the guest agent
+	VMRunning  VMState = "running"
+	VMStopping VMState = "stopping"
+	VMStopped  VMState = "stopped"
+	VMError    VMState = "error" // creation or start failed; LastError says why
 )
 
 // VM is a development VM.
@@ -213,7 +216,7 @@ type VM struct {
 	ID         string    `json:"id"`
 	Name       string    `json:"name"`
 	Image      string    `json:"image"`
-	State      string    `json:"state"`
+	State      VMState   `json:"state"`
 	VMM        string    `json:"vmm"`
 	CPUs       int       `json:"cpus"`
 	MemoryMiB  int       `json:"memory_mib"`

@@ -8,7 +8,7 @@ import "time"
 // VM), so history starts again when the daemon restarts.
 type VMStats struct {
 	Name  string `json:"name"`
-	State string `json:"state"`
+	State VMState `json:"state"`
 	// IntervalSeconds is stats_poll_interval: how often samples are taken.
 	IntervalSeconds float64       `json:"interval_seconds"`
 	Current         *StatsSample  `json:"current,omitempty"`

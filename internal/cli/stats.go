@@ -153,7 +153,7 @@ func rate(bps float64) string { return bytesize.Format(int64(bps)) + "/s" }
 
 // statsRows describe the newest sample as "key: value" rows.
 func statsRows(st api.VMStats, now time.Time) [][]string {
-	rows := [][]string{{"vm:", st.Name + " (" + st.State + ")"}}
+	rows := [][]string{{"vm:", st.Name + " (" + string(st.State) + ")"}}
 	s := st.Current
 	if s == nil {
 		return append(rows, []string{"sampled:", "never; the daemon samples running VMs every " + secs(st.IntervalSeconds)})

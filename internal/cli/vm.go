@@ -102,7 +102,7 @@ func (a *app) vmListCmd() *cobra.Command {
 			}
 			rows := [][]string{{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "CREATED"}}
 			for _, v := range vms {
-				rows = append(rows, []string{v.Name, v.State, orDash(v.IP), v.Image, strconv.Itoa(v.CPUs), bytesize.Format(int64(v.MemoryMiB) << 20), ago(v.CreatedAt)})
+				rows = append(rows, []string{v.Name, string(v.State), orDash(v.IP), v.Image, strconv.Itoa(v.CPUs), bytesize.Format(int64(v.MemoryMiB) << 20), ago(v.CreatedAt)})
 			}
 			return table(a.stdout, rows)
 		},
@@ -131,7 +131,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 			}
 			rows := [][]string{
 				{"name:", v.Name + " (" + v.Name + ".vm)"},
-				{"state:", v.State},
+				{"state:", string(v.State)},
 				{"image:", v.Image},
 				{"vmm:", v.VMM + accelNote(v.Accel)},
 				{"ip:", orDash(v.IP)},

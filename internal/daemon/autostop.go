@@ -103,7 +103,7 @@ func (b *statsBook) stopFailed(name string) {
 // autoStop stops the VM in the background, recording why.
 func (d *Daemon) autoStop(ctx context.Context, name string, idle time.Duration) {
 	// The user may have said keep-alive since this round's sample.
-	if r, err := d.vmRow(ctx, d.store.Read(), name); err != nil || r.KeepAlive {
+	if r, err := d.vmRow(ctx, &d.store.Reader, name); err != nil || r.KeepAlive {
 		d.stats.stopFailed(name)
 		return
 	}
@@ -127,7 +127,7 @@ func (d *Daemon) SetKeepAlive(ctx context.Context, name string, keep bool) (api.
 	}
 	defer release()
 	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		row, err := d.vmRow(ctx, tx, name)
+		row, err := d.vmRow(ctx, &tx.Reader, name)
 		if err != nil {
 			return err
 		}

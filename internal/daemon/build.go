@@ -242,11 +242,11 @@ func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, ba
 	if _, err := d.createVM(ctx, api.CreateVMRequest{Name: name}, from, p); err != nil {
 		return fmt.Errorf("booting the builder vm: %w", err)
 	}
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return err
 	}
-	h, _ := decodeHandle(row.Handle)
+	h := row.Handle
 	defer func() {
 		if h != nil && vmm.Alive(h.PID, h.StartTime) {
 			d.driver.Kill(context.Background(), h)
@@ -352,11 +352,11 @@ func (d *Daemon) sweepBuilders(ctx context.Context) {
 			continue
 		}
 		name := strings.TrimSpace(string(b))
-		row, err := d.vmRow(ctx, d.store.Read(), name)
+		row, err := d.vmRow(ctx, &d.store.Reader, name)
 		if err != nil {
 			continue
 		}
-		if h, _ := decodeHandle(row.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+		if h := row.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
 			d.driver.Kill(ctx, h)
 			vmm.WaitExit(ctx, h)
 		}

@@ -86,7 +86,7 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 	builder := w.create("build-0a1b2c3d")
 	w.create("keep")
 	row := mustRow(t, w, builder.Name)
-	h, _ := decodeHandle(row.Handle)
+	h := row.Handle
 	staging := filepath.Join(w.opts.Layout.ImagesDir, ".staging-build-devbox-01020304")
 	os.MkdirAll(staging, 0o700)
 	os.WriteFile(filepath.Join(staging, builderMarker), []byte(builder.Name+"\n"), 0o600)
@@ -111,7 +111,7 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 
 func mustRow(t *testing.T, w *world, name string) store.VM {
 	t.Helper()
-	r, err := w.d.vmRow(context.Background(), w.d.store.Read(), name)
+	r, err := w.d.vmRow(context.Background(), &w.d.store.Reader, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,9 +181,9 @@ func (d *Daemon) writeSSHConfig() error {
 
 // Status reports what the daemon is and holds.
 func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
-	ims, err := d.store.Read().Images(ctx)
+	ims, err := d.store.Images(ctx)
 	if err != nil {
-		vms, err := d.store.Read().VMs(ctx)
+		vms, err := d.store.VMs(ctx)
 		if err != nil {
 			return api.DaemonStatus{}, err
 		}
@@ -195,9 +195,9 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 		}
 		return api.DaemonStatus{}, err
 	}
-	ks, err := d.store.Read().Kernels(ctx)
+	ks, err := d.store.Kernels(ctx)
 	if err != nil {
-		vms, err := d.store.Read().VMs(ctx)
+		vms, err := d.store.VMs(ctx)
 		if err != nil {
 			return api.DaemonStatus{}, err
 		}
@@ -209,7 +209,7 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 		}
 		return api.DaemonStatus{}, err
 	}
-	vms, err := d.store.Read().VMs(ctx)
+	vms, err := d.store.VMs(ctx)
 	if err != nil {
 		return api.DaemonStatus{}, err
 	}
@@ -241,7 +241,7 @@ func (d *Daemon) Events(ctx context.Context, subject string, afterID int64, limi
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	return d.store.Read().Events(ctx, subject, afterID, limit)
+	return d.store.Events(ctx, subject, afterID, limit)
 }
 
 // event records a user-visible event; failures are logged, not returned,

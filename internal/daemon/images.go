@@ -16,15 +16,15 @@ import (
 
 // Images lists registered images.
 func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
-	return d.store.Read().Images(ctx)
+	return d.store.Images(ctx)
 }
 
 // Image returns one image.
 func (d *Daemon) Image(ctx context.Context, name string) (api.Image, error) {
-	return getImage(ctx, d.store.Read(), name)
+	return getImage(ctx, &d.store.Reader, name)
 }
 
-func getImage(ctx context.Context, tx *store.Tx, name string) (api.Image, error) {
+func getImage(ctx context.Context, tx *store.Reader, name string) (api.Image, error) {
 	im, err := tx.Image(ctx, name)
 	if errors.Is(err, store.ErrNoRow) {
 		return api.Image{}, errdefs.NotFound("image %q not found; run 'banger image list' to see registered images", name)
@@ -92,7 +92,7 @@ func (d *Daemon) PromoteImage(ctx context.Context, name string, p progress.Func)
 	}
 	out.Source = "promote"
 	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		cur, err := getImage(ctx, tx, name)
+		cur, err := getImage(ctx, &tx.Reader, name)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error
 	defer release()
 	var im api.Image
 	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		im, err = getImage(ctx, tx, name)
+		im, err = getImage(ctx, &tx.Reader, name)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error
 }
 
 func (d *Daemon) sweepImages(ctx context.Context) error {
-	ims, err := d.store.Read().Images(ctx)
+	ims, err := d.store.Images(ctx)
 	if err != nil {
 		return err
 	}

@@ -17,12 +17,12 @@ import (
 
 // Kernels lists locally stored kernels.
 func (d *Daemon) Kernels(ctx context.Context) ([]api.Kernel, error) {
-	return d.store.Read().Kernels(ctx)
+	return d.store.Kernels(ctx)
 }
 
 // Kernel returns one local kernel.
 func (d *Daemon) Kernel(ctx context.Context, name string) (api.Kernel, error) {
-	k, err := d.store.Read().Kernel(ctx, name)
+	k, err := d.store.Kernel(ctx, name)
 	if errors.Is(err, store.ErrNoRow) {
 		return api.Kernel{}, errdefs.NotFound("kernel %q is not pulled; run 'banger kernel pull %s' (see 'banger kernel list --available')", name, name)
 	}
@@ -40,7 +40,7 @@ func (d *Daemon) Catalog(ctx context.Context) (api.Catalog, error) {
 		}
 		cat = kernel.Merge(cat, extra)
 	}
-	local, err := d.store.Read().Kernels(ctx)
+	local, err := d.store.Kernels(ctx)
 	if err != nil {
 		return api.Catalog{}, err
 	}
@@ -61,7 +61,7 @@ func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (
 		return api.Kernel{}, err
 	}
 	defer release()
-	if _, err := d.store.Read().Kernel(ctx, name); err == nil {
+	if _, err := d.store.Kernel(ctx, name); err == nil {
 		return api.Kernel{}, errdefs.Conflict("kernel %q is already pulled; remove it first with 'banger kernel rm %s' to pull it again", name, name)
 	}
 	cat, err := d.Catalog(ctx)
@@ -141,7 +141,7 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 // staging leftovers; partial downloads are kept so pulls resume, until
 // RemoveKernel discards them.
 func (d *Daemon) sweepKernels(ctx context.Context) error {
-	ks, err := d.store.Read().Kernels(ctx)
+	ks, err := d.store.Kernels(ctx)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 		return api.PruneReport{}, err
 	}
 	defer d.cacheMu.Unlock()
-	ims, err := d.store.Read().Images(ctx)
+	ims, err := d.store.Images(ctx)
 	if err != nil {
 		return api.PruneReport{}, err
 	}

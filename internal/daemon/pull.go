@@ -97,7 +97,7 @@ func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p prog
 // when the user gave no name, any. An image of that name holding another
 // digest is a conflict.
 func (d *Daemon) alreadyPulled(ctx context.Context, name string, named bool, digest string) (api.Image, bool, error) {
-	ims, err := d.store.Read().Images(ctx)
+	ims, err := d.store.Images(ctx)
 	if err != nil {
 		return api.Image{}, false, err
 	}

@@ -52,7 +52,7 @@ func (d *Daemon) every(iv time.Duration, fn func(context.Context)) {
 // eachRunning calls fn concurrently for every running VM and waits; it
 // tells the book which VMs exist and which are not running.
 func (d *Daemon) eachRunning(ctx context.Context, fn func(store.VM, *vmm.Handle)) {
-	rows, err := d.store.Read().VMs(ctx)
+	rows, err := d.store.VMs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("listing vms to poll", "err", err)
@@ -63,7 +63,7 @@ func (d *Daemon) eachRunning(ctx context.Context, fn func(store.VM, *vmm.Handle)
 	exist := map[string]bool{}
 	for _, r := range rows {
 		exist[r.Name] = true
-		h, _ := decodeHandle(r.Handle)
+		h := r.Handle
 		if r.State != api.VMRunning || h == nil {
 			d.stats.notRunning(r.Name)
 			continue
@@ -132,11 +132,11 @@ func (d *Daemon) read(ctx context.Context, name string, h *vmm.Handle) reading {
 // (all of them when history < 0), its VMM metrics and its auto-stop state.
 // A running VM not sampled yet is sampled now.
 func (d *Daemon) VMStats(ctx context.Context, name string, history int) (api.VMStats, error) {
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return api.VMStats{}, err
 	}
-	h, _ := decodeHandle(row.Handle)
+	h := row.Handle
 	running := row.State == api.VMRunning && h != nil
 	if running && !d.stats.sampled(name, h.PID) {
 		d.sampleVM(ctx, row, h)

@@ -39,7 +39,7 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	defer func() {
 		if err != nil {
 			undo.run()
-			row.State, row.Handle, row.TAP, row.LastError = api.VMError, "", "", err.Error()
+			row.State, row.Handle, row.TAP, row.LastError = api.VMError, nil, "", err.Error()
 			d.saveVM(*row)
 		}
 	}()
@@ -80,7 +80,7 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	if row.State != api.VMCreating {
 		row.State = api.VMStarting
 	}
-	row.Handle, row.LastError, row.StartedAt = encodeHandle(h), "", time.Now()
+	row.Handle, row.LastError, row.StartedAt = h, "", time.Now()
 	if err := d.saveVM(*row); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 // ConsoleLog writes the VM's serial console log to w, then, with
 // follow, new output until ctx ends.
 func (d *Daemon) ConsoleLog(ctx context.Context, name string, w io.Writer, follow bool) error {
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,12 @@ import (
 // stopped with their TAP released. A VM caught half-created by a crash
 // is removed entirely, as its create would have done on failure.
 func (d *Daemon) reconcileVMs(ctx context.Context) error {
-	rows, err := d.store.Read().VMs(ctx)
+	rows, err := d.store.VMs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, r := range rows {
-		h, _ := decodeHandle(r.Handle)
+		h := r.Handle
 		if r.State == api.VMCreating {
 			d.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
 			if _, err := d.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
@@ -87,7 +87,7 @@ func (d *Daemon) endVMProcess(ctx context.Context, r store.VM, h *vmm.Handle, wh
 
 // adopted takes a live VM back under management.
 func (d *Daemon) adopted(ctx context.Context, r store.VM) {
-	h, _ := decodeHandle(r.Handle)
+	h := r.Handle
 	if r.State != api.VMRunning {
 		r.State = api.VMRunning
 		d.saveVM(r)
@@ -99,9 +99,9 @@ func (d *Daemon) adopted(ctx context.Context, r store.VM) {
 // vmAlive reports, by name, whether a VM's process still runs.
 func (d *Daemon) vmAlive(ctx context.Context) func(string) bool {
 	alive := map[string]bool{}
-	rows, _ := d.store.Read().VMs(ctx)
+	rows, _ := d.store.VMs(ctx)
 	for _, r := range rows {
-		if h, _ := decodeHandle(r.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+		if h := r.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
 			alive[r.Name] = true
 		}
 	}

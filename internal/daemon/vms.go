@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,7 +28,7 @@ const (
 
 // VMs lists every VM.
 func (d *Daemon) VMs(ctx context.Context) ([]api.VM, error) {
-	rows, err := d.store.Read().VMs(ctx)
+	rows, err := d.store.VMs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -42,14 +41,14 @@ func (d *Daemon) VMs(ctx context.Context) ([]api.VM, error) {
 
 // VM returns one VM.
 func (d *Daemon) VM(ctx context.Context, name string) (api.VM, error) {
-	r, err := d.vmRow(ctx, d.store.Read(), name)
+	r, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return api.VM{}, err
 	}
 	return d.toAPI(ctx, r), nil
 }
 
-func (d *Daemon) vmRow(ctx context.Context, tx *store.Tx, name string) (store.VM, error) {
+func (d *Daemon) vmRow(ctx context.Context, tx *store.Reader, name string) (store.VM, error) {
 	r, err := tx.VM(ctx, name)
 	if errors.Is(err, store.ErrNoRow) {
 		return store.VM{}, errdefs.NotFound("vm %q not found; run 'banger vm list' to see your VMs", name)
@@ -63,7 +62,7 @@ func (d *Daemon) toAPI(ctx context.Context, r store.VM) api.VM {
 		DiskBytes: r.DiskBytes, TAP: r.TAP, Dir: r.Dir, RuntimeDir: r.RuntimeDir, HostKey: r.HostKey,
 		KeepAlive: r.KeepAlive, LastError: r.LastError, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, StoppedAt: r.StoppedAt,
 	}
-	if h, err := decodeHandle(r.Handle); err == nil && h != nil {
+	if h := r.Handle; h != nil {
 		v.PID, v.Accel = h.PID, h.Accel
 	}
 	if d.net != nil {
@@ -168,13 +167,13 @@ func (d *Daemon) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, erro
 		return store.VM{}, errdefs.Invalid("--disk-size is too small; use at least 64M")
 	}
 	id := newID()
-	return store.VM{
+	return store.VM{VM: api.VM{
 		ID: id, Name: req.Name, Image: im.Name, State: api.VMCreating, VMM: d.driver.Name(),
 		CPUs: req.CPUs, MemoryMiB: req.MemoryMiB, DiskBytes: req.DiskBytes, KeepAlive: req.KeepAlive,
 		Dir:        filepath.Join(d.layout.VMsDir, id),
 		RuntimeDir: filepath.Join(d.layout.RuntimeDir, "vm", id),
 		CreatedAt:  time.Now(),
-	}, nil
+	}}, nil
 }
 
 // forgetVM removes every trace of a VM that is not running: its disks,
@@ -206,11 +205,11 @@ func (d *Daemon) DeleteVM(ctx context.Context, name string, force bool) error {
 		return err
 	}
 	defer release()
-	r, err := d.vmRow(ctx, d.store.Read(), name)
+	r, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return err
 	}
-	if h, _ := decodeHandle(r.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+	if h := r.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
 		if force {
 			// The VM's TAP and address go back to the pools below: never
 			// while its VMM could still be using them.
@@ -231,25 +230,6 @@ func newID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func decodeHandle(s string) (*vmm.Handle, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var h vmm.Handle
-	if err := json.Unmarshal([]byte(s), &h); err != nil {
-		return nil, err
-	}
-	return &h, nil
-}
-
-func encodeHandle(h *vmm.Handle) string {
-	if h == nil {
-		return ""
-	}
-	b, _ := json.Marshal(h)
-	return string(b)
 }
 
 // undoStack runs registered undo steps in reverse unless cleared.

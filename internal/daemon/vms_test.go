@@ -325,7 +325,7 @@ func TestVMBadRequests(t *testing.T) {
 	w.assertGone("x")
 }
 
-func waitState(t *testing.T, d *Daemon, name, want string) {
+func waitState(t *testing.T, d *Daemon, name string, want api.VMState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -413,7 +413,7 @@ func TestBootInterruptedByADaemonCrash(t *testing.T) {
 	ctx := context.Background()
 	creating, starting := w.create("creating"), w.create("starting")
 	w.d.Close() // the "crash": VMM processes keep running
-	for name, state := range map[string]string{"creating": api.VMCreating, "starting": api.VMStarting} {
+	for name, state := range map[string]api.VMState{"creating": api.VMCreating, "starting": api.VMStarting} {
 		err := w.st.Tx(ctx, func(tx *store.Tx) error {
 			r, err := tx.VM(ctx, name)
 			if err != nil {

@@ -39,11 +39,11 @@ func (d *Daemon) setAgent(name string, cl *agent.Client) {
 // Agent returns a connected agent client for a running VM, reconnecting
 // when the cached connection has dropped.
 func (d *Daemon) Agent(ctx context.Context, name string) (*agent.Client, error) {
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return nil, err
 	}
-	h, _ := decodeHandle(row.Handle)
+	h := row.Handle
 	if h == nil || row.State != api.VMRunning {
 		return nil, errdefs.Conflict("vm %q is %s; start it with 'banger vm start %s'", name, row.State, name)
 	}
@@ -140,11 +140,11 @@ func (d *Daemon) markStopped(name string, h *vmm.Handle, lastErr string) bool {
 		if err != nil {
 			return err
 		}
-		cur, _ := decodeHandle(row.Handle)
+		cur := row.Handle
 		if cur == nil || cur.PID != h.PID || cur.StartTime != h.StartTime {
 			return nil
 		}
-		row.State, row.Handle, row.TAP, row.StoppedAt = api.VMStopped, "", "", time.Now()
+		row.State, row.Handle, row.TAP, row.StoppedAt = api.VMStopped, nil, "", time.Now()
 		if lastErr != "" {
 			row.LastError = lastErr
 		}
@@ -173,11 +173,11 @@ func (d *Daemon) StartVM(ctx context.Context, name string, p progress.Func) (api
 		return api.VM{}, err
 	}
 	defer release()
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	if h, _ := decodeHandle(row.Handle); h != nil && vmm.Alive(h.PID, h.StartTime) {
+	if h := row.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
 		return api.VM{}, errdefs.Conflict("vm %q is already running", name)
 	}
 	im, err := d.imageFor(ctx, row.Image)
@@ -202,11 +202,11 @@ func (d *Daemon) StopVM(ctx context.Context, name string) (api.VM, error) {
 		return api.VM{}, err
 	}
 	defer release()
-	row, err := d.vmRow(ctx, d.store.Read(), name)
+	row, err := d.vmRow(ctx, &d.store.Reader, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	h, _ := decodeHandle(row.Handle)
+	h := row.Handle
 	if h == nil || !vmm.Alive(h.PID, h.StartTime) {
 		if h != nil {
 			d.markStopped(name, h, "")

@@ -20,7 +20,7 @@ func (t *Tx) AddEvent(ctx context.Context, level, subject, message string) error
 
 // Events returns up to limit events newer than afterID, oldest first.
 // An empty subject matches all.
-func (t *Tx) Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error) {
+func (t *Reader) Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT id, time, level, subject, message FROM (
 		SELECT * FROM events WHERE id > ? AND (? = '' OR subject = ?) ORDER BY id DESC LIMIT ?) ORDER BY id`,
 		afterID, subject, subject, limit)

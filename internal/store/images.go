@@ -22,7 +22,7 @@ func scanImage(row interface{ Scan(...any) error }) (api.Image, error) {
 }
 
 // Images lists every image ordered by name.
-func (t *Tx) Images(ctx context.Context) ([]api.Image, error) {
+func (t *Reader) Images(ctx context.Context) ([]api.Image, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT `+imageCols+` FROM images ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing images: %w", err)
@@ -40,7 +40,7 @@ func (t *Tx) Images(ctx context.Context) ([]api.Image, error) {
 }
 
 // Image returns one image, or ErrNoRow.
-func (t *Tx) Image(ctx context.Context, name string) (api.Image, error) {
+func (t *Reader) Image(ctx context.Context, name string) (api.Image, error) {
 	im, err := scanImage(t.q.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return api.Image{}, ErrNoRow

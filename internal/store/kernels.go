@@ -22,7 +22,7 @@ func scanKernel(row interface{ Scan(...any) error }) (api.Kernel, error) {
 }
 
 // Kernels lists local kernels ordered by name.
-func (t *Tx) Kernels(ctx context.Context) ([]api.Kernel, error) {
+func (t *Reader) Kernels(ctx context.Context) ([]api.Kernel, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT `+kernelCols+` FROM kernels ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing kernels: %w", err)
@@ -40,7 +40,7 @@ func (t *Tx) Kernels(ctx context.Context) ([]api.Kernel, error) {
 }
 
 // Kernel returns one kernel, or ErrNoRow.
-func (t *Tx) Kernel(ctx context.Context, name string) (api.Kernel, error) {
+func (t *Reader) Kernel(ctx context.Context, name string) (api.Kernel, error) {
 	k, err := scanKernel(t.q.QueryRowContext(ctx, `SELECT `+kernelCols+` FROM kernels WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return api.Kernel{}, ErrNoRow
@@ -73,7 +73,7 @@ func (t *Tx) DeleteKernel(ctx context.Context, name string) error {
 }
 
 // ImagesUsingKernel names the images that boot with kernel ref name.
-func (t *Tx) ImagesUsingKernel(ctx context.Context, name string) ([]string, error) {
+func (t *Reader) ImagesUsingKernel(ctx context.Context, name string) ([]string, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT name FROM images WHERE kernel_ref = ? ORDER BY name`, name)
 	if err != nil {
 		return nil, fmt.Errorf("listing images using kernel %q: %w", name, err)

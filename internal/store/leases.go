@@ -58,7 +58,7 @@ func scanLease(row interface{ Scan(...any) error }) (Lease, error) {
 }
 
 // Leases lists every lease ordered by VM name.
-func (t *Tx) Leases(ctx context.Context) ([]Lease, error) {
+func (t *Reader) Leases(ctx context.Context) ([]Lease, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT `+leaseCols+` FROM leases ORDER BY vm`)
 	if err != nil {
 		return nil, fmt.Errorf("listing leases: %w", err)
@@ -77,16 +77,16 @@ func (t *Tx) Leases(ctx context.Context) ([]Lease, error) {
 
 // LeaseByVM returns the lease of a VM (names compare case-insensitively),
 // or ErrNoRow.
-func (t *Tx) LeaseByVM(ctx context.Context, vm string) (Lease, error) {
+func (t *Reader) LeaseByVM(ctx context.Context, vm string) (Lease, error) {
 	return t.oneLease(ctx, `SELECT `+leaseCols+` FROM leases WHERE vm = ?`, vm)
 }
 
 // LeaseByAddr returns the lease holding addr, or ErrNoRow.
-func (t *Tx) LeaseByAddr(ctx context.Context, addr netip.Addr) (Lease, error) {
+func (t *Reader) LeaseByAddr(ctx context.Context, addr netip.Addr) (Lease, error) {
 	return t.oneLease(ctx, `SELECT `+leaseCols+` FROM leases WHERE ip = ?`, addr.String())
 }
 
-func (t *Tx) oneLease(ctx context.Context, query string, arg any) (Lease, error) {
+func (t *Reader) oneLease(ctx context.Context, query string, arg any) (Lease, error) {
 	l, err := scanLease(t.q.QueryRowContext(ctx, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Lease{}, ErrNoRow
@@ -133,7 +133,7 @@ func (t *Tx) DeleteLease(ctx context.Context, vm string) (bool, error) {
 }
 
 // Releases lists when addresses were last released, oldest first.
-func (t *Tx) Releases(ctx context.Context) ([]Release, error) {
+func (t *Reader) Releases(ctx context.Context) ([]Release, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT ip, seq, released_at FROM lease_releases ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("listing released addresses: %w", err)
@@ -165,7 +165,7 @@ func (t *Tx) ForgetReleases(ctx context.Context) error {
 }
 
 // NetworkConfig returns the recorded network settings, or ErrNoRow.
-func (t *Tx) NetworkConfig(ctx context.Context) (NetworkConfig, error) {
+func (t *Reader) NetworkConfig(ctx context.Context) (NetworkConfig, error) {
 	var c NetworkConfig
 	var ip, cidr, updated string
 	err := t.q.QueryRowContext(ctx, `SELECT bridge_name, bridge_ip, cidr, updated_at FROM network_config WHERE id = 1`).
@@ -197,7 +197,7 @@ func (t *Tx) PutNetworkConfig(ctx context.Context, c NetworkConfig) error {
 }
 
 // TapAssignments lists which VM holds which TAP, ordered by TAP name.
-func (t *Tx) TapAssignments(ctx context.Context) ([]TapAssignment, error) {
+func (t *Reader) TapAssignments(ctx context.Context) ([]TapAssignment, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT tap, vm, assigned_at FROM tap_assignments ORDER BY tap`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tap assignments: %w", err)

@@ -29,17 +29,17 @@ func TestLeasesRoundTrip(t *testing.T) {
 	}
 	defer s.Close()
 
-	got, err := s.Read().LeaseByVM(ctx, "ALPHA") // names are DNS labels: case-insensitive
+	got, err := s.LeaseByVM(ctx, "ALPHA") // names are DNS labels: case-insensitive
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Addr != a2 || got.MAC != "02:ba:ac:10:00:02" || got.CreatedAt.IsZero() {
 		t.Errorf("LeaseByVM(ALPHA) = %+v", got)
 	}
-	if got, err := s.Read().LeaseByAddr(ctx, a3); err != nil || got.VM != "beta" {
+	if got, err := s.LeaseByAddr(ctx, a3); err != nil || got.VM != "beta" {
 		t.Errorf("LeaseByAddr(%s) = %+v, %v; want beta", a3, got, err)
 	}
-	if _, err := s.Read().LeaseByVM(ctx, "gamma"); !errors.Is(err, ErrNoRow) {
+	if _, err := s.LeaseByVM(ctx, "gamma"); !errors.Is(err, ErrNoRow) {
 		t.Errorf("LeaseByVM(gamma) err = %v, want ErrNoRow", err)
 	}
 }
@@ -84,7 +84,7 @@ func TestDeleteLeaseRecordsReleaseOrder(t *testing.T) {
 			t.Errorf("DeleteLease(%s) = %v, want %v", vm, ok, want)
 		}
 	}
-	rs, err := s.Read().Releases(ctx)
+	rs, err := s.Releases(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestDeleteLeaseRecordsReleaseOrder(t *testing.T) {
 	if err := s.Tx(ctx, func(tx *Tx) error { return tx.ForgetReleases(ctx) }); err != nil {
 		t.Fatal(err)
 	}
-	if rs, _ := s.Read().Releases(ctx); len(rs) != 0 {
+	if rs, _ := s.Releases(ctx); len(rs) != 0 {
 		t.Errorf("releases after ForgetReleases = %v, want none", rs)
 	}
 }
@@ -106,7 +106,7 @@ func TestDeleteLeaseRecordsReleaseOrder(t *testing.T) {
 func TestNetworkConfigAndTapAssignments(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	if _, err := s.Read().NetworkConfig(ctx); !errors.Is(err, ErrNoRow) {
+	if _, err := s.NetworkConfig(ctx); !errors.Is(err, ErrNoRow) {
 		t.Fatalf("NetworkConfig on a new store err = %v, want ErrNoRow", err)
 	}
 	want := NetworkConfig{BridgeName: "banger0", BridgeIP: netip.MustParseAddr("172.16.0.1"), CIDR: netip.MustParsePrefix("172.16.0.0/24")}
@@ -122,7 +122,7 @@ func TestNetworkConfigAndTapAssignments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Read().NetworkConfig(ctx)
+	got, err := s.NetworkConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestNetworkConfigAndTapAssignments(t *testing.T) {
 	if err := s.Tx(ctx, func(tx *Tx) error { return tx.UnassignTap(ctx, "b") }); err != nil {
 		t.Fatal(err)
 	}
-	as, err := s.Read().TapAssignments(ctx)
+	as, err := s.TapAssignments(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is an open state database.
+// Store is an open state database. Its read methods (those of Reader)
+// query outside any transaction; every write goes through Tx.
 type Store struct {
+	Reader
 	db *sql.DB
 }
 
@@ -37,7 +39,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// One writer at a time is what SQLite does anyway; a single
 	// connection also makes transactions strictly serial.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
+	s := &Store{Reader: Reader{q: db}, db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating state database %s: %w", path, err)
@@ -54,7 +56,7 @@ func (s *Store) Tx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
-	if err := fn(&Tx{q: tx}); err != nil {
+	if err := fn(&Tx{Reader{q: tx}}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -64,13 +66,16 @@ func (s *Store) Tx(ctx context.Context, fn func(*Tx) error) error {
 	return nil
 }
 
-// Read returns a handle for reads outside a transaction.
-func (s *Store) Read() *Tx { return &Tx{q: s.db} }
-
-// Tx is a set of queries bound to a transaction (or the bare database
-// for reads).
-type Tx struct {
+// Reader holds the read queries: on the Store they run outside any
+// transaction, on a Tx inside it.
+type Reader struct {
 	q querier
+}
+
+// Tx is one transaction: its reads (Reader's) and its writes see the
+// same snapshot and commit together.
+type Tx struct {
+	Reader
 }
 
 type querier interface {

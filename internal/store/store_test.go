@@ -38,7 +38,7 @@ func TestImagesRoundTripAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	got, err := s2.Read().Image(ctx, "base")
+	got, err := s2.Image(ctx, "base")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestImagesRoundTripAndReopen(t *testing.T) {
 	if got.CreatedAt.IsZero() || time.Since(got.CreatedAt) > time.Hour {
 		t.Errorf("CreatedAt = %v, want a recent time", got.CreatedAt)
 	}
-	if _, err := s2.Read().Image(ctx, "missing"); !errors.Is(err, ErrNoRow) {
+	if _, err := s2.Image(ctx, "missing"); !errors.Is(err, ErrNoRow) {
 		t.Errorf("Image(missing) err = %v, want ErrNoRow", err)
 	}
 }
@@ -66,7 +66,7 @@ func TestTxRollsBackOnError(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Tx err = %v, want boom", err)
 	}
-	ims, err := s.Read().Images(ctx)
+	ims, err := s.Images(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +87,14 @@ func TestKernelsAndReferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := s.Read().ImagesUsingKernel(ctx, "k1")
+	users, err := s.ImagesUsingKernel(ctx, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"a"}, users); diff != "" {
 		t.Errorf("users (-want +got):\n%s", diff)
 	}
-	ks, _ := s.Read().Kernels(ctx)
+	ks, _ := s.Kernels(ctx)
 	if len(ks) != 1 || ks[0].Kernel != "/d/vmlinux" {
 		t.Errorf("kernels = %+v", ks)
 	}
@@ -108,7 +108,7 @@ func TestEventsOrderAndFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Read().Events(ctx, "vm/a", 0, 10)
+	got, err := s.Events(ctx, "vm/a", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestEventsOrderAndFilter(t *testing.T) {
 	if diff := cmp.Diff([]string{"one", "three"}, msgs); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	latest, _ := s.Read().Events(ctx, "", 0, 1)
+	latest, _ := s.Events(ctx, "", 0, 1)
 	if len(latest) != 1 || latest[0].Message != "three" {
 		t.Errorf("latest = %+v, want the newest event", latest)
 	}

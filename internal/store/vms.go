@@ -3,46 +3,45 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"banger/internal/api"
+	"banger/internal/vmm"
 )
 
-// VM is a VM row. Handle is the driver's JSON handle ("" when stopped).
+// VM is a VM row: the API's VM (its derived fields, IP, MAC, PID and
+// Accel, are not stored) and the driver's handle of its VMM process, nil
+// when none runs. The handle is stored as JSON.
 type VM struct {
-	ID         string
-	Name       string
-	Image      string
-	State      string
-	VMM        string
-	CPUs       int
-	MemoryMiB  int
-	DiskBytes  int64
-	Dir        string
-	RuntimeDir string
-	Handle     string
-	TAP        string
-	HostKey    string
-	KeepAlive  bool
-	LastError  string
-	CreatedAt  time.Time
-	StartedAt  time.Time
-	StoppedAt  time.Time
+	api.VM
+	Handle *vmm.Handle
 }
 
 const vmCols = `id, name, image, state, vmm, cpus, memory_mib, disk_bytes, dir, runtime_dir, handle, tap, host_key, keep_alive, last_error, created_at, started_at, stopped_at`
 
 func scanVM(row interface{ Scan(...any) error }) (VM, error) {
 	var v VM
-	var created, started, stopped string
+	var created, started, stopped, handle string
 	err := row.Scan(&v.ID, &v.Name, &v.Image, &v.State, &v.VMM, &v.CPUs, &v.MemoryMiB, &v.DiskBytes, &v.Dir, &v.RuntimeDir,
-		&v.Handle, &v.TAP, &v.HostKey, &v.KeepAlive, &v.LastError, &created, &started, &stopped)
+		&handle, &v.TAP, &v.HostKey, &v.KeepAlive, &v.LastError, &created, &started, &stopped)
+	if err != nil {
+		return VM{}, err
+	}
 	v.CreatedAt, v.StartedAt, v.StoppedAt = parseTime(created), parseTime(started), parseTime(stopped)
-	return v, err
+	if handle != "" {
+		v.Handle = new(vmm.Handle)
+		if err := json.Unmarshal([]byte(handle), v.Handle); err != nil {
+			return VM{}, fmt.Errorf("vm %q has an unreadable vmm handle: %w", v.Name, err)
+		}
+	}
+	return v, nil
 }
 
 // VMs lists every VM ordered by name.
-func (t *Tx) VMs(ctx context.Context) ([]VM, error) {
+func (t *Reader) VMs(ctx context.Context) ([]VM, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT `+vmCols+` FROM vms ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing vms: %w", err)
@@ -60,7 +59,7 @@ func (t *Tx) VMs(ctx context.Context) ([]VM, error) {
 }
 
 // VM returns one VM by name, or ErrNoRow.
-func (t *Tx) VM(ctx context.Context, name string) (VM, error) {
+func (t *Reader) VM(ctx context.Context, name string) (VM, error) {
 	v, err := scanVM(t.q.QueryRowContext(ctx, `SELECT `+vmCols+` FROM vms WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return VM{}, ErrNoRow
@@ -76,9 +75,17 @@ func (t *Tx) PutVM(ctx context.Context, v VM) error {
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
 	}
+	handle := ""
+	if v.Handle != nil {
+		b, err := json.Marshal(v.Handle)
+		if err != nil {
+			return fmt.Errorf("encoding the vmm handle of vm %q: %w", v.Name, err)
+		}
+		handle = string(b)
+	}
 	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO vms (`+vmCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		v.ID, v.Name, v.Image, v.State, v.VMM, v.CPUs, v.MemoryMiB, v.DiskBytes, v.Dir, v.RuntimeDir,
-		v.Handle, v.TAP, v.HostKey, v.KeepAlive, v.LastError, formatTime(v.CreatedAt), optTime(v.StartedAt), optTime(v.StoppedAt))
+		handle, v.TAP, v.HostKey, v.KeepAlive, v.LastError, formatTime(v.CreatedAt), optTime(v.StartedAt), optTime(v.StoppedAt))
 	if err != nil {
 		return fmt.Errorf("writing vm %q: %w", v.Name, err)
 	}
@@ -94,7 +101,7 @@ func (t *Tx) DeleteVM(ctx context.Context, name string) error {
 }
 
 // VMsUsingImage names the VMs created from image.
-func (t *Tx) VMsUsingImage(ctx context.Context, image string) ([]string, error) {
+func (t *Reader) VMsUsingImage(ctx context.Context, image string) ([]string, error) {
 	rows, err := t.q.QueryContext(ctx, `SELECT name FROM vms WHERE image = ? ORDER BY name`, image)
 	if err != nil {
 		return nil, fmt.Errorf("listing vms of image %q: %w", image, err)

@@ -16,15 +16,15 @@ const actionTimeout = 10 * time.Minute
 
 // action is something the UI can do to a VM, after confirmation.
 type action struct {
-	Verb    string   // start, stop, delete
-	From    []string // states it applies to
+	Verb    string        // start, stop, delete
+	From    []api.VMState // states it applies to
 	Explain string
 	run     func(s *Server, ctx context.Context, name string) error
 }
 
 var actions = map[string]action{
 	"start": {
-		Verb: "start", From: []string{api.VMStopped, api.VMError},
+		Verb: "start", From: []api.VMState{api.VMStopped, api.VMError},
 		Explain: "Boot the VM with its existing disks.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			_, err := s.d.StartVM(ctx, name, nil)
@@ -32,7 +32,7 @@ var actions = map[string]action{
 		},
 	},
 	"stop": {
-		Verb: "stop", From: []string{api.VMRunning},
+		Verb: "stop", From: []api.VMState{api.VMRunning},
 		Explain: "Shut the guest down gracefully (agent, then the VMM's power button, then signals). /root is kept.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			_, err := s.d.StopVM(ctx, name)
@@ -40,7 +40,7 @@ var actions = map[string]action{
 		},
 	},
 	"delete": {
-		Verb: "delete", From: []string{api.VMRunning, api.VMStopped, api.VMError},
+		Verb: "delete", From: []api.VMState{api.VMRunning, api.VMStopped, api.VMError},
 		Explain: "Stop the VM if it runs and remove it with its disks, address and TAP. This cannot be undone.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			return s.d.DeleteVM(ctx, name, false)
@@ -52,7 +52,7 @@ var actions = map[string]action{
 type confirmView struct {
 	action
 	Name  string
-	State string
+	State api.VMState
 }
 
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {

@@ -177,10 +177,10 @@ func TestBrowserDashboard(t *testing.T) {
 
 	run(t, ctx, "opening the dashboard", chromedp.Navigate(u.url), chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="alpha"]`)))
 	waitText(t, ctx, `#conn`, "live")
-	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, api.VMRunning)
+	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, string(api.VMRunning))
 	u.w.CreateVM(t, "beta")
 	run(t, ctx, "waiting for the new vm's row", chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="beta"] a[data-action="stop"]`)))
-	waitText(t, ctx, `tr[data-vm="beta"] [data-field="state"]`, api.VMRunning)
+	waitText(t, ctx, `tr[data-vm="beta"] [data-field="state"]`, string(api.VMRunning))
 	// Let the sparklines get a few samples before the screenshot.
 	deadline := time.Now().Add(30 * time.Second)
 	for eval[int](t, ctx, `(document.querySelector('tr[data-vm="alpha"] polyline').getAttribute('points') || '').split(' ').length`) < 3 {
@@ -192,7 +192,7 @@ func TestBrowserDashboard(t *testing.T) {
 	screenshot(t, ctx, "web-ui-dashboard.png")
 
 	banger("vm", "stop", "alpha") // through the CLI and the daemon's API
-	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, api.VMStopped)
+	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, string(api.VMStopped))
 	if hidden := eval[bool](t, ctx, `document.querySelector('tr[data-vm="alpha"] a[data-action="stop"]').hidden`); !hidden {
 		t.Error("the stopped vm still offers Stop")
 	}
@@ -208,7 +208,7 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("beta is %s before the stop was confirmed", vm.State)
 	}
 	run(t, ctx, "confirming the stop", chromedp.Click(chromedp.CSS(`#confirm`)), chromedp.WaitVisible(chromedp.CSS(`[data-vm-page="beta"]`)))
-	waitText(t, ctx, `[data-vm-page="beta"] [data-field="state"]`, api.VMStopped)
+	waitText(t, ctx, `[data-vm-page="beta"] [data-field="state"]`, string(api.VMStopped))
 	u.w.WaitState(t, "beta", api.VMStopped)
 	screenshot(t, ctx, "web-ui-vm.png")
 	con.check(t)

@@ -43,8 +43,8 @@ var funcs = template.FuncMap{
 	"ago":   ago,
 	"bytes": func(n int64) string { return bytesize.Format(uint64(max(n, 0))) },
 	"when":  func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
-	"hasState": func(state string, states ...string) bool {
-		return slices.Contains(states, state)
+	"hasState": func(state api.VMState, states ...string) bool {
+		return slices.Contains(states, string(state))
 	},
 	// dict passes named values to a sub-template.
 	"dict": func(kv ...any) map[string]any {

@@ -17,21 +17,21 @@ const sparkSamples = 40
 // vmView is a VM as pages show it and the live stream sends it. Only what
 // is shown is here: no host keys, paths or handles.
 type vmView struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	IP        string `json:"ip"`
-	Image     string `json:"image"`
-	VMM       string `json:"vmm"`
-	CPUs      int    `json:"cpus"`
-	Memory    string `json:"memory"`
-	Uptime    string `json:"uptime"`
-	CPU       string `json:"cpu"`     // newest guest CPU share
-	Mem       string `json:"mem"`     // newest guest memory use
-	CPUPoints string `json:"cpu_pts"` // SVG polyline points, 0..100 x 0..24
-	MemPoints string `json:"mem_pts"`
-	AutoStop  string `json:"auto_stop"`
-	KeepAlive bool   `json:"keep_alive"`
-	LastError string `json:"last_error"`
+	Name      string      `json:"name"`
+	State     api.VMState `json:"state"`
+	IP        string      `json:"ip"`
+	Image     string      `json:"image"`
+	VMM       string      `json:"vmm"`
+	CPUs      int         `json:"cpus"`
+	Memory    string      `json:"memory"`
+	Uptime    string      `json:"uptime"`
+	CPU       string      `json:"cpu"`     // newest guest CPU share
+	Mem       string      `json:"mem"`     // newest guest memory use
+	CPUPoints string      `json:"cpu_pts"` // SVG polyline points, 0..100 x 0..24
+	MemPoints string      `json:"mem_pts"`
+	AutoStop  string      `json:"auto_stop"`
+	KeepAlive bool        `json:"keep_alive"`
+	LastError string      `json:"last_error"`
 }
 
 // vmViews lists every VM with its recent samples.

@@ -106,7 +106,7 @@ func assertNothingLeft(t *testing.T, e *env, name string) {
 	}
 	e.assertNetworkFreed(name)
 	// Nor under another name: every lease and TAP belongs to a listed VM.
-	leases, err := e.openStore().Read().Leases(context.Background())
+	leases, err := e.openStore().Leases(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,7 +234,7 @@ func (e *env) openStore() *store.Store {
 // tapAssignments is the daemon's record of which VM holds which TAP.
 func (e *env) tapAssignments() []store.TapAssignment {
 	e.t.Helper()
-	as, err := e.openStore().Read().TapAssignments(context.Background())
+	as, err := e.openStore().TapAssignments(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func (e *env) knownHosts() string {
 // the VM name and known_hosts no longer pins a key for name.vm.
 func (e *env) assertNetworkFreed(name string) {
 	e.t.Helper()
-	if l, err := e.openStore().Read().LeaseByVM(context.Background(), name); err == nil {
+	if l, err := e.openStore().LeaseByVM(context.Background(), name); err == nil {
 		e.t.Errorf("lease %s of %s still recorded", l.Addr, name)
 	}
 	for _, a := range e.tapAssignments() {

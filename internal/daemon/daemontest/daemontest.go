@@ -109,7 +109,7 @@ func (w *World) CreateVM(t *testing.T, name string) api.VM {
 
 // WaitState polls until the VM is in state want, failing t after a
 // generous deadline.
-func (w *World) WaitState(t *testing.T, name, want string) {
+func (w *World) WaitState(t *testing.T, name string, want api.VMState) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
