@@ -7,7 +7,7 @@ import "time"
 // auto-stop. Samples are kept in memory by the daemon (a bounded ring per
 // VM), so history starts again when the daemon restarts.
 type VMStats struct {
-	Name  string `json:"name"`
+	Name  string  `json:"name"`
 	State VMState `json:"state"`
 	// IntervalSeconds is stats_poll_interval: how often samples are taken.
 	IntervalSeconds float64       `json:"interval_seconds"`
