@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"banger/internal/config"
-	"banger/internal/daemon"
+	"banger/internal/daemon/vms"
 	"banger/internal/network"
 	"banger/internal/paths"
 	"banger/internal/store"
@@ -51,7 +51,7 @@ func agentBinary() string {
 // hostNetwork sets up banger's bridge when asked to and running as root
 // (a user's daemon relies on 'sudo banger system setup' instead) and
 // serves DNS for <vm>.vm.
-func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st *store.Store, log *slog.Logger, setup bool) (*daemon.HostNetwork, func(), error) {
+func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st *store.Store, log *slog.Logger, setup bool) (*vms.HostNetwork, func(), error) {
 	if setup && os.Getuid() == 0 {
 		// The record of what was set up stays with this daemon's state,
 		// not in the system-wide place 'banger system setup' uses.
@@ -63,7 +63,7 @@ func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st
 			log.Info("set up the host network", "report", rep)
 		}
 	}
-	n := daemon.NewHostNetwork(cfg, st, os.Getuid())
+	n := vms.NewHostNetwork(cfg, st, os.Getuid())
 	dns, err := network.ListenDNS(network.DNSOptions{Addr: network.DNSAddr(cfg), Resolver: n.IPAM(), CIDR: cfg.CIDR, Logger: log})
 	if err != nil {
 		log.Warn("not serving DNS for .vm names", "err", err)

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Stdio connects a remote process to local streams, like exec.Cmd's fields.
@@ -162,4 +164,22 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// Output runs argv in the guest and returns its stdout. A non-zero exit
+// is an error carrying stderr.
+func (c *Client) Output(ctx context.Context, argv, env []string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	st, err := c.Run(ctx, ExecRequest{Argv: argv, Env: env}, Stdio{Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		return "", err
+	}
+	if !st.Success() {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = strings.TrimSpace(stdout.String())
+		}
+		return stdout.String(), fmt.Errorf("%s in the guest: %s", st, msg)
+	}
+	return stdout.String(), nil
 }

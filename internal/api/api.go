@@ -297,3 +297,12 @@ type PruneReport struct {
 	// Warnings say what could not be removed, and what to do about it.
 	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Port is a socket listening in a guest.
+type Port struct {
+	Proto   string `json:"proto"` // tcp, tcp6, udp, udp6
+	Addr    string `json:"addr"`
+	Port    int    `json:"port"`
+	PID     int    `json:"pid,omitempty"`
+	Process string `json:"process,omitempty"`
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"banger/internal/agent"
 	"banger/internal/api"
 )
 
@@ -51,8 +50,8 @@ func (c *Client) DeleteVM(ctx context.Context, name string, force bool) error {
 }
 
 // Ports lists a VM's listening sockets.
-func (c *Client) Ports(ctx context.Context, name string) ([]agent.Port, error) {
-	var out []agent.Port
+func (c *Client) Ports(ctx context.Context, name string) ([]api.Port, error) {
+	var out []api.Port
 	return out, c.call(ctx, "GET", "/vms/"+esc(name)+"/ports", nil, &out)
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,70 +10,6 @@ import (
 	"banger/internal/api"
 	"banger/internal/session"
 )
-
-func TestBusyReason(t *testing.T) {
-	guest := &agent.Stats{}
-	idle := api.StatsSample{CPUPercent: 1}
-	tests := []struct {
-		name  string
-		rd    reading
-		s     api.StatsSample
-		rated bool
-		want  string
-	}{
-		{"idle", reading{guest: guest}, idle, true, ""},
-		{"agent down", reading{guestErr: errors.New("eof")}, idle, true, "guest agent not answering"},
-		{"sessions unknown", reading{guest: guest, sessionsErr: errors.New("eof")}, idle, true, "sessions unknown"},
-		{"first sample", reading{guest: guest}, idle, false, "measuring"},
-		{"ssh", reading{guest: guest}, api.StatsSample{SSHConnections: 2}, true, "2 ssh connections"},
-		{"attached", reading{guest: guest, sessions: []agent.Session{
-			{Name: "done", State: agent.SessionExited, Mode: agent.SessionPipe},
-			{Name: "agent", State: agent.SessionRunning, Mode: agent.SessionDetached, Attached: true},
-		}}, idle, true, `session "agent" attached`},
-		{"pipe running", reading{guest: guest, sessions: []agent.Session{
-			{Name: "repl", State: agent.SessionRunning, Mode: agent.SessionPipe},
-		}}, idle, true, `pipe session "repl" running`},
-		{"detached running", reading{guest: guest, sessions: []agent.Session{
-			{Name: "server", State: agent.SessionRunning, Mode: agent.SessionDetached},
-		}}, idle, true, ""},
-		{"cpu", reading{guest: guest}, api.StatsSample{CPUPercent: 42}, true, "cpu 42.0%"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := busyReason(tt.rd, tt.s, tt.rated, DefaultIdleCPUPercent); got != tt.want {
-				t.Errorf("busyReason = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestIdleClock(t *testing.T) {
-	b := newStatsBook()
-	t0 := time.Unix(1000, 0)
-	step := func(busy string, sec int, stoppable bool) bool {
-		_, due := b.idle("vm", busy, t0.Add(time.Duration(sec)*time.Second), stoppable, 10*time.Second)
-		return due
-	}
-	if step("", 0, true) || step("", 9, true) {
-		t.Fatal("due before the threshold")
-	}
-	if step("cpu 50%", 10, true) || step("", 11, true) || step("", 20, true) {
-		t.Fatal("activity did not restart the idle clock")
-	}
-	if step("", 25, false) {
-		t.Fatal("due while kept alive")
-	}
-	if !step("", 21, true) {
-		t.Fatal("not due after the threshold")
-	}
-	if step("", 40, true) {
-		t.Fatal("due twice for one stop")
-	}
-	b.stopFailed("vm")
-	if !step("", 41, true) {
-		t.Fatal("not due again after a failed stop")
-	}
-}
 
 // TestAutoStop runs the real pollers over fake VMs: the idle one is
 // stopped, the kept-alive one and the one with an attached session are

@@ -3,15 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/daemon/images"
 	"banger/internal/errdefs"
 	"banger/internal/store"
 	"banger/internal/vmm"
@@ -59,26 +57,6 @@ func TestBuildImageRefusals(t *testing.T) {
 	}
 }
 
-func TestProbeRegistry(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v2/" {
-			t.Errorf("probe asked for %s", r.URL.Path)
-		}
-		w.WriteHeader(http.StatusUnauthorized) // an answer all the same
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	if err := probeRegistry(context.Background(), host+"/library/debian:bookworm"); err != nil {
-		t.Errorf("probing a registry that answers 401: %v", err)
-	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := l.Addr().String()
-	l.Close()
-	if err := probeRegistry(context.Background(), closed+"/debian:bookworm"); err == nil {
-		t.Error("probing a closed port succeeded")
-	}
-}
-
 // A daemon that dies mid-build leaves a running builder VM and a staging
 // directory; the next start removes both, and leaves other VMs alone.
 func TestRestartRemovesInterruptedBuilder(t *testing.T) {
@@ -89,7 +67,7 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 	h := row.Handle
 	staging := filepath.Join(w.opts.Layout.ImagesDir, ".staging-build-devbox-01020304")
 	os.MkdirAll(staging, 0o700)
-	os.WriteFile(filepath.Join(staging, builderMarker), []byte(builder.Name+"\n"), 0o600)
+	os.WriteFile(filepath.Join(staging, images.BuilderMarker), []byte(builder.Name+"\n"), 0o600)
 
 	w.restart()
 	if _, err := w.d.VM(context.Background(), builder.Name); !errors.Is(err, errdefs.ErrNotFound) {
@@ -111,7 +89,7 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 
 func mustRow(t *testing.T, w *world, name string) store.VM {
 	t.Helper()
-	r, err := w.d.vmRow(context.Background(), &w.d.store.Reader, name)
+	r, err := w.d.Row(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

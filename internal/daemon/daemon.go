@@ -1,27 +1,36 @@
-// Package daemon is banger's service: the operations behind every API
-// call, grouped by noun (images.go, kernels.go, ...). It knows nothing of
-// HTTP; internal/server and internal/web wrap it.
+// Package daemon is banger's service: a thin facade that builds the
+// services that own the state, wires them together, serves status and the
+// event log, and closes them in reverse order. It knows nothing of HTTP;
+// internal/server and internal/web wrap it.
+//
+//   - vms: the VM manager (claims, live table, boot, stop, reconcile);
+//   - images: images, kernels, pulls, builds, the default image, prune;
+//   - guestops: sessions, exec bridges, workspaces, ports, auth sync;
+//   - monitor: stats, pollers, auto-stop.
+//
+// Each service declares the small interface it needs of the others; no
+// lock is held across services.
 package daemon
 
 import (
-	"cmp"
+	"banger/internal/agent"
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/daemon/guestops"
+	"banger/internal/daemon/images"
+	"banger/internal/daemon/monitor"
+	"banger/internal/daemon/vms"
+	"banger/internal/paths"
+	"banger/internal/progress"
+	"banger/internal/store"
+	"banger/internal/version"
+	"banger/internal/vmm"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
-
-	"banger/internal/api"
-	"banger/internal/config"
-	"banger/internal/errdefs"
-	"banger/internal/paths"
-	"banger/internal/sshx"
-	"banger/internal/store"
-	"banger/internal/version"
-	"banger/internal/vmm"
 )
 
 // Options are what a Daemon needs. Every field is required unless noted.
@@ -39,7 +48,7 @@ type Options struct {
 	// Driver runs VMs.
 	Driver vmm.Driver
 	// Network leases addresses and TAPs; nil runs VMs without a network.
-	Network Network
+	Network vms.Network
 	// AgentBinary is the guest agent written into every VM.
 	AgentBinary string
 	// SSHPublicKey is the user's banger key, authorised in every guest.
@@ -49,164 +58,109 @@ type Options struct {
 	// StopTimeouts override vmm.DefaultStopTimeouts (optional).
 	StopTimeouts *vmm.StopTimeouts
 	// IdleCPUPercent is the guest CPU share under which a VM counts as
-	// idle for auto-stop; 0 means DefaultIdleCPUPercent (optional).
+	// idle for auto-stop; 0 means monitor.DefaultIdleCPUPercent (optional).
 	IdleCPUPercent float64
 }
 
-// Daemon is the running service.
+// Daemon is the running service. The services' operations are its
+// methods (embedded); it adds status, the event log and Close.
 type Daemon struct {
+	*vms.Manager
+	*images.Service
+	*guestops.Ops
+	*monitor.Monitor
+
 	layout     paths.Layout
-	cfg        config.Config
 	store      *store.Store
-	log        *slog.Logger
-	http       *http.Client
+	events     *eventLog
 	webURL     string
 	webExposed bool
 	started    time.Time
-
-	busyMu sync.Mutex
-	busy   map[string]string // "image/NAME" -> what is running on it
-
-	builders sync.Map // names of builder VMs (image build): no auth sync
-
-	// cacheMu keeps PruneImages apart from what fills the image caches
-	// for images not registered yet: pulls, builds and default-image
-	// creation hold it for reading from start to end, a prune for
-	// writing (prune.go).
-	cacheMu sync.RWMutex
-
-	driver       vmm.Driver
-	net          Network
-	hosts        *sshx.KnownHosts
-	agentBinary  string
-	sshPub       string
-	bootWait     time.Duration
-	stopTimeouts vmm.StopTimeouts
-
-	life context.Context // the daemon's lifetime: VM watchers live in it
-	stop context.CancelFunc
-
-	runMu sync.Mutex
-	run   map[string]*running // live VMs by name
-	execs map[string]int      // open exec bridges (vm exec, vm acp) by VM
-
-	stats   *statsBook     // samples and idle clocks (stats.go, autostop.go)
-	idleCPU float64        // see Options.IdleCPUPercent
-	pollers sync.WaitGroup // stats and metrics pollers, auto-stops in flight
 }
 
-// New builds the daemon and reconciles on-disk state with the database:
-// leftovers of operations a crash interrupted are removed.
+// New builds the services, removes what a crash left, reconciles VMs
+// with their processes and starts the pollers.
 func New(ctx context.Context, opts Options) (*Daemon, error) {
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = http.DefaultClient
-	}
 	d := &Daemon{
-		layout:       opts.Layout,
-		cfg:          opts.Config,
-		store:        opts.Store,
-		log:          opts.Logger,
-		http:         opts.HTTPClient,
-		webURL:       opts.WebURL,
-		webExposed:   opts.WebExposed,
-		started:      time.Now(),
-		busy:         map[string]string{},
-		driver:       opts.Driver,
-		net:          opts.Network,
-		hosts:        &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts")},
-		agentBinary:  opts.AgentBinary,
-		sshPub:       opts.SSHPublicKey,
-		bootWait:     opts.BootTimeout,
-		stopTimeouts: vmm.DefaultStopTimeouts,
-		run:          map[string]*running{},
-		stats:        newStatsBook(),
-		idleCPU:      cmp.Or(opts.IdleCPUPercent, DefaultIdleCPUPercent),
+		layout: opts.Layout, store: opts.Store, webURL: opts.WebURL, webExposed: opts.WebExposed,
+		started: time.Now(),
+		events:  &eventLog{store: opts.Store, log: opts.Logger},
 	}
-	if opts.StopTimeouts != nil {
-		d.stopTimeouts = *opts.StopTimeouts
-	}
-	d.life, d.stop = context.WithCancel(context.Background())
-	if err := d.reconcile(ctx); err != nil {
+	d.Manager = vms.New(vms.Options{
+		Layout: opts.Layout, Config: opts.Config, Store: opts.Store, Logger: opts.Logger, Events: d.events,
+		Images: imagesOf{d}, Driver: opts.Driver, Network: opts.Network,
+		AgentBinary: opts.AgentBinary, SSHPublicKey: opts.SSHPublicKey,
+		OnBoot:      func(ctx context.Context, vm string, cl *agent.Client) { d.Ops.SyncAuth(ctx, vm, cl) },
+		BootTimeout: opts.BootTimeout, StopTimeouts: opts.StopTimeouts,
+	})
+	d.Service = images.New(images.Options{
+		Layout: opts.Layout, Config: opts.Config, Store: opts.Store, Logger: opts.Logger, Events: d.events,
+		VMs: buildersOf{d.Manager}, VMM: opts.Driver.Name(), HTTPClient: opts.HTTPClient,
+	})
+	d.Ops = guestops.New(guestops.Options{Layout: opts.Layout, Logger: opts.Logger, Events: d.events, VMs: d.Manager})
+	if err := d.Service.Sweep(ctx); err != nil {
+		d.closeServices()
 		return nil, fmt.Errorf("reconciling state: %w", err)
 	}
-	d.event(ctx, "info", "daemon", fmt.Sprintf("bangerd %s started (pid %d)", version.String(), os.Getpid()))
-	d.startPollers()
+	if err := d.Manager.Reconcile(ctx); err != nil {
+		d.closeServices()
+		return nil, fmt.Errorf("reconciling state: %w", err)
+	}
+	d.events.Event(ctx, "info", "daemon", fmt.Sprintf("bangerd %s started (pid %d)", version.String(), os.Getpid()))
+	d.Monitor = monitor.New(monitor.Options{
+		Config: opts.Config, Logger: opts.Logger, Events: d.events, VMs: d.Manager, Execs: d.Ops,
+		Driver: opts.Driver, IdleCPUPercent: opts.IdleCPUPercent,
+	})
 	return d, nil
 }
 
-func (d *Daemon) reconcile(ctx context.Context) error {
-	d.sweepBuilders(ctx)
-	if err := d.sweepImages(ctx); err != nil {
-		return err
-	}
-	if err := d.sweepKernels(ctx); err != nil {
-		return err
-	}
-	if err := d.writeSSHConfig(); err != nil {
-		return err
-	}
-	if d.net != nil {
-		if err := d.net.CheckConfig(ctx, d.vmAlive(ctx)); err != nil {
-			return err
-		}
-	}
-	return d.reconcileVMs(ctx)
-}
-
-// Close stops watching VMs and drops agent connections; VMs keep running.
+// Close stops the services in the reverse order of their start and waits
+// for every goroutine they started; VMs keep running.
 func (d *Daemon) Close() {
-	d.stop()
-	d.pollers.Wait()
-	d.runMu.Lock()
-	defer d.runMu.Unlock()
-	for _, r := range d.run {
-		if r.agent != nil {
-			r.agent.Close()
-		}
+	if d.Monitor != nil {
+		d.Monitor.Close()
 	}
+	d.closeServices()
 }
 
-// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'.
-func (d *Daemon) writeSSHConfig() error {
-	body := sshx.Config(d.cfg.SSHKey(d.layout.ConfigDir), d.hosts.Path)
-	path := filepath.Join(d.layout.SSHDir, "config")
-	if old, err := os.ReadFile(path); err == nil && string(old) == body {
-		return nil
-	}
-	if err := os.MkdirAll(d.layout.SSHDir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(body), 0o600)
+func (d *Daemon) closeServices() {
+	d.Ops.Close()
+	d.Manager.Close()
 }
+
+// imagesOf lets the VM manager find images (the image service is built
+// after it, because builds need the VM manager).
+type imagesOf struct{ d *Daemon }
+
+func (i imagesOf) Image(ctx context.Context, name string) (api.Image, error) {
+	return i.d.Service.Image(ctx, name)
+}
+
+func (i imagesOf) Bootable(ctx context.Context, name string) (api.Image, error) {
+	return i.d.Service.Bootable(ctx, name)
+}
+
+func (i imagesOf) EnsureDefault(ctx context.Context, name string, p progress.Func) (api.Image, error) {
+	return i.d.Service.EnsureDefault(ctx, name, p)
+}
+
+// buildersOf gives image builds their builder VMs.
+type buildersOf struct{ m *vms.Manager }
+
+func (b buildersOf) BootBuilder(ctx context.Context, name string, im api.Image, p progress.Func) (images.Builder, error) {
+	return b.m.BootBuilder(ctx, name, im, p)
+}
+
+func (b buildersOf) Discard(ctx context.Context, name string) error { return b.m.Discard(ctx, name) }
 
 // Status reports what the daemon is and holds.
 func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 	ims, err := d.store.Images(ctx)
 	if err != nil {
-		vms, err := d.store.VMs(ctx)
-		if err != nil {
-			return api.DaemonStatus{}, err
-		}
-		runningVMs := 0
-		for _, v := range vms {
-			if v.State == api.VMRunning {
-				runningVMs++
-			}
-		}
 		return api.DaemonStatus{}, err
 	}
 	ks, err := d.store.Kernels(ctx)
 	if err != nil {
-		vms, err := d.store.VMs(ctx)
-		if err != nil {
-			return api.DaemonStatus{}, err
-		}
-		runningVMs := 0
-		for _, v := range vms {
-			if v.State == api.VMRunning {
-				runningVMs++
-			}
-		}
 		return api.DaemonStatus{}, err
 	}
 	vms, err := d.store.VMs(ctx)
@@ -244,28 +198,19 @@ func (d *Daemon) Events(ctx context.Context, subject string, afterID int64, limi
 	return d.store.Events(ctx, subject, afterID, limit)
 }
 
-// event records a user-visible event; failures are logged, not returned,
-// because the operation it describes already happened.
-func (d *Daemon) event(ctx context.Context, level, subject, msg string) {
-	d.log.Info(msg, "subject", subject)
-	err := d.store.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.AddEvent(ctx, level, subject, msg) })
-	if err != nil {
-		d.log.Warn("recording event", "err", err)
-	}
+// eventLog records user-visible events. Failures are logged, not
+// returned, because the operation an event describes already happened;
+// a request cancelled after its operation still gets its event.
+type eventLog struct {
+	store *store.Store
+	log   *slog.Logger
 }
 
-// claim marks key busy with what, or returns a conflict naming the
-// operation already running.
-func (d *Daemon) claim(key, what string) (release func(), err error) {
-	d.busyMu.Lock()
-	defer d.busyMu.Unlock()
-	if cur, ok := d.busy[key]; ok {
-		return nil, errdefs.Conflict("%s is busy (%s in progress); wait for it to finish", key, cur)
+func (e *eventLog) Event(ctx context.Context, level, subject, msg string) {
+	e.log.Info(msg, "subject", subject)
+	ctx = context.WithoutCancel(ctx)
+	err := e.store.Tx(ctx, func(tx *store.Tx) error { return tx.AddEvent(ctx, level, subject, msg) })
+	if err != nil {
+		e.log.Warn("recording event", "err", err)
 	}
-	d.busy[key] = what
-	return func() {
-		d.busyMu.Lock()
-		delete(d.busy, key)
-		d.busyMu.Unlock()
-	}, nil
 }

@@ -4,14 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,7 +119,7 @@ func TestPruneImages(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, imagebuild.RootfsFile), bytes.Repeat([]byte("r"), 64<<10), 0o600)
 	os.WriteFile(filepath.Join(src, imagebuild.WorkSeedFile), []byte("w"), 0o600)
-	cache := w.d.buildCache()
+	cache := w.d.BuildCache()
 	for key, im := range map[string]string{"aaaaaaaaaaaaaaaa1": "one", "bbbbbbbbbbbbbbbb2": "gone"} {
 		if err := cache.Store(ctx, src, imagebuild.Entry{Key: key, Image: im, Step: "s"}); err != nil {
 			t.Fatal(err)
@@ -167,78 +165,5 @@ func TestPruneImages(t *testing.T) {
 	// Nothing more to prune while both are registered.
 	if rep, err := w.d.PruneImages(ctx); err != nil || rep.OCIBlobs != 0 || rep.BuildSteps != 0 || rep.Leftovers != 0 {
 		t.Errorf("second prune = %+v, %v; want nothing removed", rep, err)
-	}
-}
-
-// A prune waits for the pulls and builds in progress (here: one holding
-// the caches), lets new ones start meanwhile, and gives up when its
-// caller goes away.
-func TestPruneWaitsForPullsAndBuilds(t *testing.T) {
-	w := newWorld(t)
-	ctx := context.Background()
-	release := w.d.useCaches(nil) // a pull in progress
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.d.PruneImages(ctx)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("the prune ran during a pull (err %v)", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	started := make(chan struct{})
-	go func() { w.d.useCaches(nil)(); close(started) }() // another pull
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a waiting prune holds up new pulls")
-	}
-	release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("prune after the pull: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the prune did not run once the pull was done")
-	}
-
-	release = w.d.useCaches(nil)
-	defer release()
-	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if _, err := w.d.PruneImages(cctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("prune whose caller went away: %v, want the context's error", err)
-	}
-}
-
-// A pull that starts during a prune says it waits, and runs after it.
-func TestPullWaitsForAPrune(t *testing.T) {
-	w := newWorld(t)
-	w.d.cacheMu.Lock() // a prune in progress
-	var waited atomic.Bool
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.d.PullImage(context.Background(), api.PullImageRequest{Ref: "127.0.0.1:1/nothing:here", Kernel: w.kernel()}, func(ev api.Event) {
-			if ev.Step == "wait" && strings.Contains(ev.Message, "image prune") {
-				waited.Store(true)
-			}
-		})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("the pull ran during a prune (err %v)", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	if !waited.Load() {
-		t.Error("the waiting pull did not say why it waits")
-	}
-	w.d.cacheMu.Unlock()
-	select {
-	case <-done: // it fails: nothing answers on port 1
-	case <-time.After(30 * time.Second):
-		t.Fatal("the pull did not run after the prune")
 	}
 }

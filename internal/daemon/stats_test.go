@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"banger/internal/agent"
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/vmm"
@@ -124,9 +123,8 @@ func TestStatsPolling(t *testing.T) {
 		t.Errorf("stats of a deleted vm: %v, want not found", err)
 	}
 	waitFor(t, "the deleted vm's book to go", func() bool {
-		w.d.stats.mu.Lock()
-		defer w.d.stats.mu.Unlock()
-		return w.d.stats.vms["dev"] == nil
+
+		return !w.d.Tracked("dev")
 	})
 }
 
@@ -164,63 +162,5 @@ func TestMetricsPolling(t *testing.T) {
 	m := stats(t, w.d, "dev", 0).Metrics
 	if m.Error != "" || len(m.Block) != 1 || m.Block[0].Device != "rootfs" || m.Block[0].ReadBytes == 0 || m.Extra["pid"] != vm.PID {
 		t.Errorf("metrics = %+v", m)
-	}
-}
-
-func TestRingKeepsNewest(t *testing.T) {
-	var r ring[int]
-	if _, ok := r.newest(); ok || len(r.last(-1)) != 0 {
-		t.Fatal("an empty ring has entries")
-	}
-	for i := range historyLen + 40 {
-		r.push(i)
-	}
-	all := r.last(-1)
-	if len(all) != historyLen || all[0] != 40 || all[len(all)-1] != historyLen+39 {
-		t.Errorf("ring holds %d entries from %d to %d; want the newest %d", len(all), all[0], all[len(all)-1], historyLen)
-	}
-	if got, want := r.last(3), []int{historyLen + 37, historyLen + 38, historyLen + 39}; !cmp.Equal(got, want) {
-		t.Errorf("last(3) = %v, want %v", got, want)
-	}
-	if n, _ := r.newest(); n != historyLen+39 {
-		t.Errorf("newest = %d", n)
-	}
-}
-
-func TestGuestSampleRates(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	prev := &agent.Stats{
-		Time: t0, Uptime: 100,
-		CPU:      agent.CPUStats{Count: 2, User: 100, System: 100, Idle: 800},
-		Memory:   agent.MemStats{Total: 1000, Available: 400},
-		Disks:    []agent.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 30, ReadBytes: 1000, WrittenBytes: 500}},
-		Networks: []agent.NetIf{{Name: "lo", RxBytes: 5000}, {Name: "eth0", RxBytes: 100, TxBytes: 200}},
-	}
-	cur := &agent.Stats{
-		Time: t0.Add(2 * time.Second), Uptime: 102, SSHConnections: 1,
-		CPU:      agent.CPUStats{Count: 2, User: 150, System: 100, Idle: 950}, // 50 busy of 200
-		Memory:   agent.MemStats{Total: 1000, Available: 300},
-		Disks:    []agent.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 20, ReadBytes: 3000, WrittenBytes: 900}},
-		Networks: []agent.NetIf{{Name: "lo", RxBytes: 9000}, {Name: "eth0", RxBytes: 300, TxBytes: 600}},
-	}
-	var s api.StatsSample
-	if !guestSample(&s, cur, prev) {
-		t.Fatal("no rates from two samples of one boot")
-	}
-	want := api.StatsSample{
-		CPUs: 2, CPUPercent: 25, MemTotal: 1000, MemUsed: 700, SSHConnections: 1,
-		Disks:        []api.DiskUsage{{Device: "/dev/vda", Mount: "/", Total: 100, Used: 80}},
-		DiskReadRate: 1000, DiskWriteRate: 200, NetRxRate: 100, NetTxRate: 200,
-	}
-	if diff := cmp.Diff(want, s); diff != "" {
-		t.Errorf("sample (-want +got):\n%s", diff)
-	}
-	rebooted := *cur
-	rebooted.Uptime = 3
-	if guestSample(&api.StatsSample{}, &rebooted, cur) {
-		t.Error("rates computed across a reboot")
-	}
-	if guestSample(&api.StatsSample{}, cur, nil) {
-		t.Error("rates computed without a previous sample")
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/config"
+	"banger/internal/daemon/vms"
 	"banger/internal/errdefs"
 	"banger/internal/ext4"
 	"banger/internal/paths"
@@ -143,14 +144,14 @@ func TestVMCreateStopStartDelete(t *testing.T) {
 	if vm.State != api.VMRunning || vm.PID == 0 {
 		t.Fatalf("created vm = %+v, want running with a pid", vm)
 	}
-	root := filepath.Join(vm.Dir, rootfsFile)
-	if got, err := ext4.ReadFile(ctx, root, GuestAgentPath); err != nil || string(got) != string(w.agent) {
+	root := filepath.Join(vm.Dir, vms.RootfsFile)
+	if got, err := ext4.ReadFile(ctx, root, vms.GuestAgentPath); err != nil || string(got) != string(w.agent) {
 		t.Errorf("agent in the vm's rootfs = %q, %v; want the daemon's agent binary", got, err)
 	}
-	if got, _ := ext4.ReadFile(ctx, w.rootfs, GuestAgentPath); len(got) != 0 {
+	if got, _ := ext4.ReadFile(ctx, w.rootfs, vms.GuestAgentPath); len(got) != 0 {
 		t.Error("the agent was written into the image's own rootfs, not the vm's clone")
 	}
-	if got, err := ext4.ReadFile(ctx, filepath.Join(vm.Dir, workFile), "/.ssh/authorized_keys"); err != nil || !strings.Contains(string(got), "AAAAtestkey") {
+	if got, err := ext4.ReadFile(ctx, filepath.Join(vm.Dir, vms.WorkFile), "/.ssh/authorized_keys"); err != nil || !strings.Contains(string(got), "AAAAtestkey") {
 		t.Errorf("authorized_keys on the work disk = %q, %v", got, err)
 	}
 	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "dev"}, nil); !errors.Is(err, errdefs.ErrConflict) {

@@ -12,6 +12,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/daemon/guestops"
 	"banger/internal/errdefs"
 )
 
@@ -46,18 +47,16 @@ func testRepo(t *testing.T) string {
 }
 
 func TestPrepareWorkspace(t *testing.T) {
-	for _, tools := range []guestTools{{untar: true, git: true}, {untar: true}, {}} {
-		t.Run(fmt.Sprintf("untar=%v,git=%v", tools.untar, tools.git), func(t *testing.T) {
-			old := probeGuest
-			probeGuest = func(context.Context, *agent.Client) guestTools { return tools }
-			t.Cleanup(func() { probeGuest = old })
-			testPrepareWorkspace(t)
+	for _, tools := range []guestops.Tools{{Untar: true, Git: true}, {Untar: true}, {}} {
+		t.Run(fmt.Sprintf("untar=%v,git=%v", tools.Untar, tools.Git), func(t *testing.T) {
+			testPrepareWorkspace(t, tools)
 		})
 	}
 }
 
-func testPrepareWorkspace(t *testing.T) {
+func testPrepareWorkspace(t *testing.T, tools guestops.Tools) {
 	w := newWorld(t)
+	w.d.ProbeTools = func(context.Context, *agent.Client) guestops.Tools { return tools }
 	ctx := context.Background()
 	w.create("dev")
 	repo := testRepo(t)

@@ -37,7 +37,7 @@ func TestCheckConfigChange(t *testing.T) {
 			t.Errorf("conflict message %q lacks %q", err, want)
 		}
 	}
-	if l, _ := p.Lease(ctx, "beta"); l.Addr.String() != "172.16.0.3" {
+	if l, _ := p.LeaseOf(ctx, "beta"); l.Addr.String() != "172.16.0.3" {
 		t.Errorf("refused check changed beta's lease to %s", l.Addr)
 	}
 
@@ -72,10 +72,10 @@ func TestCheckConfigChangeKeepsLeasesThatStillFit(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = NewIPAM(db, renamed)
-	if l, err := p.Lease(ctx, "a"); err != nil || l.Addr.String() != "172.16.0.2" {
+	if l, err := p.LeaseOf(ctx, "a"); err != nil || l.Addr.String() != "172.16.0.2" {
 		t.Errorf("a = %+v, %v; want it to keep 172.16.0.2", l, err)
 	}
-	if _, err := p.Lease(ctx, "b"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := p.LeaseOf(ctx, "b"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("b kept the new bridge address: %v", err)
 	}
 }

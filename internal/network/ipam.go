@@ -36,11 +36,11 @@ func NewIPAM(db Store, cfg config.Config) *IPAM {
 
 // Allocate returns vm's lease, making one if it has none. Calling it again
 // for the same VM returns the same lease.
-func (p *IPAM) Allocate(ctx context.Context, vm string) (Lease, error) {
+func (p *IPAM) Allocate(ctx context.Context, vm string) (store.Lease, error) {
 	if vm == "" {
-		return Lease{}, errdefs.Invalid("allocating an address: empty VM name")
+		return store.Lease{}, errdefs.Invalid("allocating an address: empty VM name")
 	}
-	var out Lease
+	var out store.Lease
 	err := p.db.Tx(ctx, func(tx StoreTx) error {
 		l, err := tx.LeaseByVM(ctx, vm)
 		switch {
@@ -58,11 +58,11 @@ func (p *IPAM) Allocate(ctx context.Context, vm string) (Lease, error) {
 		if err != nil {
 			return err
 		}
-		out = Lease{VM: vm, Addr: addr, MAC: MAC(addr).String()}
+		out = store.Lease{VM: vm, Addr: addr, MAC: MAC(addr).String()}
 		return tx.PutLease(ctx, out)
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("allocating an address for %q: %w", vm, err)
+		return store.Lease{}, fmt.Errorf("allocating an address for %q: %w", vm, err)
 	}
 	return out, nil
 }
@@ -80,26 +80,26 @@ func (p *IPAM) Release(ctx context.Context, vm string) error {
 	return nil
 }
 
-// Lease returns vm's lease, or an errdefs.NotFound error.
-func (p *IPAM) Lease(ctx context.Context, vm string) (Lease, error) {
-	var out Lease
+// LeaseOf returns vm's lease, or an errdefs.NotFound error.
+func (p *IPAM) LeaseOf(ctx context.Context, vm string) (store.Lease, error) {
+	var out store.Lease
 	err := p.db.Tx(ctx, func(tx StoreTx) (err error) { out, err = tx.LeaseByVM(ctx, vm); return err })
 	if errors.Is(err, store.ErrNoRow) {
-		return Lease{}, errdefs.NotFound("VM %q holds no address", vm)
+		return store.Lease{}, errdefs.NotFound("VM %q holds no address", vm)
 	}
 	return out, err
 }
 
 // Leases lists every lease.
-func (p *IPAM) Leases(ctx context.Context) ([]Lease, error) {
-	var out []Lease
+func (p *IPAM) Leases(ctx context.Context) ([]store.Lease, error) {
+	var out []store.Lease
 	err := p.db.Tx(ctx, func(tx StoreTx) (err error) { out, err = tx.Leases(ctx); return err })
 	return out, err
 }
 
 // AddrOf implements Resolver.
 func (p *IPAM) AddrOf(ctx context.Context, name string) (netip.Addr, bool, error) {
-	l, err := p.Lease(ctx, name)
+	l, err := p.LeaseOf(ctx, name)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return netip.Addr{}, false, nil
 	}
@@ -108,7 +108,7 @@ func (p *IPAM) AddrOf(ctx context.Context, name string) (netip.Addr, bool, error
 
 // NameOf implements Resolver.
 func (p *IPAM) NameOf(ctx context.Context, addr netip.Addr) (string, bool, error) {
-	var l Lease
+	var l store.Lease
 	err := p.db.Tx(ctx, func(tx StoreTx) (err error) { l, err = tx.LeaseByAddr(ctx, addr); return err })
 	if errors.Is(err, store.ErrNoRow) {
 		return "", false, nil

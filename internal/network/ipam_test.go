@@ -60,7 +60,7 @@ func TestIPAMAllocation(t *testing.T) {
 		if again := allocate(t, p, "C"); again != "10.9.0.4" {
 			t.Errorf("Allocate(C) again = %s, want c's lease 10.9.0.4 (names are case-insensitive)", again)
 		}
-		l, _ := p.Lease(ctx, "b")
+		l, _ := p.LeaseOf(ctx, "b")
 		if l.MAC != "02:ba:0a:09:00:03" {
 			t.Errorf("MAC of 10.9.0.3 = %s", l.MAC)
 		}
@@ -191,7 +191,7 @@ func TestIPAMResolver(t *testing.T) {
 	if _, ok, err := p.AddrOf(ctx, "nope"); ok || err != nil {
 		t.Errorf("AddrOf(nope) = %v, %v; want not found", ok, err)
 	}
-	if _, err := p.Lease(ctx, "nope"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := p.LeaseOf(ctx, "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Lease(nope) = %v, want not found", err)
 	}
 }

@@ -7,9 +7,6 @@ import (
 	"banger/internal/store"
 )
 
-// Lease ties a VM to an address until the VM is deleted. MAC is MAC(Addr).
-type Lease = store.Lease
-
 // StoreTx is what the network state needs from one transaction. *store.Tx
 // implements it; tests use an in-memory fake. Getters return
 // store.ErrNoRow when nothing matches.

@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
-	"banger/internal/image"
 	"banger/internal/progress"
 )
 
@@ -25,9 +24,9 @@ const (
 	guestRootMount = "/etc/systemd/system/root.mount"
 	guestRootWants = "/etc/systemd/system/local-fs.target.wants/root.mount"
 
-	rootfsFile = "rootfs.ext4"
-	workFile   = "work.ext4"
-	consoleLog = "console.log"
+	RootfsFile = "rootfs.ext4"
+	WorkFile   = "work.ext4"
+	ConsoleLog = "console.log"
 )
 
 // rootMount mounts the work disk on /root under systemd (the agent does
@@ -53,8 +52,8 @@ type initMode struct {
 
 // provisionDisks makes the VM's private disks in dir: a clone of the
 // image's rootfs with this banger's agent written in, and the work disk.
-func (d *Daemon) provisionDisks(ctx context.Context, im api.Image, dir string, workBytes int64, authorizedKey string, p progress.Func) (initMode, error) {
-	root := filepath.Join(dir, rootfsFile)
+func (m *Manager) provisionDisks(ctx context.Context, im api.Image, dir string, workBytes int64, authorizedKey string, p progress.Func) (initMode, error) {
+	root := filepath.Join(dir, RootfsFile)
 	total, err := disk.DataSize(im.Rootfs)
 	if err != nil {
 		return initMode{}, fmt.Errorf("sizing image rootfs: %w", err)
@@ -64,12 +63,12 @@ func (d *Daemon) provisionDisks(ctx context.Context, im api.Image, dir string, w
 		return initMode{}, fmt.Errorf("cloning rootfs: %w", err)
 	}
 	c.Done()
-	mode, err := d.injectAgent(ctx, root, im)
+	mode, err := m.injectAgent(ctx, root, im)
 	if err != nil {
 		return initMode{}, err
 	}
 	p.Step("disk", "preparing the work disk")
-	if err := d.makeWorkDisk(ctx, im, filepath.Join(dir, workFile), workBytes, authorizedKey); err != nil {
+	if err := m.makeWorkDisk(ctx, im, filepath.Join(dir, WorkFile), workBytes, authorizedKey); err != nil {
 		return initMode{}, err
 	}
 	return mode, nil
@@ -78,10 +77,10 @@ func (d *Daemon) provisionDisks(ctx context.Context, im api.Image, dir string, w
 // injectAgent writes the guest agent (and, for systemd images, its unit
 // and the /root mount) into the rootfs clone, so every guest runs the
 // agent of the banger that starts it.
-func (d *Daemon) injectAgent(ctx context.Context, root string, im api.Image) (initMode, error) {
-	bin, err := os.ReadFile(d.agentBinary)
+func (m *Manager) injectAgent(ctx context.Context, root string, im api.Image) (initMode, error) {
+	bin, err := os.ReadFile(m.agentBinary)
 	if err != nil {
-		return initMode{}, fmt.Errorf("reading the guest agent %s: %w (reinstall banger with 'make install')", d.agentBinary, err)
+		return initMode{}, fmt.Errorf("reading the guest agent %s: %w (reinstall banger with 'make install')", m.agentBinary, err)
 	}
 	files := []ext4.File{{Path: GuestAgentPath, Mode: 0o755, Data: bin}}
 	mode := initMode{}
@@ -111,7 +110,7 @@ func (d *Daemon) injectAgent(ctx context.Context, root string, im api.Image) (in
 // makeWorkDisk creates the disk mounted at /root: a copy of the image's
 // work-seed grown to size, or an empty filesystem. The host's banger key
 // is authorised for root on it.
-func (d *Daemon) makeWorkDisk(ctx context.Context, im api.Image, path string, size int64, authorizedKey string) error {
+func (m *Manager) makeWorkDisk(ctx context.Context, im api.Image, path string, size int64, authorizedKey string) error {
 	if im.WorkSeed != "" {
 		if _, err := disk.Copy(ctx, im.WorkSeed, path); err != nil {
 			return fmt.Errorf("copying work-seed: %w", err)
@@ -130,16 +129,4 @@ func (d *Daemon) makeWorkDisk(ctx context.Context, im api.Image, path string, si
 		return fmt.Errorf("authorising the ssh key on the work disk: %w", err)
 	}
 	return nil
-}
-
-// imageFor returns the image a VM boots and checks its files are there.
-func (d *Daemon) imageFor(ctx context.Context, name string) (api.Image, error) {
-	im, err := d.Image(ctx, name)
-	if err != nil {
-		return api.Image{}, err
-	}
-	if err := image.CheckExt4("image rootfs", im.Rootfs); err != nil {
-		return api.Image{}, fmt.Errorf("image %q cannot boot: %w", name, err)
-	}
-	return im, nil
 }

@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 )
 
 // Images lists registered images.
-func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
-	return d.store.Images(ctx)
+func (s *Service) Images(ctx context.Context) ([]api.Image, error) {
+	return s.store.Images(ctx)
 }
 
 // Image returns one image.
-func (d *Daemon) Image(ctx context.Context, name string) (api.Image, error) {
-	return getImage(ctx, &d.store.Reader, name)
+func (s *Service) Image(ctx context.Context, name string) (api.Image, error) {
+	return getImage(ctx, &s.store.Reader, name)
 }
 
 func getImage(ctx context.Context, tx *store.Reader, name string) (api.Image, error) {
@@ -33,12 +33,12 @@ func getImage(ctx context.Context, tx *store.Reader, name string) (api.Image, er
 }
 
 // RegisterImage records an unmanaged image that references host files.
-func (d *Daemon) RegisterImage(ctx context.Context, req api.RegisterImageRequest) (api.Image, error) {
+func (s *Service) RegisterImage(ctx context.Context, req api.RegisterImageRequest) (api.Image, error) {
 	if req.KernelRef != "" {
 		if req.Kernel != "" {
 			return api.Image{}, errdefs.Invalid("--kernel and --kernel-ref are exclusive; pass one of them")
 		}
-		k, err := d.Kernel(ctx, req.KernelRef)
+		k, err := s.Kernel(ctx, req.KernelRef)
 		if err != nil {
 			return api.Image{}, err
 		}
@@ -55,7 +55,7 @@ func (d *Daemon) RegisterImage(ctx context.Context, req api.RegisterImageRequest
 		Initrd: req.Initrd, Modules: req.Modules, KernelRef: req.KernelRef,
 		Source: "register", Size: image.ApparentSize(req.Rootfs),
 	}
-	err := d.store.Tx(ctx, func(tx *store.Tx) error {
+	err := s.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, req.Name); err == nil {
 			return errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
 		}
@@ -64,34 +64,34 @@ func (d *Daemon) RegisterImage(ctx context.Context, req api.RegisterImageRequest
 	if err != nil {
 		return api.Image{}, err
 	}
-	d.event(ctx, "info", "image/"+im.Name, "image "+im.Name+" registered")
-	return d.Image(ctx, im.Name)
+	s.events.Event(ctx, "info", "image/"+im.Name, "image "+im.Name+" registered")
+	return s.Image(ctx, im.Name)
 }
 
 // PromoteImage copies an unmanaged image's files into a daemon-owned
 // directory. The database row is switched only after the directory is
 // complete, so a crash leaves either the old row or the new one, and the
 // next start sweeps any unreferenced directory.
-func (d *Daemon) PromoteImage(ctx context.Context, name string, p progress.Func) (api.Image, error) {
-	release, err := d.claim("image/"+name, "promote")
+func (s *Service) PromoteImage(ctx context.Context, name string, p progress.Func) (api.Image, error) {
+	release, err := s.claim("image/"+name, "promote")
 	if err != nil {
 		return api.Image{}, err
 	}
 	defer release()
-	im, err := d.Image(ctx, name)
+	im, err := s.Image(ctx, name)
 	if err != nil {
 		return api.Image{}, err
 	}
 	if im.Managed {
 		return api.Image{}, errdefs.Conflict("image %q is already managed (files in %s)", name, im.Dir)
 	}
-	p.Step("promote", fmt.Sprintf("copying image %s into %s", name, d.layout.ImagesDir))
-	out, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	p.Step("promote", fmt.Sprintf("copying image %s into %s", name, s.layout.ImagesDir))
+	out, err := image.Promote(ctx, im, s.layout.ImagesDir, p)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("promoting image %q: %w", name, err)
 	}
 	out.Source = "promote"
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = s.store.Tx(ctx, func(tx *store.Tx) error {
 		cur, err := getImage(ctx, &tx.Reader, name)
 		if err != nil {
 			return err
@@ -105,21 +105,21 @@ func (d *Daemon) PromoteImage(ctx context.Context, name string, p progress.Func)
 		os.RemoveAll(out.Dir)
 		return api.Image{}, err
 	}
-	d.event(ctx, "info", "image/"+name, "image "+name+" promoted to "+out.Dir)
+	s.events.Event(ctx, "info", "image/"+name, "image "+name+" promoted to "+out.Dir)
 	return out, nil
 }
 
 // DeleteImage removes an image record and, for a managed image, its
 // directory. The row goes first: a crash in between leaves an
 // unreferenced directory, which the next start sweeps.
-func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error {
-	release, err := d.claim("image/"+name, "delete")
+func (s *Service) DeleteImage(ctx context.Context, name string, force bool) error {
+	release, err := s.claim("image/"+name, "delete")
 	if err != nil {
 		return err
 	}
 	defer release()
 	var im api.Image
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = s.store.Tx(ctx, func(tx *store.Tx) error {
 		im, err = getImage(ctx, &tx.Reader, name)
 		if err != nil {
 			return err
@@ -138,15 +138,15 @@ func (d *Daemon) DeleteImage(ctx context.Context, name string, force bool) error
 	}
 	if im.Managed && im.Dir != "" {
 		if err := os.RemoveAll(im.Dir); err != nil {
-			d.log.Warn("removing image directory; it will be swept at next start", "dir", im.Dir, "err", err)
+			s.log.Warn("removing image directory; it will be swept at next start", "dir", im.Dir, "err", err)
 		}
 	}
-	d.event(ctx, "info", "image/"+name, "image "+name+" deleted")
+	s.events.Event(ctx, "info", "image/"+name, "image "+name+" deleted")
 	return nil
 }
 
-func (d *Daemon) sweepImages(ctx context.Context) error {
-	ims, err := d.store.Images(ctx)
+func (s *Service) sweepImages(ctx context.Context) error {
+	ims, err := s.store.Images(ctx)
 	if err != nil {
 		return err
 	}
@@ -156,9 +156,9 @@ func (d *Daemon) sweepImages(ctx context.Context) error {
 			keep[im.Dir] = true
 		}
 	}
-	removed, err := image.Sweep(d.layout.ImagesDir, keep)
+	removed, err := image.Sweep(s.layout.ImagesDir, keep)
 	for _, r := range removed {
-		d.log.Info("removed leftover image directory", "path", r)
+		s.log.Info("removed leftover image directory", "path", r)
 	}
 	return err
 }
@@ -166,13 +166,13 @@ func (d *Daemon) sweepImages(ctx context.Context) error {
 // storeImage copies im's files into a new managed directory and registers
 // it under im.Name, which must still be free. The caller holds the
 // image's claim. On failure nothing is left: no directory, no row.
-func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
+func (s *Service) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
 	p.Step("store", "storing image "+im.Name)
-	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
+	stored, err := image.Promote(ctx, im, s.layout.ImagesDir, p)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
 	}
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = s.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, im.Name); err == nil {
 			return errdefs.Conflict("image %q was created concurrently", im.Name)
 		}
@@ -183,4 +183,16 @@ func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) 
 		return api.Image{}, err
 	}
 	return stored, nil
+}
+
+// Bootable returns the image a VM boots and checks its files are there.
+func (s *Service) Bootable(ctx context.Context, name string) (api.Image, error) {
+	im, err := s.Image(ctx, name)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if err := image.CheckExt4("image rootfs", im.Rootfs); err != nil {
+		return api.Image{}, fmt.Errorf("image %q cannot boot: %w", name, err)
+	}
+	return im, nil
 }

@@ -1,4 +1,4 @@
-package daemon
+package guestops
 
 import (
 	"bufio"
@@ -26,23 +26,23 @@ import (
 // through the agent's copy_in as one tar stream into a staging directory
 // next to the target, then a guest script swaps it in (see
 // workspace.FinalizeScript).
-func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.WorkspacePrepareRequest, p progress.Func) (api.Workspace, error) {
+func (g *Ops) PrepareWorkspace(ctx context.Context, vm string, req api.WorkspacePrepareRequest, p progress.Func) (api.Workspace, error) {
 	t0 := time.Now()
-	if err := d.checkPrepare(ctx, &req); err != nil {
+	if err := g.checkPrepare(ctx, &req); err != nil {
 		return api.Workspace{}, err
 	}
-	release, err := d.claim("vm/"+vm, "workspace prepare")
+	release, err := g.vms.Hold(vm, "workspace prepare")
 	if err != nil {
 		return api.Workspace{}, err
 	}
 	defer release()
-	cl, err := d.Agent(ctx, vm)
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return api.Workspace{}, err
 	}
 	p.Step("scan", "reading "+req.Path)
-	tools := probeGuest(ctx, cl)
-	plan, err := workspace.NewPlan(ctx, workspace.Options{Path: req.Path, Mode: req.Mode, From: req.From, GuestGit: tools.git})
+	tools := g.ProbeTools(ctx, cl)
+	plan, err := workspace.NewPlan(ctx, workspace.Options{Path: req.Path, Mode: req.Mode, From: req.From, GuestGit: tools.Git})
 	if err != nil {
 		return api.Workspace{}, err
 	}
@@ -50,16 +50,16 @@ func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.Worksp
 	staging := workspace.StagingPath(req.GuestPath)
 	p.Step("copy", copyMessage(plan, vm, req.GuestPath))
 	// A checkout stream is mostly the git pack, which does not compress.
-	wire, err := sendTree(ctx, cl, plan, staging, tools.untar && !plan.Checkout, p)
+	wire, err := sendTree(ctx, cl, plan, staging, tools.Untar && !plan.Checkout, p)
 	if err == nil {
 		p.Step("finalize", "moving the tree into place")
 		f := workspace.Finalize{Staging: staging, Target: req.GuestPath, ReadOnly: req.ReadOnly, Branch: req.Branch, From: plan.From, Links: plan.Links}
-		if _, ferr := guestRun(ctx, cl, f.Argv(), nil); ferr != nil {
+		if _, ferr := cl.Output(ctx, f.Argv(), nil); ferr != nil {
 			err = fmt.Errorf("putting the workspace in place at %s: %w", req.GuestPath, ferr)
 		}
 	}
 	if err != nil {
-		d.removeGuestDir(ctx, cl, staging)
+		g.removeGuestDir(ctx, cl, staging)
 		return api.Workspace{}, err
 	}
 	ws := api.Workspace{
@@ -70,9 +70,9 @@ func (d *Daemon) PrepareWorkspace(ctx context.Context, vm string, req api.Worksp
 	if req.Branch != "" {
 		ws.Head, ws.Branch = plan.From, req.Branch
 	}
-	d.event(ctx, "info", "vm/"+vm, fmt.Sprintf("workspace %s in vm %s prepared from %s (%s, %d entries, %s)",
+	g.events.Event(ctx, "info", "vm/"+vm, fmt.Sprintf("workspace %s in vm %s prepared from %s (%s, %d entries, %s)",
 		req.GuestPath, vm, plan.Repo.Root, plan.Mode, ws.Files, ws.Duration.Round(time.Millisecond)))
-	d.log.Debug("workspace stream", "vm", vm, "entries", plan.Entries, "bytes", plan.Bytes, "wire", wire, "checkout", plan.Checkout)
+	g.log.Debug("workspace stream", "vm", vm, "entries", plan.Entries, "bytes", plan.Bytes, "wire", wire, "checkout", plan.Checkout)
 	return ws, nil
 }
 
@@ -87,7 +87,7 @@ func copyMessage(plan *workspace.Plan, vm, dst string) string {
 	return fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Files, bytesize.Format(plan.Bytes), vm, dst)
 }
 
-func (d *Daemon) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequest) error {
+func (g *Ops) checkPrepare(ctx context.Context, req *api.WorkspacePrepareRequest) error {
 	if req.GuestPath == "" {
 		req.GuestPath = api.DefaultGuestPath
 	}
@@ -172,30 +172,29 @@ func writeStream(w io.Writer, pw *io.PipeWriter, plan *workspace.Plan, compress 
 	return err
 }
 
-// guestTools is what a workspace copy can use in the guest.
-type guestTools struct {
-	untar bool // tar and gzip: a compressed stream unpacked by them
-	git   bool // git: shallow copies send only what differs from the index
+// Tools is what a workspace copy can use in the guest.
+type Tools struct {
+	Untar bool // tar and gzip: a compressed stream unpacked by them
+	Git   bool // git: shallow copies send only what differs from the index
 }
 
-// probeGuest finds out which tools the guest has (a variable so that
-// tests reach every path).
-var probeGuest = func(ctx context.Context, cl *agent.Client) guestTools {
-	out, _ := guestRun(ctx, cl, []string{"sh", "-c", `for c in tar gzip git; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; exit 0`}, nil)
+// probeTools finds out which tools the guest has.
+func probeTools(ctx context.Context, cl *agent.Client) Tools {
+	out, _ := cl.Output(ctx, []string{"sh", "-c", `for c in tar gzip git; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; exit 0`}, nil)
 	has := map[string]bool{}
 	for _, f := range strings.Fields(out) {
 		has[f] = true
 	}
-	return guestTools{untar: has["tar"] && has["gzip"], git: has["git"]}
+	return Tools{Untar: has["tar"] && has["gzip"], Git: has["git"]}
 }
 
 // removeGuestDir deletes a staging directory after a failure, even when
 // the request was cancelled.
-func (d *Daemon) removeGuestDir(ctx context.Context, cl *agent.Client, dir string) {
+func (g *Ops) removeGuestDir(ctx context.Context, cl *agent.Client, dir string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if _, err := guestRun(cctx, cl, []string{"rm", "-rf", "--", dir}, nil); err != nil {
-		d.log.Warn("removing workspace staging directory", "dir", dir, "err", err)
+	if _, err := cl.Output(cctx, []string{"rm", "-rf", "--", dir}, nil); err != nil {
+		g.log.Warn("removing workspace staging directory", "dir", dir, "err", err)
 	}
 }
 

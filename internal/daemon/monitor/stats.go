@@ -1,4 +1,4 @@
-package daemon
+package monitor
 
 import (
 	"context"
@@ -27,35 +27,35 @@ const sampleTimeout = 5 * time.Second
 
 // startPollers runs the pollers in the daemon's lifetime; Close waits for
 // them. A zero interval disables a poller.
-func (d *Daemon) startPollers() {
-	if iv := d.cfg.StatsPollInterval; iv > 0 {
-		d.pollers.Go(func() { d.every(iv, d.pollStats) })
+func (m *Monitor) startPollers() {
+	if iv := m.cfg.StatsPollInterval; iv > 0 {
+		m.pollers.Go(func() { m.every(iv, m.pollStats) })
 	}
-	if _, ok := d.driver.(vmm.MetricsReader); ok && d.cfg.MetricsPollInterval > 0 {
-		d.pollers.Go(func() { d.every(d.cfg.MetricsPollInterval, d.pollMetrics) })
+	if _, ok := m.driver.(vmm.MetricsReader); ok && m.cfg.MetricsPollInterval > 0 {
+		m.pollers.Go(func() { m.every(m.cfg.MetricsPollInterval, m.pollMetrics) })
 	}
 }
 
-func (d *Daemon) every(iv time.Duration, fn func(context.Context)) {
+func (m *Monitor) every(iv time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		select {
-		case <-d.life.Done():
+		case <-m.life.Done():
 			return
 		case <-t.C:
-			fn(d.life)
+			fn(m.life)
 		}
 	}
 }
 
 // eachRunning calls fn concurrently for every running VM and waits; it
 // tells the book which VMs exist and which are not running.
-func (d *Daemon) eachRunning(ctx context.Context, fn func(store.VM, *vmm.Handle)) {
-	rows, err := d.store.VMs(ctx)
+func (m *Monitor) eachRunning(ctx context.Context, fn func(store.VM, *vmm.Handle)) {
+	rows, err := m.vms.Rows(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Warn("listing vms to poll", "err", err)
+			m.log.Warn("listing vms to poll", "err", err)
 		}
 		return
 	}
@@ -65,25 +65,25 @@ func (d *Daemon) eachRunning(ctx context.Context, fn func(store.VM, *vmm.Handle)
 		exist[r.Name] = true
 		h := r.Handle
 		if r.State != api.VMRunning || h == nil {
-			d.stats.notRunning(r.Name)
+			m.stats.notRunning(r.Name)
 			continue
 		}
 		wg.Go(func() { fn(r, h) })
 	}
 	wg.Wait()
-	d.stats.keepOnly(exist)
+	m.stats.keepOnly(exist)
 }
 
-func (d *Daemon) pollStats(ctx context.Context) {
-	d.eachRunning(ctx, func(r store.VM, h *vmm.Handle) { d.sampleVM(ctx, r, h) })
+func (m *Monitor) pollStats(ctx context.Context) {
+	m.eachRunning(ctx, func(r store.VM, h *vmm.Handle) { m.sampleVM(ctx, r, h) })
 }
 
-func (d *Daemon) pollMetrics(ctx context.Context) {
-	d.eachRunning(ctx, func(r store.VM, h *vmm.Handle) {
+func (m *Monitor) pollMetrics(ctx context.Context) {
+	m.eachRunning(ctx, func(r store.VM, h *vmm.Handle) {
 		cctx, cancel := context.WithTimeout(ctx, sampleTimeout)
 		defer cancel()
-		m, err := vmm.ReadMetrics(cctx, d.driver, h)
-		d.stats.setMetrics(r.Name, toAPIMetrics(time.Now(), m, err))
+		mt, err := vmm.ReadMetrics(cctx, m.driver, h)
+		m.stats.setMetrics(r.Name, toAPIMetrics(time.Now(), mt, err))
 	})
 }
 
@@ -100,14 +100,14 @@ type reading struct {
 
 // sampleVM reads a running VM, records the sample and judges it for
 // auto-stop.
-func (d *Daemon) sampleVM(ctx context.Context, r store.VM, h *vmm.Handle) {
-	rd := d.read(ctx, r.Name, h)
-	if s, rated, ok := d.stats.record(r.Name, h.PID, rd); ok {
-		d.judge(ctx, r, rd, s, rated)
+func (m *Monitor) sampleVM(ctx context.Context, r store.VM, h *vmm.Handle) {
+	rd := m.read(ctx, r.Name, h)
+	if s, rated, ok := m.stats.record(r.Name, h.PID, rd); ok {
+		m.judge(ctx, r, rd, s, rated)
 	}
 }
 
-func (d *Daemon) read(ctx context.Context, name string, h *vmm.Handle) reading {
+func (m *Monitor) read(ctx context.Context, name string, h *vmm.Handle) reading {
 	ctx, cancel := context.WithTimeout(ctx, sampleTimeout)
 	defer cancel()
 	rd := reading{at: time.Now()}
@@ -116,7 +116,7 @@ func (d *Daemon) read(ctx context.Context, name string, h *vmm.Handle) reading {
 	} else {
 		rd.proc = &ps
 	}
-	cl, err := d.Agent(ctx, name)
+	cl, err := m.vms.Agent(ctx, name)
 	if err == nil {
 		var gs agent.Stats
 		if gs, err = cl.Stats(ctx); err == nil {
@@ -131,25 +131,25 @@ func (d *Daemon) read(ctx context.Context, name string, h *vmm.Handle) reading {
 // VMStats returns a VM's newest sample with up to history earlier ones
 // (all of them when history < 0), its VMM metrics and its auto-stop state.
 // A running VM not sampled yet is sampled now.
-func (d *Daemon) VMStats(ctx context.Context, name string, history int) (api.VMStats, error) {
-	row, err := d.vmRow(ctx, &d.store.Reader, name)
+func (m *Monitor) VMStats(ctx context.Context, name string, history int) (api.VMStats, error) {
+	row, err := m.vms.Row(ctx, name)
 	if err != nil {
 		return api.VMStats{}, err
 	}
 	h := row.Handle
 	running := row.State == api.VMRunning && h != nil
-	if running && !d.stats.sampled(name, h.PID) {
-		d.sampleVM(ctx, row, h)
+	if running && !m.stats.sampled(name, h.PID) {
+		m.sampleVM(ctx, row, h)
 	}
 	out := api.VMStats{
 		Name: row.Name, State: row.State, KeepAlive: row.KeepAlive,
-		IntervalSeconds: d.cfg.StatsPollInterval.Seconds(),
+		IntervalSeconds: m.cfg.StatsPollInterval.Seconds(),
 	}
-	d.stats.view(name, history, &out)
+	m.stats.view(name, history, &out)
 	if !running {
 		out.Busy, out.IdleSince = "", nil
 	}
-	if after := d.cfg.AutoStopStaleAfter; after > 0 && !row.KeepAlive && out.IdleSince != nil {
+	if after := m.cfg.AutoStopStaleAfter; after > 0 && !row.KeepAlive && out.IdleSince != nil {
 		at := out.IdleSince.Add(after)
 		out.AutoStopAt = &at
 	}

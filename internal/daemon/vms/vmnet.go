@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -14,13 +14,16 @@ import (
 // guest its address. The real one sits on internal/network; tests may
 // run VMs without a network (nil).
 type Network interface {
-	Lease(ctx context.Context, vm string) (addr netip.Addr, mac string, err error)
+	// Allocate returns vm's address and MAC, leasing one if it has none.
+	Allocate(ctx context.Context, vm string) (addr netip.Addr, mac string, err error)
 	ReleaseLease(ctx context.Context, vm string) error
 	AcquireTAP(ctx context.Context, vm string) (string, error)
 	ReleaseTAP(ctx context.Context, vm string) error
 	KernelArgs(addr netip.Addr) []string
 	// Addr returns vm's leased address, if any.
 	Addr(ctx context.Context, vm string) (netip.Addr, bool)
+	// Addrs returns every leased address by VM, without writing.
+	Addrs(ctx context.Context) (map[string]netip.Addr, error)
 	// CheckConfig refuses network settings that changed under running VMs.
 	CheckConfig(ctx context.Context, running func(vm string) bool) error
 }
@@ -28,6 +31,7 @@ type Network interface {
 // HostNetwork is the Network on banger's bridge and TAP pool.
 type HostNetwork struct {
 	cfg  config.Config
+	st   *store.Store
 	db   network.Store
 	ipam *network.IPAM
 	pool *network.Pool
@@ -38,6 +42,7 @@ func NewHostNetwork(cfg config.Config, st *store.Store, uid int) *HostNetwork {
 	db := network.FromStore(st)
 	return &HostNetwork{
 		cfg:  cfg,
+		st:   st,
 		db:   db,
 		ipam: network.NewIPAM(db, cfg),
 		pool: network.NewPool(network.PoolOptions{Config: cfg, Store: db, UID: uid}),
@@ -47,7 +52,7 @@ func NewHostNetwork(cfg config.Config, st *store.Store, uid int) *HostNetwork {
 // IPAM exposes the allocator (the DNS server resolves from it).
 func (n *HostNetwork) IPAM() *network.IPAM { return n.ipam }
 
-func (n *HostNetwork) Lease(ctx context.Context, vm string) (netip.Addr, string, error) {
+func (n *HostNetwork) Allocate(ctx context.Context, vm string) (netip.Addr, string, error) {
 	l, err := n.ipam.Allocate(ctx, vm)
 	return l.Addr, l.MAC, err
 }
@@ -67,8 +72,20 @@ func (n *HostNetwork) ReleaseTAP(ctx context.Context, vm string) error {
 func (n *HostNetwork) KernelArgs(addr netip.Addr) []string { return network.KernelArgs(addr, n.cfg) }
 
 func (n *HostNetwork) Addr(ctx context.Context, vm string) (netip.Addr, bool) {
-	a, ok, err := n.ipam.AddrOf(ctx, vm)
-	return a, ok && err == nil
+	l, err := n.st.LeaseByVM(ctx, vm)
+	return l.Addr, err == nil
+}
+
+func (n *HostNetwork) Addrs(ctx context.Context) (map[string]netip.Addr, error) {
+	ls, err := n.st.Leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]netip.Addr, len(ls))
+	for _, l := range ls {
+		out[l.VM] = l.Addr
+	}
+	return out, nil
 }
 
 func (n *HostNetwork) CheckConfig(ctx context.Context, running func(string) bool) error {

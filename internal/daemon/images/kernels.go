@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"context"
@@ -16,13 +16,13 @@ import (
 )
 
 // Kernels lists locally stored kernels.
-func (d *Daemon) Kernels(ctx context.Context) ([]api.Kernel, error) {
-	return d.store.Kernels(ctx)
+func (s *Service) Kernels(ctx context.Context) ([]api.Kernel, error) {
+	return s.store.Kernels(ctx)
 }
 
 // Kernel returns one local kernel.
-func (d *Daemon) Kernel(ctx context.Context, name string) (api.Kernel, error) {
-	k, err := d.store.Kernel(ctx, name)
+func (s *Service) Kernel(ctx context.Context, name string) (api.Kernel, error) {
+	k, err := s.store.Kernel(ctx, name)
 	if errors.Is(err, store.ErrNoRow) {
 		return api.Kernel{}, errdefs.NotFound("kernel %q is not pulled; run 'banger kernel pull %s' (see 'banger kernel list --available')", name, name)
 	}
@@ -31,16 +31,16 @@ func (d *Daemon) Kernel(ctx context.Context, name string) (api.Kernel, error) {
 
 // Catalog returns the kernels on offer: the built-in catalog merged with
 // the one at kernel_catalog_url, each marked when already pulled.
-func (d *Daemon) Catalog(ctx context.Context) (api.Catalog, error) {
+func (s *Service) Catalog(ctx context.Context) (api.Catalog, error) {
 	cat := kernel.Builtin()
-	if u := d.cfg.KernelCatalogURL; u != "" {
-		extra, err := kernel.Fetch(ctx, d.http, u)
+	if u := s.cfg.KernelCatalogURL; u != "" {
+		extra, err := kernel.Fetch(ctx, s.http, u)
 		if err != nil {
 			return api.Catalog{}, fmt.Errorf("reading kernel catalog (kernel_catalog_url): %w", err)
 		}
 		cat = kernel.Merge(cat, extra)
 	}
-	local, err := d.store.Kernels(ctx)
+	local, err := s.store.Kernels(ctx)
 	if err != nil {
 		return api.Catalog{}, err
 	}
@@ -55,16 +55,16 @@ func (d *Daemon) Catalog(ctx context.Context) (api.Catalog, error) {
 }
 
 // PullKernel downloads a catalog kernel, verifies it and records it.
-func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error) {
-	release, err := d.claim("kernel/"+name, "pull")
+func (s *Service) PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error) {
+	release, err := s.claim("kernel/"+name, "pull")
 	if err != nil {
 		return api.Kernel{}, err
 	}
 	defer release()
-	if _, err := d.store.Kernel(ctx, name); err == nil {
+	if _, err := s.store.Kernel(ctx, name); err == nil {
 		return api.Kernel{}, errdefs.Conflict("kernel %q is already pulled; remove it first with 'banger kernel rm %s' to pull it again", name, name)
 	}
-	cat, err := d.Catalog(ctx)
+	cat, err := s.Catalog(ctx)
 	if err != nil {
 		return api.Kernel{}, err
 	}
@@ -73,15 +73,15 @@ func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (
 		return api.Kernel{}, err
 	}
 	p.Step("pull", fmt.Sprintf("pulling kernel %s %s (%s)", entry.Name, entry.Version, entry.Arch))
-	k, err := kernel.Pull(ctx, entry, kernel.PullOptions{Dir: d.layout.KernelsDir, Client: d.http, Progress: p, Source: entry.Kernel.URL})
+	k, err := kernel.Pull(ctx, entry, kernel.PullOptions{Dir: s.layout.KernelsDir, Client: s.http, Progress: p, Source: entry.Kernel.URL})
 	if err != nil {
 		return api.Kernel{}, err
 	}
-	if err := d.store.Tx(ctx, func(tx *store.Tx) error { return tx.PutKernel(ctx, k) }); err != nil {
+	if err := s.store.Tx(ctx, func(tx *store.Tx) error { return tx.PutKernel(ctx, k) }); err != nil {
 		os.RemoveAll(k.Dir)
 		return api.Kernel{}, err
 	}
-	d.event(ctx, "info", "kernel/"+name, "kernel "+name+" pulled")
+	s.events.Event(ctx, "info", "kernel/"+name, "kernel "+name+" pulled")
 	return k, nil
 }
 
@@ -89,14 +89,14 @@ func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (
 // Images booting it keep their records but cannot boot, so that needs
 // force. A kernel that was never pulled but has an interrupted download
 // has no row; removing it discards the download.
-func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) error {
-	release, err := d.claim("kernel/"+name, "remove")
+func (s *Service) RemoveKernel(ctx context.Context, name string, force bool) error {
+	release, err := s.claim("kernel/"+name, "remove")
 	if err != nil {
 		return err
 	}
 	defer release()
 	pulled := true
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = s.store.Tx(ctx, func(tx *store.Tx) error {
 		_, err := tx.Kernel(ctx, name)
 		if errors.Is(err, store.ErrNoRow) {
 			pulled = false
@@ -117,7 +117,7 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 	if err != nil {
 		return err
 	}
-	err = kernel.Remove(d.layout.KernelsDir, name)
+	err = kernel.Remove(s.layout.KernelsDir, name)
 	switch {
 	case !pulled && errdefs.KindOf(err) == errdefs.KindNotFound:
 		return errdefs.NotFound("kernel %q is not pulled; run 'banger kernel list' to see local kernels", name)
@@ -126,13 +126,13 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 	case err != nil && errdefs.KindOf(err) != errdefs.KindNotFound:
 		// The row is gone: the directory is litter that sweepKernels
 		// removes at the next start.
-		d.log.Warn("removing kernel files; they will be swept at next start", "kernel", name, "err", err)
+		s.log.Warn("removing kernel files; they will be swept at next start", "kernel", name, "err", err)
 	}
 	msg := "kernel " + name + " removed"
 	if !pulled {
 		msg = "partial download of kernel " + name + " removed"
 	}
-	d.event(ctx, "info", "kernel/"+name, msg)
+	s.events.Event(ctx, "info", "kernel/"+name, msg)
 	return nil
 }
 
@@ -140,8 +140,8 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 // between moving a pulled kernel into place and recording it) and
 // staging leftovers; partial downloads are kept so pulls resume, until
 // RemoveKernel discards them.
-func (d *Daemon) sweepKernels(ctx context.Context) error {
-	ks, err := d.store.Kernels(ctx)
+func (s *Service) sweepKernels(ctx context.Context) error {
+	ks, err := s.store.Kernels(ctx)
 	if err != nil {
 		return err
 	}
@@ -149,12 +149,12 @@ func (d *Daemon) sweepKernels(ctx context.Context) error {
 	for _, k := range ks {
 		keep[k.Dir] = true
 	}
-	entries, err := os.ReadDir(d.layout.KernelsDir)
+	entries, err := os.ReadDir(s.layout.KernelsDir)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", d.layout.KernelsDir, err)
+		return fmt.Errorf("reading %s: %w", s.layout.KernelsDir, err)
 	}
 	for _, e := range entries {
-		path := filepath.Join(d.layout.KernelsDir, e.Name())
+		path := filepath.Join(s.layout.KernelsDir, e.Name())
 		// Dot entries are the kernel package's own (partial downloads,
 		// staging); CleanStaging below handles those.
 		if keep[path] || strings.HasPrefix(e.Name(), ".") {
@@ -163,7 +163,7 @@ func (d *Daemon) sweepKernels(ctx context.Context) error {
 		if err := os.RemoveAll(path); err != nil {
 			return fmt.Errorf("removing leftover %s: %w", path, err)
 		}
-		d.log.Info("removed leftover kernel directory", "path", path)
+		s.log.Info("removed leftover kernel directory", "path", path)
 	}
-	return kernel.CleanStaging(d.layout.KernelsDir)
+	return kernel.CleanStaging(s.layout.KernelsDir)
 }

@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"archive/tar"
@@ -20,15 +20,14 @@ import (
 	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/progress"
-	"banger/internal/vmm"
 )
 
 // buildHeadroom is what a build adds to the base rootfs by default.
 const buildHeadroom = 2 << 30
 
-// builderMarker names, in a build's staging directory, the builder VM
+// BuilderMarker names, in a build's staging directory, the builder VM
 // of the step in progress.
-const builderMarker = "builder-vm"
+const BuilderMarker = "builder-vm"
 
 // workSeedHeadroom is left free in a built work-seed.
 const workSeedHeadroom = 64 << 20
@@ -40,13 +39,13 @@ const workSeedHeadroom = 64 << 20
 // the last unchanged step. The base is only read; a failed or cancelled
 // build leaves no image, no builder VM and no staging files (the steps
 // that succeeded stay cached).
-func (d *Daemon) BuildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
-	defer d.useCaches(p)()
-	return d.buildImage(ctx, req, p)
+func (s *Service) BuildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
+	defer s.useCaches(p)()
+	return s.buildImage(ctx, req, p)
 }
 
 // buildImage is BuildImage for a caller that holds the caches (useCaches).
-func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
+func (s *Service) buildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
 	t0 := time.Now()
 	if err := image.ValidateName("image", req.Name); err != nil {
 		return api.ImageBuild{}, err
@@ -54,15 +53,15 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p pr
 	if req.From == "" {
 		return api.ImageBuild{}, errdefs.Invalid("--from-image is required: name the registered image to build from (see 'banger image list')")
 	}
-	release, err := d.claim("image/"+req.Name, "build")
+	release, err := s.claim("image/"+req.Name, "build")
 	if err != nil {
 		return api.ImageBuild{}, err
 	}
 	defer release()
-	if _, err := d.Image(ctx, req.Name); err == nil {
+	if _, err := s.Image(ctx, req.Name); err == nil {
 		return api.ImageBuild{}, errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
 	}
-	base, err := d.imageFor(ctx, req.From)
+	base, err := s.Bootable(ctx, req.From)
 	if err != nil {
 		return api.ImageBuild{}, fmt.Errorf("--from-image: %w", err)
 	}
@@ -86,7 +85,7 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p pr
 	if err != nil {
 		return api.ImageBuild{}, errdefs.Invalid("%v", err)
 	}
-	cache := d.buildCache()
+	cache := s.BuildCache()
 	start := 0
 	if !req.NoCache {
 		start = cache.Longest(keys)
@@ -94,12 +93,12 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p pr
 
 	// The build's working disks live in a staging directory that the
 	// daemon sweeps at start should it die mid-build.
-	work := filepath.Join(d.layout.ImagesDir, ".staging-build-"+req.Name+"-"+randSuffix())
+	work := filepath.Join(s.layout.ImagesDir, ".staging-build-"+req.Name+"-"+randSuffix())
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return api.ImageBuild{}, fmt.Errorf("creating build directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	if err := d.startBuild(ctx, base, size, work, cache, keys, start, p); err != nil {
+	if err := s.startBuild(ctx, base, size, work, cache, keys, start, p); err != nil {
 		return api.ImageBuild{}, err
 	}
 
@@ -111,13 +110,13 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p pr
 	for i := start; i < len(steps); i++ {
 		ts := time.Now()
 		p.Step("step", fmt.Sprintf("step %d/%d %s", i+1, len(steps), steps[i].Name))
-		if err := d.runBuildStep(ctx, req, base, work, steps[i], p); err != nil {
+		if err := s.runBuildStep(ctx, req, base, work, steps[i], p); err != nil {
 			return api.ImageBuild{}, fmt.Errorf("building image %q: step %s failed: %w (no image was made; the steps before it are cached)", req.Name, steps[i].Name, err)
 		}
 		if !req.NoCache {
 			e := imagebuild.Entry{Key: keys[i], Image: req.Name, Step: steps[i].Name, Created: time.Now().UTC()}
 			if err := cache.Store(ctx, work, e); err != nil {
-				d.log.Warn("caching build step", "image", req.Name, "step", steps[i].Name, "err", err)
+				s.log.Warn("caching build step", "image", req.Name, "step", steps[i].Name, "err", err)
 			}
 		}
 		out.Steps = append(out.Steps, api.BuildStep{Name: steps[i].Name, Key: keys[i], Duration: time.Since(ts)})
@@ -133,17 +132,17 @@ func (d *Daemon) buildImage(ctx context.Context, req api.BuildImageRequest, p pr
 		// As small as its content: each VM grows it to its --disk-size.
 		return api.ImageBuild{}, fmt.Errorf("shrinking the work-seed: %w", err)
 	}
-	stored, err := d.storeImage(ctx, im, p)
+	stored, err := s.storeImage(ctx, im, p)
 	if err != nil {
 		return api.ImageBuild{}, err
 	}
 	if n, err := cache.Prune(req.Name, keys); err != nil {
-		d.log.Warn("pruning the build cache", "err", err)
+		s.log.Warn("pruning the build cache", "err", err)
 	} else if n > 0 {
-		d.log.Info("pruned build cache", "image", req.Name, "entries", n)
+		s.log.Info("pruned build cache", "image", req.Name, "entries", n)
 	}
 	out.Image, out.Duration = stored, time.Since(t0)
-	d.event(ctx, "info", "image/"+req.Name, fmt.Sprintf("image %s built from %s (%d steps, %d cached) in %s",
+	s.events.Event(ctx, "info", "image/"+req.Name, fmt.Sprintf("image %s built from %s (%d steps, %d cached) in %s",
 		req.Name, base.Name, len(steps), start, out.Duration.Round(time.Second)))
 	return out, nil
 }
@@ -183,7 +182,7 @@ func buildSteps(req api.BuildImageRequest) ([]imagebuild.Step, error) {
 
 // startBuild fills work with the build's starting disks: the last cached
 // step's, or the base's rootfs grown to size.
-func (d *Daemon) startBuild(ctx context.Context, base api.Image, size int64, work string, cache imagebuild.Cache, keys []string, start int, p progress.Func) error {
+func (s *Service) startBuild(ctx context.Context, base api.Image, size int64, work string, cache imagebuild.Cache, keys []string, start int, p progress.Func) error {
 	if start > 0 {
 		p.Step("cached", fmt.Sprintf("starting from the cached result of step %d", start))
 		for _, name := range []string{imagebuild.RootfsFile, imagebuild.WorkSeedFile} {
@@ -217,48 +216,26 @@ func (d *Daemon) startBuild(ctx context.Context, base api.Image, size int64, wor
 // runBuildStep boots a builder VM from the disks in work, runs the step
 // and the cleanup script, shuts the VM down cleanly and moves its disks
 // back into work. The VM is gone when it returns, whatever happened.
-func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, base api.Image, work string, step imagebuild.Step, p progress.Func) (err error) {
+func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, base api.Image, work string, step imagebuild.Step, p progress.Func) (err error) {
 	from := base
 	from.Rootfs = filepath.Join(work, imagebuild.RootfsFile)
 	if _, err := os.Stat(filepath.Join(work, imagebuild.WorkSeedFile)); err == nil {
 		from.WorkSeed = filepath.Join(work, imagebuild.WorkSeedFile)
 	}
 	name := "build-" + randSuffix()
-	release, err := d.claim("vm/"+name, "build")
-	if err != nil {
-		return err
-	}
-	defer release()
-	// No host credentials in a builder: they would end up in the image.
-	d.builders.Store(name, true)
-	defer d.builders.Delete(name)
 	// Should the daemon die mid-step, its next start finds the builder
 	// here and removes it (sweepBuilders).
-	marker := filepath.Join(work, builderMarker)
+	marker := filepath.Join(work, BuilderMarker)
 	if err := os.WriteFile(marker, []byte(name+"\n"), 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(marker)
-	if _, err := d.createVM(ctx, api.CreateVMRequest{Name: name}, from, p); err != nil {
-		return fmt.Errorf("booting the builder vm: %w", err)
-	}
-	row, err := d.vmRow(ctx, &d.store.Reader, name)
+	b, err := s.vms.BootBuilder(ctx, name, from, p)
 	if err != nil {
 		return err
 	}
-	h := row.Handle
-	defer func() {
-		if h != nil && vmm.Alive(h.PID, h.StartTime) {
-			d.driver.Kill(context.Background(), h)
-			vmm.WaitExit(context.Background(), h)
-		}
-		d.unwatch(name)
-		d.forgetVM(row)
-	}()
-	cl, err := d.Agent(ctx, name)
-	if err != nil {
-		return err
-	}
+	defer b.Remove()
+	cl := b.Agent()
 	if err := uploadStep(ctx, cl, step); err != nil {
 		return err
 	}
@@ -273,22 +250,22 @@ func (d *Daemon) runBuildStep(ctx context.Context, req api.BuildImageRequest, ba
 	if !st.Success() {
 		return fmt.Errorf("the script %s; its last lines:\n%s", st, lw.Tail())
 	}
-	if _, err := guestRun(ctx, cl, []string{"/bin/sh", "-c", string(imagebuild.CleanupScript())}, nil); err != nil {
+	if _, err := cl.Output(ctx, []string{"/bin/sh", "-c", string(imagebuild.CleanupScript())}, nil); err != nil {
 		return fmt.Errorf("cleaning up after the step: %w", err)
 	}
 	p.Step("shutdown", "shutting the builder vm down")
-	if err := d.shutdown(ctx, &row, h); err != nil {
+	rootfs, workDisk, err := b.Shutdown(ctx)
+	if err != nil {
 		return err
 	}
-	d.unwatch(name)
-	for vmFile, buildFile := range map[string]string{rootfsFile: imagebuild.RootfsFile, workFile: imagebuild.WorkSeedFile} {
-		src, dst := filepath.Join(row.Dir, vmFile), filepath.Join(work, buildFile)
+	for src, buildFile := range map[string]string{rootfs: imagebuild.RootfsFile, workDisk: imagebuild.WorkSeedFile} {
+		dst := filepath.Join(work, buildFile)
 		if err := ext4.Check(ctx, src); err != nil {
-			return fmt.Errorf("the builder vm left a damaged %s: %w", vmFile, err)
+			return fmt.Errorf("the builder vm left a damaged %s: %w", filepath.Base(src), err)
 		}
 		if err := os.Rename(src, dst); err != nil {
 			if _, cerr := disk.Copy(ctx, src, dst); cerr != nil {
-				return fmt.Errorf("keeping the step's %s: %w", vmFile, errors.Join(err, cerr))
+				return fmt.Errorf("keeping the step's %s: %w", filepath.Base(src), errors.Join(err, cerr))
 			}
 		}
 	}
@@ -344,24 +321,18 @@ func addTarFile(tw *tar.Writer, name string, mode, size int64, r io.Reader) erro
 // sweepBuilders runs at start, before the staging directories are swept:
 // builder VMs of builds the daemon was running when it died are killed
 // and removed, as the build would have done.
-func (d *Daemon) sweepBuilders(ctx context.Context) {
-	markers, _ := filepath.Glob(filepath.Join(d.layout.ImagesDir, ".staging-build-*", builderMarker))
+func (s *Service) sweepBuilders(ctx context.Context) {
+	markers, _ := filepath.Glob(filepath.Join(s.layout.ImagesDir, ".staging-build-*", BuilderMarker))
 	for _, m := range markers {
 		b, err := os.ReadFile(m)
 		if err != nil {
 			continue
 		}
 		name := strings.TrimSpace(string(b))
-		row, err := d.vmRow(ctx, &d.store.Reader, name)
-		if err != nil {
+		if err := s.vms.Discard(ctx, name); err != nil {
 			continue
 		}
-		if h := row.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
-			d.driver.Kill(ctx, h)
-			vmm.WaitExit(ctx, h)
-		}
-		d.forgetVM(row)
-		d.log.Warn("removed the builder vm of an interrupted image build", "vm", name)
-		d.event(ctx, "warn", "vm/"+name, "builder vm "+name+" of an image build interrupted by a daemon stop was removed")
+		s.log.Warn("removed the builder vm of an interrupted image build", "vm", name)
+		s.events.Event(ctx, "warn", "vm/"+name, "builder vm "+name+" of an image build interrupted by a daemon stop was removed")
 	}
 }

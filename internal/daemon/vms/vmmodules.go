@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // modulesDisk returns a read-only ext4 image of im's kernel modules, built
 // once per modules tree and shared by every VM of the image (it is
 // attached read-only). It returns "" when the image has no modules.
-func (d *Daemon) modulesDisk(ctx context.Context, im api.Image) (string, error) {
+func (m *Manager) modulesDisk(ctx context.Context, im api.Image) (string, error) {
 	if im.Modules == "" {
 		return "", nil
 	}
@@ -28,7 +28,7 @@ func (d *Daemon) modulesDisk(ctx context.Context, im api.Image) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("reading kernel modules %s: %w", im.Modules, err)
 	}
-	dir := filepath.Join(d.layout.CacheDir, "modules")
+	dir := filepath.Join(m.layout.CacheDir, "modules")
 	out := filepath.Join(dir, key+".ext4")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil

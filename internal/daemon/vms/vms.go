@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/image"
+	"banger/internal/network"
 	"banger/internal/progress"
 	"banger/internal/store"
 	"banger/internal/vmm"
@@ -26,52 +28,47 @@ const (
 	defaultDiskBytes = 8 << 30
 )
 
-// VMs lists every VM.
-func (d *Daemon) VMs(ctx context.Context) ([]api.VM, error) {
-	rows, err := d.store.VMs(ctx)
+// VMs lists every VM. It only reads: one query for the rows, one for
+// the addresses.
+func (m *Manager) VMs(ctx context.Context) ([]api.VM, error) {
+	rows, err := m.store.VMs(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var addrs map[string]netip.Addr
+	if m.net != nil {
+		if addrs, err = m.net.Addrs(ctx); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]api.VM, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, d.toAPI(ctx, r))
+		out = append(out, toAPI(r, addrs[r.Name]))
 	}
 	return out, nil
 }
 
 // VM returns one VM.
-func (d *Daemon) VM(ctx context.Context, name string) (api.VM, error) {
-	r, err := d.vmRow(ctx, &d.store.Reader, name)
+func (m *Manager) VM(ctx context.Context, name string) (api.VM, error) {
+	r, err := m.Row(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	return d.toAPI(ctx, r), nil
+	var addr netip.Addr
+	if m.net != nil {
+		addr, _ = m.net.Addr(ctx, name)
+	}
+	return toAPI(r, addr), nil
 }
 
-func (d *Daemon) vmRow(ctx context.Context, tx *store.Reader, name string) (store.VM, error) {
-	r, err := tx.VM(ctx, name)
-	if errors.Is(err, store.ErrNoRow) {
-		return store.VM{}, errdefs.NotFound("vm %q not found; run 'banger vm list' to see your VMs", name)
-	}
-	return r, err
-}
-
-func (d *Daemon) toAPI(ctx context.Context, r store.VM) api.VM {
-	v := api.VM{
-		ID: r.ID, Name: r.Name, Image: r.Image, State: r.State, VMM: r.VMM, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB,
-		DiskBytes: r.DiskBytes, TAP: r.TAP, Dir: r.Dir, RuntimeDir: r.RuntimeDir, HostKey: r.HostKey,
-		KeepAlive: r.KeepAlive, LastError: r.LastError, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, StoppedAt: r.StoppedAt,
-	}
+// toAPI is the row with what is derived from its handle and address.
+func toAPI(r store.VM, addr netip.Addr) api.VM {
+	v := r.VM
 	if h := r.Handle; h != nil {
 		v.PID, v.Accel = h.PID, h.Accel
 	}
-	if d.net != nil {
-		if a, ok := d.net.Addr(ctx, r.Name); ok {
-			v.IP = a.String()
-			if _, mac, err := d.net.Lease(ctx, r.Name); err == nil {
-				v.MAC = mac
-			}
-		}
+	if addr.IsValid() {
+		v.IP, v.MAC = addr.String(), network.MAC(addr).String()
 	}
 	return v
 }
@@ -79,42 +76,42 @@ func (d *Daemon) toAPI(ctx context.Context, r store.VM) api.VM {
 // CreateVM makes a VM from an image and boots it, returning once the
 // guest agent answers. Each step is undone if a later one fails: no disk,
 // lease, TAP, process or row is left behind.
-func (d *Daemon) CreateVM(ctx context.Context, req api.CreateVMRequest, p progress.Func) (api.VM, error) {
+func (m *Manager) CreateVM(ctx context.Context, req api.CreateVMRequest, p progress.Func) (api.VM, error) {
 	useDefault := req.Image == ""
 	if useDefault {
-		req.Image = d.cfg.DefaultImageName
+		req.Image = m.cfg.DefaultImageName
 	}
 	if err := image.ValidateName("vm", req.Name); err != nil {
 		return api.VM{}, err
 	}
-	release, err := d.claim("vm/"+req.Name, "create")
+	release, err := m.claim(req.Name, opCreate)
 	if err != nil {
 		return api.VM{}, err
 	}
 	defer release()
 	if useDefault {
-		if _, err := d.Image(ctx, req.Image); errors.Is(err, errdefs.ErrNotFound) {
-			if _, err := d.ensureDefaultImage(ctx, req.Image, p); err != nil {
+		if _, err := m.images.Image(ctx, req.Image); errors.Is(err, errdefs.ErrNotFound) {
+			if _, err := m.images.EnsureDefault(ctx, req.Image, p); err != nil {
 				return api.VM{}, err
 			}
 		}
 	}
-	im, err := d.imageFor(ctx, req.Image)
+	im, err := m.images.Bootable(ctx, req.Image)
 	if err != nil {
 		return api.VM{}, err
 	}
-	return d.createVM(ctx, req, im, p)
+	return m.createVM(ctx, req, im, p, false)
 }
 
 // createVM makes and boots a VM from im; the caller holds the VM's claim.
-func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, im api.Image, p progress.Func) (api.VM, error) {
-	row, err := d.newVMRow(req, im)
+func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.Image, p progress.Func, builder bool) (api.VM, error) {
+	row, err := m.newVMRow(req, im)
 	if err != nil {
 		return api.VM{}, err
 	}
 	var undo undoStack
 	defer undo.run()
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.VM(ctx, req.Name); err == nil {
 			return errdefs.Conflict("vm %q already exists; pick another --name or delete it with 'banger vm delete %s'", req.Name, req.Name)
 		}
@@ -123,32 +120,32 @@ func (d *Daemon) createVM(ctx context.Context, req api.CreateVMRequest, im api.I
 	if err != nil {
 		return api.VM{}, err
 	}
-	undo.push(func() { d.forgetVM(row) })
+	undo.push(func() { m.forgetVM(row) })
 	p.Step("create", fmt.Sprintf("creating vm %s from image %s", row.Name, im.Name))
 	if err := os.MkdirAll(row.Dir, 0o700); err != nil {
 		return api.VM{}, fmt.Errorf("creating vm directory: %w", err)
 	}
-	key, err := d.authorizedKey()
+	key, err := m.authorizedKey()
 	if err != nil {
 		return api.VM{}, err
 	}
-	if _, err := d.provisionDisks(ctx, im, row.Dir, row.DiskBytes, key, p); err != nil {
+	if _, err := m.provisionDisks(ctx, im, row.Dir, row.DiskBytes, key, p); err != nil {
 		return api.VM{}, err
 	}
-	if d.net != nil {
-		if _, _, err := d.net.Lease(ctx, row.Name); err != nil {
+	if m.net != nil {
+		if _, _, err := m.net.Allocate(ctx, row.Name); err != nil {
 			return api.VM{}, err
 		}
 	}
-	if err := d.boot(ctx, &row, im, p); err != nil {
+	if err := m.boot(ctx, &row, im, p, builder); err != nil {
 		return api.VM{}, err
 	}
 	undo.clear()
-	d.event(ctx, "info", "vm/"+row.Name, "vm "+row.Name+" created and running")
-	return d.VM(ctx, row.Name)
+	m.events.Event(ctx, "info", "vm/"+row.Name, "vm "+row.Name+" created and running")
+	return m.VM(ctx, row.Name)
 }
 
-func (d *Daemon) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, error) {
+func (m *Manager) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, error) {
 	if req.CPUs == 0 {
 		req.CPUs = defaultCPUs
 	}
@@ -168,44 +165,44 @@ func (d *Daemon) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, erro
 	}
 	id := newID()
 	return store.VM{VM: api.VM{
-		ID: id, Name: req.Name, Image: im.Name, State: api.VMCreating, VMM: d.driver.Name(),
+		ID: id, Name: req.Name, Image: im.Name, State: api.VMCreating, VMM: m.driver.Name(),
 		CPUs: req.CPUs, MemoryMiB: req.MemoryMiB, DiskBytes: req.DiskBytes, KeepAlive: req.KeepAlive,
-		Dir:        filepath.Join(d.layout.VMsDir, id),
-		RuntimeDir: filepath.Join(d.layout.RuntimeDir, "vm", id),
+		Dir:        filepath.Join(m.layout.VMsDir, id),
+		RuntimeDir: filepath.Join(m.layout.RuntimeDir, "vm", id),
 		CreatedAt:  time.Now(),
 	}}, nil
 }
 
 // forgetVM removes every trace of a VM that is not running: its disks,
 // runtime dir, lease, TAP, pinned host key and row.
-func (d *Daemon) forgetVM(r store.VM) {
+func (m *Manager) forgetVM(r store.VM) {
 	ctx := context.Background()
 	os.RemoveAll(r.Dir)
 	os.RemoveAll(r.RuntimeDir)
-	if d.net != nil {
-		if err := d.net.ReleaseTAP(ctx, r.Name); err != nil {
-			d.log.Warn("releasing tap", "vm", r.Name, "err", err)
+	if m.net != nil {
+		if err := m.net.ReleaseTAP(ctx, r.Name); err != nil {
+			m.log.Warn("releasing tap", "vm", r.Name, "err", err)
 		}
-		if err := d.net.ReleaseLease(ctx, r.Name); err != nil {
-			d.log.Warn("releasing lease", "vm", r.Name, "err", err)
+		if err := m.net.ReleaseLease(ctx, r.Name); err != nil {
+			m.log.Warn("releasing lease", "vm", r.Name, "err", err)
 		}
 	}
-	if err := d.hosts.Forget(r.Name); err != nil {
-		d.log.Warn("removing known_hosts entry", "vm", r.Name, "err", err)
+	if err := m.hosts.Forget(r.Name); err != nil {
+		m.log.Warn("removing known_hosts entry", "vm", r.Name, "err", err)
 	}
-	if err := d.store.Tx(ctx, func(tx *store.Tx) error { return tx.DeleteVM(ctx, r.Name) }); err != nil {
-		d.log.Warn("deleting vm row", "vm", r.Name, "err", err)
+	if err := m.store.Tx(ctx, func(tx *store.Tx) error { return tx.DeleteVM(ctx, r.Name) }); err != nil {
+		m.log.Warn("deleting vm row", "vm", r.Name, "err", err)
 	}
 }
 
 // DeleteVM stops a VM if it runs (force kills it) and removes it.
-func (d *Daemon) DeleteVM(ctx context.Context, name string, force bool) error {
-	release, err := d.claim("vm/"+name, "delete")
+func (m *Manager) DeleteVM(ctx context.Context, name string, force bool) error {
+	release, err := m.claim(name, opDelete)
 	if err != nil {
 		return err
 	}
 	defer release()
-	r, err := d.vmRow(ctx, &d.store.Reader, name)
+	r, err := m.Row(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -213,16 +210,16 @@ func (d *Daemon) DeleteVM(ctx context.Context, name string, force bool) error {
 		if force {
 			// The VM's TAP and address go back to the pools below: never
 			// while its VMM could still be using them.
-			if err := d.driver.Kill(ctx, h); err != nil && vmm.Alive(h.PID, h.StartTime) {
+			if err := m.driver.Kill(ctx, h); err != nil && vmm.Alive(h.PID, h.StartTime) {
 				return fmt.Errorf("killing vm %q before delete: %w; its process %d still runs, so its address and TAP are kept", name, err, h.PID)
 			}
-		} else if err := d.shutdown(ctx, &r, h); err != nil {
+		} else if err := m.shutdown(ctx, &r, h); err != nil {
 			return fmt.Errorf("stopping vm %q before delete: %w (use --force to kill it)", name, err)
 		}
 	}
-	d.unwatch(name)
-	d.forgetVM(r)
-	d.event(ctx, "info", "vm/"+name, "vm "+name+" deleted")
+	m.unwatch(name)
+	m.forgetVM(r)
+	m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" deleted")
 	return nil
 }
 
@@ -243,11 +240,11 @@ func (u *undoStack) run() {
 	}
 }
 
-func (d *Daemon) authorizedKey() (string, error) {
-	if d.sshPub != "" {
-		return strings.TrimSpace(d.sshPub) + "\n", nil
+func (m *Manager) authorizedKey() (string, error) {
+	if m.sshPub != "" {
+		return strings.TrimSpace(m.sshPub) + "\n", nil
 	}
-	data, err := os.ReadFile(d.cfg.SSHKey(d.layout.ConfigDir) + ".pub")
+	data, err := os.ReadFile(m.cfg.SSHKey(m.layout.ConfigDir) + ".pub")
 	if err != nil {
 		return "", fmt.Errorf("reading your banger ssh public key: %w (restart the daemon to create it)", err)
 	}

@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"context"
@@ -25,14 +25,14 @@ import (
 // leaves neither a partial directory nor a row (and a crash leaves only
 // a directory the startup sweep removes). Pulling a digest that an image
 // already holds returns that image at once (progress step "present").
-func (d *Daemon) PullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
-	defer d.useCaches(p)()
-	return d.pullImage(ctx, req, p)
+func (s *Service) PullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
+	defer s.useCaches(p)()
+	return s.pullImage(ctx, req, p)
 }
 
 // pullImage is PullImage for a caller that holds the caches (useCaches).
-func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
-	k, err := d.pullKernel(ctx, &req)
+func (s *Service) pullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
+	k, err := s.pullKernel(ctx, &req)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -43,13 +43,13 @@ func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p prog
 	if err := image.ValidateName("image", name); err != nil {
 		return api.Image{}, err
 	}
-	release, err := d.claim("image/"+name, "pull")
+	release, err := s.claim("image/"+name, "pull")
 	if err != nil {
 		return api.Image{}, err
 	}
 	defer release()
 
-	puller, err := imagepull.New(imagepull.Options{CacheDir: d.layout.OCICacheDir, Transport: d.http.Transport})
+	puller, err := imagepull.New(imagepull.Options{CacheDir: s.layout.OCICacheDir, Transport: s.http.Transport})
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -58,7 +58,7 @@ func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p prog
 	if err != nil {
 		return api.Image{}, err
 	}
-	if im, ok, err := d.alreadyPulled(ctx, name, req.Name != "", r.Digest.String()); err != nil || ok {
+	if im, ok, err := s.alreadyPulled(ctx, name, req.Name != "", r.Digest.String()); err != nil || ok {
 		if ok {
 			p.Emit(api.Event{Step: "present", Message: fmt.Sprintf("image %s already holds %s (%s); nothing to pull", im.Name, req.Ref, im.Digest)})
 		}
@@ -69,11 +69,11 @@ func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p prog
 	if err != nil {
 		return api.Image{}, err
 	}
-	im, err := d.buildPulled(ctx, name, req, k, img, p)
+	im, err := s.buildPulled(ctx, name, req, k, img, p)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("building image %q: %w", name, err)
 	}
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
+	err = s.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, name); err == nil {
 			return errdefs.Conflict("image %q was created while pulling; delete it with 'banger image delete %s' and pull again", name, name)
 		}
@@ -89,15 +89,15 @@ func (d *Daemon) pullImage(ctx context.Context, req api.PullImageRequest, p prog
 		os.RemoveAll(im.Dir)
 		return api.Image{}, err
 	}
-	d.event(ctx, "info", "image/"+name, fmt.Sprintf("image %s pulled from %s (%s)", name, req.Ref, im.Digest))
-	return d.Image(ctx, name)
+	s.events.Event(ctx, "info", "image/"+name, fmt.Sprintf("image %s pulled from %s (%s)", name, req.Ref, im.Digest))
+	return s.Image(ctx, name)
 }
 
 // alreadyPulled finds an image holding digest: the one named name, or,
 // when the user gave no name, any. An image of that name holding another
 // digest is a conflict.
-func (d *Daemon) alreadyPulled(ctx context.Context, name string, named bool, digest string) (api.Image, bool, error) {
-	ims, err := d.store.Images(ctx)
+func (s *Service) alreadyPulled(ctx context.Context, name string, named bool, digest string) (api.Image, bool, error) {
+	ims, err := s.store.Images(ctx)
 	if err != nil {
 		return api.Image{}, false, err
 	}
@@ -122,10 +122,10 @@ func (d *Daemon) alreadyPulled(ctx context.Context, name string, named bool, dig
 
 // buildPulled builds the image directory: rootfs, kernel files (unless a
 // catalog kernel is referenced) and manifest, in staging, then renamed.
-func (d *Daemon) buildPulled(ctx context.Context, name string, req api.PullImageRequest, k *api.Kernel, img *imagepull.Image, p progress.Func) (api.Image, error) {
+func (s *Service) buildPulled(ctx context.Context, name string, req api.PullImageRequest, k *api.Kernel, img *imagepull.Image, p progress.Func) (api.Image, error) {
 	suffix := randSuffix()
-	staging := filepath.Join(d.layout.ImagesDir, ".staging-pull-"+name+"-"+suffix)
-	final := filepath.Join(d.layout.ImagesDir, name+"-"+suffix)
+	staging := filepath.Join(s.layout.ImagesDir, ".staging-pull-"+name+"-"+suffix)
+	final := filepath.Join(s.layout.ImagesDir, name+"-"+suffix)
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return api.Image{}, fmt.Errorf("creating staging directory: %w", err)
 	}
@@ -135,7 +135,7 @@ func (d *Daemon) buildPulled(ctx context.Context, name string, req api.PullImage
 			os.RemoveAll(staging)
 		}
 	}()
-	res, err := imagepull.Build(ctx, img.Layers, imagepull.BuildOptions{Dir: staging, Size: req.Size, Extra: d.guestFiles(), Progress: p})
+	res, err := imagepull.Build(ctx, img.Layers, imagepull.BuildOptions{Dir: staging, Size: req.Size, Extra: s.guestFiles(), Progress: p})
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -163,7 +163,7 @@ func (d *Daemon) buildPulled(ctx context.Context, name string, req api.PullImage
 		return api.Image{}, fmt.Errorf("moving image into place: %w", err)
 	}
 	done = true
-	if err := fsyncDir(d.layout.ImagesDir); err != nil {
+	if err := fsyncDir(s.layout.ImagesDir); err != nil {
 		os.RemoveAll(final)
 		return api.Image{}, err
 	}
@@ -232,7 +232,7 @@ func writePullManifest(dir string, im api.Image, info api.PullInfo) error {
 // pullKernel resolves what the pulled image boots: --kernel-ref, else
 // default_kernel_ref, else host files. It checks everything before any
 // network traffic so a missing kernel fails fast.
-func (d *Daemon) pullKernel(ctx context.Context, req *api.PullImageRequest) (*api.Kernel, error) {
+func (s *Service) pullKernel(ctx context.Context, req *api.PullImageRequest) (*api.Kernel, error) {
 	if req.KernelRef != "" && req.Kernel != "" {
 		return nil, errdefs.Invalid("--kernel and --kernel-ref are exclusive; pass one of them")
 	}
@@ -245,13 +245,13 @@ func (d *Daemon) pullKernel(ctx context.Context, req *api.PullImageRequest) (*ap
 		}
 		ref, from := req.KernelRef, "--kernel-ref"
 		if ref == "" {
-			ref, from = d.cfg.DefaultKernelRef, "default_kernel_ref in "+d.layout.ConfigFile
+			ref, from = s.cfg.DefaultKernelRef, "default_kernel_ref in "+s.layout.ConfigFile
 		}
 		if ref == "" {
 			return nil, errdefs.Invalid("a kernel is needed to boot the image: pass --kernel-ref NAME (see 'banger kernel list'; get one with 'banger kernel pull NAME'), " +
 				"set default_kernel_ref in the config, or pass host files with --kernel PATH [--initrd PATH] [--modules DIR]")
 		}
-		k, err := d.Kernel(ctx, ref)
+		k, err := s.Kernel(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}
@@ -289,7 +289,7 @@ func checkHostFile(flag, path string) error {
 
 // guestFiles are added to every pulled rootfs in the same pass that
 // writes it. The guest agent (binary and unit) plugs in here.
-func (d *Daemon) guestFiles() []imagepull.ExtraFile { return nil }
+func (s *Service) guestFiles() []imagepull.ExtraFile { return nil }
 
 func orNone(s string) string {
 	if s == "" {

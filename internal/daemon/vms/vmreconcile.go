@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -13,47 +13,47 @@ import (
 // (pid and start time must match) and watched; the rest are marked
 // stopped with their TAP released. A VM caught half-created by a crash
 // is removed entirely, as its create would have done on failure.
-func (d *Daemon) reconcileVMs(ctx context.Context) error {
-	rows, err := d.store.VMs(ctx)
+func (m *Manager) reconcileVMs(ctx context.Context) error {
+	rows, err := m.store.VMs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, r := range rows {
 		h := r.Handle
 		if r.State == api.VMCreating {
-			d.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
-			if _, err := d.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
+			m.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
+			if _, err := m.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
 				continue
 			}
 			if h != nil {
-				d.releaseVMM(ctx, r.Name, h)
+				m.releaseVMM(ctx, r.Name, h)
 			}
-			d.forgetVM(r)
-			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was being created when the daemon stopped; removed it")
+			m.forgetVM(r)
+			m.events.Event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was being created when the daemon stopped; removed it")
 			continue
 		}
 		if r.State == api.VMStarting && h != nil {
 			// Its boot never finished (no agent, no pinned host key):
 			// stop it rather than adopt a VM in an unknown state.
-			if _, err := d.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
+			if _, err := m.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
 				continue
 			}
-			d.markStopped(r.Name, h, "the daemon stopped while the vm was booting; start it again")
-			d.event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was booting when the daemon stopped; stopped it (start it again with 'banger vm start "+r.Name+"')")
+			m.markStopped(r.Name, h, "the daemon stopped while the vm was booting; start it again")
+			m.events.Event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was booting when the daemon stopped; stopped it (start it again with 'banger vm start "+r.Name+"')")
 			continue
 		}
 		if h == nil {
 			if r.State != api.VMStopped && r.State != api.VMError {
 				r.State = api.VMStopped
-				d.saveVM(r)
+				m.saveVM(r)
 			}
 			continue
 		}
-		if err := d.driver.Adopt(ctx, h); err != nil {
+		if err := m.driver.Adopt(ctx, h); err != nil {
 			// A process that runs but cannot be managed (control socket
 			// gone, API wedged) is ended, or a later start would boot a
 			// second VMM on the same disks.
-			ended, kerr := d.endVMProcess(ctx, r, h, fmt.Sprintf("runs but cannot be managed (%v) and", err))
+			ended, kerr := m.endVMProcess(ctx, r, h, fmt.Sprintf("runs but cannot be managed (%v) and", err))
 			if kerr != nil {
 				continue
 			}
@@ -61,11 +61,11 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 			if ended {
 				msg = fmt.Sprintf("vm %s could not be re-adopted (%v); its process %d was stopped", r.Name, err, h.PID)
 			}
-			d.markStopped(r.Name, h, "")
-			d.event(ctx, "warn", "vm/"+r.Name, msg)
+			m.markStopped(r.Name, h, "")
+			m.events.Event(ctx, "warn", "vm/"+r.Name, msg)
 			continue
 		}
-		d.adopted(ctx, r)
+		m.adopted(ctx, r)
 	}
 	return nil
 }
@@ -73,33 +73,33 @@ func (d *Daemon) reconcileVMs(ctx context.Context) error {
 // endVMProcess ends h's process if it still runs, reporting whether it
 // did; what says, in the error event, what is wrong with the process when
 // it cannot be killed.
-func (d *Daemon) endVMProcess(ctx context.Context, r store.VM, h *vmm.Handle, what string) (bool, error) {
+func (m *Manager) endVMProcess(ctx context.Context, r store.VM, h *vmm.Handle, what string) (bool, error) {
 	if h == nil || !vmm.Alive(h.PID, h.StartTime) {
 		return false, nil
 	}
-	if err := vmm.Terminate(ctx, h, d.stopTimeouts.Term); err != nil {
-		d.log.Error("cannot end vm process", "vm", r.Name, "pid", h.PID, "err", err)
-		d.event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: the process %d %s cannot be killed (%v); kill it by hand", r.Name, h.PID, what, err))
+	if err := vmm.Terminate(ctx, h, m.stopTimeouts.Term); err != nil {
+		m.log.Error("cannot end vm process", "vm", r.Name, "pid", h.PID, "err", err)
+		m.events.Event(ctx, "error", "vm/"+r.Name, fmt.Sprintf("vm %s: the process %d %s cannot be killed (%v); kill it by hand", r.Name, h.PID, what, err))
 		return false, err
 	}
 	return true, nil
 }
 
 // adopted takes a live VM back under management.
-func (d *Daemon) adopted(ctx context.Context, r store.VM) {
+func (m *Manager) adopted(ctx context.Context, r store.VM) {
 	h := r.Handle
 	if r.State != api.VMRunning {
 		r.State = api.VMRunning
-		d.saveVM(r)
+		m.saveVM(r)
 	}
-	d.watch(r, h)
-	d.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
+	m.watch(r)
+	m.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
 }
 
 // vmAlive reports, by name, whether a VM's process still runs.
-func (d *Daemon) vmAlive(ctx context.Context) func(string) bool {
+func (m *Manager) vmAlive(ctx context.Context) func(string) bool {
 	alive := map[string]bool{}
-	rows, _ := d.store.VMs(ctx)
+	rows, _ := m.store.VMs(ctx)
 	for _, r := range rows {
 		if h := r.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
 			alive[r.Name] = true

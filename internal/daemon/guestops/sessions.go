@@ -1,7 +1,6 @@
-package daemon
+package guestops
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +21,8 @@ import (
 // copy, so after a restart it has the same view by asking again.
 
 // Sessions lists a VM's sessions, running or ended.
-func (d *Daemon) Sessions(ctx context.Context, vm string) ([]api.Session, error) {
-	cl, err := d.Agent(ctx, vm)
+func (g *Ops) Sessions(ctx context.Context, vm string) ([]api.Session, error) {
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return nil, err
 	}
@@ -39,8 +38,8 @@ func (d *Daemon) Sessions(ctx context.Context, vm string) ([]api.Session, error)
 }
 
 // Session returns one session.
-func (d *Daemon) Session(ctx context.Context, vm, name string) (api.Session, error) {
-	ss, err := d.Sessions(ctx, vm)
+func (g *Ops) Session(ctx context.Context, vm, name string) (api.Session, error) {
+	ss, err := g.Sessions(ctx, vm)
 	if err != nil {
 		return api.Session{}, err
 	}
@@ -54,19 +53,19 @@ func (d *Daemon) Session(ctx context.Context, vm, name string) (api.Session, err
 
 // StartSession checks that the guest has the working directory and the
 // commands, then starts the session.
-func (d *Daemon) StartSession(ctx context.Context, vm string, req api.StartSessionRequest) (api.Session, error) {
+func (g *Ops) StartSession(ctx context.Context, vm string, req api.StartSessionRequest) (api.Session, error) {
 	if err := checkStart(req); err != nil {
 		return api.Session{}, err
 	}
-	cl, err := d.Agent(ctx, vm)
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return api.Session{}, err
 	}
-	if old, err := d.Session(ctx, vm, req.Name); err == nil {
+	if old, err := g.Session(ctx, vm, req.Name); err == nil {
 		return api.Session{}, errdefs.Conflict("session %q already exists in vm %s (%s); pick another --name, or remove it with 'banger vm session rm %s %s'", req.Name, vm, old.State, vm, req.Name)
 	}
 	pf := session.NewPreflight(vm, req.Name, req.Cwd, req.Argv, req.RequireCommands)
-	out, err := guestRun(ctx, cl, pf.Argv(), req.Env)
+	out, err := cl.Output(ctx, pf.Argv(), req.Env)
 	if err != nil {
 		return api.Session{}, fmt.Errorf("checking the guest before starting session %q: %w", req.Name, err)
 	}
@@ -81,7 +80,7 @@ func (d *Daemon) StartSession(ctx context.Context, vm string, req api.StartSessi
 	if err != nil {
 		return api.Session{}, err
 	}
-	d.event(ctx, "info", "vm/"+vm, fmt.Sprintf("session %s started in vm %s (%s): %s", req.Name, vm, mode, commandLine(req.Argv)))
+	g.events.Event(ctx, "info", "vm/"+vm, fmt.Sprintf("session %s started in vm %s (%s): %s", req.Name, vm, mode, commandLine(req.Argv)))
 	return toSession(vm, s), nil
 }
 
@@ -105,46 +104,46 @@ func checkStart(req api.StartSessionRequest) error {
 // SessionLogs copies one log of a session (stdout or stderr) to w from
 // its start; with follow it keeps going until the session ends or ctx is
 // done.
-func (d *Daemon) SessionLogs(ctx context.Context, vm, name, stream string, follow bool, w io.Writer) error {
+func (g *Ops) SessionLogs(ctx context.Context, vm, name, stream string, follow bool, w io.Writer) error {
 	if stream != "" && stream != agent.StreamStdout && stream != agent.StreamStderr {
 		return errdefs.Invalid("--stream %q must be stdout or stderr", stream)
 	}
-	cl, err := d.Agent(ctx, vm)
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return err
 	}
 	err = cl.SessionLogs(ctx, agent.SessionLogsRequest{Name: name, Stream: stream, Follow: follow}, w)
-	return d.sessionErr(vm, name, err)
+	return g.sessionErr(vm, name, err)
 }
 
 // StopSession sends SIGTERM to the session's process group, then SIGKILL
 // after timeout (10s when 0), and returns the session once it ended.
-func (d *Daemon) StopSession(ctx context.Context, vm, name string, timeout time.Duration) (api.Session, error) {
-	cl, err := d.Agent(ctx, vm)
+func (g *Ops) StopSession(ctx context.Context, vm, name string, timeout time.Duration) (api.Session, error) {
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return api.Session{}, err
 	}
 	s, err := cl.StopSession(ctx, agent.SessionStopRequest{Name: name, Timeout: timeout})
 	if err != nil {
-		return api.Session{}, d.sessionErr(vm, name, err)
+		return api.Session{}, g.sessionErr(vm, name, err)
 	}
-	d.event(ctx, "info", "vm/"+vm, fmt.Sprintf("session %s in vm %s stopped (%s)", name, vm, exitText(s.Exit)))
+	g.events.Event(ctx, "info", "vm/"+vm, fmt.Sprintf("session %s in vm %s stopped (%s)", name, vm, exitText(s.Exit)))
 	return toSession(vm, s), nil
 }
 
 // KillSession sends a signal (KILL by default) to the session's process
 // group without waiting.
-func (d *Daemon) KillSession(ctx context.Context, vm, name, signal string) error {
-	cl, err := d.Agent(ctx, vm)
+func (g *Ops) KillSession(ctx context.Context, vm, name, signal string) error {
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return err
 	}
-	return d.sessionErr(vm, name, cl.KillSession(ctx, agent.SessionKillRequest{Name: name, Signal: signal}))
+	return g.sessionErr(vm, name, cl.KillSession(ctx, agent.SessionKillRequest{Name: name, Signal: signal}))
 }
 
 // RemoveSession forgets an ended session and deletes its logs.
-func (d *Daemon) RemoveSession(ctx context.Context, vm, name string) error {
-	cl, err := d.Agent(ctx, vm)
+func (g *Ops) RemoveSession(ctx context.Context, vm, name string) error {
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return err
 	}
@@ -152,14 +151,14 @@ func (d *Daemon) RemoveSession(ctx context.Context, vm, name string) error {
 		if errors.Is(err, errdefs.ErrConflict) {
 			return errdefs.Conflict("session %q in vm %s is running; stop it first with 'banger vm session stop %s %s'", name, vm, vm, name)
 		}
-		return d.sessionErr(vm, name, err)
+		return g.sessionErr(vm, name, err)
 	}
 	return nil
 }
 
 // sessionErr gives a not-found from the agent a message that says what
 // to do.
-func (d *Daemon) sessionErr(vm, name string, err error) error {
+func (g *Ops) sessionErr(vm, name string, err error) error {
 	if errors.Is(err, errdefs.ErrNotFound) && strings.Contains(err.Error(), "session") {
 		return errdefs.NotFound("session %q not found in vm %s; run 'banger vm session list %s' to see its sessions", name, vm, vm)
 	}
@@ -197,56 +196,38 @@ func exitText(e *agent.ExitStatus) string {
 	return e.String()
 }
 
-// guestRun runs argv in the guest and returns its stdout. A non-zero exit
-// is an error carrying stderr.
-func guestRun(ctx context.Context, cl *agent.Client, argv, env []string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	st, err := cl.Run(ctx, agent.ExecRequest{Argv: argv, Env: env}, agent.Stdio{Stdout: &stdout, Stderr: &stderr})
-	if err != nil {
-		return "", err
-	}
-	if !st.Success() {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = strings.TrimSpace(stdout.String())
-		}
-		return stdout.String(), fmt.Errorf("%s in the guest: %s", st, msg)
-	}
-	return stdout.String(), nil
-}
-
 // bridgeDir holds the per-attach and per-exec sockets.
-func (d *Daemon) bridgeDir() string { return filepath.Join(d.layout.RuntimeDir, "attach") }
+func (g *Ops) bridgeDir() string { return filepath.Join(g.layout.RuntimeDir, "attach") }
 
 // AttachSession attaches to a session and returns a socket that bridges
 // it, in stdio_mux_v1, to the first client of this user that connects.
 // Attach is exclusive: while one client is attached (or a socket waits for
 // its client), another attach is a conflict. The bridge lives in the
 // daemon's lifetime, not the request's.
-func (d *Daemon) AttachSession(ctx context.Context, vm, name string, req api.AttachRequest) (api.Bridge, error) {
-	cl, err := d.Agent(ctx, vm)
+func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.AttachRequest) (api.Bridge, error) {
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	s, err := d.Session(ctx, vm, name)
+	s, err := g.Session(ctx, vm, name)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := session.Listen(d.bridgeDir(), d.log)
+	b, err := session.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	att, err := attachRetrying(ctx, d.life, cl, agent.SessionAttachRequest{Name: name, Replay: req.Replay}, b)
+	att, err := attachRetrying(ctx, g.life, cl, agent.SessionAttachRequest{Name: name, Replay: req.Replay}, b)
 	if err != nil {
 		b.Close()
 		if errors.Is(err, errdefs.ErrConflict) {
 			return api.Bridge{}, errdefs.Conflict("session %q in vm %s is already attached; attach is exclusive, so detach the other client first", name, vm)
 		}
-		return api.Bridge{}, d.sessionErr(vm, name, err)
+		return api.Bridge{}, g.sessionErr(vm, name, err)
 	}
 	s.Attached = true
-	r := &session.Attached{Att: att, Cl: cl, Name: name, Life: d.life}
-	go b.Serve(d.life, r, session.Control{Stdin: s.StdinOpen, Session: &s}, session.AcceptWait)
+	r := &session.Attached{Att: att, Cl: cl, Name: name, Life: g.life}
+	g.bridges.Go(func() { b.Serve(g.life, r, session.Control{Stdin: s.StdinOpen, Session: &s}, session.AcceptWait) })
 	return api.Bridge{Socket: b.Path, Protocol: session.Protocol, Session: &s}, nil
 }
 
@@ -273,50 +254,48 @@ func attachRetrying(ctx, life context.Context, cl *agent.Client, req agent.Sessi
 // Exec starts argv in the guest without a PTY and returns a socket that
 // bridges its stdin, stdout, stderr and exit status to one client. The
 // process is killed when the client leaves, or never comes.
-func (d *Daemon) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bridge, error) {
+func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bridge, error) {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		return api.Bridge{}, errdefs.Invalid("exec needs a command")
 	}
 	if req.Cwd != "" && !path.IsAbs(req.Cwd) {
 		return api.Bridge{}, errdefs.Invalid("--cwd %q must be an absolute guest path", req.Cwd)
 	}
-	cl, err := d.Agent(ctx, vm)
+	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := session.Listen(d.bridgeDir(), d.log)
+	b, err := session.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	r, err := session.StartExec(d.life, cl, agent.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd}, b)
+	r, err := session.StartExec(g.life, cl, agent.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd}, b)
 	if err != nil {
 		b.Close()
 		return api.Bridge{}, err
 	}
-	d.execOpened(vm, +1)
-	go func() {
-		defer d.execOpened(vm, -1)
-		b.Serve(d.life, r, session.Control{Stdin: true}, session.AcceptWait)
+	g.execOpened(vm, +1)
+	g.bridges.Go(func() {
+		defer g.execOpened(vm, -1)
+		b.Serve(g.life, r, session.Control{Stdin: true}, session.AcceptWait)
 		r.Release()
-	}()
+	})
 	return api.Bridge{Socket: b.Path, Protocol: session.Protocol}, nil
 }
 
 // execOpened counts exec bridges in use: a client on one (an editor over
 // vm acp, a long vm exec) means the VM is in use, whatever its CPU says.
-func (d *Daemon) execOpened(vm string, delta int) {
-	d.runMu.Lock()
-	defer d.runMu.Unlock()
-	if d.execs == nil {
-		d.execs = map[string]int{}
-	}
-	if d.execs[vm] += delta; d.execs[vm] <= 0 {
-		delete(d.execs, vm)
+func (g *Ops) execOpened(vm string, delta int) {
+	g.execMu.Lock()
+	defer g.execMu.Unlock()
+	if g.execs[vm] += delta; g.execs[vm] <= 0 {
+		delete(g.execs, vm)
 	}
 }
 
-func (d *Daemon) openExecs(vm string) int {
-	d.runMu.Lock()
-	defer d.runMu.Unlock()
-	return d.execs[vm]
+// OpenExecs counts the exec bridges open on a VM.
+func (g *Ops) OpenExecs(vm string) int {
+	g.execMu.Lock()
+	defer g.execMu.Unlock()
+	return g.execs[vm]
 }

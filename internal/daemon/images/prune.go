@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"context"
@@ -31,12 +31,12 @@ const pruneRetry = 100 * time.Millisecond
 // until no pull, build or default-image creation is running, and none
 // starts until it is done (cacheMu). What cannot be removed is reported
 // in Warnings; the other caches are pruned all the same.
-func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
-	if err := d.lockCaches(ctx); err != nil {
+func (s *Service) PruneImages(ctx context.Context) (api.PruneReport, error) {
+	if err := s.lockCaches(ctx); err != nil {
 		return api.PruneReport{}, err
 	}
-	defer d.cacheMu.Unlock()
-	ims, err := d.store.Images(ctx)
+	defer s.cacheMu.Unlock()
+	ims, err := s.store.Images(ctx)
 	if err != nil {
 		return api.PruneReport{}, err
 	}
@@ -50,7 +50,7 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 
 	var rep api.PruneReport
 	warn := func(what string, err error) {
-		d.log.Warn("pruning the image caches", "cache", what, "err", err)
+		s.log.Warn("pruning the image caches", "cache", what, "err", err)
 		var joined interface{ Unwrap() []error }
 		if !errors.As(err, &joined) {
 			rep.Warnings = append(rep.Warnings, what+": "+err.Error())
@@ -60,7 +60,7 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 			rep.Warnings = append(rep.Warnings, what+": "+e.Error())
 		}
 	}
-	if c, err := imagepull.OpenCache(d.layout.OCICacheDir); err != nil {
+	if c, err := imagepull.OpenCache(s.layout.OCICacheDir); err != nil {
 		warn("oci cache", err)
 	} else {
 		r, err := c.Prune(keep)
@@ -70,19 +70,19 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 		rep.OCIBlobs, rep.OCIBytes = r.Blobs, r.BlobBytes
 		rep.Leftovers, rep.LeftoverBytes = r.Temps, r.TempBytes
 	}
-	r, err := d.buildCache().PruneOrphans(live)
+	r, err := s.BuildCache().PruneOrphans(live)
 	if err != nil {
 		warn("build cache", err)
 	}
 	rep.BuildSteps, rep.BuildBytes = r.Entries, r.EntryBytes
 	rep.Leftovers, rep.LeftoverBytes = rep.Leftovers+r.Temps, rep.LeftoverBytes+r.TempBytes
-	n, size, err := debianfs.RemoveStale(d.preparedRootfs())
+	n, size, err := debianfs.RemoveStale(s.preparedRootfs())
 	if err != nil {
 		warn("default root filesystem", err)
 	}
 	rep.Leftovers, rep.LeftoverBytes = rep.Leftovers+n, rep.LeftoverBytes+size
 
-	d.event(ctx, "info", "cache", fmt.Sprintf("pruned %d blobs, %d build steps and %d leftovers of interrupted operations: %s freed",
+	s.events.Event(ctx, "info", "cache", fmt.Sprintf("pruned %d blobs, %d build steps and %d leftovers of interrupted operations: %s freed",
 		rep.OCIBlobs, rep.BuildSteps, rep.Leftovers, bytesize.Format(rep.OCIBytes+rep.BuildBytes+rep.LeftoverBytes)))
 	return rep, nil
 }
@@ -92,11 +92,11 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneReport, error) {
 // first. It polls instead of calling Lock: a writer blocked in Lock would
 // hold up every new pull and build until the slowest one in progress
 // ended, and could not give up when its client goes away.
-func (d *Daemon) lockCaches(ctx context.Context) error {
-	if d.cacheMu.TryLock() {
+func (s *Service) lockCaches(ctx context.Context) error {
+	if s.cacheMu.TryLock() {
 		return nil
 	}
-	d.log.Info("image prune waiting for pulls and builds in progress")
+	s.log.Info("image prune waiting for pulls and builds in progress")
 	t := time.NewTicker(pruneRetry)
 	defer t.Stop()
 	for {
@@ -104,7 +104,7 @@ func (d *Daemon) lockCaches(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if d.cacheMu.TryLock() {
+			if s.cacheMu.TryLock() {
 				return nil
 			}
 		}
@@ -115,15 +115,15 @@ func (d *Daemon) lockCaches(ctx context.Context) error {
 // image; the caller defers the returned release. Only the outermost
 // operation takes it (the default image's pull and build do not): read
 // locks of a sync.RWMutex must not be taken recursively.
-func (d *Daemon) useCaches(p progress.Func) (release func()) {
-	if !d.cacheMu.TryRLock() {
+func (s *Service) useCaches(p progress.Func) (release func()) {
+	if !s.cacheMu.TryRLock() {
 		p.Step("wait", "waiting for 'banger image prune' to finish")
-		d.cacheMu.RLock()
+		s.cacheMu.RLock()
 	}
-	return d.cacheMu.RUnlock
+	return s.cacheMu.RUnlock
 }
 
-// buildCache is where image builds cache their steps.
-func (d *Daemon) buildCache() imagebuild.Cache {
-	return imagebuild.Cache{Dir: filepath.Join(d.layout.CacheDir, "build")}
+// BuildCache is where image builds cache their steps.
+func (s *Service) BuildCache() imagebuild.Cache {
+	return imagebuild.Cache{Dir: filepath.Join(s.layout.CacheDir, "build")}
 }

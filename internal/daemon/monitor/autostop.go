@@ -1,4 +1,4 @@
-package daemon
+package monitor
 
 import (
 	"context"
@@ -57,17 +57,17 @@ func plural(n int, what string) string {
 
 // judge moves the VM's idle clock with a new sample and stops the VM once
 // it has been idle for auto_stop_stale_after.
-func (d *Daemon) judge(ctx context.Context, r store.VM, rd reading, s api.StatsSample, rated bool) {
-	busy := busyReason(rd, s, rated, d.idleCPU)
+func (m *Monitor) judge(ctx context.Context, r store.VM, rd reading, s api.StatsSample, rated bool) {
+	busy := busyReason(rd, s, rated, m.idleCPU)
 	if busy == "" {
-		if n := d.openExecs(r.Name); n > 0 {
+		if n := m.execs.OpenExecs(r.Name); n > 0 {
 			busy = plural(n, "exec client") + " connected"
 		}
 	}
-	after := d.cfg.AutoStopStaleAfter
-	idleAt, due := d.stats.idle(r.Name, busy, rd.at, after > 0 && !r.KeepAlive, after)
+	after := m.cfg.AutoStopStaleAfter
+	idleAt, due := m.stats.idle(r.Name, busy, rd.at, after > 0 && !r.KeepAlive, after)
 	if due {
-		d.autoStop(ctx, r.Name, rd.at.Sub(idleAt))
+		m.autoStop(ctx, r.Name, rd.at.Sub(idleAt))
 	}
 }
 
@@ -101,46 +101,20 @@ func (b *statsBook) stopFailed(name string) {
 }
 
 // autoStop stops the VM in the background, recording why.
-func (d *Daemon) autoStop(ctx context.Context, name string, idle time.Duration) {
+func (m *Monitor) autoStop(ctx context.Context, name string, idle time.Duration) {
 	// The user may have said keep-alive since this round's sample.
-	if r, err := d.vmRow(ctx, &d.store.Reader, name); err != nil || r.KeepAlive {
-		d.stats.stopFailed(name)
+	if r, err := m.vms.Row(ctx, name); err != nil || r.KeepAlive {
+		m.stats.stopFailed(name)
 		return
 	}
-	d.event(ctx, "info", "vm/"+name, fmt.Sprintf(
+	m.events.Event(ctx, "info", "vm/"+name, fmt.Sprintf(
 		"vm %s idle for %s (no ssh connection or attached session, cpu under %g%%): stopping it (auto_stop_stale_after); "+
 			"start it again with 'banger vm start %s', or exempt it with 'banger vm set %s --keep-alive'",
-		name, idle.Round(time.Second), d.idleCPU, name, name))
-	d.pollers.Go(func() {
-		if _, err := d.StopVM(ctx, name); err != nil {
-			d.stats.stopFailed(name)
-			d.event(ctx, "warn", "vm/"+name, fmt.Sprintf("auto-stop of vm %s failed: %v", name, err))
+		name, idle.Round(time.Second), m.idleCPU, name, name))
+	m.pollers.Go(func() {
+		if _, err := m.vms.StopVM(ctx, name); err != nil {
+			m.stats.stopFailed(name)
+			m.events.Event(ctx, "warn", "vm/"+name, fmt.Sprintf("auto-stop of vm %s failed: %v", name, err))
 		}
 	})
-}
-
-// SetKeepAlive exempts a VM from auto-stop, or subjects it again.
-func (d *Daemon) SetKeepAlive(ctx context.Context, name string, keep bool) (api.VM, error) {
-	release, err := d.claim("vm/"+name, "update")
-	if err != nil {
-		return api.VM{}, err
-	}
-	defer release()
-	err = d.store.Tx(ctx, func(tx *store.Tx) error {
-		row, err := d.vmRow(ctx, &tx.Reader, name)
-		if err != nil {
-			return err
-		}
-		row.KeepAlive = keep
-		return tx.PutVM(ctx, row)
-	})
-	if err != nil {
-		return api.VM{}, err
-	}
-	msg := "vm " + name + " is kept alive: auto-stop will not stop it"
-	if !keep {
-		msg = "vm " + name + " is no longer kept alive: auto-stop may stop it when idle"
-	}
-	d.event(ctx, "info", "vm/"+name, msg)
-	return d.VM(ctx, name)
 }

@@ -1,4 +1,4 @@
-package daemon
+package guestops
 
 import (
 	"context"
@@ -23,10 +23,10 @@ var AuthFiles = []string{
 // maxAuthFile bounds what is read for one credential file.
 const maxAuthFile = 1 << 20
 
-// syncAuth copies the AuthFiles present on the host into the guest (mode
+// SyncAuth copies the AuthFiles present on the host into the guest (mode
 // 0600). It is best effort: a VM without them still works, so failures
 // are logged and recorded as events, not returned.
-func (d *Daemon) syncAuth(ctx context.Context, vm string, cl *agent.Client) {
+func (g *Ops) SyncAuth(ctx context.Context, vm string, cl *agent.Client) {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return
@@ -38,7 +38,7 @@ func (d *Daemon) syncAuth(ctx context.Context, vm string, cl *agent.Client) {
 			continue
 		}
 		if err != nil {
-			d.log.Warn("reading auth file for the guest", "vm", vm, "file", rel, "err", err)
+			g.log.Warn("reading auth file for the guest", "vm", vm, "file", rel, "err", err)
 			continue
 		}
 		files = append(files, agent.File{Path: rel, Mode: 0o600, Content: data})
@@ -47,10 +47,10 @@ func (d *Daemon) syncAuth(ctx context.Context, vm string, cl *agent.Client) {
 		return
 	}
 	if err := cl.PutFiles(ctx, files); err != nil {
-		d.event(ctx, "warn", "vm/"+vm, fmt.Sprintf("could not copy auth files into vm %s: %v", vm, err))
+		g.events.Event(ctx, "warn", "vm/"+vm, fmt.Sprintf("could not copy auth files into vm %s: %v", vm, err))
 		return
 	}
-	d.log.Info("auth files copied into the guest", "vm", vm, "files", len(files))
+	g.log.Info("auth files copied into the guest", "vm", vm, "files", len(files))
 }
 
 func readSmall(p string) ([]byte, error) {

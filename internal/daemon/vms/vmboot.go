@@ -1,4 +1,4 @@
-package daemon
+package vms
 
 import (
 	"context"
@@ -21,59 +21,60 @@ import (
 
 // bootTimeout bounds the wait for a booting guest's agent. Software
 // emulation (TCG) boots several times slower than KVM.
-func (d *Daemon) bootTimeout(ctx context.Context) time.Duration {
-	if d.bootWait > 0 {
-		return d.bootWait
+func (m *Manager) bootTimeout(ctx context.Context) time.Duration {
+	if m.bootWait > 0 {
+		return m.bootWait
 	}
-	if d.driver.Capabilities(ctx).KVM {
+	if m.driver.Capabilities(ctx).KVM {
 		return 60 * time.Second
 	}
 	return 3 * time.Minute
 }
 
-// boot starts the VM process for row and waits for its agent. On failure
+// boot starts the VM process for row and waits for its agent; a builder
+// VM (image build) skips the boot hook, so no host credential reaches it. On failure
 // the process is killed and the TAP released; the row is left stopped
 // with the error recorded.
-func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progress.Func) (err error) {
+func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progress.Func, builder bool) (err error) {
 	var undo undoStack
 	defer func() {
 		if err != nil {
 			undo.run()
 			row.State, row.Handle, row.TAP, row.LastError = api.VMError, nil, "", err.Error()
-			d.saveVM(*row)
+			m.saveVM(*row)
 		}
 	}()
 	if err := os.MkdirAll(row.RuntimeDir, 0o700); err != nil {
 		return fmt.Errorf("creating runtime dir: %w", err)
 	}
-	spec, err := d.vmSpec(ctx, row, im)
+	spec, err := m.vmSpec(ctx, row, im)
 	if err != nil {
 		return err
 	}
-	if d.net != nil {
-		tap, err := d.net.AcquireTAP(ctx, row.Name)
+	if m.net != nil {
+		tap, err := m.net.AcquireTAP(ctx, row.Name)
 		if err != nil {
 			return err
 		}
-		undo.push(func() { d.net.ReleaseTAP(context.Background(), row.Name) })
-		addr, mac, err := d.net.Lease(ctx, row.Name)
+		undo.push(func() { m.net.ReleaseTAP(context.Background(), row.Name) })
+		addr, mac, err := m.net.Allocate(ctx, row.Name)
 		if err != nil {
 			return err
 		}
 		row.TAP = tap
 		spec.Net = &vmm.Net{TAP: tap, MAC: mac}
-		spec.Cmdline += " " + strings.Join(d.net.KernelArgs(addr), " ")
+		spec.Cmdline += " " + strings.Join(m.net.KernelArgs(addr), " ")
 	}
-	how := d.driver.Name()
-	if !d.driver.Capabilities(ctx).KVM {
+	how := m.driver.Name()
+	if !m.driver.Capabilities(ctx).KVM {
 		how += ", software emulation without KVM: slow, a first boot can take minutes"
 	}
 	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, how))
-	h, err := d.driver.Create(ctx, spec)
+	h, err := m.driver.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("starting the vm process: %w", err)
 	}
-	undo.push(func() { d.driver.Kill(context.Background(), h) })
+	undo.push(func() { m.driver.Kill(context.Background(), h) })
 	// A create stays "creating" through its first boot: a daemon that dies
 	// before the boot ends removes the VM at its next start, as the create
 	// would have on failure. A start of an existing VM is "starting".
@@ -81,14 +82,14 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 		row.State = api.VMStarting
 	}
 	row.Handle, row.LastError, row.StartedAt = h, "", time.Now()
-	if err := d.saveVM(*row); err != nil {
+	if err := m.saveVM(*row); err != nil {
 		return err
 	}
-	if err := d.driver.Start(ctx, h); err != nil {
+	if err := m.driver.Start(ctx, h); err != nil {
 		return fmt.Errorf("booting: %w", err)
 	}
 	p.Step("agent", "waiting for the guest agent")
-	cl, err := d.waitAgent(ctx, row, h)
+	cl, err := m.waitAgent(ctx, row, h)
 	if err != nil {
 		return err
 	}
@@ -97,31 +98,31 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	if err != nil {
 		return fmt.Errorf("asking the guest agent for its info: %w", err)
 	}
-	if _, builder := d.builders.Load(row.Name); !builder {
-		d.syncAuth(ctx, row.Name, cl)
+	if !builder && m.onBoot != nil {
+		m.onBoot(ctx, row.Name, cl)
 	}
 	if info.SSH != "off" {
-		if err := d.pinHostKey(ctx, row, cl); err != nil {
+		if err := m.pinHostKey(ctx, row, cl); err != nil {
 			return err
 		}
 		p.Step("ssh", "waiting for ssh")
-		if err := d.waitSSH(ctx, row, cl); err != nil {
+		if err := m.waitSSH(ctx, row, cl); err != nil {
 			return err
 		}
 	}
 	row.State = api.VMRunning
-	if err := d.saveVM(*row); err != nil {
+	if err := m.saveVM(*row); err != nil {
 		return err
 	}
-	d.setAgent(row.Name, cl)
-	d.watch(*row, h)
+	m.setAgent(row.Name, cl)
+	m.watch(*row)
 	return nil
 }
 
 // vmSpec builds the driver spec: disks, kernel, and a command line that
 // makes the agent init when the image has none of its own.
-func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.Spec, error) {
-	root := filepath.Join(row.Dir, rootfsFile)
+func (m *Manager) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.Spec, error) {
+	root := filepath.Join(row.Dir, RootfsFile)
 	args := []string{"root=/dev/vda", "rw", "banger.hostname=" + row.Name, "banger.work=/dev/vdb"}
 	target, err := ext4.Resolve(ctx, root, "/sbin/init")
 	if err != nil || !strings.Contains(target, "systemd") {
@@ -129,9 +130,9 @@ func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.S
 	}
 	disks := []vmm.Disk{
 		{ID: "rootfs", Path: root},
-		{ID: "work", Path: filepath.Join(row.Dir, workFile)},
+		{ID: "work", Path: filepath.Join(row.Dir, WorkFile)},
 	}
-	mods, err := d.modulesDisk(ctx, im)
+	mods, err := m.modulesDisk(ctx, im)
 	if err != nil {
 		return vmm.Spec{}, err
 	}
@@ -140,7 +141,7 @@ func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.S
 		args = append(args, "banger.modules=/dev/vdc")
 	}
 	return vmm.Spec{
-		Name: row.Name, RuntimeDir: row.RuntimeDir, ConsoleLog: filepath.Join(row.Dir, consoleLog),
+		Name: row.Name, RuntimeDir: row.RuntimeDir, ConsoleLog: filepath.Join(row.Dir, ConsoleLog),
 		CPUs: row.CPUs, MemoryMiB: row.MemoryMiB, Kernel: im.Kernel, Initrd: im.Initrd,
 		Cmdline: strings.Join(args, " "),
 		Disks:   disks,
@@ -150,8 +151,8 @@ func (d *Daemon) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.S
 // waitAgent connects to the booting guest's agent. A VM that dies on the
 // way, or stays silent past the boot timeout, fails with its console's
 // last lines, which usually say why.
-func (d *Daemon) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agent.Client, error) {
-	limit := d.bootTimeout(ctx)
+func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agent.Client, error) {
+	limit := m.bootTimeout(ctx)
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	died := make(chan struct{})
@@ -161,11 +162,11 @@ func (d *Daemon) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*
 			cancel()
 		}
 	}()
-	cl, err := agent.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return d.driver.DialAgent(ctx, h) })
+	cl, err := agent.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return m.driver.DialAgent(ctx, h) })
 	if err == nil {
 		return cl, nil
 	}
-	console := tailFile(filepath.Join(row.Dir, consoleLog), 15)
+	console := tailFile(filepath.Join(row.Dir, ConsoleLog), 15)
 	select {
 	case <-died:
 		return nil, fmt.Errorf("vm %s stopped while booting; console:\n%s", row.Name, console)
@@ -178,7 +179,7 @@ func (d *Daemon) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*
 }
 
 // pinHostKey records the guest's SSH host key for strict checking.
-func (d *Daemon) pinHostKey(ctx context.Context, row *store.VM, cl *agent.Client) error {
+func (m *Manager) pinHostKey(ctx context.Context, row *store.VM, cl *agent.Client) error {
 	keys, err := cl.HostKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the guest's ssh host key: %w", err)
@@ -188,16 +189,16 @@ func (d *Daemon) pinHostKey(ctx context.Context, row *store.VM, cl *agent.Client
 	}
 	row.HostKey = keys.Keys[0]
 	ip := ""
-	if d.net != nil {
-		if a, ok := d.net.Addr(ctx, row.Name); ok {
+	if m.net != nil {
+		if a, ok := m.net.Addr(ctx, row.Name); ok {
 			ip = a.String()
 		}
 	}
-	return d.hosts.Pin(row.Name, ip, keys.Keys)
+	return m.hosts.Pin(row.Name, ip, keys.Keys)
 }
 
-func (d *Daemon) saveVM(r store.VM) error {
-	return d.store.Tx(context.Background(), func(tx *store.Tx) error { return tx.PutVM(context.Background(), r) })
+func (m *Manager) saveVM(r store.VM) error {
+	return m.store.Tx(context.Background(), func(tx *store.Tx) error { return tx.PutVM(context.Background(), r) })
 }
 
 // tailFile returns the last n lines of a file.
@@ -216,13 +217,13 @@ func tailFile(path string, n int) string {
 // waitSSH returns once the guest's SSH port accepts connections from the
 // host (or, without a network, once the guest reports a listener on 22),
 // so that 'vm ssh' right after create works.
-func (d *Daemon) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) error {
-	limit := d.bootTimeout(ctx)
+func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) error {
+	limit := m.bootTimeout(ctx)
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var addr string
-	if d.net != nil {
-		if a, ok := d.net.Addr(ctx, row.Name); ok {
+	if m.net != nil {
+		if a, ok := m.net.Addr(ctx, row.Name); ok {
 			addr = net.JoinHostPort(a.String(), "22")
 		}
 	}
@@ -244,7 +245,7 @@ func (d *Daemon) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, tailFile(filepath.Join(row.Dir, consoleLog), 15))
+			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, tailFile(filepath.Join(row.Dir, ConsoleLog), 15))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package daemon
+package images
 
 import (
 	"context"
@@ -25,35 +25,35 @@ import (
 // source.
 const registryProbeTimeout = 5 * time.Second
 
-// ensureDefaultImage returns image name, making it first when it is
+// EnsureDefault returns image name, making it first when it is
 // missing: a kernel that suits the VMM, and a Debian devbox rootfs, from
 // an OCI pull and an image build when a registry answers, else from the
 // host's Debian mirror with debootstrap. It is made once; later calls
 // find it registered.
-func (d *Daemon) ensureDefaultImage(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
-	release, err := d.claim("default-image/"+imName, "making the default image")
+func (s *Service) EnsureDefault(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	release, err := s.claim("default-image/"+imName, "making the default image")
 	if err != nil {
 		return api.Image{}, err
 	}
 	defer release()
-	if im, err := d.Image(ctx, imName); err == nil {
+	if im, err := s.Image(ctx, imName); err == nil {
 		return im, nil
 	}
 	// Held once for everything below: the pull and the build inside use
 	// pullImage and buildImage, which do not take it again.
-	defer d.useCaches(p)()
-	source := d.cfg.DefaultImageSource
-	if source == config.DefaultImageAuto && debianfs.Present(d.preparedRootfs()) {
+	defer s.useCaches(p)()
+	source := s.cfg.DefaultImageSource
+	if source == config.DefaultImageAuto && debianfs.Present(s.preparedRootfs()) {
 		source = config.DefaultImageDebootstrap
 		p.Step("default", fmt.Sprintf("image %q is not registered; making it once from the prepared Debian root filesystem", imName))
 	} else if source == config.DefaultImageAuto {
-		if err := probeRegistry(ctx, d.cfg.DefaultImageRef); err != nil {
+		if err := probeRegistry(ctx, s.cfg.DefaultImageRef); err != nil {
 			source = config.DefaultImageDebootstrap
 			p.Step("default", fmt.Sprintf("image %q is not registered; making it once. The registry of %s did not answer (%v): building Debian with debootstrap from %s",
-				imName, d.cfg.DefaultImageRef, err, d.mirror()))
+				imName, s.cfg.DefaultImageRef, err, s.mirror()))
 		} else {
 			source = config.DefaultImageOCI
-			p.Step("default", fmt.Sprintf("image %q is not registered; making it once from %s", imName, d.cfg.DefaultImageRef))
+			p.Step("default", fmt.Sprintf("image %q is not registered; making it once from %s", imName, s.cfg.DefaultImageRef))
 		}
 	} else {
 		p.Step("default", fmt.Sprintf("image %q is not registered; making it once (default_image_source = %q)", imName, source))
@@ -61,20 +61,20 @@ func (d *Daemon) ensureDefaultImage(ctx context.Context, imName string, p progre
 	t0 := time.Now()
 	var im api.Image
 	if source == config.DefaultImageOCI {
-		im, err = d.defaultFromOCI(ctx, imName, p)
+		im, err = s.defaultFromOCI(ctx, imName, p)
 	} else {
-		im, err = d.defaultFromDebootstrap(ctx, imName, p)
+		im, err = s.defaultFromDebootstrap(ctx, imName, p)
 	}
 	if err != nil {
 		return api.Image{}, fmt.Errorf("making the default image %q: %w", imName, err)
 	}
-	d.event(ctx, "info", "image/"+imName, fmt.Sprintf("default image %s made from %s in %s", imName, source, time.Since(t0).Round(time.Second)))
+	s.events.Event(ctx, "info", "image/"+imName, fmt.Sprintf("default image %s made from %s in %s", imName, source, time.Since(t0).Round(time.Second)))
 	return im, nil
 }
 
-func (d *Daemon) mirror() string {
-	if d.cfg.DebianMirror != "" {
-		return d.cfg.DebianMirror
+func (s *Service) mirror() string {
+	if s.cfg.DebianMirror != "" {
+		return s.cfg.DebianMirror
 	}
 	return debootstrap.AptMirror()
 }
@@ -115,23 +115,23 @@ type kernelFiles struct {
 // an uncompressed vmlinux from the catalog (default_kernel_ref); QEMU
 // boots the host distribution's Debian cloud kernel, fetched once with
 // apt-get into the cache.
-func (d *Daemon) defaultKernel(ctx context.Context, p progress.Func) (kernelFiles, error) {
-	if d.driver.Name() == config.VMMFirecracker {
-		ref := d.cfg.DefaultKernelRef
+func (s *Service) defaultKernel(ctx context.Context, p progress.Func) (kernelFiles, error) {
+	if s.vmm == config.VMMFirecracker {
+		ref := s.cfg.DefaultKernelRef
 		if ref == "" {
 			return kernelFiles{}, errdefs.Invalid("the default image needs a Firecracker kernel: set default_kernel_ref in %s to a catalog kernel (see 'banger kernel list --available'), "+
-				"or build one with scripts/build-firecracker-kernel and register an image with it", d.layout.ConfigFile)
+				"or build one with scripts/build-firecracker-kernel and register an image with it", s.layout.ConfigFile)
 		}
-		k, err := d.Kernel(ctx, ref)
+		k, err := s.Kernel(ctx, ref)
 		if errors.Is(err, errdefs.ErrNotFound) {
-			k, err = d.PullKernel(ctx, ref, p)
+			k, err = s.PullKernel(ctx, ref, p)
 		}
 		if err != nil {
 			return kernelFiles{}, err
 		}
 		return kernelFiles{Ref: ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules}, nil
 	}
-	dir := filepath.Join(d.layout.CacheDir, "debian-kernel")
+	dir := filepath.Join(s.layout.CacheDir, "debian-kernel")
 	k, err := debkernel.Load(dir)
 	if err != nil {
 		p.Step("kernel", "fetching the Debian cloud kernel with apt-get (first use only)")
@@ -146,25 +146,25 @@ func (d *Daemon) defaultKernel(ctx context.Context, p progress.Func) (kernelFile
 
 // defaultFromOCI pulls default_image_ref as NAME-base and builds NAME
 // from it with the devbox steps.
-func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
-	k, err := d.defaultKernel(ctx, p)
+func (s *Service) defaultFromOCI(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	k, err := s.defaultKernel(ctx, p)
 	if err != nil {
 		return api.Image{}, err
 	}
 	baseName := imName + "-base"
-	if _, err := d.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
-		req := api.PullImageRequest{Ref: d.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref}
+	if _, err := s.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
+		req := api.PullImageRequest{Ref: s.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref}
 		if k.Ref == "" { // host files; a catalog kernel is named, not copied
 			req.Kernel, req.Initrd, req.Modules = k.Kernel, k.Initrd, k.Modules
 		}
-		if _, err := d.pullImage(ctx, req, p); err != nil {
+		if _, err := s.pullImage(ctx, req, p); err != nil {
 			return api.Image{}, err
 		}
 	} else if err != nil {
 		return api.Image{}, err
 	}
 	// Best effort: a tool whose download fails must not fail a first vm run.
-	out, err := d.buildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
+	out, err := s.buildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -174,19 +174,19 @@ func (d *Daemon) defaultFromOCI(ctx context.Context, imName string, p progress.F
 // defaultFromDebootstrap stores the Debian devbox root filesystem as
 // image NAME: the one 'banger system setup --default-rootfs' prepared, or
 // one built now (debianfs.Build, which needs root).
-func (d *Daemon) defaultFromDebootstrap(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
-	prepared := d.preparedRootfs()
+func (s *Service) defaultFromDebootstrap(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	prepared := s.preparedRootfs()
 	if !debianfs.Present(prepared) && os.Geteuid() != 0 {
 		return api.Image{}, errdefs.Invalid("no registry answered for %s, and building Debian with debootstrap needs root: "+
 			"run 'sudo \"$(command -v banger)\" system setup --default-rootfs' once (it builds it for you), make a registry reachable, "+
-			"or register an image and set default_image_name in %s", d.cfg.DefaultImageRef, d.layout.ConfigFile)
+			"or register an image and set default_image_name in %s", s.cfg.DefaultImageRef, s.layout.ConfigFile)
 	}
-	k, err := d.defaultKernel(ctx, p)
+	k, err := s.defaultKernel(ctx, p)
 	if err != nil {
 		return api.Image{}, err
 	}
 	if !debianfs.Present(prepared) {
-		if err := debianfs.Build(ctx, prepared, debianfs.Options{Mirror: d.cfg.DebianMirror}, p); err != nil {
+		if err := debianfs.Build(ctx, prepared, debianfs.Options{Mirror: s.cfg.DebianMirror}, p); err != nil {
 			return api.Image{}, err
 		}
 	} else {
@@ -194,22 +194,22 @@ func (d *Daemon) defaultFromDebootstrap(ctx context.Context, imName string, p pr
 	}
 	im := api.Image{Name: imName, Rootfs: filepath.Join(prepared, debianfs.RootfsFile), WorkSeed: filepath.Join(prepared, debianfs.WorkSeedFile),
 		KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules, Source: "debootstrap"}
-	release, err := d.claim("image/"+imName, "store")
+	release, err := s.claim("image/"+imName, "store")
 	if err != nil {
 		return api.Image{}, err
 	}
-	stored, err := d.storeImage(ctx, im, p)
+	stored, err := s.storeImage(ctx, im, p)
 	release()
 	if err != nil {
 		return api.Image{}, err
 	}
 	// The image has its own copy now.
 	if err := os.RemoveAll(prepared); err != nil {
-		d.log.Warn("removing the prepared root filesystem", "dir", prepared, "err", err)
+		s.log.Warn("removing the prepared root filesystem", "dir", prepared, "err", err)
 	}
 	return stored, nil
 }
 
 // preparedRootfs is where a root 'system setup --default-rootfs' leaves
 // the Debian devbox root filesystem for this user's daemon.
-func (d *Daemon) preparedRootfs() string { return filepath.Join(d.layout.CacheDir, "default-rootfs") }
+func (s *Service) preparedRootfs() string { return filepath.Join(s.layout.CacheDir, "default-rootfs") }

@@ -1,0 +1,119 @@
+// Package images is the image service: images (register, promote,
+// delete, pull, build, the default image), kernels (catalog, pull,
+// remove), and the caches behind them with their prune.
+//
+// Locks: claimMu guards the claims and is never held across a call.
+// cacheMu keeps a prune apart from what fills the caches (prune.go);
+// it is taken before any claim and may be held across long work.
+package images
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"banger/internal/agent"
+	"banger/internal/api"
+	"banger/internal/config"
+	"banger/internal/errdefs"
+	"banger/internal/paths"
+	"banger/internal/progress"
+	"banger/internal/store"
+)
+
+// VMs is what image builds need from the VM manager: builder VMs.
+type VMs interface {
+	// BootBuilder creates and boots a VM named name from im, with no
+	// host credentials in it.
+	BootBuilder(ctx context.Context, name string, im api.Image, p progress.Func) (Builder, error)
+	// Discard kills and removes a VM left by an interrupted build.
+	Discard(ctx context.Context, name string) error
+}
+
+// Builder is a booted builder VM.
+type Builder interface {
+	Agent() *agent.Client
+	// Shutdown stops the VM cleanly and returns its disks' paths.
+	Shutdown(ctx context.Context) (rootfs, work string, err error)
+	// Remove kills the VM if it runs and removes it.
+	Remove()
+}
+
+// Events records what users should read about.
+type Events interface {
+	Event(ctx context.Context, level, subject, msg string)
+}
+
+// Options are what a Service needs; every field is required unless noted.
+type Options struct {
+	Layout paths.Layout
+	Config config.Config
+	Store  *store.Store
+	Logger *slog.Logger
+	Events Events
+	VMs    VMs
+	// VMM names the driver VMs run on (the default image's kernel
+	// depends on it).
+	VMM string
+	// HTTPClient downloads kernels and catalogs; nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Service owns images and kernels.
+type Service struct {
+	layout paths.Layout
+	cfg    config.Config
+	store  *store.Store
+	log    *slog.Logger
+	http   *http.Client
+	events Events
+	vms    VMs
+	vmm    string
+
+	claimMu sync.Mutex
+	claims  map[string]string // "image/NAME", "kernel/NAME", ... -> what runs on it
+
+	// cacheMu keeps PruneImages apart from what fills the image caches
+	// for images not registered yet: pulls, builds and default-image
+	// creation hold it for reading from start to end, a prune for
+	// writing (prune.go).
+	cacheMu sync.RWMutex
+}
+
+// New builds the service.
+func New(opts Options) *Service {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	return &Service{
+		layout: opts.Layout, cfg: opts.Config, store: opts.Store, log: opts.Logger, http: opts.HTTPClient,
+		events: opts.Events, vms: opts.VMs, vmm: opts.VMM, claims: map[string]string{},
+	}
+}
+
+// Sweep removes at start what a crash left: builder VMs of interrupted
+// builds, then unreferenced image and kernel directories.
+func (s *Service) Sweep(ctx context.Context) error {
+	s.sweepBuilders(ctx)
+	if err := s.sweepImages(ctx); err != nil {
+		return err
+	}
+	return s.sweepKernels(ctx)
+}
+
+// claim marks key busy with what, or returns a conflict naming the
+// operation already running.
+func (s *Service) claim(key, what string) (release func(), err error) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if cur, ok := s.claims[key]; ok {
+		return nil, errdefs.Conflict("%s is busy (%s in progress); wait for it to finish", key, cur)
+	}
+	s.claims[key] = what
+	return func() {
+		s.claimMu.Lock()
+		delete(s.claims, key)
+		s.claimMu.Unlock()
+	}, nil
+}

@@ -1,0 +1,73 @@
+package vms
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/store"
+)
+
+// ConsoleLog writes the VM's serial console log to w, then, with
+// follow, new output until ctx ends.
+func (m *Manager) ConsoleLog(ctx context.Context, name string, w io.Writer, follow bool) error {
+	row, err := m.Row(ctx, name)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(row.Dir, ConsoleLog))
+	if errors.Is(err, os.ErrNotExist) {
+		return errdefs.NotFound("vm %q has no console log yet; it has not booted", name)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		if fl, ok := w.(interface{ Flush() }); ok {
+			fl.Flush()
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// SetKeepAlive exempts a VM from auto-stop, or subjects it again.
+func (m *Manager) SetKeepAlive(ctx context.Context, name string, keep bool) (api.VM, error) {
+	release, err := m.claim(name, opUpdate)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer release()
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
+		row, err := vmRow(ctx, &tx.Reader, name)
+		if err != nil {
+			return err
+		}
+		row.KeepAlive = keep
+		return tx.PutVM(ctx, row)
+	})
+	if err != nil {
+		return api.VM{}, err
+	}
+	msg := "vm " + name + " is kept alive: auto-stop will not stop it"
+	if !keep {
+		msg = "vm " + name + " is no longer kept alive: auto-stop may stop it when idle"
+	}
+	m.events.Event(ctx, "info", "vm/"+name, msg)
+	return m.VM(ctx, name)
+}
