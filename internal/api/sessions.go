@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Session stdin modes.
 const (
@@ -56,6 +59,14 @@ type ExitStatus struct {
 	Signal string `json:"signal,omitempty"`
 }
 
+// String says how the process ended, as a shell would.
+func (s ExitStatus) String() string {
+	if s.Signal != "" {
+		return "killed by SIG" + s.Signal
+	}
+	return "exit status " + strconv.Itoa(s.Code)
+}
+
 // StopSessionRequest is the body of POST .../sessions/{session}/stop.
 type StopSessionRequest struct {
 	// Timeout between SIGTERM and SIGKILL; 0 means 10s.
@@ -87,4 +98,13 @@ type Bridge struct {
 	Socket   string   `json:"socket"`
 	Protocol string   `json:"protocol"` // StdioMuxV1
 	Session  *Session `json:"session,omitempty"`
+}
+
+// SessionLogsRequest says which log of a session to read: Stream is
+// stdout (the default) or stderr; reading starts Offset bytes in; Follow
+// keeps reading until the session ends.
+type SessionLogsRequest struct {
+	Stream string
+	Offset int64
+	Follow bool
 }

@@ -128,7 +128,7 @@ func TestSessionAttachSurvivesDaemonRestart(t *testing.T) {
 
 	for stream, want := range map[string]string{"stdout": "out:one\nout:two\nbye\n", "stderr": "err:one\nerr:two\n"} {
 		var buf bytes.Buffer
-		if err := w.d.SessionLogs(ctx, "dev", "echo", stream, false, &buf); err != nil || buf.String() != want {
+		if err := w.d.SessionLogs(ctx, "dev", "echo", api.SessionLogsRequest{Stream: stream}, &buf); err != nil || buf.String() != want {
 			t.Errorf("%s log = %q, %v; want %q", stream, buf.String(), err, want)
 		}
 	}

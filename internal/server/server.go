@@ -14,14 +14,13 @@ import (
 	"time"
 
 	"banger/internal/api"
-	"banger/internal/daemon"
 	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 
 // Server serves the API for one daemon.
 type Server struct {
-	d        *daemon.Daemon
+	d        Service
 	log      *slog.Logger
 	mux      *http.ServeMux
 	shutdown func()
@@ -29,7 +28,7 @@ type Server struct {
 
 // New builds the routes. shutdown is called when a client asks the daemon
 // to stop.
-func New(d *daemon.Daemon, log *slog.Logger, shutdown func()) *Server {
+func New(d Service, log *slog.Logger, shutdown func()) *Server {
 	s := &Server{d: d, log: log, mux: http.NewServeMux(), shutdown: shutdown}
 	s.routes()
 	return s

@@ -105,7 +105,7 @@ func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	fw := autoFlush{flushWriter{w: w, rc: http.NewResponseController(w)}}
-	if err := s.d.SessionLogs(r.Context(), vm, name, q.Get("stream"), follow, fw); err != nil && r.Context().Err() == nil {
+	if err := s.d.SessionLogs(r.Context(), vm, name, api.SessionLogsRequest{Stream: q.Get("stream"), Follow: follow}, fw); err != nil && r.Context().Err() == nil {
 		// The status line is gone; the client sees a short body.
 		s.log.Warn("streaming session log", "vm", vm, "session", name, "err", err)
 	}

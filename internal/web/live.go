@@ -1,16 +1,14 @@
 package web
 
 import (
+	"banger/internal/api"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
-
-	"banger/internal/agent"
 )
 
 // sse writes server-sent events. Data is always JSON, so it is one line
@@ -116,21 +114,18 @@ const logTail = 64 << 10
 func (s *Server) sessionLog(w http.ResponseWriter, r *http.Request) {
 	name, sname := r.PathValue("name"), r.PathValue("session")
 	stream := r.URL.Query().Get("stream")
-	if stream != agent.StreamStderr {
-		stream = agent.StreamStdout
+	if stream != "stderr" {
+		stream = "stdout"
 	}
 	ctx := r.Context()
-	actx, cancel := context.WithTimeout(ctx, agentTimeout)
-	cl, err := s.d.Agent(actx, name)
-	cancel()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	if _, err := s.d.VM(ctx, name); err != nil {
+		s.failErr(w, r, err)
 		return
 	}
 	out := newSSE(w)
 	tail := &tailBuffer{max: logTail}
-	req := agent.SessionLogsRequest{Name: sname, Stream: stream}
-	if err := cl.SessionLogs(ctx, req, tail); err != nil {
+	req := api.SessionLogsRequest{Stream: stream}
+	if err := s.d.SessionLogs(ctx, name, sname, req, tail); err != nil {
 		out.send("end", err.Error())
 		return
 	}
@@ -138,7 +133,7 @@ func (s *Server) sessionLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Offset, req.Follow = tail.total, true
-	err = cl.SessionLogs(ctx, req, writerFunc(func(p []byte) (int, error) {
+	err := s.d.SessionLogs(ctx, name, sname, req, writerFunc(func(p []byte) (int, error) {
 		return len(p), out.send("log", string(p))
 	}))
 	msg := "session ended"

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"banger/internal/agent"
 	"banger/internal/api"
 	"banger/internal/bytesize"
 	"banger/internal/errdefs"
@@ -32,9 +31,9 @@ type page struct {
 	Events  []api.LogEntry // newest first
 
 	VM          *vmView
-	Sessions    []agent.Session
+	Sessions    []api.Session
 	SessionsErr string
-	Session     *agent.Session
+	Session     *api.Session
 	Confirm     *confirmView
 	Message     string // error pages
 }
@@ -148,14 +147,10 @@ func (s *Server) vmPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "vm", p)
 }
 
-func (s *Server) sessions(ctx context.Context, vm string) ([]agent.Session, string) {
+func (s *Server) sessions(ctx context.Context, vm string) ([]api.Session, string) {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
-	cl, err := s.d.Agent(ctx, vm)
-	if err != nil {
-		return nil, err.Error()
-	}
-	ss, err := cl.Sessions(ctx)
+	ss, err := s.d.Sessions(ctx, vm)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -169,7 +164,7 @@ func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, msg)
 		return
 	}
-	i := slices.IndexFunc(ss, func(x agent.Session) bool { return x.Name == sname })
+	i := slices.IndexFunc(ss, func(x api.Session) bool { return x.Name == sname })
 	if i < 0 {
 		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("vm %s has no session %q", name, sname))
 		return

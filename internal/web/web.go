@@ -14,8 +14,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"banger/internal/daemon"
 )
 
 //go:embed assets
@@ -65,7 +63,7 @@ func Listen(addr string) (*Listener, error) {
 
 // Server is the web UI over one daemon.
 type Server struct {
-	d       *daemon.Daemon
+	d       Service
 	ln      *Listener
 	log     *slog.Logger
 	refresh time.Duration
@@ -83,7 +81,7 @@ type Server struct {
 }
 
 // New builds the UI for d on ln.
-func New(d *daemon.Daemon, ln *Listener, opts Options) *Server {
+func New(d Service, ln *Listener, opts Options) *Server {
 	s := &Server{
 		d: d, ln: ln, log: opts.Logger, refresh: opts.Refresh, url: ln.URL, hosts: ln.hosts,
 		key: make([]byte, 32), cop: http.NewCrossOriginProtection(), pages: parsePages(),

@@ -104,15 +104,18 @@ func checkStart(req api.StartSessionRequest) error {
 // SessionLogs copies one log of a session (stdout or stderr) to w from
 // its start; with follow it keeps going until the session ends or ctx is
 // done.
-func (g *Ops) SessionLogs(ctx context.Context, vm, name, stream string, follow bool, w io.Writer) error {
-	if stream != "" && stream != agent.StreamStdout && stream != agent.StreamStderr {
-		return errdefs.Invalid("--stream %q must be stdout or stderr", stream)
+func (g *Ops) SessionLogs(ctx context.Context, vm, name string, req api.SessionLogsRequest, w io.Writer) error {
+	if req.Stream != "" && req.Stream != agent.StreamStdout && req.Stream != agent.StreamStderr {
+		return errdefs.Invalid("--stream %q must be stdout or stderr", req.Stream)
+	}
+	if req.Offset < 0 {
+		return errdefs.Invalid("a log offset cannot be negative")
 	}
 	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
 		return err
 	}
-	err = cl.SessionLogs(ctx, agent.SessionLogsRequest{Name: name, Stream: stream, Follow: follow}, w)
+	err = cl.SessionLogs(ctx, agent.SessionLogsRequest{Name: name, Stream: req.Stream, Offset: req.Offset, Follow: req.Follow}, w)
 	return g.sessionErr(vm, name, err)
 }
 
