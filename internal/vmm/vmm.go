@@ -75,10 +75,9 @@ type Handle struct {
 
 // Capabilities say which optional features a driver has.
 type Capabilities struct {
-	Vsock     bool // agent over AF_VSOCK (else a serial port)
-	Snapshots bool
-	Metrics   bool // VMM-side metrics
-	KVM       bool // runs with hardware acceleration on this host
+	Vsock   bool // agent over AF_VSOCK (else a serial port)
+	Metrics bool // VMM-side metrics
+	KVM     bool // runs with hardware acceleration on this host
 }
 
 // Driver runs VMs with one VMM.

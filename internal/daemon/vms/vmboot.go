@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"banger/internal/agent"
@@ -154,14 +155,16 @@ func (m *Manager) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.
 func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agent.Client, error) {
 	limit := m.bootTimeout(ctx)
 	wctx, cancel := context.WithTimeout(ctx, limit)
+	var exitWatch sync.WaitGroup
+	defer exitWatch.Wait()
 	defer cancel()
 	died := make(chan struct{})
-	go func() {
+	exitWatch.Go(func() {
 		if vmm.WaitExit(wctx, h) == nil {
 			close(died)
 			cancel()
 		}
-	}()
+	})
 	cl, err := agent.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return m.driver.DialAgent(ctx, h) })
 	if err == nil {
 		return cl, nil

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+)
+
+// daemonGoroutines returns the stacks of the goroutines running code of
+// the daemon's services (exit watchers, pollers, auto-stops, bridges).
+func daemonGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		s := string(g)
+		if strings.Contains(s, "banger/internal/daemon/") && !strings.Contains(s, "_test.go") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Close returns only once every exit watcher and poller the daemon
+// started has stopped, even while VMs boot, stop and die around it:
+// nothing of the daemon runs (and so nothing writes to the store) after
+// Close. Run it under -race.
+func TestCloseWaitsForWatchersAndPollers(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			w := newPollWorld(t, func(o *Options) { o.Config.AutoStopStaleAfter = time.Millisecond })
+			ctx := context.Background()
+			for i := range 3 {
+				w.create(fmt.Sprintf("vm%d", i))
+			}
+			// Kill one VMM (its watcher marks it stopped), stop one and boot
+			// one more while Close runs.
+			vm0, _ := w.d.VM(ctx, "vm0")
+			var ops sync.WaitGroup
+			ops.Go(func() { syscall.Kill(vm0.PID, syscall.SIGKILL) })
+			ops.Go(func() { w.d.StopVM(ctx, "vm1") })
+			ops.Go(func() {
+				w.d.CreateVM(ctx, api.CreateVMRequest{Name: "late", DiskBytes: 64 << 20}, nil)
+			})
+			ops.Wait()
+			time.Sleep(time.Duration(round) * 30 * time.Millisecond)
+			w.d.Close()
+			if left := daemonGoroutines(); len(left) != 0 {
+				t.Fatalf("%d goroutine(s) of the daemon still run after Close:\n%s", len(left), strings.Join(left, "\n\n"))
+			}
+			w.d = nil
+			w.restart() // the cleanup closes a daemon
+		})
+	}
+}
+
+// The event of an operation is recorded even when its request was
+// cancelled once the operation had happened.
+func TestEventOfACancelledRequestIsRecorded(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w.d.events.Event(ctx, "info", "vm/x", "done before the client went away")
+	evs, err := w.d.Events(context.Background(), "vm/x", 0, 10)
+	if err != nil || len(evs) != 1 || evs[0].Message != "done before the client went away" {
+		t.Fatalf("events = %+v, %v; want the event recorded", evs, err)
+	}
+}
