@@ -3,7 +3,10 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
+	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +15,9 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/daemon/vms"
+	"banger/internal/network"
+	"banger/internal/store"
 )
 
 // daemonGoroutines returns the stacks of the goroutines running code of
@@ -79,5 +85,49 @@ func TestEventOfACancelledRequestIsRecorded(t *testing.T) {
 	evs, err := w.d.Events(context.Background(), "vm/x", 0, 10)
 	if err != nil || len(evs) != 1 || evs[0].Message != "done before the client went away" {
 		t.Fatalf("events = %+v, %v; want the event recorded", evs, err)
+	}
+}
+
+// Listing VMs only reads: it answers while another connection holds the
+// database's write lock (a listing that took a write transaction, as one
+// did to learn each VM's MAC, would wait for it and time out).
+func TestListingVMsDoesNotWrite(t *testing.T) {
+	w := newWorld(t)
+	w.opts.Network = vms.NewHostNetwork(w.opts.Config, w.st, os.Getuid())
+	w.restart()
+	ctx := context.Background()
+	addr := netip.MustParseAddr("172.16.0.9")
+	err := w.st.Tx(ctx, func(tx *store.Tx) error {
+		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: api.VMStopped, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
+		if err := tx.PutVM(ctx, v); err != nil {
+			return err
+		}
+		return tx.PutLease(ctx, store.Lease{VM: "dev", Addr: addr, MAC: network.MAC(addr).String()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", w.opts.Layout.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	list, err := w.d.VMs(lctx)
+	if err != nil || len(list) != 1 || list[0].IP != "172.16.0.9" || list[0].MAC != network.MAC(addr).String() {
+		t.Fatalf("VMs under a held write lock = %+v, %v; want dev with its address and MAC", list, err)
+	}
+	if v, err := w.d.VM(lctx, "dev"); err != nil || v.MAC == "" {
+		t.Fatalf("VM under a held write lock = %+v, %v", v, err)
 	}
 }
