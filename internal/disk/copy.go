@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/internal/fsutil"
 	"banger/internal/progress"
 )
 
@@ -171,16 +172,7 @@ func finish(out *os.File, perm fs.FileMode, noSync bool) error {
 	if noSync {
 		return nil
 	}
-	return syncDir(filepath.Dir(out.Name()))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.SyncDir(filepath.Dir(out.Name()))
 }
 
 // typeName names a non-regular file type for error messages.

@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +11,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/disk"
+	"banger/internal/fsutil"
 	"banger/internal/progress"
 )
 
@@ -33,7 +32,7 @@ const (
 // left behind. Kernel files of an image booting a catalog kernel
 // (KernelRef) already belong to the daemon and are not copied.
 func Promote(ctx context.Context, im api.Image, imagesDir string, p progress.Func) (api.Image, error) {
-	staging := filepath.Join(imagesDir, stagingPref+im.Name+"-"+randHex())
+	staging := filepath.Join(imagesDir, stagingPref+im.Name+"-"+fsutil.RandomHex())
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return api.Image{}, fmt.Errorf("creating staging directory: %w", err)
 	}
@@ -42,12 +41,12 @@ func Promote(ctx context.Context, im api.Image, imagesDir string, p progress.Fun
 		os.RemoveAll(staging)
 		return api.Image{}, err
 	}
-	final := filepath.Join(imagesDir, im.Name+"-"+randHex())
+	final := filepath.Join(imagesDir, im.Name+"-"+fsutil.RandomHex())
 	if err := os.Rename(staging, final); err != nil {
 		os.RemoveAll(staging)
 		return api.Image{}, fmt.Errorf("moving image into place: %w", err)
 	}
-	if err := syncDir(imagesDir); err != nil {
+	if err := fsutil.SyncDir(imagesDir); err != nil {
 		os.RemoveAll(final)
 		return api.Image{}, err
 	}
@@ -82,7 +81,7 @@ func stage(ctx context.Context, im api.Image, dir string, p progress.Func) (api.
 	if err := writeManifest(dir, im); err != nil {
 		return api.Image{}, err
 	}
-	return im, syncDir(dir)
+	return im, fsutil.SyncDir(dir)
 }
 
 func copyOne(ctx context.Context, src, dst string, tree bool, p progress.Func) error {
@@ -155,22 +154,4 @@ func Sweep(imagesDir string, keep map[string]bool) ([]string, error) {
 		removed = append(removed, path)
 	}
 	return removed, nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
-func randHex() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -2,8 +2,6 @@ package imagebuild
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"banger/internal/disk"
+	"banger/internal/fsutil"
 )
 
 // File names of a cache entry (and of a build's working state).
@@ -64,7 +63,7 @@ func (c Cache) Store(ctx context.Context, dir string, e Entry) error {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return fmt.Errorf("creating build cache: %w", err)
 	}
-	tmp := filepath.Join(c.Dir, ".tmp-"+e.Key[:12]+"-"+randHex())
+	tmp := filepath.Join(c.Dir, ".tmp-"+e.Key[:12]+"-"+fsutil.RandomHex())
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("creating build cache entry: %w", err)
 	}
@@ -171,10 +170,4 @@ func (c Cache) prune(drop func(Entry) bool) (PruneResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
-}
-
-func randHex() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

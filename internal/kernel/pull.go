@@ -13,6 +13,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/fsutil"
 	"banger/internal/progress"
 )
 
@@ -147,7 +148,7 @@ func install(root string, d *downloader, e api.CatalogEntry, arts []artifact) (k
 			k.Modules = filepath.Join(final, "modules")
 		}
 	}
-	if err := syncDir(staging); err != nil {
+	if err := fsutil.SyncDir(staging); err != nil {
 		return api.Kernel{}, err
 	}
 	if err := os.Rename(staging, final); err != nil {
@@ -156,7 +157,7 @@ func install(root string, d *downloader, e api.CatalogEntry, arts []artifact) (k
 	k.CreatedAt = time.Now().UTC()
 	// The kernel is in place and whole; a failed fsync of root only risks a
 	// crash forgetting the rename, after which a pull simply runs again.
-	_ = syncDir(root)
+	_ = fsutil.SyncDir(root)
 	return k, nil
 }
 
@@ -179,18 +180,4 @@ func place(d *downloader, a artifact, staging string) error {
 	}
 	defer f.Close()
 	return untar(f, dir)
-}
-
-// syncDir makes a directory's entries durable: without it a crash can
-// lose a rename or a newly created file even though the data was synced.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"banger/internal/errdefs"
+	"banger/internal/fsutil"
 )
 
 // untar unpacks a tar or gzip-compressed tar into root, an existing empty
@@ -215,7 +216,7 @@ func checkLink(rel, target string) error {
 // syncDirs makes the directory entries durable, children first.
 func (x *extractor) syncDirs() error {
 	for _, d := range slices.Backward(x.dirs) {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/ext4"
+	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/imagebuild"
 	"banger/internal/progress"
@@ -93,7 +94,7 @@ func (s *Service) buildImage(ctx context.Context, req api.BuildImageRequest, p p
 
 	// The build's working disks live in a staging directory that the
 	// daemon sweeps at start should it die mid-build.
-	work := filepath.Join(s.layout.ImagesDir, ".staging-build-"+req.Name+"-"+randSuffix())
+	work := filepath.Join(s.layout.ImagesDir, ".staging-build-"+req.Name+"-"+fsutil.RandomHex())
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return api.ImageBuild{}, fmt.Errorf("creating build directory: %w", err)
 	}
@@ -222,7 +223,7 @@ func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, b
 	if _, err := os.Stat(filepath.Join(work, imagebuild.WorkSeedFile)); err == nil {
 		from.WorkSeed = filepath.Join(work, imagebuild.WorkSeedFile)
 	}
-	name := "build-" + randSuffix()
+	name := "build-" + fsutil.RandomHex()
 	// Should the daemon die mid-step, its next start finds the builder
 	// here and removes it (sweepBuilders).
 	marker := filepath.Join(work, BuilderMarker)

@@ -2,8 +2,6 @@ package images
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/errdefs"
+	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/imagepull"
 	"banger/internal/progress"
@@ -123,7 +122,7 @@ func (s *Service) alreadyPulled(ctx context.Context, name string, named bool, di
 // buildPulled builds the image directory: rootfs, kernel files (unless a
 // catalog kernel is referenced) and manifest, in staging, then renamed.
 func (s *Service) buildPulled(ctx context.Context, name string, req api.PullImageRequest, k *api.Kernel, img *imagepull.Image, p progress.Func) (api.Image, error) {
-	suffix := randSuffix()
+	suffix := fsutil.RandomHex()
 	staging := filepath.Join(s.layout.ImagesDir, ".staging-pull-"+name+"-"+suffix)
 	final := filepath.Join(s.layout.ImagesDir, name+"-"+suffix)
 	if err := os.Mkdir(staging, 0o700); err != nil {
@@ -156,14 +155,14 @@ func (s *Service) buildPulled(ctx context.Context, name string, req api.PullImag
 	if err := writePullManifest(staging, im, info); err != nil {
 		return api.Image{}, err
 	}
-	if err := fsyncDir(staging); err != nil {
+	if err := fsutil.SyncDir(staging); err != nil {
 		return api.Image{}, err
 	}
 	if err := os.Rename(staging, final); err != nil {
 		return api.Image{}, fmt.Errorf("moving image into place: %w", err)
 	}
 	done = true
-	if err := fsyncDir(s.layout.ImagesDir); err != nil {
+	if err := fsutil.SyncDir(s.layout.ImagesDir); err != nil {
 		os.RemoveAll(final)
 		return api.Image{}, err
 	}
@@ -296,22 +295,4 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func fsyncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
-func randSuffix() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -15,6 +15,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
+	"banger/internal/fsutil"
 )
 
 // modulesDisk returns a read-only ext4 image of im's kernel modules, built
@@ -36,7 +37,7 @@ func (m *Manager) modulesDisk(ctx context.Context, im api.Image) (string, error)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	tmp := out + ".tmp-" + newID()
+	tmp := out + ".tmp-" + fsutil.RandomHex()
 	defer os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -2,8 +2,6 @@ package vms
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,6 +12,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/network"
 	"banger/internal/progress"
@@ -163,7 +162,7 @@ func (m *Manager) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, err
 	case req.DiskBytes < 64<<20:
 		return store.VM{}, errdefs.Invalid("--disk-size is too small; use at least 64M")
 	}
-	id := newID()
+	id := fsutil.RandomHex()
 	return store.VM{VM: api.VM{
 		ID: id, Name: req.Name, Image: im.Name, State: api.VMCreating, VMM: m.driver.Name(),
 		CPUs: req.CPUs, MemoryMiB: req.MemoryMiB, DiskBytes: req.DiskBytes, KeepAlive: req.KeepAlive,
@@ -221,12 +220,6 @@ func (m *Manager) DeleteVM(ctx context.Context, name string, force bool) error {
 	m.forgetVM(r)
 	m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" deleted")
 	return nil
-}
-
-func newID() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // undoStack runs registered undo steps in reverse unless cleared.
