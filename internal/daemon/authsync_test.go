@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func TestAuthFilesReachTheGuest(t *testing.T) {
 	w := newWorld(t)
 	vm := w.create("dev")
 	// The fake driver keeps each guest's home under guests/<pid>/home.
-	guestHome := filepath.Join(filepath.Dir(w.opts.Layout.ConfigDir), "guests", fmt.Sprint(vm.PID), "home")
+	guestHome := filepath.Join(filepath.Dir(w.Opts.Layout.ConfigDir), "guests", fmt.Sprint(vm.PID), "home")
 	for rel, want := range map[string]string{
 		".local/share/opencode/auth.json": `{"opencode":1}`,
 		".pi/agent/auth.json":             `{"pi":1}`,

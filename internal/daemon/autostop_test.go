@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/api"
+	"banger/internal/daemon"
 	"banger/internal/session"
 )
 
@@ -15,7 +16,7 @@ import (
 // stopped, the kept-alive one and the one with an attached session are
 // not, until keep-alive is dropped and the session ends.
 func TestAutoStop(t *testing.T) {
-	w := newPollWorld(t, func(o *Options) {
+	w := newPollWorld(t, func(o *daemon.Options) {
 		o.Config.AutoStopStaleAfter = 300 * time.Millisecond
 		// The fake guest's CPU is the busy host's: the CPU rule is covered
 		// by TestBusyReason, so here it must never hold a VM up.
@@ -25,10 +26,10 @@ func TestAutoStop(t *testing.T) {
 
 	// Kept alive until its session is attached, so it cannot be stopped
 	// before.
-	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "busy", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "busy", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := w.d.Agent(ctx, "busy")
+	cl, err := w.D.Agent(ctx, "busy")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,16 +44,16 @@ func TestAutoStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.d.SetKeepAlive(ctx, "busy", false); err != nil {
+	if _, err := w.D.SetKeepAlive(ctx, "busy", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "kept", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "kept", DiskBytes: 64 << 20, KeepAlive: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.create("idle")
 	// An editor on vm acp: an exec bridge with a client keeps it in use.
 	w.create("acp")
-	b, err := w.d.Exec(ctx, "acp", api.ExecRequest{Argv: []string{"sh", "-c", "read -r line"}})
+	b, err := w.D.Exec(ctx, "acp", api.ExecRequest{Argv: []string{"sh", "-c", "read -r line"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,37 +62,37 @@ func TestAutoStop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitState(t, w.d, "idle", api.VMStopped)
-	waitRounds(t, w.d, "acp", 2)
-	if vm, _ := w.d.VM(ctx, "acp"); vm.State != api.VMRunning {
+	waitState(t, w.D, "idle", api.VMStopped)
+	waitRounds(t, w.D, "acp", 2)
+	if vm, _ := w.D.VM(ctx, "acp"); vm.State != api.VMRunning {
 		t.Errorf("vm acp is %s while an exec client is connected, want running", vm.State)
 	}
-	if st := stats(t, w.d, "acp", 0); !strings.Contains(st.Busy, "exec client") {
+	if st := stats(t, w.D, "acp", 0); !strings.Contains(st.Busy, "exec client") {
 		t.Errorf("acp vm's stats say busy=%q, want the exec client", st.Busy)
 	}
 	// Once the client leaves, the VM is idle again and stopped.
 	conn.Close()
-	waitState(t, w.d, "acp", api.VMStopped)
-	waitRounds(t, w.d, "kept", 2)
+	waitState(t, w.D, "acp", api.VMStopped)
+	waitRounds(t, w.D, "kept", 2)
 	for _, name := range []string{"busy", "kept"} {
-		if vm, _ := w.d.VM(ctx, name); vm.State != api.VMRunning {
+		if vm, _ := w.D.VM(ctx, name); vm.State != api.VMRunning {
 			t.Errorf("vm %s is %s, want running", name, vm.State)
 		}
 	}
-	if st := stats(t, w.d, "busy", 0); !strings.Contains(st.Busy, `session "work" attached`) {
+	if st := stats(t, w.D, "busy", 0); !strings.Contains(st.Busy, `session "work" attached`) {
 		t.Errorf("busy vm's stats say busy=%q, want the attached session", st.Busy)
 	}
-	if st := stats(t, w.d, "kept", 0); st.IdleSince == nil || st.AutoStopAt != nil {
+	if st := stats(t, w.D, "kept", 0); st.IdleSince == nil || st.AutoStopAt != nil {
 		t.Errorf("kept vm's stats = %+v; want idle with no auto-stop time", st)
 	}
 	assertAutoStopEvent(t, w, "idle", true)
 	assertAutoStopEvent(t, w, "busy", false)
 	assertAutoStopEvent(t, w, "kept", false)
 
-	if _, err := w.d.SetKeepAlive(ctx, "kept", false); err != nil {
+	if _, err := w.D.SetKeepAlive(ctx, "kept", false); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, w.d, "kept", api.VMStopped)
+	waitState(t, w.D, "kept", api.VMStopped)
 
 	if err := att.Detach(); err != nil {
 		t.Fatal(err)
@@ -99,13 +100,13 @@ func TestAutoStop(t *testing.T) {
 	if _, err := cl.StopSession(ctx, agent.SessionStopRequest{Name: "work", Timeout: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, w.d, "busy", api.VMStopped)
+	waitState(t, w.D, "busy", api.VMStopped)
 	assertAutoStopEvent(t, w, "busy", true)
 }
 
 func assertAutoStopEvent(t *testing.T, w *world, name string, want bool) {
 	t.Helper()
-	evs, err := w.d.Events(context.Background(), "vm/"+name, 0, 100)
+	evs, err := w.D.Events(context.Background(), "vm/"+name, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +125,17 @@ func TestSetKeepAlive(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.create("dev")
-	vm, err := w.d.SetKeepAlive(ctx, "dev", true)
+	vm, err := w.D.SetKeepAlive(ctx, "dev", true)
 	if err != nil || !vm.KeepAlive {
 		t.Fatalf("SetKeepAlive(true) = %+v, %v", vm, err)
 	}
-	if vm, _ := w.d.VM(ctx, "dev"); !vm.KeepAlive {
+	if vm, _ := w.D.VM(ctx, "dev"); !vm.KeepAlive {
 		t.Error("keep-alive not stored")
 	}
-	if vm, err := w.d.SetKeepAlive(ctx, "dev", false); err != nil || vm.KeepAlive {
+	if vm, err := w.D.SetKeepAlive(ctx, "dev", false); err != nil || vm.KeepAlive {
 		t.Fatalf("SetKeepAlive(false) = %+v, %v", vm, err)
 	}
-	if _, err := w.d.SetKeepAlive(ctx, "nope", true); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := w.D.SetKeepAlive(ctx, "nope", true); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("SetKeepAlive of a missing vm: %v", err)
 	}
 }

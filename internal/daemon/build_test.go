@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -40,18 +40,18 @@ func TestBuildImageRefusals(t *testing.T) {
 		{api.BuildImageRequest{Name: "x", From: "default", NoDevbox: true, Scripts: []string{script}, Size: 1 << 20}, errdefs.ErrInvalid, "--size"},
 	}
 	for _, c := range cases {
-		_, err := w.d.BuildImage(ctx, c.req, nil)
+		_, err := w.D.BuildImage(ctx, c.req, nil)
 		if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("BuildImage(%+v) = %v; want %v mentioning %q", c.req, err, c.kind, c.msg)
 		}
 	}
-	if vms, _ := w.d.VMs(ctx); len(vms) != 0 {
+	if vms, _ := w.D.VMs(ctx); len(vms) != 0 {
 		t.Errorf("refused builds left vms %v", vms)
 	}
-	if ims, _ := w.d.Images(ctx); len(ims) != 1 {
+	if ims, _ := w.D.Images(ctx); len(ims) != 1 {
 		t.Errorf("refused builds left images %v", ims)
 	}
-	left, _ := filepath.Glob(filepath.Join(w.opts.Layout.ImagesDir, ".staging-*"))
+	left, _ := filepath.Glob(filepath.Join(w.Opts.Layout.ImagesDir, ".staging-*"))
 	if len(left) != 0 {
 		t.Errorf("refused builds left %v", left)
 	}
@@ -65,12 +65,12 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 	w.create("keep")
 	row := mustRow(t, w, builder.Name)
 	h := row.Handle
-	staging := filepath.Join(w.opts.Layout.ImagesDir, ".staging-build-devbox-01020304")
+	staging := filepath.Join(w.Opts.Layout.ImagesDir, ".staging-build-devbox-01020304")
 	os.MkdirAll(staging, 0o700)
 	os.WriteFile(filepath.Join(staging, images.BuilderMarker), []byte(builder.Name+"\n"), 0o600)
 
 	w.restart()
-	if _, err := w.d.VM(context.Background(), builder.Name); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.VM(context.Background(), builder.Name); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("builder vm row after restart: %v", err)
 	}
 	if _, err := os.Stat(row.Dir); !os.IsNotExist(err) {
@@ -82,14 +82,14 @@ func TestRestartRemovesInterruptedBuilder(t *testing.T) {
 	if _, err := os.Stat(staging); !os.IsNotExist(err) {
 		t.Errorf("staging directory left: %v", err)
 	}
-	if v, err := w.d.VM(context.Background(), "keep"); err != nil || v.State != api.VMRunning {
+	if v, err := w.D.VM(context.Background(), "keep"); err != nil || v.State != api.VMRunning {
 		t.Errorf("another vm after the sweep: %+v, %v; want it running", v, err)
 	}
 }
 
 func mustRow(t *testing.T, w *world, name string) store.VM {
 	t.Helper()
-	r, err := w.d.Row(context.Background(), name)
+	r, err := w.D.Row(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/daemon"
 	"banger/internal/daemon/vms"
 	"banger/internal/network"
 	"banger/internal/store"
@@ -49,42 +50,29 @@ func daemonGoroutines() []string {
 func TestCloseWaitsForWatchersAndPollers(t *testing.T) {
 	for round := range 3 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			w := newPollWorld(t, func(o *Options) { o.Config.AutoStopStaleAfter = time.Millisecond })
+			w := newPollWorld(t, func(o *daemon.Options) { o.Config.AutoStopStaleAfter = time.Millisecond })
 			ctx := context.Background()
 			for i := range 3 {
 				w.create(fmt.Sprintf("vm%d", i))
 			}
 			// Kill one VMM (its watcher marks it stopped), stop one and boot
 			// one more while Close runs.
-			vm0, _ := w.d.VM(ctx, "vm0")
+			vm0, _ := w.D.VM(ctx, "vm0")
 			var ops sync.WaitGroup
 			ops.Go(func() { syscall.Kill(vm0.PID, syscall.SIGKILL) })
-			ops.Go(func() { w.d.StopVM(ctx, "vm1") })
+			ops.Go(func() { w.D.StopVM(ctx, "vm1") })
 			ops.Go(func() {
-				w.d.CreateVM(ctx, api.CreateVMRequest{Name: "late", DiskBytes: 64 << 20}, nil)
+				w.D.CreateVM(ctx, api.CreateVMRequest{Name: "late", DiskBytes: 64 << 20}, nil)
 			})
 			ops.Wait()
 			time.Sleep(time.Duration(round) * 30 * time.Millisecond)
-			w.d.Close()
+			w.D.Close()
 			if left := daemonGoroutines(); len(left) != 0 {
 				t.Fatalf("%d goroutine(s) of the daemon still run after Close:\n%s", len(left), strings.Join(left, "\n\n"))
 			}
-			w.d = nil
+			w.D = nil
 			w.restart() // the cleanup closes a daemon
 		})
-	}
-}
-
-// The event of an operation is recorded even when its request was
-// cancelled once the operation had happened.
-func TestEventOfACancelledRequestIsRecorded(t *testing.T) {
-	w := newWorld(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	w.d.events.Event(ctx, "info", "vm/x", "done before the client went away")
-	evs, err := w.d.Events(context.Background(), "vm/x", 0, 10)
-	if err != nil || len(evs) != 1 || evs[0].Message != "done before the client went away" {
-		t.Fatalf("events = %+v, %v; want the event recorded", evs, err)
 	}
 }
 
@@ -93,11 +81,11 @@ func TestEventOfACancelledRequestIsRecorded(t *testing.T) {
 // did to learn each VM's MAC, would wait for it and time out).
 func TestListingVMsDoesNotWrite(t *testing.T) {
 	w := newWorld(t)
-	w.opts.Network = vms.NewHostNetwork(w.opts.Config, w.st, os.Getuid())
+	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
 	w.restart()
 	ctx := context.Background()
 	addr := netip.MustParseAddr("172.16.0.9")
-	err := w.st.Tx(ctx, func(tx *store.Tx) error {
+	err := w.Store.Tx(ctx, func(tx *store.Tx) error {
 		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: api.VMStopped, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
 		if err := tx.PutVM(ctx, v); err != nil {
 			return err
@@ -107,7 +95,7 @@ func TestListingVMsDoesNotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", w.opts.Layout.DBPath)
+	db, err := sql.Open("sqlite", w.Opts.Layout.DBPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +111,11 @@ func TestListingVMsDoesNotWrite(t *testing.T) {
 	defer conn.ExecContext(ctx, "ROLLBACK")
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	list, err := w.d.VMs(lctx)
+	list, err := w.D.VMs(lctx)
 	if err != nil || len(list) != 1 || list[0].IP != "172.16.0.9" || list[0].MAC != network.MAC(addr).String() {
 		t.Fatalf("VMs under a held write lock = %+v, %v; want dev with its address and MAC", list, err)
 	}
-	if v, err := w.d.VM(lctx, "dev"); err != nil || v.MAC == "" {
+	if v, err := w.D.VM(lctx, "dev"); err != nil || v.MAC == "" {
 		t.Fatalf("VM under a held write lock = %+v, %v", v, err)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func kernelWorld(t *testing.T) *world {
 	if err := os.WriteFile(catPath, cat, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w.opts.Config.KernelCatalogURL = catPath
+	w.Opts.Config.KernelCatalogURL = catPath
 	w.restart()
 	return w
 }
@@ -45,7 +45,7 @@ func kernelWorld(t *testing.T) *world {
 // leavePartial puts an interrupted download of name where a pull keeps it.
 func leavePartial(t *testing.T, w *world, name string) string {
 	t.Helper()
-	dir := filepath.Join(w.opts.Layout.KernelsDir, ".partial", name)
+	dir := filepath.Join(w.Opts.Layout.KernelsDir, ".partial", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -70,17 +70,17 @@ func TestRemoveKernelDiscardsPartialDownload(t *testing.T) {
 	if !exists(partial) {
 		t.Fatalf("daemon start swept the partial download %s", partial)
 	}
-	if err := w.d.RemoveKernel(ctx, "k1", false); err != nil {
+	if err := w.D.RemoveKernel(ctx, "k1", false); err != nil {
 		t.Fatalf("RemoveKernel of a partial download: %v", err)
 	}
 	if exists(partial) {
 		t.Errorf("%s still exists after RemoveKernel", partial)
 	}
-	err := w.d.RemoveKernel(ctx, "k1", false)
+	err := w.D.RemoveKernel(ctx, "k1", false)
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "not pulled") {
 		t.Errorf("RemoveKernel with nothing left = %v; want not found, 'not pulled'", err)
 	}
-	if err := w.d.RemoveKernel(ctx, "../etc", false); !errors.Is(err, errdefs.ErrInvalid) {
+	if err := w.D.RemoveKernel(ctx, "../etc", false); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("RemoveKernel(../etc) = %v; want invalid", err)
 	}
 }
@@ -88,27 +88,27 @@ func TestRemoveKernelDiscardsPartialDownload(t *testing.T) {
 func TestRemoveKernelDeletesRowDirAndPartial(t *testing.T) {
 	w := kernelWorld(t)
 	ctx := context.Background()
-	k, err := w.d.PullKernel(ctx, "k1", nil)
+	k, err := w.D.PullKernel(ctx, "k1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	partial := leavePartial(t, w, "k1")
 
 	root := t.TempDir()
-	if _, err := w.d.RegisterImage(ctx, api.RegisterImageRequest{Name: "uses-k1", Rootfs: kernelTestRootfs(t, root), KernelRef: "k1"}); err != nil {
+	if _, err := w.D.RegisterImage(ctx, api.RegisterImageRequest{Name: "uses-k1", Rootfs: kernelTestRootfs(t, root), KernelRef: "k1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.d.RemoveKernel(ctx, "k1", false); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "uses-k1") {
+	if err := w.D.RemoveKernel(ctx, "k1", false); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "uses-k1") {
 		t.Fatalf("RemoveKernel of a kernel in use = %v; want a conflict naming the image", err)
 	}
 	if !exists(k.Dir) || !exists(partial) {
 		t.Fatal("a refused RemoveKernel deleted files")
 	}
 
-	if err := w.d.RemoveKernel(ctx, "k1", true); err != nil {
+	if err := w.D.RemoveKernel(ctx, "k1", true); err != nil {
 		t.Fatalf("RemoveKernel --force: %v", err)
 	}
-	if _, err := w.d.Kernel(ctx, "k1"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.Kernel(ctx, "k1"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("kernel row still there (err %v)", err)
 	}
 	for _, p := range []string{k.Dir, partial} {
@@ -122,17 +122,17 @@ func TestRemoveKernelDeletesRowDirAndPartial(t *testing.T) {
 func TestRemoveKernelWithoutItsDirectory(t *testing.T) {
 	w := kernelWorld(t)
 	ctx := context.Background()
-	k, err := w.d.PullKernel(ctx, "k1", nil)
+	k, err := w.D.PullKernel(ctx, "k1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(k.Dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.d.RemoveKernel(ctx, "k1", false); err != nil {
+	if err := w.D.RemoveKernel(ctx, "k1", false); err != nil {
 		t.Fatalf("RemoveKernel: %v", err)
 	}
-	if ks, _ := w.d.Kernels(ctx); len(ks) != 0 {
+	if ks, _ := w.D.Kernels(ctx); len(ks) != 0 {
 		t.Errorf("kernels after remove = %+v", ks)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"archive/tar"
@@ -60,7 +60,7 @@ func pushLayers(t *testing.T, reg *testregistry.Registry, repoTag string, layers
 func (w *world) pull(reg *testregistry.Registry, ref, name string) int64 {
 	w.t.Helper()
 	before := reg.BlobGETs()
-	im, err := w.d.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Name: name, Kernel: w.kernel(), Size: 32 << 20}, nil)
+	im, err := w.D.PullImage(context.Background(), api.PullImageRequest{Ref: ref, Name: name, Kernel: w.kernel(), Size: 32 << 20}, nil)
 	if err != nil {
 		w.t.Fatalf("pulling %s: %v", ref, err)
 	}
@@ -73,7 +73,7 @@ func (w *world) pull(reg *testregistry.Registry, ref, name string) int64 {
 // kernel is the kernel file of the world's default image.
 func (w *world) kernel() string {
 	w.t.Helper()
-	im, err := w.d.Image(context.Background(), "default")
+	im, err := w.D.Image(context.Background(), "default")
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestPruneImages(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, imagebuild.RootfsFile), bytes.Repeat([]byte("r"), 64<<10), 0o600)
 	os.WriteFile(filepath.Join(src, imagebuild.WorkSeedFile), []byte("w"), 0o600)
-	cache := w.d.BuildCache()
+	cache := w.D.BuildCache()
 	for key, im := range map[string]string{"aaaaaaaaaaaaaaaa1": "one", "bbbbbbbbbbbbbbbb2": "gone"} {
 		if err := cache.Store(ctx, src, imagebuild.Entry{Key: key, Image: im, Step: "s"}); err != nil {
 			t.Fatal(err)
@@ -127,7 +127,7 @@ func TestPruneImages(t *testing.T) {
 	}
 	// Leftovers: a partial blob, a build cache staging directory and a
 	// default root filesystem work directory of killed operations.
-	layout := w.opts.Layout
+	layout := w.Opts.Layout
 	partial := filepath.Join(layout.OCICacheDir, "blobs", "sha256", ".tmp-0123456789ab-1")
 	os.WriteFile(partial, []byte("partial"), 0o644)
 	then := time.Now().Add(-2 * time.Hour)
@@ -135,10 +135,10 @@ func TestPruneImages(t *testing.T) {
 	staleDir(t, filepath.Join(cache.Dir, ".tmp-cccccccccccc-1"), 25*time.Hour)
 	staleDir(t, filepath.Join(layout.CacheDir, ".default-rootfs.tmp-1"), time.Hour)
 
-	if err := w.d.DeleteImage(ctx, "two", false); err != nil {
+	if err := w.D.DeleteImage(ctx, "two", false); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := w.d.PruneImages(ctx)
+	rep, err := w.D.PruneImages(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestPruneImages(t *testing.T) {
 	if !cache.Has("aaaaaaaaaaaaaaaa1") || cache.Has("bbbbbbbbbbbbbbbb2") {
 		t.Error("the build cache prune removed the wrong step")
 	}
-	evs, _ := w.d.Events(ctx, "cache", 0, 10)
+	evs, _ := w.D.Events(ctx, "cache", 0, 10)
 	if len(evs) != 1 || !strings.Contains(evs[0].Message, "pruned 3 blobs, 1 build steps and 3 leftovers") {
 		t.Errorf("events = %+v", evs)
 	}
@@ -163,7 +163,7 @@ func TestPruneImages(t *testing.T) {
 		t.Errorf("pulling the deleted image again downloaded %d blobs, want 2", n)
 	}
 	// Nothing more to prune while both are registered.
-	if rep, err := w.d.PruneImages(ctx); err != nil || rep.OCIBlobs != 0 || rep.BuildSteps != 0 || rep.Leftovers != 0 {
+	if rep, err := w.D.PruneImages(ctx); err != nil || rep.OCIBlobs != 0 || rep.BuildSteps != 0 || rep.Leftovers != 0 {
 		t.Errorf("second prune = %+v, %v; want nothing removed", rep, err)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bufio"
@@ -54,7 +54,7 @@ func dialBridge(t *testing.T, conn *session.Conn) *attached {
 
 func (a *attached) attach(w *world, vm, name string) *attached {
 	a.t.Helper()
-	b, err := w.d.AttachSession(context.Background(), vm, name, api.AttachRequest{})
+	b, err := w.D.AttachSession(context.Background(), vm, name, api.AttachRequest{})
 	if err != nil {
 		a.t.Fatalf("attaching to %s: %v", name, err)
 	}
@@ -93,7 +93,7 @@ func TestSessionAttachSurvivesDaemonRestart(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.create("dev")
-	s, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "echo", Argv: lineEcho, StdinMode: api.SessionPipe})
+	s, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "echo", Argv: lineEcho, StdinMode: api.SessionPipe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestSessionAttachSurvivesDaemonRestart(t *testing.T) {
 		t.Errorf("hello = %+v; want stdin and the session", a.conn.Hello())
 	}
 	a.say("one")
-	if _, err := w.d.AttachSession(ctx, "dev", "echo", api.AttachRequest{}); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "already attached") {
+	if _, err := w.D.AttachSession(ctx, "dev", "echo", api.AttachRequest{}); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "already attached") {
 		t.Errorf("second attach: %v; want a conflict saying it is already attached", err)
 	}
 
@@ -128,11 +128,11 @@ func TestSessionAttachSurvivesDaemonRestart(t *testing.T) {
 
 	for stream, want := range map[string]string{"stdout": "out:one\nout:two\nbye\n", "stderr": "err:one\nerr:two\n"} {
 		var buf bytes.Buffer
-		if err := w.d.SessionLogs(ctx, "dev", "echo", api.SessionLogsRequest{Stream: stream}, &buf); err != nil || buf.String() != want {
+		if err := w.D.SessionLogs(ctx, "dev", "echo", api.SessionLogsRequest{Stream: stream}, &buf); err != nil || buf.String() != want {
 			t.Errorf("%s log = %q, %v; want %q", stream, buf.String(), err, want)
 		}
 	}
-	got, err := w.d.Session(ctx, "dev", "echo")
+	got, err := w.D.Session(ctx, "dev", "echo")
 	if err != nil || got.State != api.SessionExited || got.Exit == nil || got.Exit.Code != 0 {
 		t.Errorf("session after exit = %+v, %v", got, err)
 	}
@@ -142,7 +142,7 @@ func TestSessionDetachKeepsItRunning(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.create("dev")
-	if _, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "echo", Argv: lineEcho, StdinMode: api.SessionPipe}); err != nil {
+	if _, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "echo", Argv: lineEcho, StdinMode: api.SessionPipe}); err != nil {
 		t.Fatal(err)
 	}
 	a := attach(t, w, "dev", "echo")
@@ -153,7 +153,7 @@ func TestSessionDetachKeepsItRunning(t *testing.T) {
 	}
 	a = attach(t, w, "dev", "echo")
 	a.say("after")
-	s, _ := w.d.Session(ctx, "dev", "echo")
+	s, _ := w.D.Session(ctx, "dev", "echo")
 	if s.State != api.SessionRunning || !s.Attached {
 		t.Errorf("session after a detach and a new attach = %+v; want running and attached", s)
 	}
@@ -177,7 +177,7 @@ func TestSessionPreflight(t *testing.T) {
 		{api.StartSessionRequest{Name: "a", Argv: []string{"sleep"}, Cwd: "rel"}, errdefs.ErrInvalid, []string{"absolute"}},
 	}
 	for _, tc := range cases {
-		_, err := w.d.StartSession(ctx, "dev", tc.req)
+		_, err := w.D.StartSession(ctx, "dev", tc.req)
 		if !errors.Is(err, tc.kind) {
 			t.Errorf("StartSession(%+v) = %v; want %v", tc.req, err, tc.kind)
 			continue
@@ -188,16 +188,16 @@ func TestSessionPreflight(t *testing.T) {
 			}
 		}
 	}
-	if ss, err := w.d.Sessions(ctx, "dev"); err != nil || len(ss) != 0 {
+	if ss, err := w.D.Sessions(ctx, "dev"); err != nil || len(ss) != 0 {
 		t.Errorf("sessions after failed preflights = %+v, %v; want none", ss, err)
 	}
-	if _, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "ok", Argv: []string{"sleep", "60"}, Cwd: dir, RequireCommands: []string{"sh"}}); err != nil {
+	if _, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "ok", Argv: []string{"sleep", "60"}, Cwd: dir, RequireCommands: []string{"sh"}}); err != nil {
 		t.Fatalf("a session that passes preflight: %v", err)
 	}
-	if _, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "ok", Argv: []string{"sleep", "60"}}); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "session rm") {
+	if _, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "ok", Argv: []string{"sleep", "60"}}); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "session rm") {
 		t.Errorf("a second session of the same name: %v; want a conflict pointing to session rm", err)
 	}
-	if _, err := w.d.Session(ctx, "dev", "nope"); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "session list") {
+	if _, err := w.D.Session(ctx, "dev", "nope"); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "session list") {
 		t.Errorf("unknown session: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestSessionStopKillRemove(t *testing.T) {
 	w.create("dev")
 	start := func(name string, argv ...string) {
 		t.Helper()
-		if _, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: name, Argv: argv}); err != nil {
+		if _, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: name, Argv: argv}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,30 +216,30 @@ func TestSessionStopKillRemove(t *testing.T) {
 	start("stubborn", "sh", "-c", `trap "" TERM; sleep 600`)
 	start("victim", "sleep", "600")
 
-	s, err := w.d.StopSession(ctx, "dev", "polite", 5*time.Second)
+	s, err := w.D.StopSession(ctx, "dev", "polite", 5*time.Second)
 	if err != nil || s.State != api.SessionExited || s.Exit == nil || s.Exit.Signal != "TERM" {
 		t.Errorf("stop of a session that takes SIGTERM = %+v, %v; want ended by TERM", s, err)
 	}
-	s, err = w.d.StopSession(ctx, "dev", "stubborn", 200*time.Millisecond)
+	s, err = w.D.StopSession(ctx, "dev", "stubborn", 200*time.Millisecond)
 	if err != nil || s.State != api.SessionExited || s.Exit == nil || s.Exit.Signal != "KILL" {
 		t.Errorf("stop of a session ignoring SIGTERM = %+v, %v; want ended by KILL after the timeout", s, err)
 	}
-	if err := w.d.RemoveSession(ctx, "dev", "victim"); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "session stop") {
+	if err := w.D.RemoveSession(ctx, "dev", "victim"); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "session stop") {
 		t.Errorf("removing a running session: %v; want a conflict pointing to stop", err)
 	}
-	if err := w.d.KillSession(ctx, "dev", "victim", ""); err != nil {
+	if err := w.D.KillSession(ctx, "dev", "victim", ""); err != nil {
 		t.Fatal(err)
 	}
 	waitSession(t, w, "dev", "victim", func(s api.Session) bool {
 		return s.State == api.SessionExited && s.Exit != nil && s.Exit.Signal == "KILL"
 	})
-	if err := w.d.RemoveSession(ctx, "dev", "victim"); err != nil {
+	if err := w.D.RemoveSession(ctx, "dev", "victim"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.d.Session(ctx, "dev", "victim"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.Session(ctx, "dev", "victim"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("removed session still there: %v", err)
 	}
-	if err := w.d.KillSession(ctx, "dev", "victim", ""); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "session list") {
+	if err := w.D.KillSession(ctx, "dev", "victim", ""); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "session list") {
 		t.Errorf("killing an unknown session: %v", err)
 	}
 }
@@ -250,7 +250,7 @@ func TestExecBridge(t *testing.T) {
 	w.create("dev")
 	exec := func(argv ...string) *attached {
 		t.Helper()
-		b, err := w.d.Exec(ctx, "dev", api.ExecRequest{Argv: argv})
+		b, err := w.D.Exec(ctx, "dev", api.ExecRequest{Argv: argv})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +295,7 @@ func waitSession(t *testing.T, w *world, vm, name string, ok func(api.Session) b
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err := w.d.Session(context.Background(), vm, name)
+		s, err := w.D.Session(context.Background(), vm, name)
 		if err == nil && ok(s) {
 			return
 		}
@@ -312,14 +312,14 @@ func TestSessionsEndWithTheFakeVM(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.create("dev")
-	s, err := w.d.StartSession(ctx, "dev", api.StartSessionRequest{Name: "long", Argv: []string{"sleep", "600"}})
+	s, err := w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "long", Argv: []string{"sleep", "600"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.PID <= 0 || syscall.Kill(s.PID, 0) != nil {
 		t.Fatalf("session = %+v, not running", s)
 	}
-	if _, err := w.d.StopVM(ctx, "dev"); err != nil {
+	if _, err := w.D.StopVM(ctx, "dev"); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

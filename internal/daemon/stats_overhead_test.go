@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"cmp"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"banger/internal/config"
+	"banger/internal/daemon"
 	"banger/internal/vmm/vmmfake"
 )
 
@@ -45,7 +46,7 @@ func TestPollerOverhead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var md *metricsDriver
-			w := newPollWorld(t, func(o *Options) {
+			w := newPollWorld(t, func(o *daemon.Options) {
 				o.Config.StatsPollInterval, o.Config.MetricsPollInterval = tc.stats, tc.metrics
 				o.Config.AutoStopStaleAfter = 2 * time.Hour // judged, never due
 				md = &metricsDriver{Driver: o.Driver.(*vmmfake.Driver)}

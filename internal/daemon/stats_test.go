@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"banger/internal/api"
+	"banger/internal/daemon"
 	"banger/internal/errdefs"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmfake"
@@ -17,13 +18,13 @@ import (
 
 // newPollWorld is a world whose daemon polls fast; mut adjusts its options
 // before the daemon starts.
-func newPollWorld(t *testing.T, mut func(*Options)) *world {
+func newPollWorld(t *testing.T, mut func(*daemon.Options)) *world {
 	t.Helper()
 	w := newWorld(t)
-	w.opts.Config.StatsPollInterval = 50 * time.Millisecond
-	w.opts.Config.MetricsPollInterval = 50 * time.Millisecond
+	w.Opts.Config.StatsPollInterval = 50 * time.Millisecond
+	w.Opts.Config.MetricsPollInterval = 50 * time.Millisecond
 	if mut != nil {
-		mut(&w.opts)
+		mut(&w.Opts)
 	}
 	w.restart()
 	return w
@@ -41,7 +42,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func stats(t *testing.T, d *Daemon, name string, history int) api.VMStats {
+func stats(t *testing.T, d *daemon.Daemon, name string, history int) api.VMStats {
 	t.Helper()
 	st, err := d.VMStats(context.Background(), name, history)
 	if err != nil {
@@ -53,7 +54,7 @@ func stats(t *testing.T, d *Daemon, name string, history int) api.VMStats {
 // waitRounds waits until name has n samples newer than now. Poll rounds
 // run one after another, so the round before the newest has then finished
 // entirely (auto-stop judgements included).
-func waitRounds(t *testing.T, d *Daemon, name string, n int) {
+func waitRounds(t *testing.T, d *daemon.Daemon, name string, n int) {
 	t.Helper()
 	since := time.Now()
 	waitFor(t, "poll rounds", func() bool {
@@ -72,10 +73,10 @@ func TestStatsPolling(t *testing.T) {
 	ctx := context.Background()
 	w.create("dev")
 	waitFor(t, "three samples with rates", func() bool {
-		h := stats(t, w.d, "dev", -1).History
+		h := stats(t, w.D, "dev", -1).History
 		return len(h) >= 3 && h[len(h)-1].CPUs > 0
 	})
-	st := stats(t, w.d, "dev", -1)
+	st := stats(t, w.D, "dev", -1)
 	cur := st.Current
 	if cur == nil || cur.GuestError != "" || cur.VMMError != "" {
 		t.Fatalf("current sample = %+v, want guest and vmm parts", cur)
@@ -96,10 +97,10 @@ func TestStatsPolling(t *testing.T) {
 	if last := st.History[len(st.History)-1]; !cmp.Equal(last, *cur) {
 		t.Errorf("history does not end with the current sample")
 	}
-	if got := stats(t, w.d, "dev", 2).History; len(got) != 2 {
+	if got := stats(t, w.D, "dev", 2).History; len(got) != 2 {
 		t.Errorf("history=2 gave %d samples", len(got))
 	}
-	if got := stats(t, w.d, "dev", 0).History; got != nil {
+	if got := stats(t, w.D, "dev", 0).History; got != nil {
 		t.Errorf("history=0 gave %d samples, want none", len(got))
 	}
 	if st.Busy == "" && st.IdleSince == nil {
@@ -109,29 +110,29 @@ func TestStatsPolling(t *testing.T) {
 		t.Error("auto-stop time set while auto_stop_stale_after is 0")
 	}
 
-	if _, err := w.d.StopVM(ctx, "dev"); err != nil {
+	if _, err := w.D.StopVM(ctx, "dev"); err != nil {
 		t.Fatal(err)
 	}
-	st = stats(t, w.d, "dev", -1)
+	st = stats(t, w.D, "dev", -1)
 	if st.State != api.VMStopped || st.Current == nil || st.Busy != "" || st.IdleSince != nil {
 		t.Errorf("stats of the stopped vm = %+v; want its last sample kept, no idle state", st)
 	}
-	if err := w.d.DeleteVM(ctx, "dev", false); err != nil {
+	if err := w.D.DeleteVM(ctx, "dev", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.d.VMStats(ctx, "dev", 0); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.VMStats(ctx, "dev", 0); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("stats of a deleted vm: %v, want not found", err)
 	}
 	waitFor(t, "the deleted vm's book to go", func() bool {
 
-		return !w.d.Tracked("dev")
+		return !w.D.Tracked("dev")
 	})
 }
 
 func TestStatsOnDemand(t *testing.T) {
-	w := newPollWorld(t, func(o *Options) { o.Config.StatsPollInterval = 0 }) // no poller
+	w := newPollWorld(t, func(o *daemon.Options) { o.Config.StatsPollInterval = 0 }) // no poller
 	w.create("dev")
-	st := stats(t, w.d, "dev", -1)
+	st := stats(t, w.D, "dev", -1)
 	if st.Current == nil || st.Current.MemTotal == 0 || len(st.History) != 1 {
 		t.Errorf("stats of a vm never polled = %+v; want one sample taken on demand", st)
 	}
@@ -153,13 +154,13 @@ func (m *metricsDriver) Metrics(ctx context.Context, h *vmm.Handle) (vmm.Metrics
 
 func TestMetricsPolling(t *testing.T) {
 	var md *metricsDriver
-	w := newPollWorld(t, func(o *Options) {
+	w := newPollWorld(t, func(o *daemon.Options) {
 		md = &metricsDriver{Driver: o.Driver.(*vmmfake.Driver)}
 		o.Driver = md
 	})
 	vm := w.create("dev")
-	waitFor(t, "vmm metrics", func() bool { return stats(t, w.d, "dev", 0).Metrics != nil })
-	m := stats(t, w.d, "dev", 0).Metrics
+	waitFor(t, "vmm metrics", func() bool { return stats(t, w.D, "dev", 0).Metrics != nil })
+	m := stats(t, w.D, "dev", 0).Metrics
 	if m.Error != "" || len(m.Block) != 1 || m.Block[0].Device != "rootfs" || m.Block[0].ReadBytes == 0 || m.Extra["pid"] != vm.PID {
 		t.Errorf("metrics = %+v", m)
 	}

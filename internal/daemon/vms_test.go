@@ -1,11 +1,9 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,125 +11,54 @@ import (
 	"time"
 
 	"banger/internal/api"
-	"banger/internal/config"
+	"banger/internal/daemon"
+	"banger/internal/daemon/daemontest"
 	"banger/internal/daemon/vms"
 	"banger/internal/errdefs"
 	"banger/internal/ext4"
-	"banger/internal/paths"
 	"banger/internal/store"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmfake"
 )
 
-// world is a daemon on temporary state with the fake VMM driver.
+// world is daemontest's World with the test's t at hand.
 type world struct {
-	t      *testing.T
-	d      *Daemon
-	drv    *vmmfake.Driver
-	st     *store.Store
-	opts   Options
-	agent  []byte
-	rootfs string
+	*daemontest.World
+	t *testing.T
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	for _, tool := range []string{"mkfs.ext4", "debugfs", "e2fsck"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	dir := t.TempDir()
-	rt, err := os.MkdirTemp("", "bgd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
-	layout := paths.New(filepath.Join(dir, "config"), filepath.Join(dir, "state"), filepath.Join(dir, "cache"), rt)
-	if err := layout.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), layout.DBPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	w := &world{t: t, st: st, drv: vmmfake.New(filepath.Join(dir, "guests")), agent: []byte("#!agent binary stand-in\n")}
-	agentPath := filepath.Join(dir, "banger-vsock-agent")
-	os.WriteFile(agentPath, w.agent, 0o755)
-	stop := vmm.StopTimeouts{Agent: 2 * time.Second, VMM: 2 * time.Second, Term: time.Second}
-	w.opts = Options{
-		Layout: layout, Config: config.Default(), Store: st, Logger: slog.New(slog.DiscardHandler),
-		Driver: w.drv, AgentBinary: agentPath, SSHPublicKey: "ssh-ed25519 AAAAtestkey banger\n",
-		BootTimeout: 2 * time.Second, StopTimeouts: &stop,
-	}
-	w.restart()
-	t.Cleanup(func() {
-		w.d.Close()
-		for _, h := range w.drv.Live() {
-			syscall.Kill(h.PID, syscall.SIGKILL)
-		}
-	})
-	w.registerImage("default")
-	return w
+	return &world{World: daemontest.New(t, nil), t: t}
 }
 
 // restart replaces the daemon with a new instance on the same state, as
 // after a daemon restart; VM processes keep running.
-func (w *world) restart() {
-	w.t.Helper()
-	if w.d != nil {
-		w.d.Close()
-	}
-	d, err := New(context.Background(), w.opts)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.d = d
-}
+func (w *world) restart() { w.Restart(w.t) }
 
-func (w *world) registerImage(name string) {
-	w.t.Helper()
-	dir := w.t.TempDir()
-	root, kernel := filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "vmlinux")
-	if err := ext4.Create(context.Background(), root, 32<<20, "root"); err != nil {
-		w.t.Fatal(err)
-	}
-	hdr := make([]byte, 64)
-	copy(hdr, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
-	hdr[16], hdr[18], hdr[20] = 2, 62, 1
-	os.WriteFile(kernel, hdr, 0o644)
-	if _, err := w.d.RegisterImage(context.Background(), api.RegisterImageRequest{Name: name, Rootfs: root, Kernel: kernel}); err != nil {
-		w.t.Fatal(err)
-	}
-	w.rootfs = root
-}
+func (w *world) registerImage(name string) { w.RegisterImage(w.t, name) }
 
 func (w *world) create(name string) api.VM {
 	w.t.Helper()
-	vm, err := w.d.CreateVM(context.Background(), api.CreateVMRequest{Name: name, DiskBytes: 64 << 20}, nil)
-	if err != nil {
-		w.t.Fatalf("CreateVM(%s): %v", name, err)
-	}
-	return vm
+	return w.CreateVM(w.t, name)
 }
 
 // assertGone checks that nothing of vm is left.
 func (w *world) assertGone(name string) {
 	w.t.Helper()
-	if _, err := w.d.VM(context.Background(), name); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.VM(context.Background(), name); !errors.Is(err, errdefs.ErrNotFound) {
 		w.t.Errorf("vm %s still has a row (err %v)", name, err)
 	}
-	for _, dir := range []string{w.opts.Layout.VMsDir, filepath.Join(w.opts.Layout.RuntimeDir, "vm")} {
+	for _, dir := range []string{w.Opts.Layout.VMsDir, filepath.Join(w.Opts.Layout.RuntimeDir, "vm")} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			w.t.Errorf("leftover %s in %s", e.Name(), dir)
 		}
 	}
-	if live := w.drv.Live(); len(live) != 0 {
+	if live := w.Driver.Live(); len(live) != 0 {
 		w.t.Errorf("%d VMM process(es) still running", len(live))
 	}
-	kh, _ := os.ReadFile(filepath.Join(w.opts.Layout.SSHDir, "known_hosts"))
+	kh, _ := os.ReadFile(filepath.Join(w.Opts.Layout.SSHDir, "known_hosts"))
 	if strings.Contains(string(kh), name+".vm") {
 		w.t.Errorf("known_hosts still pins %s.vm", name)
 	}
@@ -145,40 +72,40 @@ func TestVMCreateStopStartDelete(t *testing.T) {
 		t.Fatalf("created vm = %+v, want running with a pid", vm)
 	}
 	root := filepath.Join(vm.Dir, vms.RootfsFile)
-	if got, err := ext4.ReadFile(ctx, root, vms.GuestAgentPath); err != nil || string(got) != string(w.agent) {
+	if got, err := ext4.ReadFile(ctx, root, vms.GuestAgentPath); err != nil || string(got) != string(w.Agent) {
 		t.Errorf("agent in the vm's rootfs = %q, %v; want the daemon's agent binary", got, err)
 	}
-	if got, _ := ext4.ReadFile(ctx, w.rootfs, vms.GuestAgentPath); len(got) != 0 {
+	if got, _ := ext4.ReadFile(ctx, w.Rootfs, vms.GuestAgentPath); len(got) != 0 {
 		t.Error("the agent was written into the image's own rootfs, not the vm's clone")
 	}
 	if got, err := ext4.ReadFile(ctx, filepath.Join(vm.Dir, vms.WorkFile), "/.ssh/authorized_keys"); err != nil || !strings.Contains(string(got), "AAAAtestkey") {
 		t.Errorf("authorized_keys on the work disk = %q, %v", got, err)
 	}
-	if _, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "dev"}, nil); !errors.Is(err, errdefs.ErrConflict) {
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "dev"}, nil); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("duplicate create err = %v, want conflict", err)
 	}
-	if err := w.d.DeleteImage(ctx, "default", false); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "dev") {
+	if err := w.D.DeleteImage(ctx, "default", false); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "dev") {
 		t.Errorf("deleting an image in use: %v, want a conflict naming the vm", err)
 	}
 
-	stopped, err := w.d.StopVM(ctx, "dev")
+	stopped, err := w.D.StopVM(ctx, "dev")
 	if err != nil || stopped.State != api.VMStopped || stopped.PID != 0 {
 		t.Fatalf("StopVM = %+v, %v", stopped, err)
 	}
-	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+	if vmm.Alive(vm.PID, 0) || len(w.Driver.Live()) != 0 {
 		t.Error("VMM process still alive after stop")
 	}
-	if !w.drv.Released(vm.PID) {
+	if !w.Driver.Released(vm.PID) {
 		t.Error("the stopped VMM's files were not released")
 	}
-	started, err := w.d.StartVM(ctx, "dev", nil)
+	started, err := w.D.StartVM(ctx, "dev", nil)
 	if err != nil || started.State != api.VMRunning || started.PID == vm.PID {
 		t.Fatalf("StartVM = %+v, %v", started, err)
 	}
-	if w.drv.Boots() != 2 {
-		t.Errorf("boots = %d, want 2", w.drv.Boots())
+	if w.Driver.Boots() != 2 {
+		t.Errorf("boots = %d, want 2", w.Driver.Boots())
 	}
-	if err := w.d.DeleteVM(ctx, "dev", false); err != nil {
+	if err := w.D.DeleteVM(ctx, "dev", false); err != nil {
 		t.Fatal(err)
 	}
 	w.assertGone("dev")
@@ -188,8 +115,8 @@ func TestVMCreateFailureAtEachStepLeavesNothing(t *testing.T) {
 	for _, step := range []string{vmmfake.StepCreate, vmmfake.StepStart, vmmfake.StepAgent} {
 		t.Run(step, func(t *testing.T) {
 			w := newWorld(t)
-			w.drv.Fail(step, vmmfake.ErrInjected)
-			_, err := w.d.CreateVM(context.Background(), api.CreateVMRequest{Name: "broken", DiskBytes: 64 << 20}, nil)
+			w.Driver.Fail(step, vmmfake.ErrInjected)
+			_, err := w.D.CreateVM(context.Background(), api.CreateVMRequest{Name: "broken", DiskBytes: 64 << 20}, nil)
 			if err == nil {
 				t.Fatal("CreateVM succeeded despite the injected failure")
 			}
@@ -205,19 +132,19 @@ func TestForcedDeleteKeepsEverythingWhileTheVMMLives(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	vm := w.create("stuck")
-	w.drv.Fail(vmmfake.StepKill, vmmfake.ErrInjected)
-	err := w.d.DeleteVM(ctx, "stuck", true)
+	w.Driver.Fail(vmmfake.StepKill, vmmfake.ErrInjected)
+	err := w.D.DeleteVM(ctx, "stuck", true)
 	if err == nil || !strings.Contains(err.Error(), "still runs") {
 		t.Fatalf("forced delete with a failing kill: err = %v, want it to say the process still runs", err)
 	}
-	if got, err := w.d.VM(ctx, "stuck"); err != nil || got.State != api.VMRunning {
+	if got, err := w.D.VM(ctx, "stuck"); err != nil || got.State != api.VMRunning {
 		t.Fatalf("vm after the failed delete = %+v, %v; want it kept, running", got, err)
 	}
 	if _, err := os.Stat(vm.Dir); err != nil {
 		t.Errorf("the vm's disks went while its VMM runs: %v", err)
 	}
-	w.drv.Fail(vmmfake.StepKill, nil)
-	if err := w.d.DeleteVM(ctx, "stuck", true); err != nil {
+	w.Driver.Fail(vmmfake.StepKill, nil)
+	if err := w.D.DeleteVM(ctx, "stuck", true); err != nil {
 		t.Fatal(err)
 	}
 	w.assertGone("stuck")
@@ -226,21 +153,21 @@ func TestForcedDeleteKeepsEverythingWhileTheVMMLives(t *testing.T) {
 func TestVMThatCannotBeReadoptedIsEnded(t *testing.T) {
 	w := newWorld(t)
 	vm := w.create("wedged")
-	w.d.Close()
-	w.drv.Fail(vmmfake.StepAdopt, vmmfake.ErrInjected)
+	w.D.Close()
+	w.Driver.Fail(vmmfake.StepAdopt, vmmfake.ErrInjected)
 	w.restart()
-	w.drv.Fail(vmmfake.StepAdopt, nil)
-	got, err := w.d.VM(context.Background(), "wedged")
+	w.Driver.Fail(vmmfake.StepAdopt, nil)
+	got, err := w.D.VM(context.Background(), "wedged")
 	if err != nil || got.State != api.VMStopped {
 		t.Fatalf("vm after a failed re-adoption = %+v, %v; want stopped", got, err)
 	}
-	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+	if vmm.Alive(vm.PID, 0) || len(w.Driver.Live()) != 0 {
 		t.Fatal("the unmanageable VMM process still runs; a start would boot a second one on the same disks")
 	}
-	if _, err := w.d.StartVM(context.Background(), "wedged", nil); err != nil {
+	if _, err := w.D.StartVM(context.Background(), "wedged", nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(w.drv.Live()); n != 1 {
+	if n := len(w.Driver.Live()); n != 1 {
 		t.Errorf("%d VMM processes after start, want 1", n)
 	}
 }
@@ -249,10 +176,10 @@ func TestStopAfterRestartAsksTheGuestFirst(t *testing.T) {
 	w := newWorld(t)
 	w.create("calm")
 	w.restart() // re-adopted: no agent connection yet
-	if _, err := w.d.StopVM(context.Background(), "calm"); err != nil {
+	if _, err := w.D.StopVM(context.Background(), "calm"); err != nil {
 		t.Fatal(err)
 	}
-	if n := w.drv.AgentShutdowns(); n != 1 {
+	if n := w.Driver.AgentShutdowns(); n != 1 {
 		t.Errorf("guest powered off by its agent %d times, want 1: stop went straight to the VMM", n)
 	}
 }
@@ -261,11 +188,11 @@ func TestVMProcessDeathIsNoticed(t *testing.T) {
 	w := newWorld(t)
 	vm := w.create("crashy")
 	syscall.Kill(vm.PID, syscall.SIGKILL)
-	waitState(t, w.d, "crashy", api.VMStopped)
+	waitState(t, w.D, "crashy", api.VMStopped)
 	// The event follows the state change.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		evs, _ := w.d.Events(context.Background(), "vm/crashy", 0, 10)
+		evs, _ := w.D.Events(context.Background(), "vm/crashy", 0, 10)
 		if len(evs) > 0 && strings.Contains(evs[len(evs)-1].Message, "stopped on its own") {
 			break
 		}
@@ -280,26 +207,26 @@ func TestVMReadoptedAfterDaemonRestart(t *testing.T) {
 	w := newWorld(t)
 	a := w.create("alive")
 	b := w.create("dies")
-	w.d.Close()
+	w.D.Close()
 	syscall.Kill(b.PID, syscall.SIGKILL)
 	time.Sleep(50 * time.Millisecond)
 	w.restart()
-	got, err := w.d.VM(context.Background(), "alive")
+	got, err := w.D.VM(context.Background(), "alive")
 	if err != nil || got.State != api.VMRunning || got.PID != a.PID {
 		t.Fatalf("after restart alive = %+v, %v; want running with pid %d", got, err, a.PID)
 	}
-	waitState(t, w.d, "dies", api.VMStopped)
-	if !w.drv.Released(b.PID) {
+	waitState(t, w.D, "dies", api.VMStopped)
+	if !w.Driver.Released(b.PID) {
 		t.Error("the files of the VMM that died while the daemon was down were not released")
 	}
 	// The adopted VM is watched again: its death is noticed.
 	syscall.Kill(a.PID, syscall.SIGKILL)
-	waitState(t, w.d, "alive", api.VMStopped)
+	waitState(t, w.D, "alive", api.VMStopped)
 	// And it can be reached again once started.
-	if _, err := w.d.StartVM(context.Background(), "alive", nil); err != nil {
+	if _, err := w.D.StartVM(context.Background(), "alive", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.d.Ports(context.Background(), "alive"); err != nil {
+	if _, err := w.D.Ports(context.Background(), "alive"); err != nil {
 		t.Errorf("Ports through the agent after restart: %v", err)
 	}
 }
@@ -318,7 +245,7 @@ func TestVMBadRequests(t *testing.T) {
 		{api.CreateVMRequest{Name: "x", MemoryMiB: 16}, errdefs.ErrInvalid, "--memory"},
 	}
 	for _, tc := range cases {
-		_, err := w.d.CreateVM(ctx, tc.req, nil)
+		_, err := w.D.CreateVM(ctx, tc.req, nil)
 		if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("CreateVM(%+v) = %v; want %v mentioning %q", tc.req, err, tc.kind, tc.want)
 		}
@@ -326,7 +253,7 @@ func TestVMBadRequests(t *testing.T) {
 	w.assertGone("x")
 }
 
-func waitState(t *testing.T, d *Daemon, name string, want api.VMState) {
+func waitState(t *testing.T, d *daemon.Daemon, name string, want api.VMState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -344,20 +271,20 @@ func TestForcedImageDeleteUnderAVM(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.create("dev")
-	if err := w.d.DeleteImage(ctx, "default", true); err != nil {
+	if err := w.D.DeleteImage(ctx, "default", true); err != nil {
 		t.Fatalf("forced delete of an image in use: %v", err)
 	}
-	if vm, err := w.d.VM(ctx, "dev"); err != nil || vm.State != api.VMRunning {
+	if vm, err := w.D.VM(ctx, "dev"); err != nil || vm.State != api.VMRunning {
 		t.Fatalf("vm after its image was deleted = %+v, %v; want it still running on its own disks", vm, err)
 	}
-	if _, err := w.d.StopVM(ctx, "dev"); err != nil {
+	if _, err := w.D.StopVM(ctx, "dev"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := w.d.StartVM(ctx, "dev", nil)
+	_, err := w.D.StartVM(ctx, "dev", nil)
 	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), `image "default", which was deleted`) {
 		t.Fatalf("starting a vm whose image is gone: err = %v, want a conflict naming the image", err)
 	}
-	if err := w.d.DeleteVM(ctx, "dev", false); err != nil {
+	if err := w.D.DeleteVM(ctx, "dev", false); err != nil {
 		t.Fatal(err)
 	}
 	w.assertGone("dev")
@@ -369,19 +296,19 @@ func TestStopEscalatesToSignals(t *testing.T) {
 	vm := w.create("deaf")
 	// Neither the agent's shutdown nor the power button ends this guest:
 	// stop must still end it, with SIGTERM.
-	w.drv.Fail(vmmfake.StepGuestOff, vmmfake.ErrInjected)
-	w.drv.Fail(vmmfake.StepStop, vmmfake.ErrInjected)
-	stopped, err := w.d.StopVM(ctx, "deaf")
+	w.Driver.Fail(vmmfake.StepGuestOff, vmmfake.ErrInjected)
+	w.Driver.Fail(vmmfake.StepStop, vmmfake.ErrInjected)
+	stopped, err := w.D.StopVM(ctx, "deaf")
 	if err != nil || stopped.State != api.VMStopped {
 		t.Fatalf("StopVM of a guest that ignores shutdown = %+v, %v; want stopped", stopped, err)
 	}
-	if vmm.Alive(vm.PID, 0) || len(w.drv.Live()) != 0 {
+	if vmm.Alive(vm.PID, 0) || len(w.Driver.Live()) != 0 {
 		t.Fatal("the VMM process still runs after stop")
 	}
-	if n := w.drv.AgentShutdowns(); n != 0 {
+	if n := w.Driver.AgentShutdowns(); n != 0 {
 		t.Errorf("agent shutdowns = %d, want 0 (the guest ignored them)", n)
 	}
-	if !w.drv.Released(vm.PID) {
+	if !w.Driver.Released(vm.PID) {
 		t.Error("the VMM's files were not released")
 	}
 }
@@ -390,15 +317,15 @@ func TestStopEscalatesToSignals(t *testing.T) {
 // undone then, not after the boot timeout.
 func TestVMCreateCancelledWhileBooting(t *testing.T) {
 	w := newWorld(t)
-	w.drv.Fail(vmmfake.StepAgent, vmmfake.ErrInjected) // the agent never answers
+	w.Driver.Fail(vmmfake.StepAgent, vmmfake.ErrInjected) // the agent never answers
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for len(w.drv.Live()) == 0 {
+		for len(w.Driver.Live()) == 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()
 	}()
-	_, err := w.d.CreateVM(ctx, api.CreateVMRequest{Name: "gone", DiskBytes: 64 << 20}, nil)
+	_, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "gone", DiskBytes: 64 << 20}, nil)
 	// Cancelled, not timed out: the wait for the agent ended with the caller.
 	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("cancelled create: err = %v, want context.Canceled", err)
@@ -413,9 +340,9 @@ func TestBootInterruptedByADaemonCrash(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	creating, starting := w.create("creating"), w.create("starting")
-	w.d.Close() // the "crash": VMM processes keep running
+	w.D.Close() // the "crash": VMM processes keep running
 	for name, state := range map[string]api.VMState{"creating": api.VMCreating, "starting": api.VMStarting} {
-		err := w.st.Tx(ctx, func(tx *store.Tx) error {
+		err := w.Store.Tx(ctx, func(tx *store.Tx) error {
 			r, err := tx.VM(ctx, name)
 			if err != nil {
 				return err
@@ -433,7 +360,7 @@ func TestBootInterruptedByADaemonCrash(t *testing.T) {
 			t.Errorf("the VMM of %s's interrupted boot still runs", vm.Name)
 		}
 	}
-	if _, err := w.d.VM(ctx, "creating"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := w.D.VM(ctx, "creating"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("the half-created vm still has a row (err %v)", err)
 	}
 	for _, dir := range []string{creating.Dir, creating.RuntimeDir} {
@@ -441,11 +368,11 @@ func TestBootInterruptedByADaemonCrash(t *testing.T) {
 			t.Errorf("the half-created vm's %s is still there (%v)", dir, err)
 		}
 	}
-	got, err := w.d.VM(ctx, "starting")
+	got, err := w.D.VM(ctx, "starting")
 	if err != nil || got.State != api.VMStopped || !strings.Contains(got.LastError, "booting") {
 		t.Fatalf("vm whose start was interrupted = %+v, %v; want stopped, saying why", got, err)
 	}
-	if _, err := w.d.StartVM(ctx, "starting", nil); err != nil {
+	if _, err := w.D.StartVM(ctx, "starting", nil); err != nil {
 		t.Fatalf("starting it again: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -56,14 +56,14 @@ func TestPrepareWorkspace(t *testing.T) {
 
 func testPrepareWorkspace(t *testing.T, tools guestops.Tools) {
 	w := newWorld(t)
-	w.d.ProbeTools = func(context.Context, *agent.Client) guestops.Tools { return tools }
+	w.D.ProbeTools = func(context.Context, *agent.Client) guestops.Tools { return tools }
 	ctx := context.Background()
 	w.create("dev")
 	repo := testRepo(t)
 	// The fake guest is this host: the guest path is a scratch directory.
 	target := filepath.Join(t.TempDir(), "ws", "repo")
 	var steps []string
-	ws, err := w.d.PrepareWorkspace(ctx, "dev", api.WorkspacePrepareRequest{Path: repo, GuestPath: target, Branch: "topic"}, func(ev api.Event) {
+	ws, err := w.D.PrepareWorkspace(ctx, "dev", api.WorkspacePrepareRequest{Path: repo, GuestPath: target, Branch: "topic"}, func(ev api.Event) {
 		if ev.Message != "" {
 			steps = append(steps, ev.Step)
 		}
@@ -110,7 +110,7 @@ func TestPrepareWorkspaceRefusals(t *testing.T) {
 		{api.WorkspacePrepareRequest{Path: t.TempDir(), GuestPath: target}, "not inside a git work tree"},
 	}
 	for _, tc := range cases {
-		_, err := w.d.PrepareWorkspace(ctx, "dev", tc.req, nil)
+		_, err := w.D.PrepareWorkspace(ctx, "dev", tc.req, nil)
 		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("PrepareWorkspace(%+v) = %v; want invalid mentioning %q", tc.req, err, tc.want)
 		}
@@ -120,7 +120,7 @@ func TestPrepareWorkspaceRefusals(t *testing.T) {
 	}
 	// A failing guest step leaves no staging directory behind: a branch
 	// that already exists makes 'git checkout -b' fail.
-	_, err := w.d.PrepareWorkspace(ctx, "dev", api.WorkspacePrepareRequest{Path: repo, GuestPath: target, Branch: "main"}, nil)
+	_, err := w.D.PrepareWorkspace(ctx, "dev", api.WorkspacePrepareRequest{Path: repo, GuestPath: target, Branch: "main"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("branching to the current branch's name: %v; want git's 'already exists'", err)
 	}

@@ -29,6 +29,13 @@ type World struct {
 	D      *daemon.Daemon
 	Driver *vmmfake.Driver
 	Layout paths.Layout
+	Store  *store.Store
+	// Opts are the daemon's options; Restart applies changes to them.
+	Opts daemon.Options
+	// Agent is the content of the guest agent binary VMs get.
+	Agent []byte
+	// Rootfs is the default image's root filesystem.
+	Rootfs string
 }
 
 // New starts the daemon; mut, when set, adjusts its options first. It
@@ -56,32 +63,49 @@ func New(t *testing.T, mut func(*daemon.Options)) *World {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	w := &World{Driver: vmmfake.New(filepath.Join(dir, "guests")), Layout: layout, Store: st, Agent: []byte("#!agent binary stand-in\n")}
 	agentPath := filepath.Join(dir, "banger-vsock-agent")
-	os.WriteFile(agentPath, []byte("#!agent binary stand-in\n"), 0o755)
-	w := &World{Driver: vmmfake.New(filepath.Join(dir, "guests")), Layout: layout}
+	os.WriteFile(agentPath, w.Agent, 0o755)
 	stop := vmm.StopTimeouts{Agent: 2 * time.Second, VMM: 2 * time.Second, Term: time.Second}
-	opts := daemon.Options{
+	w.Opts = daemon.Options{
 		Layout: layout, Config: config.Default(), Store: st, Logger: slog.New(slog.DiscardHandler),
 		Driver: w.Driver, AgentBinary: agentPath, SSHPublicKey: "ssh-ed25519 AAAAtestkey banger\n",
 		BootTimeout: 2 * time.Second, StopTimeouts: &stop,
 	}
 	if mut != nil {
-		mut(&opts)
+		mut(&w.Opts)
 	}
-	if w.D, err = daemon.New(context.Background(), opts); err != nil {
-		t.Fatal(err)
-	}
+	w.Restart(t)
 	t.Cleanup(func() {
-		w.D.Close()
+		if w.D != nil {
+			w.D.Close()
+		}
 		for _, h := range w.Driver.Live() {
 			syscall.Kill(h.PID, syscall.SIGKILL)
 		}
 	})
-	w.registerImage(t, "default")
+	w.RegisterImage(t, "default")
 	return w
 }
 
-func (w *World) registerImage(t *testing.T, name string) {
+// Restart replaces the daemon with a new one on the same state and with
+// the current Opts, as after a daemon restart: VM processes keep running.
+func (w *World) Restart(t *testing.T) {
+	t.Helper()
+	if w.D != nil {
+		w.D.Close()
+		w.D = nil
+	}
+	d, err := daemon.New(context.Background(), w.Opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.D = d
+}
+
+// RegisterImage registers an image with a small ext4 root filesystem and
+// an ELF header as its kernel.
+func (w *World) RegisterImage(t *testing.T, name string) {
 	t.Helper()
 	dir := t.TempDir()
 	root, kernel := filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "vmlinux")
@@ -95,6 +119,7 @@ func (w *World) registerImage(t *testing.T, name string) {
 	if _, err := w.D.RegisterImage(context.Background(), api.RegisterImageRequest{Name: name, Rootfs: root, Kernel: kernel}); err != nil {
 		t.Fatal(err)
 	}
+	w.Rootfs = root
 }
 
 // CreateVM creates and boots a VM from the default image.
