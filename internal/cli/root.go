@@ -43,7 +43,7 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "banger: interrupted")
 		return 130
 	}
-	fmt.Fprintln(os.Stderr, "banger:", err)
+	fmt.Fprintln(os.Stderr, "banger:", safeText(err.Error())) // errors can quote a guest's console
 	return 1
 }
 
