@@ -82,10 +82,8 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		return err
 	}
 	defer closeNet()
-	webLn := listenWeb(cfg, logger)
-	if webLn != nil {
-		defer webLn.Close()
-	}
+	ui := listenWeb(cfg, layout.WebToken, logger)
+	defer ui.close()
 	d, err := daemon.New(ctx, daemon.Options{
 		Layout: layout, Config: cfg, Store: st, Logger: logger,
 		Driver:       driver(cfg),
@@ -93,14 +91,14 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		AgentBinary:  agentBinary(),
 		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
 		BootTimeout:  bootTimeout,
-		WebURL:       webURL(webLn),
-		WebExposed:   webLn != nil && webLn.Exposed,
+		WebURL:       ui.url(),
+		WebExposed:   ui != nil && ui.ln.Exposed,
 	})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	defer serveWeb(ctx, d, webLn, logger)() // the UI stops before the daemon closes
+	defer serveWeb(ctx, d, ui, logger)() // the UI stops before the daemon closes
 	logger.Info("serving", "socket", layout.SocketPath, "version", version.String())
 	srv := server.New(d, logger, stop)
 	err = srv.Serve(ctx, &server.Listener{Listener: sock, Log: logger})

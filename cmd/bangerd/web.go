@@ -9,10 +9,23 @@ import (
 	"banger/internal/web"
 )
 
-// listenWeb binds the web UI's address. The daemon runs on without the UI
-// when web_listen_addr is "" or taken (daemon status then says disabled).
-func listenWeb(cfg config.Config, log *slog.Logger) *web.Listener {
+// webUI is the UI's bound socket and the user's secret for it.
+type webUI struct {
+	ln    *web.Listener
+	token string
+}
+
+// listenWeb binds the web UI's address and loads its token (tokenPath,
+// created at the first start). The daemon runs on without the UI when
+// web_listen_addr is "" or taken, or the token cannot be kept (daemon
+// status then says disabled): the UI is never served without its secret.
+func listenWeb(cfg config.Config, tokenPath string, log *slog.Logger) *webUI {
 	if cfg.WebListenAddr == "" {
+		return nil
+	}
+	token, err := web.LoadToken(tokenPath)
+	if err != nil {
+		log.Warn("web UI disabled", "err", err)
 		return nil
 	}
 	ln, err := web.Listen(cfg.WebListenAddr)
@@ -22,30 +35,37 @@ func listenWeb(cfg config.Config, log *slog.Logger) *web.Listener {
 	}
 	if ln.Exposed {
 		log.Warn("THE WEB UI IS REACHABLE FROM THE NETWORK: anyone who can reach " + cfg.WebListenAddr +
-			" can start, stop and delete your VMs; set web_listen_addr = \"127.0.0.1:7777\" unless you mean it")
+			" and learns its token can start, stop and delete your VMs; set web_listen_addr = \"127.0.0.1:7777\" unless you mean it")
 	}
-	log.Info("web UI", "url", ln.URL)
-	return ln
+	log.Info("web UI", "url", ln.URL) // without the token: 'banger web' prints it
+	return &webUI{ln: ln, token: token}
 }
 
-func webURL(ln *web.Listener) string {
-	if ln == nil {
+// url is the address that logs a browser in, or "" without a UI.
+func (u *webUI) url() string {
+	if u == nil {
 		return ""
 	}
-	return ln.URL
+	return web.TokenURL(u.ln.URL, u.token)
+}
+
+func (u *webUI) close() {
+	if u != nil {
+		u.ln.Close()
+	}
 }
 
 // serveWeb serves the UI over d until ctx ends or the returned stop is
 // called; stop waits for the UI to shut down.
-func serveWeb(ctx context.Context, d *daemon.Daemon, ln *web.Listener, log *slog.Logger) (stop func()) {
-	if ln == nil {
+func serveWeb(ctx context.Context, d *daemon.Daemon, u *webUI, log *slog.Logger) (stop func()) {
+	if u == nil {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := web.New(d, ln, web.Options{Logger: log}).Serve(ctx); err != nil {
+		if err := web.New(d, u.ln, u.token, web.Options{Logger: log}).Serve(ctx); err != nil {
 			log.Warn("web UI stopped", "err", err)
 		}
 	}()

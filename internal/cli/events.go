@@ -79,7 +79,7 @@ func (a *app) eventPrinter(asJSON bool) func(api.LogEntry) {
 			enc.Encode(e)
 			return
 		}
-		fmt.Fprintf(a.stdout, "%s  %-5s  %-16s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Level, orDash(e.Subject), e.Message)
+		fmt.Fprintf(a.stdout, "%s  %-5s  %-16s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), safe(e.Level), safe(orDash(e.Subject)), safe(e.Message))
 	}
 }
 

@@ -235,7 +235,7 @@ the pulls and builds in progress to finish, and holds new ones while it runs.`,
 			fmt.Fprintf(a.stdout, "build cache: removed %s, %s\n", plural(rep.BuildSteps, "step"), bytesize.Format(rep.BuildBytes))
 			fmt.Fprintf(a.stdout, "interrupted operations: removed %s, %s\n", plural(rep.Leftovers, "leftover"), bytesize.Format(rep.LeftoverBytes))
 			for _, w := range rep.Warnings {
-				fmt.Fprintln(a.stderr, "warning:", w)
+				fmt.Fprintln(a.stderr, "warning:", safe(w))
 			}
 			return nil
 		},

@@ -75,10 +75,10 @@ unless --size says otherwise; its file is sparse.`,
 				return printJSON(a.stdout, im)
 			}
 			if present != "" {
-				fmt.Fprintf(a.stdout, "image %s is up to date (%s)\n", im.Name, im.Digest)
+				fmt.Fprintf(a.stdout, "image %s is up to date (%s)\n", im.Name, safe(im.Digest))
 				return nil
 			}
-			fmt.Fprintf(a.stdout, "pulled image %s (%s, rootfs %s)\n", im.Name, im.Digest, bytesize.Format(im.Size))
+			fmt.Fprintf(a.stdout, "pulled image %s (%s, rootfs %s)\n", im.Name, safe(im.Digest), bytesize.Format(im.Size))
 			return nil
 		},
 	}

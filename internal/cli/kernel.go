@@ -89,7 +89,7 @@ func (a *app) kernelPullCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(a.stdout, k)
 			}
-			fmt.Fprintf(a.stdout, "pulled kernel %s %s (%s)\n", k.Name, k.Version, bytesize.Format(k.Size))
+			fmt.Fprintf(a.stdout, "pulled kernel %s %s (%s)\n", safe(k.Name), safe(k.Version), bytesize.Format(k.Size))
 			return nil
 		},
 	}

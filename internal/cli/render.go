@@ -28,11 +28,18 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns; the first row is the header.
+// table writes aligned columns; the first row is the header. Cells are
+// escaped (safe): they hold names, commands and errors from guests and
+// registries, and a tab or newline in one would break the columns too.
 func table(w io.Writer, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	cells := make([]string, 0, 8)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells = cells[:0]
+		for _, c := range r {
+			cells = append(cells, safe(c))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
@@ -79,10 +86,10 @@ func (p *progressView) Event(ev api.Event) {
 		}
 		p.clearLive()
 		if ev.Step == "log" { // a line of a command's output
-			fmt.Fprintf(p.w, "    %s\n", ev.Message)
+			fmt.Fprintf(p.w, "    %s\n", safe(ev.Message))
 		} else {
 			p.flush() // a new step: counters of the last one are over
-			fmt.Fprintf(p.w, "==> %s\n", ev.Message)
+			fmt.Fprintf(p.w, "==> %s\n", safe(ev.Message))
 		}
 		p.drawLive()
 		return
@@ -183,7 +190,7 @@ func (p *progressView) perStep() []*itemProgress {
 
 // line is the counter as step, item, bytes and rate, unindented.
 func (it *itemProgress) line() string {
-	return fmt.Sprintf("%-8s %-24s %s", it.step, it.item, counter(it.cur, it.total, it.last.Sub(it.start)))
+	return fmt.Sprintf("%-8s %-24s %s", safe(it.step), safe(it.item), counter(it.cur, it.total, it.last.Sub(it.start)))
 }
 
 func counter(cur, total int64, elapsed time.Duration) string {

@@ -43,7 +43,7 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "banger: interrupted")
 		return 130
 	}
-	fmt.Fprintln(os.Stderr, "banger:", err)
+	fmt.Fprintln(os.Stderr, "banger:", safeText(err.Error())) // errors can quote a guest's console
 	return 1
 }
 
@@ -79,7 +79,7 @@ Run 'banger doctor' to check that this host can run VMs.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"}, &cobra.Group{ID: "host", Title: "Host and daemon:"})
-	for _, c := range []*cobra.Command{a.vmCmd(), a.imageCmd(), a.kernelCmd(), a.eventsCmd()} {
+	for _, c := range []*cobra.Command{a.vmCmd(), a.imageCmd(), a.kernelCmd(), a.eventsCmd(), a.webCmd()} {
 		c.GroupID = "main"
 		root.AddCommand(c)
 	}

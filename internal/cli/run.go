@@ -184,7 +184,7 @@ func printNextSteps(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "bootstrap: running in the background (mise); status: banger vm session show %s %s; output: banger vm session logs %s %s -f (also %s in the guest)\n",
 			n, BootstrapSession, n, BootstrapSession, BootstrapLog)
 	} else {
-		fmt.Fprintf(w, "bootstrap: not started: %s\n", r.BootstrapError)
+		fmt.Fprintf(w, "bootstrap: not started: %s\n", safe(r.BootstrapError))
 	}
 	dir := r.Workspace.GuestPath
 	fmt.Fprintf(w, `

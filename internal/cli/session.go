@@ -67,11 +67,11 @@ daemon checks that --cwd exists in the guest and that COMMAND and every
 			if asJSON {
 				return printJSON(a.stdout, s)
 			}
-			fmt.Fprintf(a.stdout, "session %s started in vm %s (pid %d, %s)\n", s.Name, s.VM, s.PID, s.StdinMode)
+			fmt.Fprintf(a.stdout, "session %s started in vm %s (pid %d, %s)\n", safe(s.Name), s.VM, s.PID, safe(s.StdinMode))
 			if s.StdinMode == api.SessionPipe {
-				fmt.Fprintf(a.stdout, "attach with: banger vm session attach %s %s\n", s.VM, s.Name)
+				fmt.Fprintf(a.stdout, "attach with: banger vm session attach %s %s\n", s.VM, safe(s.Name))
 			} else {
-				fmt.Fprintf(a.stdout, "logs: banger vm session logs %s %s -f\n", s.VM, s.Name)
+				fmt.Fprintf(a.stdout, "logs: banger vm session logs %s %s -f\n", s.VM, safe(s.Name))
 			}
 			return nil
 		},
@@ -206,7 +206,7 @@ func (a *app) sessionStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "session %s stopped (%s)\n", s.Name, exitString(s))
+			fmt.Fprintf(a.stdout, "session %s stopped (%s)\n", safe(s.Name), safe(exitString(s)))
 			return nil
 		},
 	}

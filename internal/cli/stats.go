@@ -140,9 +140,9 @@ func writeRows(w io.Writer, rows [][]string) {
 		var b strings.Builder
 		for i, c := range r {
 			if i < len(sampleWidths) && i < len(r)-1 {
-				fmt.Fprintf(&b, "%-*s  ", sampleWidths[i], c)
+				fmt.Fprintf(&b, "%-*s  ", sampleWidths[i], safe(c))
 			} else {
-				b.WriteString(c)
+				b.WriteString(safe(c))
 			}
 		}
 		fmt.Fprintln(w, b.String())

@@ -120,8 +120,8 @@ func workspaceSummary(ws api.Workspace) string {
 	if ws.ReadOnly {
 		ro = ", read-only"
 	}
-	return fmt.Sprintf("%s:%s holds %s at %s (%s%s): %d entries, %s in %s",
-		ws.VM, ws.GuestPath, ws.RepoPath, at, ws.Mode, ro, ws.Files, bytesize.Format(ws.Bytes), ws.Duration.Round(100*time.Millisecond))
+	return safe(fmt.Sprintf("%s:%s holds %s at %s (%s%s): %d entries, %s in %s",
+		ws.VM, ws.GuestPath, ws.RepoPath, at, ws.Mode, ro, ws.Files, bytesize.Format(ws.Bytes), ws.Duration.Round(100*time.Millisecond)))
 }
 
 func shortSHA(s string) string {

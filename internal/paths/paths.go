@@ -19,6 +19,7 @@ type Layout struct {
 	StateDir   string // $XDG_STATE_HOME/banger: database, logs, managed artifacts
 	DBPath     string
 	LogFile    string
+	WebToken   string // the web UI's secret (0600)
 	ImagesDir  string
 	KernelsDir string
 	VMsDir     string
@@ -67,6 +68,7 @@ func New(configDir, stateDir, cacheDir, runtimeDir string) Layout {
 		StateDir:    stateDir,
 		DBPath:      filepath.Join(stateDir, "banger.db"),
 		LogFile:     filepath.Join(stateDir, "bangerd.log"),
+		WebToken:    filepath.Join(stateDir, "web-token"),
 		ImagesDir:   filepath.Join(stateDir, "images"),
 		KernelsDir:  filepath.Join(stateDir, "kernels"),
 		VMsDir:      filepath.Join(stateDir, "vms"),

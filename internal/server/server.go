@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -122,11 +123,17 @@ func reply[T any](w http.ResponseWriter, v T, err error) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// decode reads the request body as exactly one JSON value: unknown
+// fields and anything after the value but white space are refused, so a
+// body means what it says and nothing rides along.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errdefs.Invalid("decoding request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errdefs.Invalid("decoding request body: data after the JSON value; send exactly one JSON object")
 	}
 	return nil
 }

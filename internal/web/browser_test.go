@@ -175,7 +175,10 @@ func TestBrowserDashboard(t *testing.T) {
 	con := watchConsole(ctx)
 	u.w.CreateVM(t, "alpha")
 
-	run(t, ctx, "opening the dashboard", chromedp.Navigate(u.url), chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="alpha"]`)))
+	run(t, ctx, "opening the dashboard", chromedp.Navigate(TokenURL(u.url, u.secret)), chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="alpha"]`)))
+	if at := eval[string](t, ctx, `location.href`); at != u.url+"/" {
+		t.Errorf("after logging in the browser is at %s, want %s/ (no token in the address bar)", at, u.url)
+	}
 	waitText(t, ctx, `#conn`, "live")
 	waitText(t, ctx, `tr[data-vm="alpha"] [data-field="state"]`, string(api.VMRunning))
 	u.w.CreateVM(t, "beta")
@@ -221,7 +224,7 @@ func TestBrowserRefusesCrossOriginAndRebinding(t *testing.T) {
 	u := newUI(t)
 	ctx := browser(t)
 	u.w.CreateVM(t, "dev")
-	run(t, ctx, "opening the UI once (cookie set)", chromedp.Navigate(u.url), chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="dev"]`)))
+	run(t, ctx, "opening the UI once (cookies set)", chromedp.Navigate(TokenURL(u.url, u.secret)), chromedp.WaitVisible(chromedp.CSS(`tr[data-vm="dev"]`)))
 
 	// Another local site (same host, another port: cross-origin, same-site)
 	// auto-submits a stop form to the UI.
@@ -270,7 +273,7 @@ func TestBrowserSessionLogTail(t *testing.T) {
 	if _, err := cl.StartSession(context.Background(), agent.SessionStart{Name: "tail", Argv: []string{"sh", "-c", script}}); err != nil {
 		t.Fatal(err)
 	}
-	run(t, ctx, "opening the session page", chromedp.Navigate(u.url+"/vms/dev/sessions/tail"), chromedp.WaitVisible(chromedp.CSS(`pre[data-log]`)))
+	run(t, ctx, "opening the session page", chromedp.Navigate(u.url+"/vms/dev/sessions/tail?token="+u.secret), chromedp.WaitVisible(chromedp.CSS(`pre[data-log]`)))
 	waitText(t, ctx, `pre[data-log$="stdout"]`, "before\n")
 	os.WriteFile(gate, nil, 0o644)
 	waitText(t, ctx, `pre[data-log$="stdout"]`, "before\nafter\n<b>not markup</b>\n")

@@ -8,6 +8,10 @@
 // The UI can act on VMs, so it is built to be safe to leave on:
 //
 //   - it listens on loopback unless the user configures otherwise;
+//   - every request but those for the embedded static files needs the
+//     user's secret (a token in a 0600 file): once in the URL, which sets
+//     an HttpOnly, SameSite=Strict cookie, then as that cookie, since
+//     every local user can reach loopback;
 //   - requests whose Host header names anything but the configured address,
 //     localhost or a loopback IP are refused, which defeats DNS rebinding
 //     (a hostile page cannot pass a name it controls as Host);

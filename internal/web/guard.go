@@ -68,14 +68,18 @@ func (r hostRule) allows(host string) bool {
 	return r.names[name]
 }
 
-// guard applies the security headers and the host rule to every request,
-// and the same-origin and CSRF checks to state-changing ones.
+// guard applies the security headers, the host rule and the secret to
+// every request, and the same-origin and CSRF checks to state-changing
+// ones.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
 		if !s.hosts.allows(r.Host) {
 			s.log.Warn("web ui refused a request for a foreign host (DNS rebinding?)", "host", r.Host, "path", r.URL.Path)
 			http.Error(w, fmt.Sprintf("host %q is not this banger web UI; open %s", r.Host, s.url), http.StatusForbidden)
+			return
+		}
+		if !s.authenticate(w, r) {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

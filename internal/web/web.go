@@ -69,6 +69,7 @@ type Server struct {
 	refresh time.Duration
 	url     string
 	hosts   hostRule
+	auth    auth   // the per-user secret every request but static assets needs
 	key     []byte // CSRF token key, never leaves the process
 	cop     *http.CrossOriginProtection
 	pages   map[string]*template.Template
@@ -80,11 +81,14 @@ type Server struct {
 	ops  sync.WaitGroup
 }
 
-// New builds the UI for d on ln.
-func New(d Service, ln *Listener, opts Options) *Server {
+// New builds the UI for d on ln. token is the user's secret (LoadToken):
+// every request but those for static assets must carry it, once as
+// ?token= (TokenURL), then as the cookie that sets.
+func New(d Service, ln *Listener, token string, opts Options) *Server {
 	s := &Server{
 		d: d, ln: ln, log: opts.Logger, refresh: opts.Refresh, url: ln.URL, hosts: ln.hosts,
-		key: make([]byte, 32), cop: http.NewCrossOriginProtection(), pages: parsePages(),
+		auth: newAuth(token, ln.hosts.port),
+		key:  make([]byte, 32), cop: http.NewCrossOriginProtection(), pages: parsePages(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -101,20 +105,35 @@ func New(d Service, ln *Listener, opts Options) *Server {
 // Handler is the UI with its guards, for tests that drive it directly.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// route is one pattern of the UI's mux and what answers it.
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// routeTable is every route of the UI, in one list so tests can walk it.
+func (s *Server) routeTable() []route {
+	static, _ := fs.Sub(assets, "assets/static")
+	return []route{
+		{"GET /static/", http.StripPrefix("/static/", http.FileServerFS(static))},
+		{"GET /{$}", http.HandlerFunc(s.index)},
+		{"GET /live", http.HandlerFunc(s.live)},
+		{"GET /vms/{name}", http.HandlerFunc(s.vmPage)},
+		{"GET /vms/{name}/confirm", http.HandlerFunc(s.confirm)},
+		{"POST /vms/{name}/{action}", http.HandlerFunc(s.act)},
+		{"GET /vms/{name}/sessions/{session}", http.HandlerFunc(s.sessionPage)},
+		{"GET /vms/{name}/sessions/{session}/log", http.HandlerFunc(s.sessionLog)},
+		{"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.fail(w, r, http.StatusNotFound, "no such page: "+r.URL.Path)
+		})},
+	}
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(assets, "assets/static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /{$}", s.index)
-	mux.HandleFunc("GET /live", s.live)
-	mux.HandleFunc("GET /vms/{name}", s.vmPage)
-	mux.HandleFunc("GET /vms/{name}/confirm", s.confirm)
-	mux.HandleFunc("POST /vms/{name}/{action}", s.act)
-	mux.HandleFunc("GET /vms/{name}/sessions/{session}", s.sessionPage)
-	mux.HandleFunc("GET /vms/{name}/sessions/{session}/log", s.sessionLog)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, http.StatusNotFound, "no such page: "+r.URL.Path)
-	})
+	for _, rt := range s.routeTable() {
+		mux.Handle(rt.pattern, rt.h)
+	}
 	return mux
 }
 

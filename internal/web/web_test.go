@@ -22,11 +22,15 @@ import (
 // ui is the web UI served on loopback over an in-process daemon with the
 // fake VMM driver.
 type ui struct {
-	w   *daemontest.World
-	srv *Server
-	url string
-	hc  *http.Client // keeps cookies, does not follow redirects
+	w      *daemontest.World
+	srv    *Server
+	url    string       // without the token
+	secret string       // the user's secret
+	hc     *http.Client // logged in: keeps cookies, does not follow redirects
 }
+
+// testToken is the secret of every test UI.
+const testToken = "test-token-0123456789abcdef"
 
 func newUI(t *testing.T) *ui {
 	t.Helper()
@@ -35,7 +39,7 @@ func newUI(t *testing.T) *ui {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(w.D, ln, Options{Refresh: 100 * time.Millisecond})
+	srv := New(w.D, ln, testToken, Options{Refresh: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
@@ -45,13 +49,33 @@ func newUI(t *testing.T) *ui {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &ui{w: w, srv: srv, url: ln.URL, hc: hc}
+	u := &ui{w: w, srv: srv, url: ln.URL, secret: testToken, hc: newClient()}
+	resp, err := u.hc.Get(TokenURL(u.url, u.secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logging in: %d", resp.StatusCode)
+	}
+	return u
 }
 
-// do sends a request, with extra headers, and returns status and body.
+// newClient keeps cookies and does not follow redirects.
+func newClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// do sends a request as the logged-in user, with extra headers, and
+// returns status and body.
 func (u *ui) do(t *testing.T, method, path string, form url.Values, hdr map[string]string) (int, http.Header, string) {
+	t.Helper()
+	return u.doWith(t, u.hc, method, path, form, hdr)
+}
+
+// doWith is do with another client (another browser, another user).
+func (u *ui) doWith(t *testing.T, hc *http.Client, method, path string, form url.Values, hdr map[string]string) (int, http.Header, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -71,7 +95,7 @@ func (u *ui) do(t *testing.T, method, path string, form url.Values, hdr map[stri
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := u.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,22 +172,24 @@ func TestListenURL(t *testing.T) {
 func TestForeignHostRefused(t *testing.T) {
 	u := newUI(t)
 	_, port, _ := strings.Cut(strings.TrimPrefix(u.url, "http://"), ":")
+	// Cookies follow the Host a browser asked for, so each host logs in
+	// with the token: a host the UI answers gets the cookie and a redirect.
 	for host, want := range map[string]int{
-		"127.0.0.1:" + port:        200,
-		"localhost:" + port:        200,
+		"127.0.0.1:" + port:        303,
+		"localhost:" + port:        303,
 		"evil.example:" + port:     403,
 		"rebind.attacker.test":     403,
 		"127.0.0.1.nip.io:" + port: 403,
 	} {
-		code, hdr, body := u.do(t, "GET", "/", nil, map[string]string{"Host": host})
+		code, hdr, body := u.doWith(t, newClient(), "GET", "/?token="+u.secret, nil, map[string]string{"Host": host})
 		if code != want {
 			t.Errorf("Host %s: %d, want %d", host, code, want)
 		}
 		if hdr.Get("Content-Security-Policy") == "" || hdr.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("Host %s: security headers missing: %v", host, hdr)
 		}
-		if want == 403 && strings.Contains(body, "<table") {
-			t.Errorf("Host %s: refused response still shows the page", host)
+		if want == 403 && (strings.Contains(body, "<table") || hdr.Get("Set-Cookie") != "") {
+			t.Errorf("Host %s: refused response still shows the page or logs in", host)
 		}
 	}
 }
@@ -276,7 +302,7 @@ func TestPagesRender(t *testing.T) {
 		ss, _ := cl.Sessions(ctx)
 		return len(ss) == 1 && ss[0].State == agent.SessionExited
 	})
-	evs := readSSE(t, u.url+"/vms/dev/sessions/hello/log?stream=stderr", "end")
+	evs := u.readSSE(t, u.url+"/vms/dev/sessions/hello/log?stream=stderr", "end")
 	if len(evs) < 2 || evs[0].name != "tail" || evs[0].data != `"oops\n"` {
 		t.Errorf("stderr log stream = %+v, want a tail with oops then end", evs)
 	}
@@ -285,12 +311,12 @@ func TestPagesRender(t *testing.T) {
 type sseEvent struct{ name, data string }
 
 // readSSE reads events from url until one named until arrives.
-func readSSE(t *testing.T, url, until string) []sseEvent {
+func (u *ui) readSSE(t *testing.T, url, until string) []sseEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var evs []sseEvent
-	streamSSE(t, ctx, url, func(e sseEvent) bool {
+	u.streamSSE(t, ctx, url, func(e sseEvent) bool {
 		evs = append(evs, e)
 		return e.name != until
 	})
@@ -298,10 +324,10 @@ func readSSE(t *testing.T, url, until string) []sseEvent {
 }
 
 // streamSSE calls fn for each event of url while it returns true.
-func streamSSE(t *testing.T, ctx context.Context, url string, fn func(sseEvent) bool) {
+func (u *ui) streamSSE(t *testing.T, ctx context.Context, url string, fn func(sseEvent) bool) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := u.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +362,7 @@ func TestLiveStreamFollowsState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	asked, sawStopped, sawEvent := false, false, false
-	streamSSE(t, ctx, u.url+"/live?after=0", func(e sseEvent) bool {
+	u.streamSSE(t, ctx, u.url+"/live?after=0", func(e sseEvent) bool {
 		switch e.name {
 		case "vms":
 			var vms []vmView

@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -71,9 +73,23 @@ func TestObservabilityAndAutoStop(t *testing.T) {
 		t.Errorf("vm stats:\n%s", out)
 	}
 
-	// The web UI, on the namespace's loopback: the VM is listed; a foreign
-	// Host is refused.
-	if code, body := getInNS(t, e, "127.0.0.1:7777", "127.0.0.1:7777", "/"); code != 200 || !strings.Contains(body, `data-vm="obs"`) {
+	// The web UI, on the namespace's loopback: refused without the token
+	// 'banger web' prints; with it, the VM is listed; a foreign Host is
+	// refused.
+	webURL, err := url.Parse(strings.TrimSpace(e.ok("web")))
+	if err != nil || webURL.Host != "127.0.0.1:7777" {
+		t.Fatalf("banger web: %v, %v", webURL, err)
+	}
+	if code, body := getInNS(t, e, "127.0.0.1:7777", "127.0.0.1:7777", "/"); code != 401 || strings.Contains(body, "obs") {
+		t.Errorf("web UI without the token: %d\n%s", code, truncateStr(body, 2000))
+	}
+	code, hdr, _ := requestInNS(t, e, "127.0.0.1:7777", "127.0.0.1:7777", webURL.RequestURI(), nil)
+	cookies := (&http.Response{Header: hdr}).Cookies()
+	if code != 303 || len(cookies) == 0 {
+		t.Fatalf("web UI login: %d, cookies %v", code, cookies)
+	}
+	loggedIn := http.Header{"Cookie": {cookies[0].Name + "=" + cookies[0].Value}}
+	if code, _, body := requestInNS(t, e, "127.0.0.1:7777", "127.0.0.1:7777", "/", loggedIn); code != 200 || !strings.Contains(body, `data-vm="obs"`) {
 		t.Errorf("web UI: %d\n%s", code, truncateStr(body, 2000))
 	}
 	if code, _ := getInNS(t, e, "127.0.0.1:7777", "evil.test:7777", "/"); code != 403 {
