@@ -129,6 +129,7 @@ func readFrames(cl *call, stdout, stderr io.Writer) (End, error) {
 			if err := json.Unmarshal(payload, &end); err != nil {
 				return End{}, fmt.Errorf("decoding end frame: %w", err)
 			}
+			boundEnd(&end)
 			return end, nil
 		default:
 			return End{}, fmt.Errorf("unexpected %s frame from the agent", t)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,7 +199,7 @@ func exitText(e *agent.ExitStatus) string {
 // guestRun runs argv in the guest and returns its stdout. A non-zero exit
 // is an error carrying stderr.
 func guestRun(ctx context.Context, cl *agent.Client, argv, env []string) (string, error) {
-	var stdout, stderr bytes.Buffer
+	stdout, stderr := agent.LimitedBuffer{Max: guestOutputMax}, agent.LimitedBuffer{Max: guestOutputMax}
 	st, err := cl.Run(ctx, agent.ExecRequest{Argv: argv, Env: env}, agent.Stdio{Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		return "", err
@@ -214,6 +213,10 @@ func guestRun(ctx context.Context, cl *agent.Client, argv, env []string) (string
 	}
 	return stdout.String(), nil
 }
+
+// guestOutputMax bounds what guestRun keeps of each output stream of the
+// short scripts it runs; their honest output is a few lines.
+const guestOutputMax = 1 << 20
 
 // bridgeDir holds the per-attach and per-exec sockets.
 func (d *Daemon) bridgeDir() string { return filepath.Join(d.layout.RuntimeDir, "attach") }

@@ -45,6 +45,20 @@ type Driver struct {
 	agentOffs int
 	released  map[int]bool // pids whose VMM files were released
 	handles   []*vmm.Handle
+	agentSrv  AgentServer
+}
+
+// AgentServer answers one host connection in place of a VM's agent; real
+// is that VM's in-process agent, for the calls it does not replace
+// (internal/testutil/hostileguest's Guest.Serve is one).
+type AgentServer func(ctx context.Context, real *guest.Server, conn net.Conn) error
+
+// ServeAgent makes s answer the agent connections dialled from now on; nil
+// restores the plain in-process agent.
+func (d *Driver) ServeAgent(s AgentServer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.agentSrv = s
 }
 
 // New returns a driver keeping guest state under dir.
@@ -203,8 +217,15 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	serve := d.agentSrv
+	d.mu.Unlock()
 	host, guestEnd := net.Pipe()
-	go srv.ServeConn(context.Background(), guestEnd)
+	if serve != nil {
+		go serve(context.Background(), srv, guestEnd)
+	} else {
+		go srv.ServeConn(context.Background(), guestEnd)
+	}
 	return host, nil
 }
 
