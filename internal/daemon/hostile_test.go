@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"banger/internal/agent"
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/testutil/hostileguest"
+	"banger/internal/vmm"
+	"banger/internal/vmm/vmmfake"
 )
 
 // heapInUse is the live heap after a full collection.
@@ -145,4 +151,70 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A guest that fills its serial console while failing to boot: the error,
+// and the row's last_error, carry a bounded tail of the console, read
+// without loading the whole file.
+func TestBootFailureConsoleTailIsBounded(t *testing.T) {
+	w := newWorld(t)
+	junk := bytes.Repeat([]byte(hostileguest.Escapes), (1<<20)/len(hostileguest.Escapes))
+	w.drv.SetConsole(func(out io.Writer) error {
+		for range 32 { // 32 MiB with no newline
+			if _, err := out.Write(junk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w.drv.Fail(vmmfake.StepAgent, vmmfake.ErrInjected)
+	before := heapInUse()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err := w.d.CreateVM(context.Background(), api.CreateVMRequest{Name: "dev", DiskBytes: 64 << 20}, nil)
+	runtime.ReadMemStats(&m1)
+	after := heapInUse()
+	t.Logf("boot failure with a 32 MiB console: %.1f MiB allocated during create, live heap %.1f MiB -> %.1f MiB, error of %d bytes",
+		mib(m1.TotalAlloc-m0.TotalAlloc), mib(before), mib(after), len(errString(err)))
+	if err == nil {
+		t.Fatal("a VM whose agent never answers was created")
+	}
+	if grown := int64(after) - int64(before); grown > 4<<20 {
+		t.Errorf("live heap grew by %.1f MiB", float64(grown)/(1<<20))
+	}
+	if len(err.Error()) > lastErrorMax+8 {
+		t.Errorf("boot error of %d bytes; want at most %d", len(err.Error()), lastErrorMax)
+	}
+	if !strings.Contains(err.Error(), "console:") || !strings.Contains(err.Error(), "\x1b[2J") {
+		t.Errorf("boot error lost the console tail (or its bytes): %.200q", err.Error())
+	}
+}
+
+// A running guest writing its console without end: the daemon cuts the
+// log to its tail, and 'vm logs' streams only what is kept.
+func TestConsoleLogTrimmedWhileRunning(t *testing.T) {
+	w := newWorld(t)
+	vm := w.create("dev")
+	path := filepath.Join(vm.Dir, consoleLog)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := bytes.Repeat([]byte("flood "), (1<<20)/6)
+	for range 24 { // 24 MiB, three times the limit
+		f.Write(chunk)
+	}
+	f.Write([]byte("\nlast line\n"))
+	waitFor(t, "the console log trimmed", func() bool {
+		var st syscall.Stat_t
+		return syscall.Stat(path, &st) == nil && st.Blocks*512 <= vmm.LogLimit
+	})
+	var out bytes.Buffer
+	if err := w.d.ConsoleLog(context.Background(), "dev", &out, false); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() > vmm.LogLimit || !strings.HasSuffix(out.String(), "\nlast line\n") || bytes.Contains(out.Bytes(), []byte{0}) {
+		t.Errorf("vm logs gave %d bytes ending %q; want the kept tail, no hole", out.Len(), out.String()[max(out.Len()-20, 0):])
+	}
 }

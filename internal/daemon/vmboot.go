@@ -39,7 +39,7 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 	defer func() {
 		if err != nil {
 			undo.run()
-			row.State, row.Handle, row.TAP, row.LastError = api.VMError, "", "", err.Error()
+			row.State, row.Handle, row.TAP, row.LastError = api.VMError, "", "", lastError(err)
 			d.saveVM(*row)
 		}
 	}()
@@ -69,6 +69,9 @@ func (d *Daemon) boot(ctx context.Context, row *store.VM, im api.Image, p progre
 		how += ", software emulation without KVM: slow, a first boot can take minutes"
 	}
 	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, how))
+	if err := vmm.CompactLog(spec.ConsoleLog, vmm.LogKeep); err != nil {
+		d.log.Warn("compacting console log", "vm", row.Name, "err", err)
+	}
 	h, err := d.driver.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("starting the vm process: %w", err)
@@ -165,7 +168,7 @@ func (d *Daemon) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*
 	if err == nil {
 		return cl, nil
 	}
-	console := tailFile(filepath.Join(row.Dir, consoleLog), 15)
+	console := vmm.TailLines(filepath.Join(row.Dir, consoleLog), 15)
 	select {
 	case <-died:
 		return nil, fmt.Errorf("vm %s stopped while booting; console:\n%s", row.Name, console)
@@ -200,19 +203,6 @@ func (d *Daemon) saveVM(r store.VM) error {
 	return d.store.Tx(context.Background(), func(tx *store.Tx) error { return tx.PutVM(context.Background(), r) })
 }
 
-// tailFile returns the last n lines of a file.
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(no console output: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // waitSSH returns once the guest's SSH port accepts connections from the
 // host (or, without a network, once the guest reports a listener on 22),
 // so that 'vm ssh' right after create works.
@@ -244,7 +234,7 @@ func (d *Daemon) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, tailFile(filepath.Join(row.Dir, consoleLog), 15))
+			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, vmm.TailLines(filepath.Join(row.Dir, consoleLog), 15))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

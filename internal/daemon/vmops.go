@@ -10,6 +10,7 @@ import (
 
 	"banger/internal/agent"
 	"banger/internal/errdefs"
+	"banger/internal/vmm"
 )
 
 // ConsoleLog writes the VM's serial console log to w, then, with
@@ -27,6 +28,10 @@ func (d *Daemon) ConsoleLog(ctx context.Context, name string, w io.Writer, follo
 		return err
 	}
 	defer f.Close()
+	// Start at the first byte kept: what a trim cut out is a hole.
+	if err := vmm.SeekData(f); err != nil {
+		return err
+	}
 	for {
 		if _, err := io.Copy(w, f); err != nil {
 			return err

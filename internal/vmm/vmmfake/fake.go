@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -46,6 +47,33 @@ type Driver struct {
 	released  map[int]bool // pids whose VMM files were released
 	handles   []*vmm.Handle
 	agentSrv  AgentServer
+	console   func(w io.Writer) error
+}
+
+// SetConsole makes every VM created from now on write what write produces
+// to its console log at Create, as a guest writing its serial port
+// would; nil stops it.
+func (d *Driver) SetConsole(write func(w io.Writer) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.console = write
+}
+
+// writeConsole appends the configured console output to path, opened as
+// QEMU opens its console file (append mode).
+func (d *Driver) writeConsole(path string) error {
+	d.mu.Lock()
+	write := d.console
+	d.mu.Unlock()
+	if write == nil || path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening console log: %w", err)
+	}
+	defer f.Close()
+	return write(f)
 }
 
 // AgentServer answers one host connection in place of a VM's agent; real
@@ -151,6 +179,9 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 		if _, err := os.Stat(disk.Path); err != nil {
 			return nil, fmt.Errorf("checking disk %s: %w", disk.ID, err)
 		}
+	}
+	if err := d.writeConsole(spec.ConsoleLog); err != nil {
+		return nil, err
 	}
 	cmd := exec.Command("sleep", "3600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
