@@ -98,8 +98,9 @@ func clipList[T any](l []T, n int) []T {
 
 // decodeList decodes a JSON array of at most max elements one element at a
 // time, so a reply of many tiny elements cannot make the host allocate
-// many large structs. Elements past max are an error naming what.
-func decodeList[T any](raw []byte, max int, what string) ([]T, error) {
+// many large structs. Elements past max are an error naming what, or with
+// cut, skipped (for lists where the first ones are still worth having).
+func decodeList[T any](raw []byte, max int, what string, cut bool) ([]T, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
@@ -109,7 +110,14 @@ func decodeList[T any](raw []byte, max int, what string) ([]T, error) {
 		return nil, fmt.Errorf("decoding %s: not a JSON array", what)
 	}
 	var out []T
+	var skip json.RawMessage // reused: skipping allocates nothing per element
 	for dec.More() {
+		if len(out) == max && cut {
+			if err := dec.Decode(&skip); err != nil {
+				return nil, fmt.Errorf("decoding %s: %w", what, err)
+			}
+			continue
+		}
 		if len(out) == max {
 			return nil, errdefs.Invalid("the guest sent more than %d %s", max, what)
 		}
@@ -126,7 +134,9 @@ func decodeList[T any](raw []byte, max int, what string) ([]T, error) {
 }
 
 // decodeStats decodes a stats result with its lists read element by element
-// and every string bounded.
+// and every string bounded. Disks and interfaces past their count are left
+// out: a guest with many mounts (snaps, loop devices) still has stats, of
+// its first disks (the root comes first).
 func decodeStats(raw []byte) (Stats, error) {
 	var w struct {
 		Stats
@@ -138,10 +148,10 @@ func decodeStats(raw []byte) (Stats, error) {
 	}
 	s := w.Stats
 	var err error
-	if s.Disks, err = decodeList[Disk](w.Disks, maxDisks, "disks"); err != nil {
+	if s.Disks, err = decodeList[Disk](w.Disks, maxDisks, "disks", true); err != nil {
 		return Stats{}, err
 	}
-	if s.Networks, err = decodeList[NetIf](w.Networks, maxNetIfs, "network interfaces"); err != nil {
+	if s.Networks, err = decodeList[NetIf](w.Networks, maxNetIfs, "network interfaces", true); err != nil {
 		return Stats{}, err
 	}
 	for i := range s.Disks {

@@ -126,6 +126,7 @@ func (c *Client) open(ctx context.Context, name string, args, result any) (*call
 		// agent that breaks a bound is not banger's; drop the connection,
 		// and the next call connects again.
 		c.sess.Close()
+		cl.close()
 		return nil, fmt.Errorf("calling agent %s: reply over %d bytes, connection dropped: %w", name, ReplyLimit(name), err)
 	}
 	if err != nil {
@@ -154,13 +155,13 @@ func decodeResult(raw json.RawMessage, v any) error {
 	case *Stats:
 		*v, err = decodeStats(raw)
 	case *[]Port:
-		if *v, err = decodeList[Port](raw, maxPorts, "ports"); err == nil {
+		if *v, err = decodeList[Port](raw, maxPorts, "ports", false); err == nil {
 			for i := range *v {
 				boundPort(&(*v)[i])
 			}
 		}
 	case *[]Session:
-		if *v, err = decodeList[Session](raw, maxSessions, "sessions"); err == nil {
+		if *v, err = decodeList[Session](raw, maxSessions, "sessions", false); err == nil {
 			for i := range *v {
 				boundSession(&(*v)[i])
 			}
