@@ -118,7 +118,16 @@ func (c *Client) open(ctx context.Context, name string, args, result any) (*call
 	var rep Reply
 	err = WriteLine(st, Header{Call: name, Args: raw})
 	if err == nil {
-		err = ReadLine(cl.br, MaxHeaderSize, &rep)
+		err = ReadLine(cl.br, ReplyLimit(name), &rep)
+	}
+	if errors.Is(err, ErrLineTooLong) {
+		// The guest is still sending: closing the stream alone would let
+		// yamux buffer up to a window of it until the close times out. An
+		// agent that breaks a bound is not banger's; drop the connection,
+		// and the next call connects again.
+		c.sess.Close()
+		cl.close()
+		return nil, fmt.Errorf("calling agent %s: reply over %d bytes, connection dropped: %w", name, ReplyLimit(name), err)
 	}
 	if err != nil {
 		cl.close()
@@ -126,15 +135,61 @@ func (c *Client) open(ctx context.Context, name string, args, result any) (*call
 	}
 	if rep.Error != nil {
 		cl.close()
+		boundError(rep.Error)
 		return nil, rep.Error.Err()
 	}
 	if result != nil && len(rep.Result) > 0 {
-		if err := json.Unmarshal(rep.Result, result); err != nil {
+		if err := decodeResult(rep.Result, result); err != nil {
 			cl.close()
 			return nil, fmt.Errorf("decoding %s result: %w", name, err)
 		}
 	}
 	return cl, nil
+}
+
+// decodeResult decodes a reply's result into v, bounding every list and
+// string of the result types that carry them (bounds.go).
+func decodeResult(raw json.RawMessage, v any) error {
+	var err error
+	switch v := v.(type) {
+	case *Stats:
+		*v, err = decodeStats(raw)
+	case *[]Port:
+		if *v, err = decodeList[Port](raw, maxPorts, "ports", false); err == nil {
+			for i := range *v {
+				boundPort(&(*v)[i])
+			}
+		}
+	case *[]Session:
+		if *v, err = decodeList[Session](raw, maxSessions, "sessions", false); err == nil {
+			for i := range *v {
+				boundSession(&(*v)[i])
+			}
+		}
+	case *Session:
+		if err = json.Unmarshal(raw, v); err == nil {
+			boundSession(v)
+		}
+	case *Info:
+		if err = json.Unmarshal(raw, v); err == nil {
+			boundInfo(v)
+		}
+	case *HostKeys:
+		if err = json.Unmarshal(raw, v); err == nil {
+			boundHostKeys(v)
+		}
+	case *Hello:
+		if err = json.Unmarshal(raw, v); err == nil {
+			v.Protocol, v.Software = clip(v.Protocol, 32), clip(v.Software, maxFieldLen)
+		}
+	case *Started:
+		if err = json.Unmarshal(raw, v); err == nil {
+			v.ID = clip(v.ID, maxFieldLen)
+		}
+	default:
+		err = json.Unmarshal(raw, v)
+	}
+	return err
 }
 
 // do runs a call that is complete after its reply.

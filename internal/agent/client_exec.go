@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,6 +130,7 @@ func readFrames(cl *call, stdout, stderr io.Writer) (End, error) {
 			if err := json.Unmarshal(payload, &end); err != nil {
 				return End{}, fmt.Errorf("decoding end frame: %w", err)
 			}
+			boundEnd(&end)
 			return end, nil
 		default:
 			return End{}, fmt.Errorf("unexpected %s frame from the agent", t)
@@ -169,7 +169,7 @@ func orDiscard(w io.Writer) io.Writer {
 // Output runs argv in the guest and returns its stdout. A non-zero exit
 // is an error carrying stderr.
 func (c *Client) Output(ctx context.Context, argv, env []string) (string, error) {
-	var stdout, stderr bytes.Buffer
+	stdout, stderr := LimitedBuffer{Max: OutputMax}, LimitedBuffer{Max: OutputMax}
 	st, err := c.Run(ctx, ExecRequest{Argv: argv, Env: env}, Stdio{Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		return "", err
@@ -183,3 +183,7 @@ func (c *Client) Output(ctx context.Context, argv, env []string) (string, error)
 	}
 	return stdout.String(), nil
 }
+
+// OutputMax bounds what Output keeps of each output stream of the short
+// scripts it runs; their honest output is a few lines.
+const OutputMax = 1 << 20

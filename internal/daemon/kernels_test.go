@@ -8,8 +8,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
@@ -146,4 +148,28 @@ func kernelTestRootfs(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Partial kernel downloads nobody resumed for a week, and empty ones, are
+// swept when the daemon starts; recent ones stay so their pull resumes.
+func TestStartSweepsStalePartialKernels(t *testing.T) {
+	w := newWorld(t)
+	partial := filepath.Join(w.Opts.Layout.KernelsDir, ".partial")
+	for name, age := range map[string]time.Duration{"stale": 8 * 24 * time.Hour, "recent": time.Hour} {
+		p := filepath.Join(partial, name, "vmlinux.partial")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("part"), 0o644)
+		at := time.Now().Add(-age)
+		os.Chtimes(p, at, at)
+	}
+	os.MkdirAll(filepath.Join(partial, "empty"), 0o755)
+	w.restart()
+	ents, _ := os.ReadDir(partial)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if want := []string{"recent"}; !slices.Equal(left, want) {
+		t.Errorf("partial downloads after start: %q; want %q", left, want)
+	}
 }

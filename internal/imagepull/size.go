@@ -4,9 +4,8 @@ import (
 	"archive/tar"
 	"fmt"
 
-	"golang.org/x/sys/unix"
-
 	"banger/internal/bytesize"
+	"banger/internal/disk"
 	"banger/internal/errdefs"
 )
 
@@ -174,13 +173,7 @@ func fitSize(st stats, o BuildOptions) (int64, error) {
 	return min(free, maxFilesystemSize), nil
 }
 
-// keepFree is the disk space a build leaves to everyone else.
-func keepFree(free int64) int64 { return min(1<<30, free/10) }
-
-func freeSpace(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("checking free space in %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * st.Bsize, nil
-}
+var (
+	keepFree  = disk.KeepFree
+	freeSpace = disk.Available
+)

@@ -72,7 +72,16 @@ func Fetch(ctx context.Context, client *http.Client, src string) (api.Catalog, e
 	if err != nil {
 		return api.Catalog{}, errdefs.Invalid("kernel catalog %s: %v", src, err)
 	}
+	if remote(src) {
+		if err := checkRemote(c); err != nil {
+			return api.Catalog{}, errdefs.Invalid("kernel catalog %s: %v", src, err)
+		}
+	}
 	return c, nil
+}
+
+func remote(src string) bool {
+	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")
 }
 
 func fetchHTTP(ctx context.Context, client *http.Client, src string) ([]byte, error) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/bytesize"
+	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/fsutil"
 	"banger/internal/progress"
@@ -36,6 +38,9 @@ type PullOptions struct {
 	// Source is the catalog URL the entry came from, recorded in the
 	// returned api.Kernel.
 	Source string
+	// FreeSpace returns the bytes available under a directory; nil means
+	// the filesystem's (disk.Available).
+	FreeSpace func(dir string) (int64, error)
 }
 
 // pulling guards against two pulls of one kernel sharing a partial dir
@@ -74,7 +79,7 @@ func Pull(ctx context.Context, e api.CatalogEntry, opts PullOptions) (api.Kernel
 	return k, nil
 }
 
-func pull(ctx context.Context, root string, e api.CatalogEntry, opts PullOptions) (api.Kernel, error) {
+func pull(ctx context.Context, root string, e api.CatalogEntry, opts PullOptions) (_ api.Kernel, err error) {
 	d := &downloader{
 		client:   opts.Client,
 		progress: opts.Progress,
@@ -87,7 +92,18 @@ func pull(ctx context.Context, root string, e api.CatalogEntry, opts PullOptions
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return api.Kernel{}, fmt.Errorf("creating download dir: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			// Keep what resumes the pull, not an empty directory. Remove
+			// fails, as wanted, on a directory that holds something.
+			os.Remove(d.dir)
+			os.Remove(filepath.Dir(d.dir))
+		}
+	}()
 	arts := artifacts(e)
+	if err := checkRoom(d, arts, opts.FreeSpace); err != nil {
+		return api.Kernel{}, err
+	}
 	for _, a := range arts {
 		if err := d.fetch(ctx, a); err != nil {
 			return api.Kernel{}, err
@@ -101,6 +117,38 @@ func pull(ctx context.Context, root string, e api.CatalogEntry, opts PullOptions
 		return api.Kernel{}, fmt.Errorf("removing download dir: %w", err)
 	}
 	return k, nil
+}
+
+// checkRoom refuses a pull whose downloads (what is not on disk yet) and
+// extracted modules would not fit, leaving disk.KeepFree to everyone else.
+// The catalog's sizes are claims, each at most MaxFileSize, and a download
+// is cut at its claim, so this bounds what a pull writes.
+func checkRoom(d *downloader, arts []artifact, free func(string) (int64, error)) error {
+	if free == nil {
+		free = disk.Available
+	}
+	var need int64
+	for _, a := range arts {
+		var have int64
+		if fi, err := os.Stat(d.path(a)); err == nil {
+			have = fi.Size()
+		} else if fi, err := os.Stat(d.partPath(a)); err == nil {
+			have = fi.Size()
+		}
+		need += max(a.file.Size-have, 0)
+		if a.name == "modules.tar" {
+			need += a.file.Size // extracted next to the archive
+		}
+	}
+	avail, err := free(d.dir)
+	if err != nil {
+		return err
+	}
+	if room := avail - disk.KeepFree(avail); need > room {
+		return errdefs.Invalid("kernel %q needs about %s but only %s is free in %s; free some disk space",
+			d.kernel, bytesize.Format(need), bytesize.Format(max(room, 0)), filepath.Dir(filepath.Dir(d.dir)))
+	}
+	return nil
 }
 
 // artifacts lists the files of e with their on-disk names.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"banger/internal/errdefs"
 )
@@ -76,4 +77,66 @@ func CleanStaging(dir string) error {
 		return fmt.Errorf("cleaning kernel staging dirs: %w", err)
 	}
 	return nil
+}
+
+// SweepPartials removes partial downloads nobody came back for: a kernel's
+// .partial/<name> dir whose newest file is older than olderThan, or that
+// holds nothing. Call it when the daemon starts, before any pull runs; a
+// missing dir is fine. It returns the names it removed.
+func SweepPartials(dir string, olderThan time.Duration) ([]string, error) {
+	root := filepath.Join(dir, partialDir)
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweeping partial kernel downloads: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		path := filepath.Join(root, e.Name())
+		if _, busy := pulling.Load(filepath.Join(dir, e.Name())); busy {
+			continue
+		}
+		if newest, err := newestFile(path); err != nil {
+			errs = append(errs, err)
+			continue
+		} else if newest.After(cutoff) {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("sweeping partial kernel downloads: %w", err)
+	}
+	return removed, nil
+}
+
+// newestFile is the newest modification time of a file under path (path
+// itself when it is not a directory); the zero time when there is none.
+func newestFile(path string) (time.Time, error) {
+	var newest time.Time
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		return nil
+	})
+	return newest, err
 }

@@ -1,9 +1,11 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"banger/internal/api"
@@ -86,10 +88,40 @@ func fileProblems(field string, f *api.CatalogFile) []string {
 	if !isSHA256(f.SHA256) {
 		p = append(p, fmt.Sprintf("%s.sha256 must be 64 hex digits, got %q", field, f.SHA256))
 	}
-	if f.Size <= 0 {
+	switch {
+	case f.Size <= 0:
 		p = append(p, fmt.Sprintf("%s.size must be more than 0, got %d", field, f.Size))
+	case f.Size > MaxFileSize:
+		p = append(p, fmt.Sprintf("%s.size %d is over the %d bytes (2 GiB) a kernel, initrd or modules archive may have", field, f.Size, int64(MaxFileSize)))
 	}
 	return p
+}
+
+// MaxFileSize bounds the size a catalog may claim for one file: real
+// kernels, initrds and module archives are tens of megabytes, and a claim
+// is what a download is allowed to write.
+const MaxFileSize = 2 << 30
+
+// checkRemote refuses file:// URLs in a catalog fetched over http(s): a
+// remote catalog must not make the daemon read local files (only the
+// sha256 check would stop it). A local catalog may name local files.
+func checkRemote(c api.Catalog) error {
+	var problems []string
+	for i, e := range c.Kernels {
+		for field, f := range map[string]*api.CatalogFile{"kernel": &e.Kernel, "initrd": e.Initrd, "modules": e.Modules} {
+			if f == nil {
+				continue
+			}
+			if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				problems = append(problems, fmt.Sprintf("kernels[%d] %q: %s.url %q must be http:// or https:// in a catalog fetched over the network", i, e.Name, field, f.URL))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 func checkURL(raw string) string {

@@ -3,13 +3,8 @@ package workspace
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // CheckoutMarker is the file in the streamed .git that tells
@@ -50,7 +45,11 @@ func changedEntries(ctx context.Context, r Repo) ([]entry, []string, error) {
 	t := newTree(r.Root)
 	var deleted []string
 	for _, name := range splitZ(diff) {
-		if _, err := os.Lstat(filepath.Join(r.Root, filepath.FromSlash(name))); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		_, ok, err := t.present(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
 			deleted = append(deleted, name)
 			continue
 		}

@@ -220,3 +220,49 @@ func TestCheckoutOnlyWhenExact(t *testing.T) {
 		t.Error("a repository with a filter attribute is checked out in the guest; its bytes would differ from the host's")
 	}
 }
+
+// A tracked directory replaced by a symlink to a directory outside the
+// repository: git sees the files under it as deleted (it never looks
+// through a symlinked leading directory), so the copy must hold the link
+// and nothing of its target.
+func TestShallowSkipsSymlinkedLeadingDirectory(t *testing.T) {
+	for _, guestGit := range []bool{false, true} {
+		t.Run(map[bool]string{false: "whole tree", true: "changes and checkout"}[guestGit], func(t *testing.T) {
+			r := newRepo(t)
+			r.write("README.md", "hello\n", 0o644)
+			r.write("sub/id_rsa", "tracked placeholder\n", 0o644)
+			r.write("sub/deep/notes.txt", "tracked\n", 0o644)
+			r.git("add", "-A")
+			r.git("commit", "-q", "-m", "first commit")
+			outside := t.TempDir()
+			os.WriteFile(filepath.Join(outside, "id_rsa"), []byte("SECRET KEY\n"), 0o600)
+			os.MkdirAll(filepath.Join(outside, "deep"), 0o755)
+			os.WriteFile(filepath.Join(outside, "deep", "notes.txt"), []byte("SECRET NOTES\n"), 0o600)
+			os.RemoveAll(filepath.Join(r.dir, "sub"))
+			r.symlink(outside, "sub")
+
+			p := newPlan(t, Options{Path: r.dir, GuestGit: guestGit})
+			staging := extract(t, p)
+			target := filepath.Join(t.TempDir(), "repo")
+			if out, err := finalize(t, Finalize{Staging: staging, Target: target, Links: p.Links}); err != nil {
+				t.Fatalf("finalize: %v\n%s", err, out)
+			}
+			var leaked []string
+			filepath.WalkDir(target, func(path string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					if b, _ := os.ReadFile(path); strings.Contains(string(b), "SECRET") {
+						leaked = append(leaked, path)
+					}
+				}
+				return nil
+			})
+			if len(leaked) > 0 {
+				t.Errorf("the copy holds files of the symlink's target: %v", leaked)
+			}
+			want := []string{"README.md", "sub@" + outside}
+			if diff := cmp.Diff(want, files(t, target)); diff != "" {
+				t.Errorf("guest tree (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -127,7 +128,9 @@ func header(e entry) *tar.Header {
 // copyFile writes exactly the size the header announced; a file that
 // shrank since it was listed is an error rather than a corrupt stream.
 func copyFile(w io.Writer, e entry, buf []byte, onData func(int64)) (int64, error) {
-	f, err := os.Open(e.src)
+	// O_NOFOLLOW: a file swapped for a symlink since it was listed is
+	// refused rather than followed out of the tree.
+	f, err := os.OpenFile(e.src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, fmt.Errorf("opening %s: %w", e.src, err)
 	}

@@ -70,9 +70,62 @@ func dirEntries(dir, prefix string) ([]entry, error) {
 type tree struct {
 	root string
 	byN  map[string]entry
+	// realDir caches whether a leading path is a real directory, not a
+	// symlink to one (see leadingOK).
+	realDir map[string]bool
 }
 
-func newTree(root string) *tree { return &tree{root: root, byN: map[string]entry{}} }
+func newTree(root string) *tree {
+	return &tree{root: root, byN: map[string]entry{}, realDir: map[string]bool{}}
+}
+
+// leadingOK reports whether every leading component of name (slash path)
+// is a real directory. Lstat follows symlinks in leading components, so a
+// tracked directory replaced by a link to elsewhere would otherwise bring
+// the link target's files into the copy; git treats paths under such a
+// link as deleted (has_symlink_leading_path), and so do we.
+func (t *tree) leadingOK(name string) (bool, error) {
+	dir := path.Dir(name)
+	if dir == "." || dir == "/" {
+		return true, nil
+	}
+	if ok, seen := t.realDir[dir]; seen {
+		return ok, nil
+	}
+	ok, err := t.leadingOK(dir)
+	if err != nil || !ok {
+		t.realDir[dir] = false
+		return false, err
+	}
+	fi, err := os.Lstat(filepath.Join(t.root, filepath.FromSlash(dir)))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		ok = false
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", filepath.Join(t.root, filepath.FromSlash(dir)), err)
+	default:
+		ok = fi.IsDir()
+	}
+	t.realDir[dir] = ok
+	return ok, nil
+}
+
+// present reports whether name is in the work tree as git sees it: it
+// exists and no leading component is a symlink or a file.
+func (t *tree) present(name string) (fs.FileInfo, bool, error) {
+	if ok, err := t.leadingOK(name); err != nil || !ok {
+		return nil, false, err
+	}
+	src := filepath.Join(t.root, filepath.FromSlash(name))
+	fi, err := os.Lstat(src)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", src, err)
+	}
+	return fi, true, nil
+}
 
 func (t *tree) sorted() []entry {
 	out := make([]entry, 0, len(t.byN))
@@ -90,14 +143,11 @@ func (t *tree) addFile(name string) error {
 	if _, ok := t.byN[name]; ok {
 		return nil // several merge stages of one path
 	}
+	fi, ok, err := t.present(name)
+	if err != nil || !ok {
+		return err // !ok: deleted in the work tree
+	}
 	src := filepath.Join(t.root, filepath.FromSlash(name))
-	fi, err := os.Lstat(src)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return nil // deleted in the work tree
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", src, err)
-	}
 	if !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
 		return nil // a directory where a file was tracked, a socket, ...
 	}
@@ -139,6 +189,9 @@ func (t *tree) addParents(name string) error {
 func (t *tree) walk(name string) error {
 	start := filepath.Join(t.root, filepath.FromSlash(name))
 	if name != "" {
+		if ok, err := t.leadingOK(name + "/x"); err != nil || !ok {
+			return err // not a directory of the work tree (any more)
+		}
 		if err := t.addParents(name + "/x"); err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package guestops
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +131,7 @@ func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst s
 	go func() { wrote <- writeStream(wire, pw, plan, compress, counter) }()
 	var err error
 	if compress {
-		var stderr bytes.Buffer
+		stderr := agent.LimitedBuffer{Max: agent.OutputMax}
 		var st agent.ExitStatus
 		st, err = cl.Run(ctx, agent.ExecRequest{Argv: []string{"sh", "-c", untarScript, "banger-untar", dst}}, agent.Stdio{Stdin: pr, Stderr: &stderr})
 		if err == nil && !st.Success() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
@@ -139,7 +140,7 @@ func (s *Service) RemoveKernel(ctx context.Context, name string, force bool) err
 // sweepKernels removes kernel directories no row references (a crash
 // between moving a pulled kernel into place and recording it) and
 // staging leftovers; partial downloads are kept so pulls resume, until
-// RemoveKernel discards them.
+// RemoveKernel discards them or they have waited stalePartial.
 func (s *Service) sweepKernels(ctx context.Context) error {
 	ks, err := s.store.Kernels(ctx)
 	if err != nil {
@@ -165,5 +166,14 @@ func (s *Service) sweepKernels(ctx context.Context) error {
 		}
 		s.log.Info("removed leftover kernel directory", "path", path)
 	}
+	if gone, err := kernel.SweepPartials(s.layout.KernelsDir, stalePartial); err != nil {
+		s.log.Warn("sweeping partial kernel downloads", "err", err)
+	} else if len(gone) > 0 {
+		s.log.Info("removed stale partial kernel downloads", "kernels", gone)
+	}
 	return kernel.CleanStaging(s.layout.KernelsDir)
 }
+
+// stalePartial is how long a partial kernel download waits for its pull
+// to be resumed before the daemon's start-up sweep removes it.
+const stalePartial = 7 * 24 * time.Hour

@@ -16,7 +16,7 @@ import (
 // judged for auto-stop (autostop.go); every metrics_poll_interval the VMM's
 // own metrics are read when the driver offers them. Samples live in a
 // bounded ring per VM: the API, 'vm stats', 'vm show' and the web UI read
-// them from there.
+// them from there. A third poller bounds the VMs' logs (logtrim.go).
 
 // historyLen bounds each VM's ring: an hour at the default interval.
 const historyLen = 360
@@ -31,6 +31,7 @@ func (m *Monitor) startPollers() {
 	if iv := m.cfg.StatsPollInterval; iv > 0 {
 		m.pollers.Go(func() { m.every(iv, m.pollStats) })
 	}
+	m.pollers.Go(func() { m.every(logTrimInterval, m.trimLogs) })
 	if _, ok := m.driver.(vmm.MetricsReader); ok && m.cfg.MetricsPollInterval > 0 {
 		m.pollers.Go(func() { m.every(m.cfg.MetricsPollInterval, m.pollMetrics) })
 	}

@@ -41,7 +41,7 @@ func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progr
 	defer func() {
 		if err != nil {
 			undo.run()
-			row.State, row.Handle, row.TAP, row.LastError = api.VMError, nil, "", err.Error()
+			row.State, row.Handle, row.TAP, row.LastError = api.VMError, nil, "", lastError(err)
 			m.saveVM(*row)
 		}
 	}()
@@ -71,6 +71,9 @@ func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progr
 		how += ", software emulation without KVM: slow, a first boot can take minutes"
 	}
 	p.Step("boot", fmt.Sprintf("booting %s (%s)", row.Name, how))
+	if err := vmm.CompactLog(spec.ConsoleLog, vmm.LogKeep); err != nil {
+		m.log.Warn("compacting console log", "vm", row.Name, "err", err)
+	}
 	h, err := m.driver.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("starting the vm process: %w", err)
@@ -169,7 +172,7 @@ func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (
 	if err == nil {
 		return cl, nil
 	}
-	console := tailFile(filepath.Join(row.Dir, ConsoleLog), 15)
+	console := vmm.TailLines(filepath.Join(row.Dir, ConsoleLog), 15)
 	select {
 	case <-died:
 		return nil, fmt.Errorf("vm %s stopped while booting; console:\n%s", row.Name, console)
@@ -204,19 +207,6 @@ func (m *Manager) saveVM(r store.VM) error {
 	return m.store.Tx(context.Background(), func(tx *store.Tx) error { return tx.PutVM(context.Background(), r) })
 }
 
-// tailFile returns the last n lines of a file.
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(no console output: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // waitSSH returns once the guest's SSH port accepts connections from the
 // host (or, without a network, once the guest reports a listener on 22),
 // so that 'vm ssh' right after create works.
@@ -248,7 +238,7 @@ func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, tailFile(filepath.Join(row.Dir, ConsoleLog), 15))
+			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, vmm.TailLines(filepath.Join(row.Dir, ConsoleLog), 15))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -261,4 +251,17 @@ func listens(ports []agent.Port, port int) bool {
 		}
 	}
 	return false
+}
+
+// LastErrorMax bounds the error text kept in a VM's row.
+const LastErrorMax = 8 << 10
+
+// lastError is err's text cut to LastErrorMax bytes for a VM's row; the
+// console tail it may carry is bounded already, this bounds the rest.
+func lastError(err error) string {
+	s := err.Error()
+	if len(s) <= LastErrorMax {
+		return s
+	}
+	return s[:LastErrorMax] + "…"
 }

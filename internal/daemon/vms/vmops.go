@@ -11,6 +11,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/store"
+	"banger/internal/vmm"
 )
 
 // ConsoleLog writes the VM's serial console log to w, then, with
@@ -28,6 +29,10 @@ func (m *Manager) ConsoleLog(ctx context.Context, name string, w io.Writer, foll
 		return err
 	}
 	defer f.Close()
+	// Start at the first byte kept: what a trim cut out is a hole.
+	if err := vmm.SeekData(f); err != nil {
+		return err
+	}
 	for {
 		if _, err := io.Copy(w, f); err != nil {
 			return err

@@ -16,17 +16,13 @@ import (
 )
 
 // consoleTail is the last lines of the console log, to explain a VMM that
-// died while starting; "" when there is nothing.
+// died while starting; "" when there is nothing. It reads only the tail
+// and bounds what it returns (vmm.TailLines).
 func consoleTail(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > 10 {
-		lines = lines[len(lines)-10:]
-	}
-	if s := strings.TrimSpace(strings.Join(lines, "\n")); s != "" {
+	if s := strings.TrimSpace(vmm.TailLines(path, 10)); s != "" {
 		return "; its output ends with:\n" + s
 	}
 	return ""

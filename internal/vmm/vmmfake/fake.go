@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -45,6 +46,47 @@ type Driver struct {
 	agentOffs int
 	released  map[int]bool // pids whose VMM files were released
 	handles   []*vmm.Handle
+	agentSrv  AgentServer
+	console   func(w io.Writer) error
+}
+
+// SetConsole makes every VM created from now on write what write produces
+// to its console log at Create, as a guest writing its serial port
+// would; nil stops it.
+func (d *Driver) SetConsole(write func(w io.Writer) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.console = write
+}
+
+// writeConsole appends the configured console output to path, opened as
+// QEMU opens its console file (append mode).
+func (d *Driver) writeConsole(path string) error {
+	d.mu.Lock()
+	write := d.console
+	d.mu.Unlock()
+	if write == nil || path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening console log: %w", err)
+	}
+	defer f.Close()
+	return write(f)
+}
+
+// AgentServer answers one host connection in place of a VM's agent; real
+// is that VM's in-process agent, for the calls it does not replace
+// (internal/testutil/hostileguest's Guest.Serve is one).
+type AgentServer func(ctx context.Context, real *guest.Server, conn net.Conn) error
+
+// ServeAgent makes s answer the agent connections dialled from now on; nil
+// restores the plain in-process agent.
+func (d *Driver) ServeAgent(s AgentServer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.agentSrv = s
 }
 
 // New returns a driver keeping guest state under dir.
@@ -138,6 +180,9 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 			return nil, fmt.Errorf("checking disk %s: %w", disk.ID, err)
 		}
 	}
+	if err := d.writeConsole(spec.ConsoleLog); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command("sleep", "3600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -203,8 +248,15 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	serve := d.agentSrv
+	d.mu.Unlock()
 	host, guestEnd := net.Pipe()
-	go srv.ServeConn(context.Background(), guestEnd)
+	if serve != nil {
+		go serve(context.Background(), srv, guestEnd)
+	} else {
+		go srv.ServeConn(context.Background(), guestEnd)
+	}
 	return host, nil
 }
 
