@@ -187,6 +187,9 @@ done
 	exit 1
 }
 base="http://127.0.0.1:$(cat "$T/port")"
+# The fixture server is on loopback; a proxy the environment names (users
+# behind a corporate proxy have one) cannot reach it, and curl would ask it.
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 # make_module DIR/NAME.ko EXPORT REF: a minimal module object depmod reads:
 # a .modinfo, an exported symbol EXPORT (or -) and a reference to REF (or -).
