@@ -183,6 +183,11 @@ func (s *System) resolvedStatus(spec Spec) PieceStatus {
 }
 
 func (s *System) unitStatus(spec Spec) PieceStatus {
+	if ns, err := s.netns(); err == nil && !ns.Host() {
+		p := piece("unit", StateOff, "%s is not the host's, so nothing rebuilds its network at boot", ns)
+		p.Fix = "run " + setupQuoted + " in it after each boot"
+		return p
+	}
 	if !s.units.Available() {
 		p := piece("unit", StateOff, "systemd is not running here, so nothing rebuilds the network at boot")
 		p.Fix = "run " + setupQuoted + " after each boot"
