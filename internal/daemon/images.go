@@ -55,6 +55,7 @@ func (d *Daemon) RegisterImage(ctx context.Context, req api.RegisterImageRequest
 		Initrd: req.Initrd, Modules: req.Modules, KernelRef: req.KernelRef,
 		Source: "register", Size: image.ApparentSize(req.Rootfs),
 	}
+	im.Tools = d.detectTools(ctx, im)
 	err := d.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, req.Name); err == nil {
 			return errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
@@ -168,6 +169,9 @@ func (d *Daemon) sweepImages(ctx context.Context) error {
 // image's claim. On failure nothing is left: no directory, no row.
 func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
 	p.Step("store", "storing image "+im.Name)
+	if im.Tools == nil {
+		im.Tools = d.detectTools(ctx, im)
+	}
 	stored, err := image.Promote(ctx, im, d.layout.ImagesDir, p)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
@@ -183,4 +187,16 @@ func (d *Daemon) storeImage(ctx context.Context, im api.Image, p progress.Func) 
 		return api.Image{}, err
 	}
 	return stored, nil
+}
+
+// detectTools lists the devbox tools in im's rootfs for the image record;
+// nil (unknown) when the rootfs cannot be read, which is not worth failing
+// the image for.
+func (d *Daemon) detectTools(ctx context.Context, im api.Image) []string {
+	tools, err := image.DetectTools(ctx, im.Rootfs)
+	if err != nil {
+		d.log.Warn("looking for devbox tools in the image", "image", im.Name, "err", err)
+		return nil
+	}
+	return tools
 }

@@ -151,6 +151,7 @@ func (d *Daemon) buildPulled(ctx context.Context, name string, req api.PullImage
 	} else if err := copyKernelFiles(ctx, req, staging, final, &im, p); err != nil {
 		return api.Image{}, err
 	}
+	im.Tools = d.detectTools(ctx, api.Image{Name: name, Rootfs: res.Path})
 	info := img.Info
 	info.ContentSize, info.RootfsSize, info.Files = res.Content, res.Size, res.Files
 	if err := writePullManifest(staging, im, info); err != nil {
