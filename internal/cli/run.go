@@ -173,10 +173,6 @@ func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult,
 	if im, err := cl.Image(ctx, vm.Image); err == nil {
 		res.ImageTools = im.Tools
 	}
-	if res.ImageTools != nil && !slices.Contains(res.ImageTools, "mise") {
-		res.BootstrapError = fmt.Sprintf("image %s has no mise, which installs the tools the repository asks for", vm.Image)
-		return res, nil
-	}
 	s, err := cl.StartSession(ctx, vm.Name, api.StartSessionRequest{
 		Name: BootstrapSession, Argv: []string{"sh", "-c", bootstrapScript}, Cwd: ws.GuestPath,
 	})
@@ -192,10 +188,14 @@ func printNextSteps(w io.Writer, r runResult) {
 	n := r.VM.Name
 	fmt.Fprintf(w, "vm %s is running (ip %s)\n", n, orDash(r.VM.IP))
 	fmt.Fprintln(w, workspaceSummary(r.Workspace))
-	if r.Bootstrap != nil {
+	switch {
+	case r.Bootstrap != nil && r.ImageTools != nil && !slices.Contains(r.ImageTools, "mise"):
+		fmt.Fprintf(w, "bootstrap: image %s has no mise, so nothing installs the tools the repository asks for (the session %s only records that)\n",
+			r.VM.Image, BootstrapSession)
+	case r.Bootstrap != nil:
 		fmt.Fprintf(w, "bootstrap: running in the background (mise); status: banger vm session show %s %s; output: banger vm session logs %s %s -f (also %s in the guest)\n",
 			n, BootstrapSession, n, BootstrapSession, BootstrapLog)
-	} else {
+	default:
 		fmt.Fprintf(w, "bootstrap: not started: %s\n", r.BootstrapError)
 	}
 	dir := r.Workspace.GuestPath
