@@ -102,18 +102,19 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		opts.HTTPClient = http.DefaultClient
 	}
 	d := &Daemon{
-		layout:       opts.Layout,
-		cfg:          opts.Config,
-		store:        opts.Store,
-		log:          opts.Logger,
-		http:         opts.HTTPClient,
-		webURL:       opts.WebURL,
-		webExposed:   opts.WebExposed,
-		started:      time.Now(),
-		busy:         map[string]string{},
-		driver:       opts.Driver,
-		net:          opts.Network,
-		hosts:        &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts")},
+		layout:     opts.Layout,
+		cfg:        opts.Config,
+		store:      opts.Store,
+		log:        opts.Logger,
+		http:       opts.HTTPClient,
+		webURL:     opts.WebURL,
+		webExposed: opts.WebExposed,
+		started:    time.Now(),
+		busy:       map[string]string{},
+		driver:     opts.Driver,
+		net:        opts.Network,
+		hosts: &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts"),
+			Config: filepath.Join(opts.Layout.SSHDir, "config"), Key: opts.Config.SSHKey(opts.Layout.ConfigDir)},
 		agentBinary:  opts.AgentBinary,
 		sshPub:       opts.SSHPublicKey,
 		bootWait:     opts.BootTimeout,
@@ -166,18 +167,9 @@ func (d *Daemon) Close() {
 	}
 }
 
-// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'.
-func (d *Daemon) writeSSHConfig() error {
-	body := sshx.Config(d.cfg.SSHKey(d.layout.ConfigDir), d.hosts.Path)
-	path := filepath.Join(d.layout.SSHDir, "config")
-	if old, err := os.ReadFile(path); err == nil && string(old) == body {
-		return nil
-	}
-	if err := os.MkdirAll(d.layout.SSHDir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(body), 0o600)
-}
+// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'; the
+// known_hosts file rewrites it as VMs are pinned and forgotten.
+func (d *Daemon) writeSSHConfig() error { return d.hosts.WriteConfig() }
 
 // Status reports what the daemon is and holds.
 func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {

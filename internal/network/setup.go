@@ -351,8 +351,8 @@ func (s *System) ensureFirewall(r *Report, spec Spec) error {
 
 func (s *System) ensureResolved(r *Report, spec Spec, before bool) (bool, error) {
 	if !s.resolved.Available() {
-		r.add("resolved", Skipped, "systemd-resolved is not running, so *.%s names do not resolve on the host; point your resolver's %q domain at %s, or use 'banger vm ssh'",
-			Domain, Domain, spec.BridgeIP)
+		r.add("resolved", Skipped, "systemd-resolved is not running, so *.%s names do not resolve on the host; ssh NAME.%s works without it through banger's ssh config (Include ~/.config/banger/ssh/config); for other programs point your resolver's %q domain at %s",
+			Domain, Domain, Domain, spec.BridgeIP)
 		return before, nil
 	}
 	ok, err := s.resolved.Check(spec.Bridge, spec.BridgeIP, Domain)

@@ -168,7 +168,7 @@ func (s *System) natStatus(spec Spec) PieceStatus {
 
 func (s *System) resolvedStatus(spec Spec) PieceStatus {
 	if !s.resolved.Available() {
-		p := piece("resolved", StateOff, "systemd-resolved is not running, so *.%s names do not resolve on the host", Domain)
+		p := piece("resolved", StateOff, "systemd-resolved is not running, so *.%s names do not resolve on the host (ssh NAME.%s works without it through banger's ssh config)", Domain, Domain)
 		p.Fix = fmt.Sprintf("point your resolver's %q domain at %s (dnsmasq: server=/%s/%s), or use 'banger vm ssh'", Domain, spec.BridgeIP, Domain, spec.BridgeIP)
 		return p
 	}
