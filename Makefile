@@ -41,7 +41,8 @@ install: build ## install banger and bangerd to $(BINDIR), the agent to $(LIBDIR
 		install -D -m 0644 /dev/stdin $(HOME)/.config/systemd/user/bangerd.service < <(sed 's|@BINDIR@|$(BINDIR)|' scripts/bangerd.service.in); \
 		systemctl --user daemon-reload 2>/dev/null || true; \
 	fi
-	@echo "installed banger to $(BINDIR); make sure it is on your PATH"
+	@echo "installed banger to $(BINDIR)"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "$(BINDIR) is not on your PATH; add it with: export PATH=\"$(BINDIR):\$$PATH\"" ;; esac
 
 uninstall: ## remove what install installed
 	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(LIBDIR)/banger-vsock-agent $(HOME)/.config/systemd/user/bangerd.service
@@ -49,10 +50,11 @@ uninstall: ## remove what install installed
 run: deps install ## install everything, set up the host, then run banger's main job: 'banger vm run' on this checkout
 	BINDIR=$(BINDIR) scripts/main-job
 
-test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts and of scripts/install-go
+test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts, scripts/install-go and scripts/main-job
 	$(GO) test -race -count=1 ./...
 	scripts/manual/test.sh
 	scripts/test-install-go.sh
+	scripts/test-main-job.sh
 
 test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
 	$(GO) test -tags e2e -count=1 -timeout 60m ./...

@@ -20,7 +20,8 @@
 # Usage: scripts/manual/test.sh    (exit status 1 when a check fails)
 # Needs: bash, python3, curl, tar, gzip, xz, zstd, make, binutils (as,
 # readelf), kmod (depmod), busybox-static, e2fsprogs (mkfs.ext4, debugfs);
-# root for the rootfs checks (skipped otherwise); shellcheck is optional.
+# root for the rootfs checks (skipped otherwise); shellcheck (scripts/install-deps
+# installs it; the lint check is skipped without it).
 set -euo pipefail
 shopt -s inherit_errexit
 
