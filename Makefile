@@ -23,7 +23,10 @@ deps: ## install the host packages banger and its tests use (Debian/Ubuntu; uses
 
 build: $(BIN)/banger $(BIN)/bangerd $(BIN)/banger-vsock-agent ## build the three binaries into ./build/bin
 
+# The first build on a cold Go build cache compiles every dependency
+# (SQLite in pure Go is the longest): say so before the silence.
 $(BIN)/banger: $(SOURCES)
+	@echo "building banger, bangerd and the guest agent into $(BIN): a few minutes when the Go build cache is cold (the first build), seconds after"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/banger
 
 $(BIN)/bangerd: $(SOURCES)
@@ -51,7 +54,9 @@ run: deps install ## install everything, set up the host, then run banger's main
 	BINDIR=$(BINDIR) scripts/main-job
 
 test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts, scripts/install-go and scripts/main-job
-	$(GO) test -race -count=1 ./...
+	@echo "go test: compiling every package and its tests with the race detector (minutes on a cold Go build cache), then running them; a line per package as it ends, and what is still running"
+	@$(GO) build -o $(BIN)/testfmt ./cmd/testfmt
+	set -o pipefail; $(GO) test -json -race -count=1 ./... | $(BIN)/testfmt
 	scripts/manual/test.sh
 	scripts/test-install-go.sh
 	scripts/test-main-job.sh
