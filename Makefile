@@ -23,7 +23,10 @@ deps: ## install the host packages banger and its tests use (Debian/Ubuntu; uses
 
 build: $(BIN)/banger $(BIN)/bangerd $(BIN)/banger-vsock-agent ## build the three binaries into ./build/bin
 
+# The first build on a cold Go build cache compiles every dependency
+# (SQLite in pure Go is the longest): say so before the silence.
 $(BIN)/banger: $(SOURCES)
+	@echo "building banger, bangerd and the guest agent into $(BIN): a few minutes when the Go build cache is cold (the first build), seconds after"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/banger
 
 $(BIN)/bangerd: $(SOURCES)
@@ -41,7 +44,8 @@ install: build ## install banger and bangerd to $(BINDIR), the agent to $(LIBDIR
 		install -D -m 0644 /dev/stdin $(HOME)/.config/systemd/user/bangerd.service < <(sed 's|@BINDIR@|$(BINDIR)|' scripts/bangerd.service.in); \
 		systemctl --user daemon-reload 2>/dev/null || true; \
 	fi
-	@echo "installed banger to $(BINDIR); make sure it is on your PATH"
+	@echo "installed banger to $(BINDIR)"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "$(BINDIR) is not on your PATH; add it with: export PATH=\"$(BINDIR):\$$PATH\"" ;; esac
 
 uninstall: ## remove what install installed
 	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(LIBDIR)/banger-vsock-agent $(HOME)/.config/systemd/user/bangerd.service
@@ -49,10 +53,13 @@ uninstall: ## remove what install installed
 run: deps install ## install everything, set up the host, then run banger's main job: 'banger vm run' on this checkout
 	BINDIR=$(BINDIR) scripts/main-job
 
-test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts and of scripts/install-go
-	$(GO) test -race -count=1 ./...
+test: ## unit and in-process integration tests (no root, no VM), with the race detector; then the offline tests of the manual image scripts, scripts/install-go and scripts/main-job
+	@echo "go test: compiling every package and its tests with the race detector (minutes on a cold Go build cache), then running them; a line per package as it ends, and what is still running"
+	@$(GO) build -o $(BIN)/testfmt ./cmd/testfmt
+	set -o pipefail; $(GO) test -json -race -count=1 ./... | $(BIN)/testfmt
 	scripts/manual/test.sh
 	scripts/test-install-go.sh
+	scripts/test-main-job.sh
 
 test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
 	$(GO) test -tags e2e -count=1 -timeout 60m ./...

@@ -59,18 +59,22 @@ type DaemonStatus struct {
 
 // Image is a bootable image set: rootfs plus kernel and its companions.
 type Image struct {
-	Name      string    `json:"name"`
-	Managed   bool      `json:"managed"`
-	Dir       string    `json:"dir,omitempty"` // managed images: the daemon-owned directory
-	Rootfs    string    `json:"rootfs"`
-	WorkSeed  string    `json:"work_seed,omitempty"`
-	Kernel    string    `json:"kernel"`
-	Initrd    string    `json:"initrd,omitempty"`
-	Modules   string    `json:"modules,omitempty"`
-	KernelRef string    `json:"kernel_ref,omitempty"` // catalog kernel the image boots with
-	Source    string    `json:"source"`               // register, promote, pull, build
-	Digest    string    `json:"digest,omitempty"`     // OCI manifest digest for pulled images
-	Size      int64     `json:"size"`                 // apparent bytes of the rootfs
+	Name      string `json:"name"`
+	Managed   bool   `json:"managed"`
+	Dir       string `json:"dir,omitempty"` // managed images: the daemon-owned directory
+	Rootfs    string `json:"rootfs"`
+	WorkSeed  string `json:"work_seed,omitempty"`
+	Kernel    string `json:"kernel"`
+	Initrd    string `json:"initrd,omitempty"`
+	Modules   string `json:"modules,omitempty"`
+	KernelRef string `json:"kernel_ref,omitempty"` // catalog kernel the image boots with
+	Source    string `json:"source"`               // register, promote, pull, build
+	Digest    string `json:"digest,omitempty"`     // OCI manifest digest for pulled images
+	Size      int64  `json:"size"`                 // apparent bytes of the rootfs
+	// Tools are the devbox tools (mise, opencode, claude, pi) found in the
+	// rootfs when the image was recorded; empty: none; null: an image
+	// recorded before banger looked, so unknown.
+	Tools     []string  `json:"tools"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

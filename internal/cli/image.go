@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
 	"banger/internal/bytesize"
+	"banger/internal/image"
 )
 
 func (a *app) imageCmd() *cobra.Command {
@@ -138,6 +140,7 @@ func (a *app) imageShowCmd() *cobra.Command {
 				{"initrd:", orDash(im.Initrd)},
 				{"modules:", orDash(im.Modules)},
 				{"digest:", orDash(im.Digest)},
+				{"tools:", toolsNote(im.Tools)},
 				{"created:", im.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 			})
 		},
@@ -263,4 +266,18 @@ func refNote(ref string) string {
 		return ""
 	}
 	return " (kernel " + ref + ")"
+}
+
+// toolsNote says which devbox tools an image holds and which it lacks.
+func toolsNote(tools []string) string {
+	switch missing := image.MissingTools(tools); {
+	case tools == nil:
+		return "unknown (recorded before banger looked for them)"
+	case len(missing) == 0:
+		return strings.Join(tools, ", ")
+	case len(tools) == 0:
+		return "none (no " + strings.Join(missing, ", ") + ")"
+	default:
+		return strings.Join(tools, ", ") + " (no " + strings.Join(missing, ", ") + ")"
+	}
 }

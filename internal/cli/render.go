@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -50,13 +51,26 @@ func table(w io.Writer, rows [][]string) error {
 // summary per step; each item gets a line of its own when it is done.
 // When the output is not a terminal it draws nothing, so piped output
 // stays clean.
+//
+// A step that runs for a while with no counter (booting, waiting for the
+// guest agent, a build) shows its elapsed time on the live line, redrawn
+// every second, so a long wait is not a silent one.
 type progressView struct {
+	mu      sync.Mutex
 	w       io.Writer
 	enabled bool
 	width   int             // terminal columns; 0 when unknown
 	active  []*itemProgress // counters in flight, in order of their first event
 	open    bool            // the live line is drawn
+	// stepAt is when the current step began on this side's clock (zero:
+	// no step yet); clock is that clock, time.Now when nil.
+	stepAt     time.Time
+	clock      func() time.Time
+	stop, done chan struct{} // the ticker redrawing the elapsed time
 }
+
+// elapsedAfter is how long a step runs before its elapsed time shows.
+const elapsedAfter = 2 * time.Second
 
 // itemProgress is one counter: an item within a step. Download and unpack
 // count the same layer, so the step is part of its identity.
@@ -71,8 +85,43 @@ func newProgressView(w io.Writer) *progressView {
 	p := &progressView{w: w, enabled: isTTY(w)}
 	if p.enabled {
 		p.width, _, _ = term.GetSize(int(w.(*os.File).Fd()))
+		p.stop, p.done = make(chan struct{}), make(chan struct{})
+		go p.ticker()
 	}
 	return p
+}
+
+// ticker redraws the live line every second until Close.
+func (p *progressView) ticker() {
+	defer close(p.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.tick()
+		}
+	}
+}
+
+// tick redraws the elapsed time of a step that has no counter in flight.
+func (p *progressView) tick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.active) > 0 || p.stepAt.IsZero() {
+		return
+	}
+	p.clearLive()
+	p.drawLive()
+}
+
+func (p *progressView) now() time.Time {
+	if p.clock != nil {
+		return p.clock()
+	}
+	return time.Now()
 }
 
 // Event is the callback handed to streamed client calls.
@@ -80,6 +129,8 @@ func (p *progressView) Event(ev api.Event) {
 	if !p.enabled || ev.Step == "start" {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if ev.Item == "" {
 		if ev.Message == "" {
 			return
@@ -90,6 +141,7 @@ func (p *progressView) Event(ev api.Event) {
 		} else {
 			p.flush() // a new step: counters of the last one are over
 			fmt.Fprintf(p.w, "==> %s\n", safe(ev.Message))
+			p.stepAt = p.now()
 		}
 		p.drawLive()
 		return
@@ -116,10 +168,18 @@ func (p *progressView) item(ev api.Event) *itemProgress {
 	return it
 }
 
-// Close finishes a line left open.
+// Close stops the ticker and finishes a line left open.
 func (p *progressView) Close() {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+		p.stop = nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.clearLive()
 	p.flush()
+	p.stepAt = time.Time{}
 }
 
 // flush prints the counters still in flight as they stand and forgets
@@ -141,14 +201,20 @@ func (p *progressView) clearLive() {
 // drawLive redraws the live line: the counter in flight or, when several
 // are, one sum per step.
 func (p *progressView) drawLive() {
+	var line string
 	if len(p.active) == 0 {
-		return
+		d := p.now().Sub(p.stepAt)
+		if p.stepAt.IsZero() || d < elapsedAfter {
+			return
+		}
+		line = "    " + d.Truncate(time.Second).String() + " elapsed"
+	} else {
+		var parts []string
+		for _, it := range p.perStep() {
+			parts = append(parts, it.line())
+		}
+		line = "    " + strings.Join(parts, "  |  ")
 	}
-	var parts []string
-	for _, it := range p.perStep() {
-		parts = append(parts, it.line())
-	}
-	line := "    " + strings.Join(parts, "  |  ")
 	if p.width > 1 && len(line) >= p.width {
 		line = strings.ToValidUTF8(line[:p.width-1], "") // a wrapped line cannot be redrawn with \r
 	}

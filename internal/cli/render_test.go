@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,57 @@ func TestProgressViewWidth(t *testing.T) {
 	p.Event(api.Event{Time: time.Now(), Step: "download", Item: "a-rather-long-item-name", Current: 1 << 20, Total: 2 << 20})
 	if _, live := screen(buf.String()); len(live) >= 40 {
 		t.Errorf("live line %q is %d columns, want < 40", live, len(live))
+	}
+}
+
+// TestProgressViewElapsed: a step with no counter shows its elapsed time
+// on the live line once it has run a while; a counter takes the line
+// over, and a new step starts the clock again.
+func TestProgressViewElapsed(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	p := &progressView{w: &buf, enabled: true, clock: func() time.Time { return now }}
+	p.Event(api.Event{Time: now, Step: "agent", Message: "waiting for the guest agent"})
+	p.tick()
+	if _, live := screen(buf.String()); live != "" {
+		t.Errorf("live line right after the step = %q; want none", live)
+	}
+	now = now.Add(43*time.Second + 300*time.Millisecond)
+	p.tick()
+	lines, live := screen(buf.String())
+	if live != "43s elapsed" || len(lines) != 1 || lines[0] != "==> waiting for the guest agent" {
+		t.Errorf("after 43s: lines %q, live %q; want the step and \"43s elapsed\"", lines, live)
+	}
+	p.Event(api.Event{Time: now, Step: "log", Message: "agent: hello"})
+	if _, live := screen(buf.String()); live != "43s elapsed" {
+		t.Errorf("live line after a log line = %q; want it redrawn", live)
+	}
+	now = now.Add(2 * time.Minute)
+	p.tick()
+	if _, live := screen(buf.String()); live != "2m43s elapsed" {
+		t.Errorf("live line = %q; want 2m43s elapsed", live)
+	}
+	p.Event(api.Event{Time: now, Step: "copy", Message: "copying"})
+	p.tick()
+	if _, live := screen(buf.String()); live != "" {
+		t.Errorf("live line right after a new step = %q; want the clock restarted", live)
+	}
+	p.Close()
+	if _, live := screen(buf.String()); live != "" {
+		t.Errorf("live line after Close = %q", live)
+	}
+}
+
+// TestProgressViewTickerStops: the ticker a terminal view starts ends
+// with Close.
+func TestProgressViewTickerStops(t *testing.T) {
+	p := &progressView{w: io.Discard, enabled: true, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.ticker()
+	p.Event(api.Event{Step: "boot", Message: "booting"})
+	p.Close()
+	select {
+	case <-p.done:
+	default:
+		t.Error("the ticker still runs after Close")
 	}
 }

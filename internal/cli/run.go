@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/client"
 	"banger/internal/errdefs"
+	"banger/internal/image"
 	"banger/internal/workspace"
 )
 
@@ -142,7 +144,10 @@ type runPlan struct {
 type runResult struct {
 	VM        api.VM        `json:"vm"`
 	Workspace api.Workspace `json:"workspace"`
-	Bootstrap *api.Session  `json:"bootstrap,omitempty"`
+	// ImageTools are the devbox tools the VM's image holds (api.Image.Tools;
+	// null: unknown).
+	ImageTools []string     `json:"image_tools"`
+	Bootstrap  *api.Session `json:"bootstrap,omitempty"`
 	// BootstrapError says why the bootstrap did not start (best effort).
 	BootstrapError string `json:"bootstrap_error,omitempty"`
 }
@@ -165,6 +170,9 @@ func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult,
 		return runResult{}, fmt.Errorf("copying %s into vm %s: %w (the vm was deleted)", p.repo.Root, vm.Name, err)
 	}
 	res := runResult{VM: vm, Workspace: ws}
+	if im, err := cl.Image(ctx, vm.Image); err == nil {
+		res.ImageTools = im.Tools
+	}
 	s, err := cl.StartSession(ctx, vm.Name, api.StartSessionRequest{
 		Name: BootstrapSession, Argv: []string{"sh", "-c", bootstrapScript}, Cwd: ws.GuestPath,
 	})
@@ -180,21 +188,35 @@ func printNextSteps(w io.Writer, r runResult) {
 	n := r.VM.Name
 	fmt.Fprintf(w, "vm %s is running (ip %s)\n", n, orDash(r.VM.IP))
 	fmt.Fprintln(w, workspaceSummary(r.Workspace))
-	if r.Bootstrap != nil {
+	switch {
+	case r.Bootstrap != nil && r.ImageTools != nil && !slices.Contains(r.ImageTools, "mise"):
+		fmt.Fprintf(w, "bootstrap: image %s has no mise, so nothing installs the tools the repository asks for (the session %s only records that)\n",
+			r.VM.Image, BootstrapSession)
+	case r.Bootstrap != nil:
 		fmt.Fprintf(w, "bootstrap: running in the background (mise); status: banger vm session show %s %s; output: banger vm session logs %s %s -f (also %s in the guest)\n",
 			n, BootstrapSession, n, BootstrapSession, BootstrapLog)
-	} else {
+	default:
 		fmt.Fprintf(w, "bootstrap: not started: %s\n", safe(r.BootstrapError))
 	}
 	dir := r.Workspace.GuestPath
-	fmt.Fprintf(w, `
-next:
-  banger vm ssh %[1]s
-  opencode attach http://%[1]s.vm:4096 --dir %[2]s
-  banger vm acp %[1]s
-  banger vm ssh %[1]s -- "cd %[2]s && claude"
-  banger vm ssh %[1]s -- "cd %[2]s && pi"
-`, n, dir)
+	has := func(tool string) bool { return r.ImageTools == nil || slices.Contains(r.ImageTools, tool) }
+	fmt.Fprintf(w, "\nnext:\n  banger vm ssh %s\n", n)
+	if has("opencode") {
+		fmt.Fprintf(w, "  opencode attach http://%s.vm:4096 --dir %s\n  banger vm acp %s\n", n, dir, n)
+	}
+	for _, tool := range []string{"claude", "pi"} {
+		if has(tool) {
+			fmt.Fprintf(w, "  banger vm ssh %s -- \"cd %s && %s\"\n", n, dir, tool)
+		}
+	}
+	switch missing := image.MissingTools(r.ImageTools); {
+	case r.ImageTools == nil:
+		fmt.Fprintf(w, "(image %s was recorded before banger looked for its tools: the steps above need %s in it)\n",
+			r.VM.Image, strings.Join(image.KnownTools, ", "))
+	case len(missing) > 0:
+		fmt.Fprintf(w, "\nnot in image %[1]s: %[2]s; to add them, build a devbox image from it and run on that:\n  banger image build --name %[1]s-devbox --from-image %[1]s\n  banger vm run --image %[1]s-devbox\n",
+			r.VM.Image, strings.Join(missing, ", "))
+	}
 }
 
 // vmNameFor derives a VM name from a repository directory: its base name

@@ -179,3 +179,33 @@ func TestRunPrintsNextSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNextStepsFollowTheImageTools: an image without opencode gets no
+// opencode or acp step and is told what is missing and how to add it;
+// without mise the bootstrap line says it installs nothing.
+func TestRunNextStepsFollowTheImageTools(t *testing.T) {
+	var out bytes.Buffer
+	printNextSteps(&out, runResult{
+		VM:         api.VM{Name: "app-1a2b", IP: "172.16.0.2", Image: "slim"},
+		Workspace:  api.Workspace{VM: "app-1a2b", GuestPath: "/root/repo", RepoPath: "/src/app", Mode: "shallow", Head: "0123456789abcdef", Branch: "main", Files: 3},
+		ImageTools: []string{"claude"},
+		Bootstrap:  &api.Session{Name: "bootstrap"},
+	})
+	got := out.String()
+	for _, unwanted := range []string{"opencode attach", "vm acp", "&& pi", "running in the background"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("vm run output has %q though the image lacks its tool:\n%s", unwanted, got)
+		}
+	}
+	for _, want := range []string{
+		"banger vm ssh app-1a2b\n",
+		`banger vm ssh app-1a2b -- "cd /root/repo && claude"`,
+		"bootstrap: image slim has no mise",
+		"not in image slim: mise, opencode, pi",
+		"banger image build --name slim-devbox --from-image slim",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("vm run output lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -186,3 +186,42 @@ func TestDevboxSteps(t *testing.T) {
 		t.Error("no cleanup script")
 	}
 }
+
+// TestDevboxToolsReportFailedDownloads runs the tools step with a curl
+// that fails as a broken proxy does (exit 22 after an HTTP 500): every
+// tool it could not get is reported, none is taken as installed.
+func TestDevboxToolsReportFailedDownloads(t *testing.T) {
+	if _, err := os.Stat("/etc/alpine-release"); err == nil {
+		t.Skip("the glibc branch of the step is what runs on Debian hosts")
+	}
+	bin := t.TempDir()
+	curl := "#!/bin/sh\necho \"curl: (22) The requested URL returned error: 500\" >&2\nexit 22\n"
+	if err := os.WriteFile(filepath.Join(bin, "curl"), []byte(curl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var script []byte
+	for _, s := range DevboxSteps(false) {
+		if s.Name == "devbox/tools" {
+			script = s.Script
+		}
+	}
+	if script == nil {
+		t.Fatal("no devbox tools step")
+	}
+	for _, tool := range []string{"mise", "opencode", "claude", "pi"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			t.Skipf("%s is installed on this host (%s): the step would keep it", tool, p)
+		}
+	}
+	cmd := exec.Command("sh", "-c", string(script))
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_BEST_EFFORT=1"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("best-effort tools step: %v\n%s", err, out)
+	}
+	for _, want := range []string{"could not download opencode", "could not install mise", "could not install claude", "could not install pi"} {
+		if !bytes.Contains(out, []byte("warning: "+want)) {
+			t.Errorf("output lacks the warning %q:\n%s", want, out)
+		}
+	}
+}

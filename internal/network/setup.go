@@ -70,12 +70,19 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 	if err := spec.Validate(); err != nil {
 		return r, errdefs.Invalid("setting up the host network: %v", err)
 	}
-	old, err := s.ReadRecord()
+	ns, err := s.netns()
+	if err != nil {
+		return r, err
+	}
+	old, err := s.nsRecord(ns)
 	if err != nil {
 		return r, err
 	}
 	rec := Record{Spec: spec}
 	if old != nil {
+		if err := refuseAnotherNetwork(old, spec, ns); err != nil {
+			return r, err
+		}
 		if err := s.refuseReaddressingBusyTaps(old.Spec, spec); err != nil {
 			return r, err
 		}
@@ -88,7 +95,7 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 	}
 	defer func() {
 		// Record even a partial setup: teardown must know what to undo.
-		if _, werr := s.writeRecord(rec); werr != nil && err == nil {
+		if _, werr := s.writeRecord(rec, ns, old); werr != nil && err == nil {
 			err = werr
 		}
 	}()
@@ -107,10 +114,23 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 	if rec.Resolved, err = s.ensureResolved(&r, spec, rec.Resolved); err != nil {
 		return r, fmt.Errorf("routing *.%s lookups to banger: %w", Domain, err)
 	}
-	if rec.Unit, err = s.ensureUnit(&r, spec, o, rec.Unit); err != nil {
+	if rec.Unit, err = s.ensureUnit(&r, spec, o, rec.Unit, ns); err != nil {
 		return r, fmt.Errorf("installing %s: %w", UnitName, err)
 	}
 	return r, nil
+}
+
+// refuseAnotherNetwork refuses to set up spec where another user's
+// network on another bridge is: the namespace's nftables table, IPv4
+// forwarding and DNS routing serve one banger network, and replacing them
+// would cut that one off. The same user on a new bridge is a rename; a new
+// owner of the same bridge takes it over.
+func refuseAnotherNetwork(old *storedRecord, spec Spec, ns Namespace) error {
+	if old.Spec.UID == spec.UID || old.Spec.Bridge == spec.Bridge {
+		return nil
+	}
+	return errdefs.Conflict("%s already has a banger network: bridge %s for user %d (record %s); use that bridge (bridge_name in config.toml), or remove it first with 'sudo \"$(command -v banger)\" system teardown --user %d'",
+		ns, old.Spec.Bridge, old.Spec.UID, old.path, old.Spec.UID)
 }
 
 // refuseReaddressingBusyTaps refuses a change of bridge, bridge address
@@ -331,8 +351,8 @@ func (s *System) ensureFirewall(r *Report, spec Spec) error {
 
 func (s *System) ensureResolved(r *Report, spec Spec, before bool) (bool, error) {
 	if !s.resolved.Available() {
-		r.add("resolved", Skipped, "systemd-resolved is not running, so *.%s names do not resolve on the host; point your resolver's %q domain at %s, or use 'banger vm ssh'",
-			Domain, Domain, spec.BridgeIP)
+		r.add("resolved", Skipped, "systemd-resolved is not running, so *.%s names do not resolve on the host; ssh NAME.%s works without it through banger's ssh config (Include ~/.config/banger/ssh/config); for other programs point your resolver's %q domain at %s",
+			Domain, Domain, Domain, spec.BridgeIP)
 		return before, nil
 	}
 	ok, err := s.resolved.Check(spec.Bridge, spec.BridgeIP, Domain)
@@ -350,10 +370,13 @@ func (s *System) ensureResolved(r *Report, spec Spec, before bool) (bool, error)
 	return true, nil
 }
 
-func (s *System) ensureUnit(r *Report, spec Spec, o SetupOptions, before string) (string, error) {
+func (s *System) ensureUnit(r *Report, spec Spec, o SetupOptions, before string, ns Namespace) (string, error) {
 	switch {
 	case o.SkipUnit:
 		r.add("unit", Skipped, "not asked to install %s", UnitName)
+		return before, nil
+	case !ns.Host():
+		r.add("unit", Skipped, "%s is not the host's, so no boot unit rebuilds it; run %s in it again after each boot", ns, setupQuoted)
 		return before, nil
 	case !s.units.Available():
 		r.add("unit", Skipped, "systemd is not running here; run %s again after each boot", setupQuoted)

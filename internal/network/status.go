@@ -168,7 +168,7 @@ func (s *System) natStatus(spec Spec) PieceStatus {
 
 func (s *System) resolvedStatus(spec Spec) PieceStatus {
 	if !s.resolved.Available() {
-		p := piece("resolved", StateOff, "systemd-resolved is not running, so *.%s names do not resolve on the host", Domain)
+		p := piece("resolved", StateOff, "systemd-resolved is not running, so *.%s names do not resolve on the host (ssh NAME.%s works without it through banger's ssh config)", Domain, Domain)
 		p.Fix = fmt.Sprintf("point your resolver's %q domain at %s (dnsmasq: server=/%s/%s), or use 'banger vm ssh'", Domain, spec.BridgeIP, Domain, spec.BridgeIP)
 		return p
 	}
@@ -183,6 +183,11 @@ func (s *System) resolvedStatus(spec Spec) PieceStatus {
 }
 
 func (s *System) unitStatus(spec Spec) PieceStatus {
+	if ns, err := s.netns(); err == nil && !ns.Host() {
+		p := piece("unit", StateOff, "%s is not the host's, so nothing rebuilds its network at boot", ns)
+		p.Fix = "run " + setupQuoted + " in it after each boot"
+		return p
+	}
 	if !s.units.Available() {
 		p := piece("unit", StateOff, "systemd is not running here, so nothing rebuilds the network at boot")
 		p.Fix = "run " + setupQuoted + " after each boot"

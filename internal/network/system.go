@@ -68,6 +68,7 @@ type System struct {
 	sysctl   Sysctl
 	resolved Resolved
 	units    Units
+	netns    func() (Namespace, error)
 	stateDir string
 	exe      string
 	log      *slog.Logger
@@ -110,6 +111,7 @@ func NewSystem(opts ...Option) *System {
 		sysctl:   HostSysctl(),
 		resolved: HostResolved(),
 		units:    HostUnits(),
+		netns:    currentNamespace,
 		stateDir: DefaultStateDir,
 		log:      slog.New(slog.DiscardHandler),
 	}

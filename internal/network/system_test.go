@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	}
 	h.sys = NewSystem(WithLinks(h.links), WithFirewall(h.fw), WithSysctl(h.sysctl), WithResolved(h.resolved),
 		WithUnits(h.units), WithStateDir(t.TempDir()), WithExecutable("/opt/banger/bin/banger"))
+	h.sys.netns = func() (Namespace, error) { return Namespace{}, nil } // the host's, wherever the test runs
 	return h
 }
 
@@ -86,7 +88,7 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	}
 
 	linkChanges, applies, sets, rcalls, installs := h.links.changes, h.fw.applies, h.sysctl.sets, h.resolved.calls, h.units.installs
-	recBefore, err := os.ReadFile(h.sys.recordPath())
+	recBefore, err := os.ReadFile(filepath.Join(h.sys.stateDir, recordName(spec, Namespace{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	if h.links.changes != linkChanges || h.fw.applies != applies || h.sysctl.sets != sets || h.resolved.calls != rcalls || h.units.installs != installs {
 		t.Error("second setup touched the host")
 	}
-	if recAfter, _ := os.ReadFile(h.sys.recordPath()); string(recAfter) != string(recBefore) {
+	if recAfter, _ := os.ReadFile(filepath.Join(h.sys.stateDir, recordName(spec, Namespace{}))); string(recAfter) != string(recBefore) {
 		t.Errorf("second setup rewrote the record:\n%s\n->\n%s", recBefore, recAfter)
 	}
 	rec, err := h.sys.ReadRecord()
@@ -398,5 +400,47 @@ func TestSpecValidate(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("Validate(%+v) = %v, want %q", s, err, tc.want)
 		}
+	}
+}
+
+// TestRecordsKeyedByUserBridgeNamespace: setup writes its record under
+// its user and bridge, adopts the single record older versions kept, and
+// refuses to replace another user's network on another bridge in the same
+// namespace, whose teardown it also refuses to do.
+func TestRecordsKeyedByUserBridgeNamespace(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost(t)
+	spec := testSpec()
+	legacy := filepath.Join(h.sys.stateDir, legacyRecordFile)
+	if err := os.WriteFile(legacy, []byte(`{"spec":{"bridge":"banger0","bridge_ip":"172.16.0.1","cidr":"172.16.0.0/24","taps":8,"uid":1000,"gid":1000},"forward_enabled":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := h.sys.ReadRecord(); err != nil || rec == nil || !rec.ForwardEnabled {
+		t.Fatalf("legacy record read as %+v, %v", rec, err)
+	}
+	if _, err := h.sys.Setup(ctx, spec, SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Errorf("legacy record still there after setup: %v", err)
+	}
+	keyed := filepath.Join(h.sys.stateDir, "network-1000-banger0.json")
+	if rec, err := readRecordFile(keyed); err != nil || !rec.ForwardEnabled || rec.Spec != spec {
+		t.Errorf("keyed record = %+v, %v; want the legacy one's ForwardEnabled carried over", rec, err)
+	}
+
+	other := spec
+	other.UID, other.GID, other.Bridge = 1001, 1001, "vmbr9"
+	if _, err := h.sys.Setup(ctx, other, SetupOptions{}); !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "banger0") {
+		t.Errorf("setup of another user's bridge in the same namespace: %v; want a conflict naming banger0", err)
+	}
+	if _, err := h.sys.Teardown(ctx, other, TeardownOptions{}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("teardown by another user: %v; want a conflict", err)
+	}
+	if _, err := h.links.Link("banger0"); err != nil {
+		t.Errorf("banger0 after the other user's refused setup and teardown: %v", err)
+	}
+	if _, err := os.Stat(keyed); err != nil {
+		t.Errorf("record after the other user's refused teardown: %v", err)
 	}
 }

@@ -23,13 +23,22 @@ type TeardownOptions struct {
 // names, still only interfaces marked as banger's.
 func (s *System) Teardown(ctx context.Context, fallback Spec, o TeardownOptions) (Report, error) {
 	var r Report
-	rec, err := s.ReadRecord()
+	ns, err := s.netns()
+	if err != nil {
+		return r, err
+	}
+	stored, err := s.nsRecord(ns)
 	if err != nil {
 		return r, err
 	}
 	spec := fallback
-	if rec != nil {
-		spec = rec.Spec
+	var rec *Record
+	if stored != nil {
+		if fallback.Bridge != "" && stored.Spec.UID != fallback.UID && stored.Spec.Bridge != fallback.Bridge {
+			return r, errdefs.Conflict("the banger network in %s is bridge %s of user %d (record %s), not bridge %s of user %d; remove it with --user %d, or leave it",
+				ns, stored.Spec.Bridge, stored.Spec.UID, stored.path, fallback.Bridge, fallback.UID, stored.Spec.UID)
+		}
+		rec, spec = &stored.Record, stored.Spec
 	}
 	if !o.Force {
 		if busy, err := s.busyTaps(spec.Bridge); err != nil {
@@ -39,7 +48,7 @@ func (s *System) Teardown(ctx context.Context, fallback Spec, o TeardownOptions)
 				strings.Join(busy, ", "))
 		}
 	}
-	if err := s.removeUnit(&r); err != nil {
+	if err := s.removeUnit(&r, ns); err != nil {
 		return r, fmt.Errorf("removing %s: %w", UnitName, err)
 	}
 	if err := s.revertResolved(&r, spec, rec); err != nil {
@@ -56,8 +65,7 @@ func (s *System) Teardown(ctx context.Context, fallback Spec, o TeardownOptions)
 	if err := s.restoreForward(&r, rec); err != nil {
 		return r, fmt.Errorf("restoring IPv4 forwarding: %w", err)
 	}
-	_, err = s.removeRecord()
-	return r, err
+	return r, removeRecord(stored)
 }
 
 func removedOrAbsent(existed bool) Action {
@@ -93,7 +101,11 @@ func (s *System) ourTaps(bridge string) ([]LinkInfo, error) {
 	return out, nil
 }
 
-func (s *System) removeUnit(r *Report) error {
+func (s *System) removeUnit(r *Report, ns Namespace) error {
+	if !ns.Host() {
+		r.add("unit", Skipped, "%s is not the host's, so its network has no boot unit", ns)
+		return nil
+	}
 	if !s.units.Available() {
 		r.add("unit", Skipped, "systemd is not running here")
 		return nil

@@ -5,19 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"banger/internal/api"
 )
 
-const imageCols = `name, managed, dir, rootfs, work_seed, kernel, initrd, modules, kernel_ref, source, digest, size, created_at, updated_at`
+const imageCols = `name, managed, dir, rootfs, work_seed, kernel, initrd, modules, kernel_ref, source, digest, size, tools, created_at, updated_at`
 
 func scanImage(row interface{ Scan(...any) error }) (api.Image, error) {
 	var im api.Image
 	var created, updated string
+	var tools sql.NullString
 	err := row.Scan(&im.Name, &im.Managed, &im.Dir, &im.Rootfs, &im.WorkSeed, &im.Kernel, &im.Initrd, &im.Modules,
-		&im.KernelRef, &im.Source, &im.Digest, &im.Size, &created, &updated)
+		&im.KernelRef, &im.Source, &im.Digest, &im.Size, &tools, &created, &updated)
 	im.CreatedAt, im.UpdatedAt = parseTime(created), parseTime(updated)
+	if tools.Valid {
+		im.Tools = []string{}
+		if tools.String != "" {
+			im.Tools = strings.Split(tools.String, ",")
+		}
+	}
 	return im, err
 }
 
@@ -57,9 +65,9 @@ func (t *Tx) PutImage(ctx context.Context, im api.Image) error {
 		im.CreatedAt = time.Now()
 	}
 	im.UpdatedAt = time.Now()
-	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO images (`+imageCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO images (`+imageCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		im.Name, im.Managed, im.Dir, im.Rootfs, im.WorkSeed, im.Kernel, im.Initrd, im.Modules,
-		im.KernelRef, im.Source, im.Digest, im.Size, formatTime(im.CreatedAt), formatTime(im.UpdatedAt))
+		im.KernelRef, im.Source, im.Digest, im.Size, sql.NullString{String: strings.Join(im.Tools, ","), Valid: im.Tools != nil}, formatTime(im.CreatedAt), formatTime(im.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("writing image %q: %w", im.Name, err)
 	}

@@ -124,3 +124,23 @@ func TestEventsOrderAndFilter(t *testing.T) {
 		t.Errorf("latest = %+v, want the newest event", latest)
 	}
 }
+
+// TestImageToolsKeepUnknownApartFromNone: an image recorded before banger
+// looked for tools (nil) reads back as unknown, not as "none".
+func TestImageToolsKeepUnknownApartFromNone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for _, tools := range [][]string{nil, {}, {"opencode"}, {"mise", "opencode", "claude", "pi"}} {
+		want := api.Image{Name: "x", Rootfs: "/r", Source: "register", Tools: tools}
+		if err := s.Tx(ctx, func(tx *Tx) error { return tx.PutImage(ctx, want) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Image(ctx, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got.Tools == nil) != (tools == nil) || !cmp.Equal(got.Tools, tools, cmpopts.EquateEmpty()) {
+			t.Errorf("tools %#v read back as %#v", tools, got.Tools)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,8 +46,16 @@ func browser(t *testing.T) context.Context {
 	if bin == "" {
 		t.Skip("no Chromium found (apt-get install chromium, or set BANGER_CHROMIUM): the browser tests need a real browser")
 	}
+	proxy := strayProxy(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
+		// Users behind a corporate proxy have http_proxy set, and Chromium
+		// follows it for every name but localhost: the pages these tests
+		// load are all local, so the browser never uses a proxy. The
+		// environment it gets names one anyway (strayProxy) so a test
+		// proves that.
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Env("http_proxy="+proxy, "https_proxy="+proxy, "HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy, "all_proxy="+proxy, "no_proxy=", "NO_PROXY="),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()),
@@ -61,6 +70,30 @@ func browser(t *testing.T) context.Context {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
 	return ctx
+}
+
+// strayProxy listens where the browser's environment says a proxy is and
+// fails t for every connection made to it.
+func strayProxy(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			t.Errorf("Chromium connected to the proxy its environment names (%s); the browser tests must not use the environment's proxy", l.Addr())
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return "http://" + l.Addr().String()
 }
 
 // run runs browser actions, bounded so a stuck page fails the test.

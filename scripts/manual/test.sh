@@ -20,7 +20,8 @@
 # Usage: scripts/manual/test.sh    (exit status 1 when a check fails)
 # Needs: bash, python3, curl, tar, gzip, xz, zstd, make, binutils (as,
 # readelf), kmod (depmod), busybox-static, e2fsprogs (mkfs.ext4, debugfs);
-# root for the rootfs checks (skipped otherwise); shellcheck is optional.
+# root for the rootfs checks (skipped otherwise); shellcheck (scripts/install-deps
+# installs it; the lint check is skipped without it).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -187,6 +188,9 @@ done
 	exit 1
 }
 base="http://127.0.0.1:$(cat "$T/port")"
+# The fixture server is on loopback; a proxy the environment names (users
+# behind a corporate proxy have one) cannot reach it, and curl would ask it.
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 # make_module DIR/NAME.ko EXPORT REF: a minimal module object depmod reads:
 # a .modinfo, an exported symbol EXPORT (or -) and a reference to REF (or -).

@@ -329,3 +329,28 @@ func bigRepo(t *testing.T, n int, size int64) string {
 	r.git("gc", "-q") // packed, as a cloned repository is
 	return r.dir
 }
+
+// TestRunNextStepsWithoutDevboxTools: 'vm run' on an image with none of
+// the devbox tools (the plain Debian fixture) prints no step for them,
+// names what is missing and how to add it; 'image show' lists the tools.
+func TestRunNextStepsWithoutDevboxTools(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerDebian("plain")
+	if show := e.ok("image", "show", "plain"); !strings.Contains(show, "none (no mise, opencode, claude, pi)") {
+		t.Errorf("image show does not list the missing tools:\n%s", show)
+	}
+	repo := mixedRepo(t)
+	out := e.ok("vm", "run", repo.dir, "--image", "plain", "--name", "slim")
+	for _, unwanted := range []string{"opencode attach", "vm acp", "&& claude", "&& pi", "running in the background (mise)"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("vm run printed %q for an image without the tool:\n%s", unwanted, out)
+		}
+	}
+	for _, want := range []string{"banger vm ssh slim\n", "not in image plain: mise, opencode, claude, pi", "banger image build --name plain-devbox --from-image plain", "image plain has no mise"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vm run output lacks %q:\n%s", want, out)
+		}
+	}
+	e.ok("vm", "delete", "--force", "slim")
+}

@@ -55,6 +55,7 @@ func (s *Service) RegisterImage(ctx context.Context, req api.RegisterImageReques
 		Initrd: req.Initrd, Modules: req.Modules, KernelRef: req.KernelRef,
 		Source: "register", Size: image.ApparentSize(req.Rootfs),
 	}
+	im.Tools = s.detectTools(ctx, im)
 	err := s.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, req.Name); err == nil {
 			return errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
@@ -168,6 +169,9 @@ func (s *Service) sweepImages(ctx context.Context) error {
 // image's claim. On failure nothing is left: no directory, no row.
 func (s *Service) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
 	p.Step("store", "storing image "+im.Name)
+	if im.Tools == nil {
+		im.Tools = s.detectTools(ctx, im)
+	}
 	stored, err := image.Promote(ctx, im, s.layout.ImagesDir, p)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("storing image %q: %w", im.Name, err)
@@ -195,4 +199,16 @@ func (s *Service) Bootable(ctx context.Context, name string) (api.Image, error) 
 		return api.Image{}, fmt.Errorf("image %q cannot boot: %w", name, err)
 	}
 	return im, nil
+}
+
+// detectTools lists the devbox tools in im's rootfs for the image record;
+// nil (unknown) when the rootfs cannot be read, which is not worth failing
+// the image for.
+func (s *Service) detectTools(ctx context.Context, im api.Image) []string {
+	tools, err := image.DetectTools(ctx, im.Rootfs)
+	if err != nil {
+		s.log.Warn("looking for devbox tools in the image", "image", im.Name, "err", err)
+		return nil
+	}
+	return tools
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -104,15 +103,16 @@ type Manager struct {
 // New builds the manager. Nothing runs until Reconcile.
 func New(opts Options) *Manager {
 	m := &Manager{
-		layout:       opts.Layout,
-		cfg:          opts.Config,
-		store:        opts.Store,
-		log:          opts.Logger,
-		events:       opts.Events,
-		images:       opts.Images,
-		driver:       opts.Driver,
-		net:          opts.Network,
-		hosts:        &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts")},
+		layout: opts.Layout,
+		cfg:    opts.Config,
+		store:  opts.Store,
+		log:    opts.Logger,
+		events: opts.Events,
+		images: opts.Images,
+		driver: opts.Driver,
+		net:    opts.Network,
+		hosts: &sshx.KnownHosts{Path: filepath.Join(opts.Layout.SSHDir, "known_hosts"),
+			Config: filepath.Join(opts.Layout.SSHDir, "config"), Key: opts.Config.SSHKey(opts.Layout.ConfigDir)},
 		agentBinary:  opts.AgentBinary,
 		sshPub:       opts.SSHPublicKey,
 		onBoot:       opts.OnBoot,
@@ -335,15 +335,6 @@ func vmRow(ctx context.Context, rd *store.Reader, name string) (store.VM, error)
 	return r, nil
 }
 
-// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'.
-func (m *Manager) writeSSHConfig() error {
-	body := sshx.Config(m.cfg.SSHKey(m.layout.ConfigDir), m.hosts.Path)
-	path := filepath.Join(m.layout.SSHDir, "config")
-	if old, err := os.ReadFile(path); err == nil && string(old) == body {
-		return nil
-	}
-	if err := os.MkdirAll(m.layout.SSHDir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(body), 0o600)
-}
+// writeSSHConfig writes the ssh_config snippet for 'ssh <name>.vm'; the
+// known_hosts file rewrites it as VMs are pinned and forgotten.
+func (m *Manager) writeSSHConfig() error { return m.hosts.WriteConfig() }

@@ -35,6 +35,24 @@ npm_bin() {
 	return 1
 }
 
+# installer URL SHELL [NAME=value...]: downloads URL's install script to a
+# file, then runs it with SHELL. Piping curl into a shell would take the
+# shell's exit status, and a shell reading nothing succeeds: a failed
+# download would pass unnoticed.
+installer() {
+	url=$1 shell=$2
+	shift 2
+	script=$(mktemp) || return 1
+	if ! curl -fsSL "$url" -o "$script" || ! [ -s "$script" ]; then
+		echo "downloading $url failed" >&2
+		rm -f "$script"
+		return 1
+	fi
+	if env "$@" "$shell" "$script"; then rc=0; else rc=$?; fi
+	rm -f "$script"
+	return "$rc"
+}
+
 if [ -f /etc/alpine-release ]; then
 	command -v opencode >/dev/null 2>&1 || npm_bin "opencode-linux-$npmarch-musl" opencode || fail "could not download opencode"
 	exit 0
@@ -43,9 +61,7 @@ fi
 command -v opencode >/dev/null 2>&1 || npm_bin "opencode-linux-$npmarch" opencode || fail "could not download opencode"
 
 if ! command -v mise >/dev/null 2>&1; then
-	if curl -fsSL https://mise.run | MISE_INSTALL_PATH=/usr/local/bin/mise sh; then
-		:
-	else
+	if ! installer https://mise.run sh MISE_INSTALL_PATH=/usr/local/bin/mise || ! [ -x /usr/local/bin/mise ]; then
 		fail "could not install mise"
 	fi
 fi
@@ -54,8 +70,8 @@ if command -v mise >/dev/null 2>&1 && ! grep -qs 'mise activate' /root/.bashrc; 
 fi
 
 if ! command -v claude >/dev/null 2>&1; then
-	if curl -fsSL https://claude.ai/install.sh | bash; then
-		[ -x /root/.local/bin/claude ] && ln -sf /root/.local/bin/claude /usr/local/bin/claude
+	if installer https://claude.ai/install.sh bash && [ -x /root/.local/bin/claude ]; then
+		ln -sf /root/.local/bin/claude /usr/local/bin/claude
 	else
 		fail "could not install claude"
 	fi
