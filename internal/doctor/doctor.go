@@ -85,6 +85,7 @@ func Checks() []Check {
 		{"vm-dns", checkVMDNS},
 		{"disk", checkDisk},
 		{"ssh-key", checkSSHKey},
+		{"dirs", checkDirModes},
 		{"daemon", checkDaemon},
 	}
 }

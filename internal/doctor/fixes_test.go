@@ -131,6 +131,16 @@ func TestEveryProblemHasAFix(t *testing.T) {
 		}},
 		{"no SSH key", network.Status{}, func(e *Env) { os.Remove(e.Config.SSHKey(e.Layout.ConfigDir)) }},
 		{"SSH key readable by others", network.Status{}, func(e *Env) { writeKey(t, e.Layout, ed25519PEM(t), 0o644) }},
+		{"directories open to others", network.Status{}, func(e *Env) {
+			for i, d := range e.Layout.Private() {
+				os.MkdirAll(d, 0o700)
+				os.Chmod(d, []os.FileMode{0o755, 0o777, 0o750, 0o711}[i])
+			}
+		}},
+		{"state directory is a file", network.Status{}, func(e *Env) {
+			os.MkdirAll(filepath.Dir(e.Layout.StateDir), 0o700)
+			os.WriteFile(e.Layout.StateDir, nil, 0o600)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,7 +34,8 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 
 // OpenCache creates the layout in dir if needed.
 func OpenCache(dir string) (*Cache, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+	// Private: layers pulled with the user's credentials are theirs alone.
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating image cache: %w", err)
 	}
 	c := &Cache{dir: dir}
@@ -179,10 +180,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), path) // CreateTemp made it 0600, like the blobs
 }
 
 // ctxReader stops a copy when ctx ends.

@@ -3,6 +3,7 @@ package imagepull
 import (
 	"banger/internal/testutil/testregistry"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -195,5 +196,30 @@ func TestCachePruneRefusesToGuess(t *testing.T) {
 	}
 	if _, err := c.Prune(map[string]bool{"md5:abc": true}); err == nil {
 		t.Error("a malformed kept digest is not an error")
+	}
+}
+
+// TestCacheIsPrivate: nothing a pull leaves in the cache (directories,
+// blobs, index) is open to other users: layers may have been pulled with
+// the user's credentials.
+func TestCacheIsPrivate(t *testing.T) {
+	reg := newRegistry(t, nil)
+	ref := reg.Push(t, "private/img:v1", imageOf(t, layerOf(t, dir("etc"), file("etc/os-release", "ID=test"))))
+	cache := filepath.Join(t.TempDir(), "oci")
+	fetchInto(t, reg, cache, ref)
+	n := 0
+	filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := d.Info()
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: open to other users", p, fi.Mode().Perm())
+		}
+		n++
+		return nil
+	})
+	if n < 6 { // the dirs, oci-layout, index.json, manifest, config, layer
+		t.Errorf("only %d entries in the cache", n)
 	}
 }

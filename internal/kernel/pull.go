@@ -89,7 +89,7 @@ func pull(ctx context.Context, root string, e api.CatalogEntry, opts PullOptions
 	if d.client == nil {
 		d.client = http.DefaultClient
 	}
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return api.Kernel{}, fmt.Errorf("creating download dir: %w", err)
 	}
 	defer func() {

@@ -2,7 +2,6 @@
 package paths
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,15 +80,12 @@ func New(configDir, stateDir, cacheDir, runtimeDir string) Layout {
 	}
 }
 
-// Ensure creates every directory of the layout. Directories holding
-// private material (runtime, state, ssh) are 0700 and must belong to us.
+// Ensure creates every directory of the layout, 0700 and ours: all of
+// them hold private material (keys, the socket, logs, images, layers
+// pulled with the user's credentials). The daemon calls it at every
+// start, so a directory that others could read is closed again.
 func (l Layout) Ensure() error {
-	for _, d := range []string{l.ConfigDir, l.CacheDir, l.OCICacheDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	for _, d := range []string{l.StateDir, l.ImagesDir, l.KernelsDir, l.VMsDir, l.RuntimeDir} {
+	for _, d := range append(l.Private(), l.OCICacheDir, l.ImagesDir, l.KernelsDir, l.VMsDir) {
 		if err := EnsurePrivateDir(d); err != nil {
 			return err
 		}
@@ -97,26 +93,31 @@ func (l Layout) Ensure() error {
 	return nil
 }
 
-// EnsurePrivateDir creates dir with mode 0700 and checks that it is owned
-// by the current user and not writable by others, so a socket or key
-// inside it cannot be swapped by another user.
+// Private lists the top-level directories, which must be 0700 and ours.
+func (l Layout) Private() []string {
+	return []string{l.ConfigDir, l.StateDir, l.CacheDir, l.RuntimeDir}
+}
+
+// EnsurePrivateDir creates dir with mode 0700, checks that it is owned by
+// the current user (a link of ours may point at a directory of ours) and
+// takes away any access others have, so nothing inside can be read or
+// swapped by another user.
 func EnsurePrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	fi, err := os.Lstat(dir)
+	if err == nil && fi.Mode()&os.ModeSymlink != 0 && owner(fi) == os.Getuid() {
+		fi, err = os.Stat(dir) // a link of ours (say, the cache moved to a bigger disk): its target counts
+	}
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory; remove it and retry", dir)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return errors.New("unexpected stat type")
-	}
-	if int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to uid %d, not to you (uid %d); remove it or set XDG_RUNTIME_DIR", dir, st.Uid, os.Getuid())
+	if uid := owner(fi); uid != os.Getuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to you (uid %d); remove it, or point the XDG_*_HOME or XDG_RUNTIME_DIR variable at a directory of yours", dir, uid, os.Getuid())
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
@@ -124,4 +125,12 @@ func EnsurePrivateDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// owner is the uid owning fi's file, -1 when unknown.
+func owner(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }

@@ -141,6 +141,12 @@ func TestEveryRouteNeedsTheToken(t *testing.T) {
 			}
 		}
 	}
+	// A path that only starts like a static file is not one.
+	for _, p := range []string{"/static/../vms/dev", "/static/..%2fvms/dev", "/static//../live"} {
+		if code, body := u.probe(t, "GET", p, nil, nil); code == http.StatusOK || strings.Contains(body, "dev") {
+			t.Errorf("GET %s without the secret: %d\n%s", p, code, body)
+		}
+	}
 	if vm, _ := u.w.D.VM(context.Background(), "dev"); vm.State != api.VMRunning {
 		t.Errorf("refused requests changed the vm: %s", vm.State)
 	}

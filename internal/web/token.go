@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -114,7 +115,9 @@ func (a auth) cookieOK(r *http.Request) bool {
 // public reports whether r may be answered without the secret: only the
 // embedded script, style sheet and icon, which hold no data.
 func public(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, "/static/")
+	p := r.URL.Path
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.HasPrefix(p, "/static/") && path.Clean(p) == strings.TrimSuffix(p, "/") // no /static/../vms
 }
 
 // authenticate lets r through when it carries the secret, as the session
