@@ -67,16 +67,22 @@ func TestHostileStatsFloodKeepsHeapBounded(t *testing.T) {
 			before := heapInUse()
 			g.Handle(agent.CallStats, flood)
 			waitRounds(t, w.D, "dev", tt.samples)
-			after := heapInUse()
-			grown := int64(after) - int64(before)
 			st := stats(t, w.D, "dev", -1)
 			last := st.History[len(st.History)-1]
+			// Two honest rounds let the last hostile connection's teardown
+			// finish; the hostile samples stay in the history.
+			g.Handle(agent.CallStats, nil)
+			waitRounds(t, w.D, "dev", 2)
+			after := heapInUse()
+			runtime.KeepAlive(flood) // counted in before: keep it in after
+			grown := int64(after) - int64(before)
 			t.Logf("%d hostile samples of %d disks with %d-byte names: heap %.1f MiB -> %.1f MiB (%+.1f KiB per sample), guest error %q",
 				tt.samples, tt.disks, tt.nameLen, mib(before), mib(after), float64(grown)/1024/float64(tt.samples), last.GuestError)
-			// 8 MiB of slack for what the rest of the process does meanwhile
-			// (race detector, dropped connections being torn down); before
-			// the bounds the oversized case grew by ~8 MiB per sample.
-			if allowed := 8<<20 + int64(tt.maxPerSample)*int64(tt.samples); grown > allowed {
+			// 16 MiB of slack for what the rest of the process does
+			// meanwhile (race detector, connections being set up again);
+			// before the bounds the oversized case grew by ~8 MiB per
+			// sample, 93 MiB in all.
+			if allowed := 16<<20 + int64(tt.maxPerSample)*int64(tt.samples); grown > allowed {
 				t.Errorf("heap grew by %.1f MiB over %d samples; want at most %.1f MiB",
 					float64(grown)/(1<<20), tt.samples, float64(allowed)/(1<<20))
 			}
