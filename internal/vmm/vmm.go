@@ -106,6 +106,47 @@ type Driver interface {
 	DialAgent(ctx context.Context, h *Handle) (net.Conn, error)
 }
 
+// Snapshotter is implemented by drivers that can freeze a VM and save
+// and restore its memory and device state (pause, suspend, fork, warm
+// templates). The conformance suite checks it for every driver that
+// implements it.
+type Snapshotter interface {
+	// Pause freezes the VM's vCPUs; its VMM process, devices, network and
+	// agent transport stay as they are. Pausing a paused VM is no error.
+	Pause(ctx context.Context, h *Handle) error
+	// Resume thaws a paused VM (or runs one Restore left paused).
+	Resume(ctx context.Context, h *Handle) error
+	// SaveState writes a paused VM's memory and device state into dir,
+	// which exists and is empty, and returns its description. The VM
+	// stays paused; the caller stops it or resumes it. On error dir may
+	// hold partial files, which the caller removes.
+	SaveState(ctx context.Context, h *Handle, dir string) (State, error)
+	// Restore starts a new VMM process for spec from st and leaves the
+	// guest paused: Resume runs it. spec must describe the device model
+	// the state was saved with (CPUs, memory, the same disks in the same
+	// order) but may name other paths, another TAP and MAC, and another
+	// runtime directory: a fork restores its parent's state onto copies.
+	// On error nothing is left running.
+	Restore(ctx context.Context, spec Spec, st State) (*Handle, error)
+}
+
+// State is a saved VM state, plain data the daemon keeps next to the
+// VM's disks.
+type State struct {
+	Driver string `json:"driver"`
+	// VMMVersion is the version of the VMM that wrote it; another version
+	// may refuse to load it.
+	VMMVersion string `json:"vmm_version"`
+	// Dir holds the files; Files names them by role ("memory", "device").
+	Dir   string            `json:"dir"`
+	Files map[string]string `json:"files"`
+	// CPUs and MemoryMiB are the device model a Restore must match.
+	CPUs      int `json:"cpus"`
+	MemoryMiB int `json:"memory_mib"`
+	// Bytes is what the files take on disk.
+	Bytes int64 `json:"bytes"`
+}
+
 // Releaser is implemented by drivers that leave files or host state
 // behind when a VMM exits (sockets, a jail, a cgroup). The daemon calls
 // Release once the process is gone, however it ended; Release refuses
