@@ -3,7 +3,7 @@
 //
 // As PID 1 (the kernel's init=) it does the init duties and runs itself as
 // "serve --init-mode=pid1" underneath, or hands over to the image's systemd
-// when internal/agent/banger-agent.service is installed there. Under systemd the
+// when internal/agentproto/banger-agent.service is installed there. Under systemd the
 // unit runs "serve --init-mode=service". For development it runs anywhere:
 //
 //	banger-vsock-agent serve --init-mode=dev --listen unix:/tmp/agent.sock --state-dir /tmp/agent
@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"banger/internal/agent"
-	"banger/internal/guest"
+	"banger/internal/agentproto"
+	"banger/internal/guestagent"
 	"banger/internal/version"
 )
 
@@ -30,7 +30,7 @@ func main() {
 	if os.Getpid() == 1 {
 		// The kernel passes stray command-line words as arguments; PID 1
 		// takes its settings from /proc/cmdline only.
-		err := guest.RunInit(guest.InitOptions{AgentArgs: pid1Args()})
+		err := guestagent.RunInit(guestagent.InitOptions{AgentArgs: pid1Args()})
 		fmt.Fprintln(os.Stderr, "banger-vsock-agent:", err)
 		select {} // PID 1 must not exit
 	}
@@ -50,10 +50,10 @@ func main() {
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	def := guest.DefaultPaths()
+	def := guestagent.DefaultPaths()
 	var listen listFlag
 	fs.Var(&listen, "listen", "transport to serve, repeatable: vsock:<port>, serial:<name>, unix:<path> (default vsock:1024 and serial:org.banger.agent)")
-	mode := fs.String("init-mode", agent.InitModeService, "how the agent was started: pid1, service or dev")
+	mode := fs.String("init-mode", agentproto.InitModeService, "how the agent was started: pid1, service or dev")
 	sshMode := fs.String("ssh", "", "ssh server: auto, openssh, builtin or off (default auto, off in dev mode)")
 	sshAddr := fs.String("ssh-listen", ":22", "address of the builtin ssh server")
 	stateDir := fs.String("state-dir", def.StateDir, "sessions and agent state")
@@ -66,12 +66,12 @@ func serve(args []string) error {
 		return err
 	}
 	if *showVersion {
-		fmt.Println("banger-vsock-agent", version.String(), "protocol", agent.ProtocolVersion)
+		fmt.Println("banger-vsock-agent", version.String(), "protocol", agentproto.ProtocolVersion)
 		return nil
 	}
 	if *sshMode == "" {
 		*sshMode = "auto"
-		if *mode == agent.InitModeDev {
+		if *mode == agentproto.InitModeDev {
 			*sshMode = "off" // never touch a developer machine's sshd
 		}
 	}
@@ -81,11 +81,11 @@ func serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
-	return guest.RunService(ctx, guest.ServiceOptions{
+	return guestagent.RunService(ctx, guestagent.ServiceOptions{
 		Listen:   listen,
 		SSH:      *sshMode,
 		SSHAddr:  *sshAddr,
-		Paths:    guest.Paths{StateDir: *stateDir, ConfigDir: *configDir, Home: *home, SSHDir: *sshDir},
+		Paths:    guestagent.Paths{StateDir: *stateDir, ConfigDir: *configDir, Home: *home, SSHDir: *sshDir},
 		InitMode: *mode,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
@@ -96,9 +96,9 @@ func serve(args []string) error {
 // comma-separated listen addresses to the defaults, e.g. a unix socket for
 // debugging or for running the agent as PID 1 in a container.
 func pid1Args() []string {
-	args := []string{"serve", "--init-mode=" + agent.InitModePID1}
+	args := []string{"serve", "--init-mode=" + agentproto.InitModePID1}
 	if extra := os.Getenv("BANGER_AGENT_LISTEN"); extra != "" {
-		for _, l := range append(slices.Clone(guest.DefaultListen), strings.Split(extra, ",")...) {
+		for _, l := range append(slices.Clone(guestagent.DefaultListen), strings.Split(extra, ",")...) {
 			args = append(args, "--listen", l)
 		}
 	}

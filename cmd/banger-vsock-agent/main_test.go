@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 )
 
 const mib = 1 << 20
@@ -70,7 +70,7 @@ func idleRSS(t *testing.T, bin, dir string, extra ...string) int64 {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := agent.Connect(ctx, agent.UnixDialer(sock))
+	c, err := agentproto.Connect(ctx, agentproto.UnixDialer(sock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +79,11 @@ func idleRSS(t *testing.T, bin, dir string, extra ...string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.PID != cmd.Process.Pid || info.InitMode != agent.InitModeDev {
+	if info.PID != cmd.Process.Pid || info.InitMode != agentproto.InitModeDev {
 		t.Errorf("info = %+v", info)
 	}
 	var out bytes.Buffer
-	if st, err := c.Run(ctx, agent.ExecRequest{Argv: []string{"echo", "from the real binary"}}, agent.Stdio{Stdout: &out}); err != nil || !st.Success() {
+	if st, err := c.Run(ctx, agentproto.ExecRequest{Argv: []string{"echo", "from the real binary"}}, agentproto.Stdio{Stdout: &out}); err != nil || !st.Success() {
 		t.Fatalf("exec: %+v, %v", st, err)
 	}
 	if _, err := c.Stats(ctx); err != nil {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 )
 
 // TestPID1InNamespaces boots the real binary as PID 1 of fresh PID, mount,
@@ -44,7 +44,7 @@ func TestPID1InNamespaces(t *testing.T) {
 	// The stray words stand for what the kernel passes init from its
 	// command line; PID 1 must ignore them.
 	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--uts", "--ipc",
-		chroot, root, agent.GuestBinaryPath, "stray", "kernel-words")
+		chroot, root, agentproto.GuestBinaryPath, "stray", "kernel-words")
 	cmd.Env = []string{"BANGER_AGENT_LISTEN=unix:/var/agent.sock"}
 	cmd.Stdout, cmd.Stderr = &console, &console
 	if err := cmd.Start(); err != nil {
@@ -65,18 +65,18 @@ func TestPID1InNamespaces(t *testing.T) {
 			t.Logf("console:\n%s", console.String())
 		}
 	}()
-	c, err := agent.Connect(ctx, agent.UnixDialer(filepath.Join(root, "var", "agent.sock")))
+	c, err := agentproto.Connect(ctx, agentproto.UnixDialer(filepath.Join(root, "var", "agent.sock")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	info, err := c.Info(ctx)
-	if err != nil || info.InitMode != agent.InitModePID1 || info.PID == 1 || info.SSH != "builtin" {
+	if err != nil || info.InitMode != agentproto.InitModePID1 || info.PID == 1 || info.SSH != "builtin" {
 		t.Fatalf("info = %+v, %v; want the pid1 agent child with the builtin ssh server", info, err)
 	}
 
 	out := run(t, c, ctx, false, "cat /proc/1/cmdline; echo; cat /proc/mounts")
-	if !strings.HasPrefix(out, agent.GuestBinaryPath+"\x00") {
+	if !strings.HasPrefix(out, agentproto.GuestBinaryPath+"\x00") {
 		t.Errorf("PID 1 is %q, want the agent", strings.SplitN(out, "\n", 2)[0])
 	}
 	for _, m := range []string{" /proc proc ", " /sys sysfs ", " /dev devtmpfs ", " /dev/pts devpts ", " /run tmpfs ", " /tmp tmpfs "} {
@@ -115,7 +115,7 @@ func TestPID1InNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitConsole(t, &console, tt.want...)
-		c, err := agent.Connect(ctx, agent.UnixDialer(filepath.Join(root, "var", "agent.sock")))
+		c, err := agentproto.Connect(ctx, agentproto.UnixDialer(filepath.Join(root, "var", "agent.sock")))
 		if err != nil {
 			t.Fatalf("reconnecting after %v: %v", tt.sig, err)
 		}
@@ -171,10 +171,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func run(t *testing.T, c *agent.Client, ctx context.Context, tty bool, script string) string {
+func run(t *testing.T, c *agentproto.Client, ctx context.Context, tty bool, script string) string {
 	t.Helper()
 	var out bytes.Buffer
-	st, err := c.Run(ctx, agent.ExecRequest{Argv: []string{"sh", "-c", script}, TTY: tty}, agent.Stdio{Stdout: &out, Stderr: &out})
+	st, err := c.Run(ctx, agentproto.ExecRequest{Argv: []string{"sh", "-c", script}, TTY: tty}, agentproto.Stdio{Stdout: &out, Stderr: &out})
 	if err != nil || !st.Success() {
 		t.Fatalf("running %q: %+v, %v\n%s", script, st, err, out.String())
 	}
@@ -184,13 +184,13 @@ func run(t *testing.T, c *agent.Client, ctx context.Context, tty bool, script st
 // busyboxRoot is a minimal image: busybox, /etc/passwd and the agent.
 func busyboxRoot(t *testing.T, busybox, agentBin string) string {
 	root := filepath.Join(t.TempDir(), "rootfs")
-	for _, d := range []string{"bin", "etc", "var", "root", filepath.Dir(agent.GuestBinaryPath)} {
+	for _, d := range []string{"bin", "etc", "var", "root", filepath.Dir(agentproto.GuestBinaryPath)} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	copyFile(t, busybox, filepath.Join(root, "bin", "busybox"))
-	copyFile(t, agentBin, filepath.Join(root, agent.GuestBinaryPath))
+	copyFile(t, agentBin, filepath.Join(root, agentproto.GuestBinaryPath))
 	for _, applet := range []string{"sh", "cat", "echo", "sleep", "tty", "ls", "id"} {
 		os.Symlink("busybox", filepath.Join(root, "bin", applet))
 	}

@@ -7,7 +7,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 // acpScript starts opencode's ACP server in the guest: in the directory
@@ -50,7 +50,7 @@ status is opencode's.`,
 			}
 			defer conn.Close()
 			end, err := a.bridgeStdio(cmd.Context(), conn, stdioOpts{raw: true})
-			if errors.Is(err, session.ErrLost) {
+			if errors.Is(err, stdiomux.ErrLost) {
 				return errdefs.Unavailable("lost bangerd while bridging opencode acp in vm %s", args[0])
 			}
 			if err != nil {

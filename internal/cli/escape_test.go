@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/paths"
 )
@@ -125,7 +125,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 			s := h + " " + friendly
 			sess := api.Session{VM: "dev", Name: s, Argv: []string{"sh", "-c", s}, Cwd: s, StdinMode: api.SessionPipe,
 				State: api.SessionExited, Exit: &api.ExitStatus{Signal: s}, Note: s, StartedAt: now}
-			ports := []agent.Port{{Proto: "tcp", Addr: s, Port: 8080, PID: 42, Process: s}}
+			ports := []agentproto.Port{{Proto: "tcp", Addr: s, Port: 8080, PID: 42, Process: s}}
 			img := api.Image{Name: "img", Rootfs: s, Kernel: s, KernelRef: s, Source: s, Digest: s, CreatedAt: now}
 			kern := api.Kernel{Name: "k", Version: s, Arch: s, Description: s, Source: s, SHA256: s, CreatedAt: now}
 			ev := api.LogEntry{ID: 1, Time: now, Level: s, Subject: "vm/dev", Message: "could not copy auth files into vm dev: " + s}
@@ -162,7 +162,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 				}
 			}
 			// --json is exact: what the daemon said, byte for byte once decoded.
-			var got []agent.Port
+			var got []agentproto.Port
 			if err := json.Unmarshal([]byte(runCLI(t, "vm", "ports", "dev", "--json")), &got); err != nil {
 				t.Fatal(err)
 			}

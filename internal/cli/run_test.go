@@ -10,7 +10,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/image"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 func TestVMNameFor(t *testing.T) {
@@ -133,15 +133,15 @@ func TestEndStatus(t *testing.T) {
 		return -1
 	}
 	for _, tc := range []struct {
-		end  session.End
+		end  stdiomux.End
 		want int
 	}{
-		{session.End{Exit: &api.ExitStatus{Code: 0}}, 0},
-		{session.End{Exit: &api.ExitStatus{Code: 3}}, 3},
-		{session.End{Exit: &api.ExitStatus{Code: -1, Signal: "KILL"}}, 137},
-		{session.End{Exit: &api.ExitStatus{Code: -1, Signal: "TERM"}}, 143},
-		{session.End{Detached: true}, 0},
-		{session.End{Error: &api.Error{Kind: "internal", Message: "boom"}}, -1},
+		{stdiomux.End{Exit: &api.ExitStatus{Code: 0}}, 0},
+		{stdiomux.End{Exit: &api.ExitStatus{Code: 3}}, 3},
+		{stdiomux.End{Exit: &api.ExitStatus{Code: -1, Signal: "KILL"}}, 137},
+		{stdiomux.End{Exit: &api.ExitStatus{Code: -1, Signal: "TERM"}}, 143},
+		{stdiomux.End{Detached: true}, 0},
+		{stdiomux.End{Error: &api.Error{Kind: "internal", Message: "boom"}}, -1},
 	} {
 		if got := code(endStatus(tc.end)); got != tc.want {
 			t.Errorf("endStatus(%+v) exit code = %d; want %d", tc.end, got, tc.want)

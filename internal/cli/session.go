@@ -17,7 +17,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 func (a *app) vmSessionCmd() *cobra.Command {
@@ -323,7 +323,7 @@ detach.`,
 			}
 			defer conn.Close()
 			end, err := a.bridgeStdio(cmd.Context(), conn, stdioOpts{noStdin: noStdin, label: "session " + args[1]})
-			if errors.Is(err, session.ErrLost) {
+			if errors.Is(err, stdiomux.ErrLost) {
 				return errdefs.Unavailable("lost bangerd while attached; session %s keeps running in the guest: re-attach with 'banger vm session attach %s %s'", args[1], args[0], args[1])
 			}
 			if err != nil {
@@ -348,7 +348,7 @@ type stdioOpts struct {
 // frame. On a terminal (both ends) input goes a line at a time and Ctrl-]
 // detaches; otherwise bytes pass through and stdin's end closes the
 // remote stdin. ctx ending (Ctrl-C on pipes, a signal) detaches.
-func (a *app) bridgeStdio(ctx context.Context, conn *session.Conn, o stdioOpts) (session.End, error) {
+func (a *app) bridgeStdio(ctx context.Context, conn *stdiomux.Conn, o stdioOpts) (stdiomux.End, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Detach() })
 	defer stop()
 	if !o.raw && isTTY(a.stdout) && isTTY(os.Stdin) {
@@ -366,11 +366,11 @@ func (a *app) bridgeStdio(ctx context.Context, conn *session.Conn, o stdioOpts) 
 
 // terminal runs an attach on a terminal in raw mode with a line editor, so
 // that output arriving while a line is typed does not garble it.
-func (a *app) terminal(conn *session.Conn, o stdioOpts) (session.End, error) {
+func (a *app) terminal(conn *stdiomux.Conn, o stdioOpts) (stdiomux.End, error) {
 	fd := int(os.Stdin.Fd())
 	state, err := term.MakeRaw(fd)
 	if err != nil {
-		return session.End{}, fmt.Errorf("setting the terminal to raw mode: %w", err)
+		return stdiomux.End{}, fmt.Errorf("setting the terminal to raw mode: %w", err)
 	}
 	defer term.Restore(fd, state)
 	t := term.NewTerminal(struct {
@@ -418,7 +418,7 @@ func (d detachKey) Read(p []byte) (int, error) {
 
 // endStatus turns the bridge's end into this command's exit: the remote
 // process's status, 0 after a detach.
-func endStatus(end session.End) error {
+func endStatus(end stdiomux.End) error {
 	switch {
 	case end.Error != nil:
 		return errdefs.FromKind(end.Error.Kind, end.Error.Message)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"banger/internal/api"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 func sessionPath(vm, name string) string { return "/vms/" + esc(vm) + "/sessions/" + esc(name) }
@@ -72,21 +72,21 @@ func (c *Client) SessionLogs(ctx context.Context, vm, name, stream string, follo
 
 // AttachSession attaches to a session: the daemon opens a stdio_mux_v1
 // bridge, which this dials. Closing the Conn detaches.
-func (c *Client) AttachSession(ctx context.Context, vm, name string, req api.AttachRequest) (*session.Conn, api.Bridge, error) {
+func (c *Client) AttachSession(ctx context.Context, vm, name string, req api.AttachRequest) (*stdiomux.Conn, api.Bridge, error) {
 	var b api.Bridge
 	if err := c.call(ctx, "POST", sessionPath(vm, name)+"/attach", req, &b); err != nil {
 		return nil, b, err
 	}
-	conn, err := session.Dial(ctx, b.Socket)
+	conn, err := stdiomux.Dial(ctx, b.Socket)
 	return conn, b, err
 }
 
 // Exec runs a command in the guest without a PTY, its stdio bridged over
 // the returned Conn. Closing the Conn kills the command.
-func (c *Client) Exec(ctx context.Context, vm string, req api.ExecRequest) (*session.Conn, error) {
+func (c *Client) Exec(ctx context.Context, vm string, req api.ExecRequest) (*stdiomux.Conn, error) {
 	var b api.Bridge
 	if err := c.call(ctx, "POST", "/vms/"+esc(vm)+"/exec", req, &b); err != nil {
 		return nil, err
 	}
-	return session.Dial(ctx, b.Socket)
+	return stdiomux.Dial(ctx, b.Socket)
 }

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/daemon"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 // TestAutoStop runs the real pollers over fake VMs: the idle one is
@@ -36,11 +36,11 @@ func TestAutoStop(t *testing.T) {
 	if gs, err := cl.Stats(ctx); err != nil || gs.SSHConnections > 0 {
 		t.Skipf("the fake guest sees the host's ssh connections (%d, %v); auto-stop cannot be judged here", gs.SSHConnections, err)
 	}
-	if _, err := cl.StartSession(ctx, agent.SessionStart{Name: "work", Argv: []string{"sleep", "3600"}}); err != nil {
+	if _, err := cl.StartSession(ctx, agentproto.SessionStart{Name: "work", Argv: []string{"sleep", "3600"}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cl.KillSession(context.Background(), agent.SessionKillRequest{Name: "work"}) })
-	att, err := cl.AttachSession(ctx, agent.SessionAttachRequest{Name: "work"}, nil, nil)
+	t.Cleanup(func() { cl.KillSession(context.Background(), agentproto.SessionKillRequest{Name: "work"}) })
+	att, err := cl.AttachSession(ctx, agentproto.SessionAttachRequest{Name: "work"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestAutoStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := session.Dial(ctx, b.Socket)
+	conn, err := stdiomux.Dial(ctx, b.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestAutoStop(t *testing.T) {
 	if err := att.Detach(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.StopSession(ctx, agent.SessionStopRequest{Name: "work", Timeout: time.Second}); err != nil {
+	if _, err := cl.StopSession(ctx, agentproto.SessionStopRequest{Name: "work", Timeout: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, w.D, "busy", api.VMStopped)

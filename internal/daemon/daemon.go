@@ -13,7 +13,7 @@
 package daemon
 
 import (
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/config"
 	"banger/internal/daemon/guestops"
@@ -90,7 +90,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		Layout: opts.Layout, Config: opts.Config, Store: opts.Store, Logger: opts.Logger, Events: d.events,
 		Images: imagesOf{d}, Driver: opts.Driver, Network: opts.Network,
 		AgentBinary: opts.AgentBinary, SSHPublicKey: opts.SSHPublicKey,
-		OnBoot:      func(ctx context.Context, vm string, cl *agent.Client) { d.Ops.SyncAuth(ctx, vm, cl) },
+		OnBoot:      func(ctx context.Context, vm string, cl *agentproto.Client) { d.Ops.SyncAuth(ctx, vm, cl) },
 		BootTimeout: opts.BootTimeout, StopTimeouts: opts.StopTimeouts,
 	})
 	d.Service = images.New(images.Options{

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/daemon/vms"
 	"banger/internal/errdefs"
@@ -65,13 +65,13 @@ func TestHostileStatsFloodKeepsHeapBounded(t *testing.T) {
 			}
 			waitRounds(t, w.D, "dev", 2) // the daemon's own first allocations
 			before := heapInUse()
-			g.Handle(agent.CallStats, flood)
+			g.Handle(agentproto.CallStats, flood)
 			waitRounds(t, w.D, "dev", tt.samples)
 			st := stats(t, w.D, "dev", -1)
 			last := st.History[len(st.History)-1]
 			// Two honest rounds let the last hostile connection's teardown
 			// finish; the hostile samples stay in the history.
-			g.Handle(agent.CallStats, nil)
+			g.Handle(agentproto.CallStats, nil)
 			waitRounds(t, w.D, "dev", 2)
 			after := heapInUse()
 			runtime.KeepAlive(flood) // counted in before: keep it in after
@@ -97,8 +97,8 @@ func TestHostileStatsFloodKeepsHeapBounded(t *testing.T) {
 					t.Fatalf("disk strings of %d and %d bytes kept", len(d.Device), len(d.Mount))
 				}
 			}
-			if g.Calls(agent.CallStats) < tt.samples {
-				t.Errorf("the hostile guest answered %d stats calls; want at least %d", g.Calls(agent.CallStats), tt.samples)
+			if g.Calls(agentproto.CallStats) < tt.samples {
+				t.Errorf("the hostile guest answered %d stats calls; want at least %d", g.Calls(agentproto.CallStats), tt.samples)
 			}
 		})
 	}
@@ -117,22 +117,22 @@ func TestHostileGuestThroughTheDaemon(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("y", 64<<10)
 
-	g.Handle(agent.CallPorts, hostileguest.RawLine(hostileguest.ResultLine(hostileguest.Many(5000, `{"proto":"tcp","port":1}`))))
+	g.Handle(agentproto.CallPorts, hostileguest.RawLine(hostileguest.ResultLine(hostileguest.Many(5000, `{"proto":"tcp","port":1}`))))
 	if _, err := w.D.Ports(ctx, "dev"); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("5000 ports: %v; want an invalid error", err)
 	}
-	g.Handle(agent.CallPorts, hostileguest.Reply([]agent.Port{{Proto: "tcp", Port: 8080, Process: hostileguest.Escapes + long}}))
+	g.Handle(agentproto.CallPorts, hostileguest.Reply([]agentproto.Port{{Proto: "tcp", Port: 8080, Process: hostileguest.Escapes + long}}))
 	if ps, err := w.D.Ports(ctx, "dev"); err != nil || len(ps) != 1 || len(ps[0].Process) > 256 || !strings.HasPrefix(ps[0].Process, hostileguest.Escapes) {
 		t.Errorf("a port with a 64 KiB process name: %d ports, err %v; want one, its name cut, escapes kept for the renderer", len(ps), err)
 	}
 
-	g.Handle(agent.CallSessionList, hostileguest.Reply([]agent.Session{{Name: "s" + long, Argv: []string{long}, State: agent.SessionRunning}}))
+	g.Handle(agentproto.CallSessionList, hostileguest.Reply([]agentproto.Session{{Name: "s" + long, Argv: []string{long}, State: agentproto.SessionRunning}}))
 	if ss, err := w.D.Sessions(ctx, "dev"); err != nil || len(ss) != 1 || len(ss[0].Name) > 256 || len(ss[0].Argv[0]) > 4<<10 {
 		t.Errorf("a session with 64 KiB name and argv: %+v, %v; want them cut", len(ss), err)
 	}
 
-	g.Handle(agent.CallSessionLogs, hostileguest.Frames(agent.FrameStdout,
-		agent.End{Error: &agent.Error{Kind: errdefs.KindInternal, Message: strings.Repeat("z", 512<<10)}}, []byte("line\n")))
+	g.Handle(agentproto.CallSessionLogs, hostileguest.Frames(agentproto.FrameStdout,
+		agentproto.End{Error: &agentproto.Error{Kind: errdefs.KindInternal, Message: strings.Repeat("z", 512<<10)}}, []byte("line\n")))
 	var logs strings.Builder
 	err := w.D.SessionLogs(ctx, "dev", "s", api.SessionLogsRequest{}, &logs)
 	if err == nil || len(err.Error()) > 5<<10 || logs.String() != "line\n" {
@@ -141,12 +141,12 @@ func TestHostileGuestThroughTheDaemon(t *testing.T) {
 
 	// The session preflight reads its script's output whole: a guest
 	// that never stops writing ends the call at the bound.
-	g.Handle(agent.CallExec, hostileguest.Flood(agent.FrameStdout, bytes.Repeat([]byte("x"), 64<<10)))
+	g.Handle(agentproto.CallExec, hostileguest.Flood(agentproto.FrameStdout, bytes.Repeat([]byte("x"), 64<<10)))
 	before := heapInUse()
 	_, err = w.D.StartSession(ctx, "dev", api.StartSessionRequest{Name: "flood", Argv: []string{"true"}})
 	grown := int64(heapInUse()) - int64(before)
-	if !errors.Is(err, agent.ErrOutputTooLarge) {
-		t.Errorf("preflight flooded with output: %v; want %v", err, agent.ErrOutputTooLarge)
+	if !errors.Is(err, agentproto.ErrOutputTooLarge) {
+		t.Errorf("preflight flooded with output: %v; want %v", err, agentproto.ErrOutputTooLarge)
 	}
 	if grown > 16<<20 {
 		t.Errorf("heap grew by %d MiB reading a flooded preflight", grown>>20)

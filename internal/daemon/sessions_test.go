@@ -15,7 +15,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 // lineEcho answers every input line on stdout and stderr.
@@ -24,15 +24,15 @@ var lineEcho = []string{"sh", "-c", `while read -r l; do echo "out:$l"; echo "er
 // attached is a test client on an attach or exec bridge.
 type attached struct {
 	t     *testing.T
-	conn  *session.Conn
+	conn  *stdiomux.Conn
 	lines chan string // output lines, stdout and stderr; closed at the end
-	end   chan session.End
+	end   chan stdiomux.End
 }
 
-func dialBridge(t *testing.T, conn *session.Conn) *attached {
+func dialBridge(t *testing.T, conn *stdiomux.Conn) *attached {
 	t.Helper()
 	pr, pw := io.Pipe()
-	a := &attached{t: t, conn: conn, lines: make(chan string, 1000), end: make(chan session.End, 1)}
+	a := &attached{t: t, conn: conn, lines: make(chan string, 1000), end: make(chan stdiomux.End, 1)}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
@@ -58,7 +58,7 @@ func (a *attached) attach(w *world, vm, name string) *attached {
 	if err != nil {
 		a.t.Fatalf("attaching to %s: %v", name, err)
 	}
-	conn, err := session.Dial(context.Background(), b.Socket)
+	conn, err := stdiomux.Dial(context.Background(), b.Socket)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestExecBridge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, err := session.Dial(ctx, b.Socket)
+		conn, err := stdiomux.Dial(ctx, b.Socket)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/daemon/guestops"
 	"banger/internal/errdefs"
@@ -56,7 +56,7 @@ func TestPrepareWorkspace(t *testing.T) {
 
 func testPrepareWorkspace(t *testing.T, tools guestops.Tools) {
 	w := newWorld(t)
-	w.D.ProbeTools = func(context.Context, *agent.Client) guestops.Tools { return tools }
+	w.D.ProbeTools = func(context.Context, *agentproto.Client) guestops.Tools { return tools }
 	ctx := context.Background()
 	w.create("dev")
 	repo := testRepo(t)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 )
 
@@ -72,7 +72,7 @@ func TestEveryRouteNeedsTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.StartSession(context.Background(), agent.SessionStart{Name: "hello", Argv: []string{"sh", "-c", "echo secret-output; sleep 600"}}); err != nil {
+	if _, err := cl.StartSession(context.Background(), agentproto.SessionStart{Name: "hello", Argv: []string{"sh", "-c", "echo secret-output; sleep 600"}}); err != nil {
 		t.Fatal(err)
 	}
 	// What a logged-in page would hand out.

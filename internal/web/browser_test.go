@@ -18,7 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/cli"
 	"banger/internal/paths"
@@ -303,7 +303,7 @@ func TestBrowserSessionLogTail(t *testing.T) {
 	// page is open, then writes more and ends.
 	gate := filepath.Join(t.TempDir(), "go")
 	script := fmt.Sprintf(`echo before; while [ ! -e %s ]; do sleep 0.05; done; echo after; echo '<b>not markup</b>'`, gate)
-	if _, err := cl.StartSession(context.Background(), agent.SessionStart{Name: "tail", Argv: []string{"sh", "-c", script}}); err != nil {
+	if _, err := cl.StartSession(context.Background(), agentproto.SessionStart{Name: "tail", Argv: []string{"sh", "-c", script}}); err != nil {
 		t.Fatal(err)
 	}
 	run(t, ctx, "opening the session page", chromedp.Navigate(u.url+"/vms/dev/sessions/tail?token="+u.secret), chromedp.WaitVisible(chromedp.CSS(`pre[data-log]`)))

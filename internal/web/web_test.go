@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
@@ -266,7 +266,7 @@ func TestPagesRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.StartSession(ctx, agent.SessionStart{Name: "hello", Argv: []string{"sh", "-c", "echo hello from the guest; echo oops >&2"}}); err != nil {
+	if _, err := cl.StartSession(ctx, agentproto.SessionStart{Name: "hello", Argv: []string{"sh", "-c", "echo hello from the guest; echo oops >&2"}}); err != nil {
 		t.Fatal(err)
 	}
 	pages := map[string][]string{
@@ -300,7 +300,7 @@ func TestPagesRender(t *testing.T) {
 	}
 	waitFor(t, "the session to end", func() bool {
 		ss, _ := cl.Sessions(ctx)
-		return len(ss) == 1 && ss[0].State == agent.SessionExited
+		return len(ss) == 1 && ss[0].State == agentproto.SessionExited
 	})
 	evs := u.readSSE(t, u.url+"/vms/dev/sessions/hello/log?stream=stderr", "end")
 	if len(evs) < 2 || evs[0].name != "tail" || evs[0].data != `"oops\n"` {

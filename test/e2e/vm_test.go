@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/testutil/fixture"
 	"banger/internal/vmm"
@@ -97,13 +97,13 @@ func TestVMLifecycle(t *testing.T) {
 // the agent's init duties are what the other tests exercise.
 func assertAgentIsInit(t *testing.T, e *env, name string) {
 	t.Helper()
-	if got := strings.TrimSpace(e.ssh(name, "readlink /proc/1/exe")); got != agent.GuestBinaryPath {
-		t.Errorf("PID 1 of %s runs %q, want the agent %s", name, got, agent.GuestBinaryPath)
+	if got := strings.TrimSpace(e.ssh(name, "readlink /proc/1/exe")); got != agentproto.GuestBinaryPath {
+		t.Errorf("PID 1 of %s runs %q, want the agent %s", name, got, agentproto.GuestBinaryPath)
 	}
 	// Every agent process's arguments, one line each.
-	procs := e.ssh(name, `for p in /proc/[0-9]*; do [ "$(readlink $p/exe)" = `+agent.GuestBinaryPath+` ] && tr '\0' ' ' < $p/cmdline && echo; done; true`)
-	if !strings.Contains(procs, "serve --init-mode="+agent.InitModePID1) {
-		t.Errorf("no agent of %s serves in %s mode; agent processes:\n%s", name, agent.InitModePID1, procs)
+	procs := e.ssh(name, `for p in /proc/[0-9]*; do [ "$(readlink $p/exe)" = `+agentproto.GuestBinaryPath+` ] && tr '\0' ' ' < $p/cmdline && echo; done; true`)
+	if !strings.Contains(procs, "serve --init-mode="+agentproto.InitModePID1) {
+		t.Errorf("no agent of %s serves in %s mode; agent processes:\n%s", name, agentproto.InitModePID1, procs)
 	}
 }
 

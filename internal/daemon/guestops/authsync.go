@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 )
 
 // AuthFiles are the coding agents' credentials that banger copies from
@@ -26,12 +26,12 @@ const maxAuthFile = 1 << 20
 // SyncAuth copies the AuthFiles present on the host into the guest (mode
 // 0600). It is best effort: a VM without them still works, so failures
 // are logged and recorded as events, not returned.
-func (g *Ops) SyncAuth(ctx context.Context, vm string, cl *agent.Client) {
+func (g *Ops) SyncAuth(ctx context.Context, vm string, cl *agentproto.Client) {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return
 	}
-	var files []agent.File
+	var files []agentproto.File
 	for _, rel := range AuthFiles {
 		data, err := readSmall(filepath.Join(home, rel))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -41,7 +41,7 @@ func (g *Ops) SyncAuth(ctx context.Context, vm string, cl *agent.Client) {
 			g.log.Warn("reading auth file for the guest", "vm", vm, "file", rel, "err", err)
 			continue
 		}
-		files = append(files, agent.File{Path: rel, Mode: 0o600, Content: data})
+		files = append(files, agentproto.File{Path: rel, Mode: 0o600, Content: data})
 	}
 	if len(files) == 0 {
 		return

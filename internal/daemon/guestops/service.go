@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"sync"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/paths"
 )
@@ -20,7 +20,7 @@ import (
 // VMs is what guest operations need from the VM manager.
 type VMs interface {
 	// Agent returns a running VM's agent, or an error that says why not.
-	Agent(ctx context.Context, vm string) (*agent.Client, error)
+	Agent(ctx context.Context, vm string) (*agentproto.Client, error)
 	// Hold claims a VM for an operation until release is called.
 	Hold(vm, what string) (release func(), err error)
 }
@@ -51,7 +51,7 @@ type Ops struct {
 
 	// ProbeTools finds out which tools a guest has for a workspace copy;
 	// tests replace it (before any call) to reach every path.
-	ProbeTools func(ctx context.Context, cl *agent.Client) Tools
+	ProbeTools func(ctx context.Context, cl *agentproto.Client) Tools
 
 	execMu sync.Mutex
 	execs  map[string]int // open exec bridges (vm exec, vm acp) by VM

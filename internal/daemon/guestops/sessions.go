@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/errdefs"
-	"banger/internal/session"
+	"banger/internal/stdiomux"
 )
 
 // Sessions are the guest agent's: it supervises them, keeps their logs
@@ -64,7 +64,7 @@ func (g *Ops) StartSession(ctx context.Context, vm string, req api.StartSessionR
 	if old, err := g.Session(ctx, vm, req.Name); err == nil {
 		return api.Session{}, errdefs.Conflict("session %q already exists in vm %s (%s); pick another --name, or remove it with 'banger vm session rm %s %s'", req.Name, vm, old.State, vm, req.Name)
 	}
-	pf := session.NewPreflight(vm, req.Name, req.Cwd, req.Argv, req.RequireCommands)
+	pf := stdiomux.NewPreflight(vm, req.Name, req.Cwd, req.Argv, req.RequireCommands)
 	out, err := cl.Output(ctx, pf.Argv(), req.Env)
 	if err != nil {
 		return api.Session{}, fmt.Errorf("checking the guest before starting session %q: %w", req.Name, err)
@@ -76,7 +76,7 @@ func (g *Ops) StartSession(ctx context.Context, vm string, req api.StartSessionR
 	if mode == "" {
 		mode = api.SessionDetached
 	}
-	s, err := cl.StartSession(ctx, agent.SessionStart{Name: req.Name, Argv: req.Argv, Env: req.Env, Dir: req.Cwd, Mode: mode})
+	s, err := cl.StartSession(ctx, agentproto.SessionStart{Name: req.Name, Argv: req.Argv, Env: req.Env, Dir: req.Cwd, Mode: mode})
 	if err != nil {
 		return api.Session{}, err
 	}
@@ -105,7 +105,7 @@ func checkStart(req api.StartSessionRequest) error {
 // its start; with follow it keeps going until the session ends or ctx is
 // done.
 func (g *Ops) SessionLogs(ctx context.Context, vm, name string, req api.SessionLogsRequest, w io.Writer) error {
-	if req.Stream != "" && req.Stream != agent.StreamStdout && req.Stream != agent.StreamStderr {
+	if req.Stream != "" && req.Stream != agentproto.StreamStdout && req.Stream != agentproto.StreamStderr {
 		return errdefs.Invalid("--stream %q must be stdout or stderr", req.Stream)
 	}
 	if req.Offset < 0 {
@@ -115,7 +115,7 @@ func (g *Ops) SessionLogs(ctx context.Context, vm, name string, req api.SessionL
 	if err != nil {
 		return err
 	}
-	err = cl.SessionLogs(ctx, agent.SessionLogsRequest{Name: name, Stream: req.Stream, Offset: req.Offset, Follow: req.Follow}, w)
+	err = cl.SessionLogs(ctx, agentproto.SessionLogsRequest{Name: name, Stream: req.Stream, Offset: req.Offset, Follow: req.Follow}, w)
 	return g.sessionErr(vm, name, err)
 }
 
@@ -126,7 +126,7 @@ func (g *Ops) StopSession(ctx context.Context, vm, name string, timeout time.Dur
 	if err != nil {
 		return api.Session{}, err
 	}
-	s, err := cl.StopSession(ctx, agent.SessionStopRequest{Name: name, Timeout: timeout})
+	s, err := cl.StopSession(ctx, agentproto.SessionStopRequest{Name: name, Timeout: timeout})
 	if err != nil {
 		return api.Session{}, g.sessionErr(vm, name, err)
 	}
@@ -141,7 +141,7 @@ func (g *Ops) KillSession(ctx context.Context, vm, name, signal string) error {
 	if err != nil {
 		return err
 	}
-	return g.sessionErr(vm, name, cl.KillSession(ctx, agent.SessionKillRequest{Name: name, Signal: signal}))
+	return g.sessionErr(vm, name, cl.KillSession(ctx, agentproto.SessionKillRequest{Name: name, Signal: signal}))
 }
 
 // RemoveSession forgets an ended session and deletes its logs.
@@ -168,7 +168,7 @@ func (g *Ops) sessionErr(vm, name string, err error) error {
 	return err
 }
 
-func toSession(vm string, s agent.Session) api.Session {
+func toSession(vm string, s agentproto.Session) api.Session {
 	out := api.Session{
 		VM: vm, Name: s.Name, Argv: s.Argv, Cwd: s.Dir, StdinMode: s.Mode, State: s.State, PID: s.PID,
 		StartedAt: s.StartedAt, EndedAt: s.EndedAt, Note: s.Note, StdinOpen: s.StdinOpen, Attached: s.Attached,
@@ -192,7 +192,7 @@ func commandLine(argv []string) string {
 	return s
 }
 
-func exitText(e *agent.ExitStatus) string {
+func exitText(e *agentproto.ExitStatus) string {
 	if e == nil {
 		return "exit status unknown"
 	}
@@ -216,11 +216,11 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := session.Listen(g.bridgeDir(), g.log)
+	b, err := stdiomux.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	att, err := attachRetrying(ctx, g.life, cl, agent.SessionAttachRequest{Name: name, Replay: req.Replay}, b)
+	att, err := attachRetrying(ctx, g.life, cl, agentproto.SessionAttachRequest{Name: name, Replay: req.Replay}, b)
 	if err != nil {
 		b.Close()
 		if errors.Is(err, errdefs.ErrConflict) {
@@ -229,9 +229,9 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 		return api.Bridge{}, g.sessionErr(vm, name, err)
 	}
 	s.Attached = true
-	r := &session.Attached{Att: att, Cl: cl, Name: name, Life: g.life}
-	g.bridges.Go(func() { b.Serve(g.life, r, session.Control{Stdin: s.StdinOpen, Session: &s}, session.AcceptWait) })
-	return api.Bridge{Socket: b.Path, Protocol: session.Protocol, Session: &s}, nil
+	r := &stdiomux.Attached{Att: att, Cl: cl, Name: name, Life: g.life}
+	g.bridges.Go(func() { b.Serve(g.life, r, stdiomux.Control{Stdin: s.StdinOpen, Session: &s}, stdiomux.AcceptWait) })
+	return api.Bridge{Socket: b.Path, Protocol: stdiomux.Protocol, Session: &s}, nil
 }
 
 // staleAttachWait is how long an attach retries a conflict: the agent
@@ -239,7 +239,7 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 // was killed) only once it notices the connection is gone.
 const staleAttachWait = 3 * time.Second
 
-func attachRetrying(ctx, life context.Context, cl *agent.Client, req agent.SessionAttachRequest, b *session.Bridge) (*agent.Attachment, error) {
+func attachRetrying(ctx, life context.Context, cl *agentproto.Client, req agentproto.SessionAttachRequest, b *stdiomux.Bridge) (*agentproto.Attachment, error) {
 	deadline := time.Now().Add(staleAttachWait)
 	for {
 		att, err := cl.AttachSession(life, req, b.Stdout(), b.Stderr())
@@ -268,11 +268,11 @@ func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bri
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := session.Listen(g.bridgeDir(), g.log)
+	b, err := stdiomux.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	r, err := session.StartExec(g.life, cl, agent.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd}, b)
+	r, err := stdiomux.StartExec(g.life, cl, agentproto.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd}, b)
 	if err != nil {
 		b.Close()
 		return api.Bridge{}, err
@@ -280,10 +280,10 @@ func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bri
 	g.execOpened(vm, +1)
 	g.bridges.Go(func() {
 		defer g.execOpened(vm, -1)
-		b.Serve(g.life, r, session.Control{Stdin: true}, session.AcceptWait)
+		b.Serve(g.life, r, stdiomux.Control{Stdin: true}, stdiomux.AcceptWait)
 		r.Release()
 	})
-	return api.Bridge{Socket: b.Path, Protocol: session.Protocol}, nil
+	return api.Bridge{Socket: b.Path, Protocol: stdiomux.Protocol}, nil
 }
 
 // execOpened counts exec bridges in use: a client on one (an editor over

@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/bytesize"
 	"banger/internal/errdefs"
@@ -119,7 +119,7 @@ const untarScript = `mkdir -p "$1" && exec tar -x -z -f - -C "$1"`
 // software emulation the first takes about half the time: the guest's CPU
 // is the bottleneck, and the agent's per-file work in copy_in costs more
 // than tar's (see docs/workspaces.md).
-func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst string, compress bool, p progress.Func) (int64, error) {
+func sendTree(ctx context.Context, cl *agentproto.Client, plan *workspace.Plan, dst string, compress bool, p progress.Func) (int64, error) {
 	total := plan.Bytes
 	if plan.Mode == workspace.ModeShallow {
 		total = 0 // the git metadata is still being built: its size is unknown
@@ -131,9 +131,9 @@ func sendTree(ctx context.Context, cl *agent.Client, plan *workspace.Plan, dst s
 	go func() { wrote <- writeStream(wire, pw, plan, compress, counter) }()
 	var err error
 	if compress {
-		stderr := agent.LimitedBuffer{Max: agent.OutputMax}
-		var st agent.ExitStatus
-		st, err = cl.Run(ctx, agent.ExecRequest{Argv: []string{"sh", "-c", untarScript, "banger-untar", dst}}, agent.Stdio{Stdin: pr, Stderr: &stderr})
+		stderr := agentproto.LimitedBuffer{Max: agentproto.OutputMax}
+		var st agentproto.ExitStatus
+		st, err = cl.Run(ctx, agentproto.ExecRequest{Argv: []string{"sh", "-c", untarScript, "banger-untar", dst}}, agentproto.Stdio{Stdin: pr, Stderr: &stderr})
 		if err == nil && !st.Success() {
 			err = fmt.Errorf("tar in the guest: %s: %s", st, strings.TrimSpace(stderr.String()))
 		}
@@ -178,7 +178,7 @@ type Tools struct {
 }
 
 // probeTools finds out which tools the guest has.
-func probeTools(ctx context.Context, cl *agent.Client) Tools {
+func probeTools(ctx context.Context, cl *agentproto.Client) Tools {
 	out, _ := cl.Output(ctx, []string{"sh", "-c", `for c in tar gzip git; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; exit 0`}, nil)
 	has := map[string]bool{}
 	for _, f := range strings.Fields(out) {
@@ -189,7 +189,7 @@ func probeTools(ctx context.Context, cl *agent.Client) Tools {
 
 // removeGuestDir deletes a staging directory after a failure, even when
 // the request was cancelled.
-func (g *Ops) removeGuestDir(ctx context.Context, cl *agent.Client, dir string) {
+func (g *Ops) removeGuestDir(ctx context.Context, cl *agentproto.Client, dir string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if _, err := cl.Output(cctx, []string{"rm", "-rf", "--", dir}, nil); err != nil {

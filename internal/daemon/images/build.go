@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/errdefs"
@@ -242,8 +242,8 @@ func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, b
 	}
 	env := imagebuild.StepEnv(req.Name, req.BestEffort)
 	lw := progress.NewLineWriter(p, "log")
-	st, err := cl.Run(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-e", "./step.sh"}, Dir: imagebuild.GuestDir, Env: env},
-		agent.Stdio{Stdout: lw, Stderr: lw})
+	st, err := cl.Run(ctx, agentproto.ExecRequest{Argv: []string{"/bin/sh", "-e", "./step.sh"}, Dir: imagebuild.GuestDir, Env: env},
+		agentproto.Stdio{Stdout: lw, Stderr: lw})
 	lw.Flush()
 	if err != nil {
 		return fmt.Errorf("running the step: %w", err)
@@ -274,7 +274,7 @@ func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, b
 }
 
 // uploadStep puts the step's script (step.sh) and files into GuestDir.
-func uploadStep(ctx context.Context, cl *agent.Client, step imagebuild.Step) error {
+func uploadStep(ctx context.Context, cl *agentproto.Client, step imagebuild.Step) error {
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)

@@ -13,7 +13,7 @@ import (
 	"net/http"
 	"sync"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/config"
 	"banger/internal/errdefs"
@@ -33,7 +33,7 @@ type VMs interface {
 
 // Builder is a booted builder VM.
 type Builder interface {
-	Agent() *agent.Client
+	Agent() *agentproto.Client
 	// Shutdown stops the VM cleanly and returns its disks' paths.
 	Shutdown(ctx context.Context) (rootfs, work string, err error)
 	// Remove kills the VM if it runs and removes it.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/store"
 )
@@ -38,7 +38,7 @@ func busyReason(rd reading, s api.StatsSample, rated bool, idleCPU float64) stri
 		switch {
 		case ss.Attached:
 			return fmt.Sprintf("session %q attached", ss.Name)
-		case ss.Mode == agent.SessionPipe && ss.State == agent.SessionRunning:
+		case ss.Mode == agentproto.SessionPipe && ss.State == agentproto.SessionRunning:
 			return fmt.Sprintf("pipe session %q running", ss.Name)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"sync"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/config"
 	"banger/internal/store"
@@ -23,7 +23,7 @@ import (
 type VMs interface {
 	Rows(ctx context.Context) ([]store.VM, error)
 	Row(ctx context.Context, name string) (store.VM, error)
-	Agent(ctx context.Context, name string) (*agent.Client, error)
+	Agent(ctx context.Context, name string) (*agentproto.Client, error)
 	StopVM(ctx context.Context, name string) (api.VM, error)
 }
 

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/store"
 	"banger/internal/vmm"
@@ -91,9 +91,9 @@ func (m *Monitor) pollMetrics(ctx context.Context) {
 // reading is what one sample gathered, before it is turned into rates.
 type reading struct {
 	at          time.Time
-	guest       *agent.Stats
+	guest       *agentproto.Stats
 	guestErr    error
-	sessions    []agent.Session
+	sessions    []agentproto.Session
 	sessionsErr error
 	proc        *vmm.ProcStats
 	procErr     error
@@ -119,7 +119,7 @@ func (m *Monitor) read(ctx context.Context, name string, h *vmm.Handle) reading 
 	}
 	cl, err := m.vms.Agent(ctx, name)
 	if err == nil {
-		var gs agent.Stats
+		var gs agentproto.Stats
 		if gs, err = cl.Stats(ctx); err == nil {
 			rd.guest = &gs
 			rd.sessions, rd.sessionsErr = cl.Sessions(ctx)

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 )
 
@@ -19,11 +19,11 @@ type vmBook struct {
 	history ring[api.StatsSample]
 	metrics *api.VMMMetrics
 
-	pid    int          // the VMM process the counters below belong to
-	guest  *agent.Stats // previous guest counters
-	proc   procMark     // previous VMM CPU time
-	rated  bool         // the newest sample has rates
-	fresh  bool         // sampled since pid changed
+	pid    int               // the VMM process the counters below belong to
+	guest  *agentproto.Stats // previous guest counters
+	proc   procMark          // previous VMM CPU time
+	rated  bool              // the newest sample has rates
+	fresh  bool              // sampled since pid changed
 	busy   string
 	idleAt time.Time // start of the current idle stretch; zero while busy
 	// stopping is set while auto-stop is stopping the VM, so it is asked once.
@@ -88,7 +88,7 @@ func (b *statsBook) record(name string, pid int, rd reading) (s api.StatsSample,
 
 // guestSample fills s from the guest's counters; rates need prev from the
 // same boot, and it reports whether they could be computed.
-func guestSample(s *api.StatsSample, cur, prev *agent.Stats) bool {
+func guestSample(s *api.StatsSample, cur, prev *agentproto.Stats) bool {
 	s.CPUs, s.Load, s.Procs = cur.CPU.Count, cur.Load, cur.Procs
 	s.MemTotal = cur.Memory.Total
 	if cur.Memory.Available <= cur.Memory.Total {
@@ -117,13 +117,13 @@ func guestSample(s *api.StatsSample, cur, prev *agent.Stats) bool {
 	return true
 }
 
-func cpuTicks(c agent.CPUStats) (busy, total uint64) {
+func cpuTicks(c agentproto.CPUStats) (busy, total uint64) {
 	idle := c.Idle + c.IOWait
 	total = c.User + c.Nice + c.System + idle + c.IRQ + c.SoftIRQ + c.Steal
 	return total - idle, total
 }
 
-func diskBytes(s *agent.Stats) (read, written uint64) {
+func diskBytes(s *agentproto.Stats) (read, written uint64) {
 	for _, d := range s.Disks {
 		read += d.ReadBytes
 		written += d.WrittenBytes
@@ -131,7 +131,7 @@ func diskBytes(s *agent.Stats) (read, written uint64) {
 	return read, written
 }
 
-func netBytes(s *agent.Stats) (rx, tx uint64) {
+func netBytes(s *agentproto.Stats) (rx, tx uint64) {
 	for _, n := range s.Networks {
 		if n.Name != "lo" {
 			rx += n.RxBytes
@@ -150,9 +150,9 @@ func delta(cur, prev uint64) uint64 {
 	return cur - prev
 }
 
-func sessionCounts(s *api.StatsSample, ss []agent.Session) {
+func sessionCounts(s *api.StatsSample, ss []agentproto.Session) {
 	for _, x := range ss {
-		if x.State == agent.SessionRunning {
+		if x.State == agentproto.SessionRunning {
 			s.Sessions++
 		}
 		if x.Attached {

@@ -1,7 +1,7 @@
 package monitor
 
 import (
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"errors"
 	"testing"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestBusyReason(t *testing.T) {
-	guest := &agent.Stats{}
+	guest := &agentproto.Stats{}
 	idle := api.StatsSample{CPUPercent: 1}
 	tests := []struct {
 		name  string
@@ -25,15 +25,15 @@ func TestBusyReason(t *testing.T) {
 		{"sessions unknown", reading{guest: guest, sessionsErr: errors.New("eof")}, idle, true, "sessions unknown"},
 		{"first sample", reading{guest: guest}, idle, false, "measuring"},
 		{"ssh", reading{guest: guest}, api.StatsSample{SSHConnections: 2}, true, "2 ssh connections"},
-		{"attached", reading{guest: guest, sessions: []agent.Session{
-			{Name: "done", State: agent.SessionExited, Mode: agent.SessionPipe},
-			{Name: "agent", State: agent.SessionRunning, Mode: agent.SessionDetached, Attached: true},
+		{"attached", reading{guest: guest, sessions: []agentproto.Session{
+			{Name: "done", State: agentproto.SessionExited, Mode: agentproto.SessionPipe},
+			{Name: "agent", State: agentproto.SessionRunning, Mode: agentproto.SessionDetached, Attached: true},
 		}}, idle, true, `session "agent" attached`},
-		{"pipe running", reading{guest: guest, sessions: []agent.Session{
-			{Name: "repl", State: agent.SessionRunning, Mode: agent.SessionPipe},
+		{"pipe running", reading{guest: guest, sessions: []agentproto.Session{
+			{Name: "repl", State: agentproto.SessionRunning, Mode: agentproto.SessionPipe},
 		}}, idle, true, `pipe session "repl" running`},
-		{"detached running", reading{guest: guest, sessions: []agent.Session{
-			{Name: "server", State: agent.SessionRunning, Mode: agent.SessionDetached},
+		{"detached running", reading{guest: guest, sessions: []agentproto.Session{
+			{Name: "server", State: agentproto.SessionRunning, Mode: agentproto.SessionDetached},
 		}}, idle, true, ""},
 		{"cpu", reading{guest: guest}, api.StatsSample{CPUPercent: 42}, true, "cpu 42.0%"},
 	}
@@ -96,19 +96,19 @@ func TestRingKeepsNewest(t *testing.T) {
 
 func TestGuestSampleRates(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	prev := &agent.Stats{
+	prev := &agentproto.Stats{
 		Time: t0, Uptime: 100,
-		CPU:      agent.CPUStats{Count: 2, User: 100, System: 100, Idle: 800},
-		Memory:   agent.MemStats{Total: 1000, Available: 400},
-		Disks:    []agent.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 30, ReadBytes: 1000, WrittenBytes: 500}},
-		Networks: []agent.NetIf{{Name: "lo", RxBytes: 5000}, {Name: "eth0", RxBytes: 100, TxBytes: 200}},
+		CPU:      agentproto.CPUStats{Count: 2, User: 100, System: 100, Idle: 800},
+		Memory:   agentproto.MemStats{Total: 1000, Available: 400},
+		Disks:    []agentproto.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 30, ReadBytes: 1000, WrittenBytes: 500}},
+		Networks: []agentproto.NetIf{{Name: "lo", RxBytes: 5000}, {Name: "eth0", RxBytes: 100, TxBytes: 200}},
 	}
-	cur := &agent.Stats{
+	cur := &agentproto.Stats{
 		Time: t0.Add(2 * time.Second), Uptime: 102, SSHConnections: 1,
-		CPU:      agent.CPUStats{Count: 2, User: 150, System: 100, Idle: 950}, // 50 busy of 200
-		Memory:   agent.MemStats{Total: 1000, Available: 300},
-		Disks:    []agent.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 20, ReadBytes: 3000, WrittenBytes: 900}},
-		Networks: []agent.NetIf{{Name: "lo", RxBytes: 9000}, {Name: "eth0", RxBytes: 300, TxBytes: 600}},
+		CPU:      agentproto.CPUStats{Count: 2, User: 150, System: 100, Idle: 950}, // 50 busy of 200
+		Memory:   agentproto.MemStats{Total: 1000, Available: 300},
+		Disks:    []agentproto.Disk{{Device: "/dev/vda", Mount: "/", Total: 100, Free: 20, ReadBytes: 3000, WrittenBytes: 900}},
+		Networks: []agentproto.NetIf{{Name: "lo", RxBytes: 9000}, {Name: "eth0", RxBytes: 300, TxBytes: 600}},
 	}
 	var s api.StatsSample
 	if !guestSample(&s, cur, prev) {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/progress"
 	"banger/internal/store"
@@ -17,7 +17,7 @@ import (
 type Builder struct {
 	m       *Manager
 	row     store.VM
-	cl      *agent.Client
+	cl      *agentproto.Client
 	release func()
 }
 
@@ -43,7 +43,7 @@ func (m *Manager) BootBuilder(ctx context.Context, name string, im api.Image, p 
 }
 
 // Agent is the builder's guest agent.
-func (b *Builder) Agent() *agent.Client { return b.cl }
+func (b *Builder) Agent() *agentproto.Client { return b.cl }
 
 // Shutdown stops the builder cleanly (its disks synced and unmounted) and
 // returns the paths of its root and work disks, which the caller may move

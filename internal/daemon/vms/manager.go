@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/config"
 	"banger/internal/errdefs"
@@ -47,7 +47,7 @@ type Events interface {
 
 // BootHook runs once a booting VM's agent answers, before the VM counts
 // as running (the auth sync). Builder VMs skip it.
-type BootHook func(ctx context.Context, vm string, cl *agent.Client)
+type BootHook func(ctx context.Context, vm string, cl *agentproto.Client)
 
 // Options are what a Manager needs; every field is required unless noted.
 type Options struct {
@@ -200,11 +200,11 @@ func (m *Manager) stopping(name string) bool {
 // running is what the manager holds for a live VM besides its row.
 type running struct {
 	handle *vmm.Handle
-	agent  *agent.Client
+	agent  *agentproto.Client
 	cancel context.CancelFunc // stops the exit watcher
 }
 
-func (m *Manager) setAgent(name string, cl *agent.Client) {
+func (m *Manager) setAgent(name string, cl *agentproto.Client) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
 	r := m.live[name]
@@ -221,7 +221,7 @@ func (m *Manager) setAgent(name string, cl *agent.Client) {
 // Agent returns a connected agent client for a running VM, reconnecting
 // when the cached connection has dropped. It is served from the live
 // table; the database is read only to say why a VM has no agent.
-func (m *Manager) Agent(ctx context.Context, name string) (*agent.Client, error) {
+func (m *Manager) Agent(ctx context.Context, name string) (*agentproto.Client, error) {
 	m.liveMu.Lock()
 	var h *vmm.Handle
 	if r := m.live[name]; r != nil {
@@ -250,7 +250,7 @@ func (m *Manager) Agent(ctx context.Context, name string) (*agent.Client, error)
 
 // agentClient returns the VM's live agent connection, connecting first
 // when there is none (as after a daemon restart re-adopted the VM).
-func (m *Manager) agentClient(ctx context.Context, name string, h *vmm.Handle) (*agent.Client, error) {
+func (m *Manager) agentClient(ctx context.Context, name string, h *vmm.Handle) (*agentproto.Client, error) {
 	m.liveMu.Lock()
 	if r := m.live[name]; r != nil && r.agent != nil {
 		select {
@@ -262,7 +262,7 @@ func (m *Manager) agentClient(ctx context.Context, name string, h *vmm.Handle) (
 		}
 	}
 	m.liveMu.Unlock()
-	cl, err := agent.Connect(ctx, func(ctx context.Context) (net.Conn, error) { return m.driver.DialAgent(ctx, h) })
+	cl, err := agentproto.Connect(ctx, func(ctx context.Context) (net.Conn, error) { return m.driver.DialAgent(ctx, h) })
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/ext4"
@@ -155,7 +155,7 @@ func (m *Manager) vmSpec(ctx context.Context, row *store.VM, im api.Image) (vmm.
 // waitAgent connects to the booting guest's agent. A VM that dies on the
 // way, or stays silent past the boot timeout, fails with its console's
 // last lines, which usually say why.
-func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agent.Client, error) {
+func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (*agentproto.Client, error) {
 	limit := m.bootTimeout(ctx)
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	var exitWatch sync.WaitGroup
@@ -168,7 +168,7 @@ func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (
 			cancel()
 		}
 	})
-	cl, err := agent.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return m.driver.DialAgent(ctx, h) })
+	cl, err := agentproto.Connect(wctx, func(ctx context.Context) (conn net.Conn, err error) { return m.driver.DialAgent(ctx, h) })
 	if err == nil {
 		return cl, nil
 	}
@@ -185,7 +185,7 @@ func (m *Manager) waitAgent(ctx context.Context, row *store.VM, h *vmm.Handle) (
 }
 
 // pinHostKey records the guest's SSH host key for strict checking.
-func (m *Manager) pinHostKey(ctx context.Context, row *store.VM, cl *agent.Client) error {
+func (m *Manager) pinHostKey(ctx context.Context, row *store.VM, cl *agentproto.Client) error {
 	keys, err := cl.HostKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the guest's ssh host key: %w", err)
@@ -210,7 +210,7 @@ func (m *Manager) saveVM(r store.VM) error {
 // waitSSH returns once the guest's SSH port accepts connections from the
 // host (or, without a network, once the guest reports a listener on 22),
 // so that 'vm ssh' right after create works.
-func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) error {
+func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agentproto.Client) error {
 	limit := m.bootTimeout(ctx)
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -244,7 +244,7 @@ func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agent.Client) 
 	}
 }
 
-func listens(ports []agent.Port, port int) bool {
+func listens(ports []agentproto.Port, port int) bool {
 	for _, p := range ports {
 		if p.Port == port && strings.HasPrefix(p.Proto, "tcp") {
 			return true

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
@@ -18,8 +18,8 @@ import (
 // Where banger puts things inside every guest. The guest agent reads the
 // same kernel arguments (see docs/agent-protocol.md).
 const (
-	GuestAgentPath = agent.GuestBinaryPath
-	guestUnitPath  = agent.GuestUnitPath
+	GuestAgentPath = agentproto.GuestBinaryPath
+	guestUnitPath  = agentproto.GuestUnitPath
 	guestUnitWants = "/etc/systemd/system/multi-user.target.wants/banger-agent.service"
 	guestRootMount = "/etc/systemd/system/root.mount"
 	guestRootWants = "/etc/systemd/system/local-fs.target.wants/root.mount"
@@ -87,7 +87,7 @@ func (m *Manager) injectAgent(ctx context.Context, root string, im api.Image) (i
 	if target, err := ext4.Resolve(ctx, root, "/sbin/init"); err == nil && strings.Contains(target, "systemd") {
 		mode.systemd = true
 		files = append(files,
-			ext4.File{Path: guestUnitPath, Mode: 0o644, Data: []byte(agent.GuestUnit)},
+			ext4.File{Path: guestUnitPath, Mode: 0o644, Data: []byte(agentproto.GuestUnit)},
 			ext4.File{Path: guestUnitWants, Mode: fs.ModeSymlink | 0o777, Link: guestUnitPath},
 			ext4.File{Path: guestRootMount, Mode: 0o644, Data: []byte(rootMount)},
 			ext4.File{Path: guestRootWants, Mode: fs.ModeSymlink | 0o777, Link: guestRootMount},

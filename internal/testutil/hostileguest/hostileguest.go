@@ -3,13 +3,13 @@
 // lines, frames) and answers chosen calls with oversized, malformed, slow
 // or escape-laden replies, while every other call is relayed to a real
 // in-process agent so the VM still boots and works. Tests of host-side
-// decoders (internal/agent, the daemon's pollers, the web UI) use it to
+// decoders (internal/agentproto, the daemon's pollers, the web UI) use it to
 // prove each one is bounded.
 //
 // With the fake VMM driver:
 //
 //	g := hostileguest.New()
-//	g.Handle(agent.CallStats, hostileguest.Reply(hostileguest.HugeStats(1000, 16<<10)))
+//	g.Handle(agentproto.CallStats, hostileguest.Reply(hostileguest.HugeStats(1000, 16<<10)))
 //	drv.ServeAgent(g.Serve)
 package hostileguest
 
@@ -24,14 +24,14 @@ import (
 
 	"github.com/hashicorp/yamux"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/errdefs"
-	"banger/internal/guest"
+	"banger/internal/guestagent"
 )
 
 // Handler answers one call on its stream st. The header line was read;
 // whatever the host sent after it can be read from st.
-type Handler func(ctx context.Context, h agent.Header, st io.ReadWriter) error
+type Handler func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error
 
 // Guest answers calls with its handlers and relays the others.
 type Guest struct {
@@ -74,15 +74,15 @@ func (g *Guest) handler(call string) Handler {
 // Serve answers one host connection until it ends. real, when not nil, is
 // the agent that answers calls without a handler; without it they are
 // refused. It matches vmmfake.AgentServer.
-func (g *Guest) Serve(ctx context.Context, real *guest.Server, conn net.Conn) error {
+func (g *Guest) Serve(ctx context.Context, real *guestagent.Server, conn net.Conn) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	synced, err := agent.GuestSync(conn)
+	synced, err := agentproto.GuestSync(conn)
 	if err != nil {
 		return fmt.Errorf("syncing with the host: %w", err)
 	}
-	sess, err := yamux.Server(synced, agent.MuxConfig())
+	sess, err := yamux.Server(synced, agentproto.MuxConfig())
 	if err != nil {
 		return fmt.Errorf("starting yamux: %w", err)
 	}
@@ -117,8 +117,8 @@ func (g *Guest) Serve(ctx context.Context, real *guest.Server, conn net.Conn) er
 
 func (g *Guest) serveStream(ctx context.Context, up *upstream, st *yamux.Stream) {
 	br := bufio.NewReader(st)
-	var h agent.Header
-	if err := agent.ReadLine(br, agent.MaxHeaderSize, &h); err != nil {
+	var h agentproto.Header
+	if err := agentproto.ReadLine(br, agentproto.MaxHeaderSize, &h); err != nil {
 		return
 	}
 	rw := struct {
@@ -130,7 +130,7 @@ func (g *Guest) serveStream(ctx context.Context, up *upstream, st *yamux.Stream)
 		return
 	}
 	if up == nil {
-		agent.WriteLine(st, agent.Reply{Error: &agent.Error{Kind: errdefs.KindUnsupported, Message: "no agent behind this hostile guest"}})
+		agentproto.WriteLine(st, agentproto.Reply{Error: &agentproto.Error{Kind: errdefs.KindUnsupported, Message: "no agent behind this hostile guest"}})
 		return
 	}
 	up.relay(h, rw, st)
@@ -142,15 +142,15 @@ type upstream struct {
 	conn net.Conn
 }
 
-func dialUpstream(ctx context.Context, real *guest.Server, wg *sync.WaitGroup) (*upstream, error) {
+func dialUpstream(ctx context.Context, real *guestagent.Server, wg *sync.WaitGroup) (*upstream, error) {
 	host, guestEnd := net.Pipe()
 	wg.Go(func() { real.ServeConn(ctx, guestEnd) })
-	synced, err := agent.HostSync(ctx, host)
+	synced, err := agentproto.HostSync(ctx, host)
 	if err != nil {
 		host.Close()
 		return nil, fmt.Errorf("syncing with the real agent: %w", err)
 	}
-	sess, err := yamux.Client(synced, agent.MuxConfig())
+	sess, err := yamux.Client(synced, agentproto.MuxConfig())
 	if err != nil {
 		host.Close()
 		return nil, fmt.Errorf("starting yamux to the real agent: %w", err)
@@ -165,13 +165,13 @@ func (u *upstream) close() {
 
 // relay copies a call to the real agent and back, half-closing each way
 // as the other side does.
-func (u *upstream) relay(h agent.Header, host io.ReadWriter, hostSt *yamux.Stream) {
+func (u *upstream) relay(h agentproto.Header, host io.ReadWriter, hostSt *yamux.Stream) {
 	st, err := u.sess.OpenStream()
 	if err != nil {
 		return
 	}
 	defer st.Close()
-	if err := agent.WriteLine(st, h); err != nil {
+	if err := agentproto.WriteLine(st, h); err != nil {
 		return
 	}
 	back := make(chan struct{})

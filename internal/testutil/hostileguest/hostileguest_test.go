@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
-	"banger/internal/guest"
+	"banger/internal/agentproto"
+	"banger/internal/guestagent"
 	"banger/internal/testutil/hostileguest"
 )
 
@@ -21,12 +21,12 @@ import (
 func TestRelayIsFaithful(t *testing.T) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
-	real, err := guest.New(guest.Config{
-		Paths: guest.Paths{
+	real, err := guestagent.New(guestagent.Config{
+		Paths: guestagent.Paths{
 			StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "etc"),
 			Home: home, SSHDir: filepath.Join(dir, "ssh"),
 		},
-		InitMode: agent.InitModeDev,
+		InitMode: agentproto.InitModeDev,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -38,13 +38,13 @@ func TestRelayIsFaithful(t *testing.T) {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ctx, real, guestEnd) }()
-	cl, err := agent.NewClient(ctx, host)
+	cl, err := agentproto.NewClient(ctx, host)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	var out bytes.Buffer
-	st, err := cl.Run(ctx, agent.ExecRequest{Argv: []string{"cat"}}, agent.Stdio{Stdin: strings.NewReader("through the relay\n"), Stdout: &out})
+	st, err := cl.Run(ctx, agentproto.ExecRequest{Argv: []string{"cat"}}, agentproto.Stdio{Stdin: strings.NewReader("through the relay\n"), Stdout: &out})
 	if err != nil || !st.Success() || out.String() != "through the relay\n" {
 		t.Errorf("exec with stdin: %v, %v, %q", st, err, out.String())
 	}
@@ -62,12 +62,12 @@ func TestRelayIsFaithful(t *testing.T) {
 		t.Errorf("copied file holds %q", b)
 	}
 
-	g.Handle(agent.CallPorts, hostileguest.Reply([]agent.Port{{Proto: "tcp", Port: 1, Process: hostileguest.Escapes}}))
+	g.Handle(agentproto.CallPorts, hostileguest.Reply([]agentproto.Port{{Proto: "tcp", Port: 1, Process: hostileguest.Escapes}}))
 	if ps, err := cl.Ports(ctx); err != nil || len(ps) != 1 || ps[0].Process != hostileguest.Escapes {
 		t.Errorf("handled ports: %+v, %v", ps, err)
 	}
-	if g.Calls(agent.CallPorts) != 1 || g.Calls(agent.CallExec) != 0 {
-		t.Errorf("handled %d ports and %d exec calls; want 1 and 0", g.Calls(agent.CallPorts), g.Calls(agent.CallExec))
+	if g.Calls(agentproto.CallPorts) != 1 || g.Calls(agentproto.CallExec) != 0 {
+		t.Errorf("handled %d ports and %d exec calls; want 1 and 0", g.Calls(agentproto.CallPorts), g.Calls(agentproto.CallExec))
 	}
 	cl.Close()
 	if err := <-served; err != nil {

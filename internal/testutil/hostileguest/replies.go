@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/errdefs"
 )
 
@@ -20,7 +20,7 @@ const Escapes = "\x1b]0;pwned\x07\x1b[2J\x1b[H\x1b[31mfake prompt$ \x1b[0m\r\x08
 
 // Reply answers with result, as a well-formed reply line.
 func Reply(result any) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		b, err := json.Marshal(result)
 		if err != nil {
 			return err
@@ -31,8 +31,8 @@ func Reply(result any) Handler {
 
 // ErrorReply answers with an error of kind carrying message.
 func ErrorReply(kind errdefs.Kind, message string) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
-		b, err := json.Marshal(agent.Reply{Error: &agent.Error{Kind: kind, Message: message}})
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
+		b, err := json.Marshal(agentproto.Reply{Error: &agentproto.Error{Kind: kind, Message: message}})
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,7 @@ func ErrorReply(kind errdefs.Kind, message string) Handler {
 // RawLine answers with line as the reply, a newline added: malformed JSON,
 // or a reply far over any limit.
 func RawLine(line []byte) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		return writeRaw(st, line)
 	}
 }
@@ -56,7 +56,7 @@ func Oversized(n int) Handler {
 
 // Silent reads the header and never answers until the host gives up.
 func Silent() Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -64,7 +64,7 @@ func Silent() Handler {
 
 // Slow answers with next after d, or not at all when ctx ends first.
 func Slow(d time.Duration, next Handler) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
@@ -78,29 +78,29 @@ func Slow(d time.Duration, next Handler) Handler {
 
 // Frames answers with an empty result, then frames of type t carrying
 // each of chunks, then an End frame carrying end.
-func Frames(t agent.FrameType, end agent.End, chunks ...[]byte) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+func Frames(t agentproto.FrameType, end agentproto.End, chunks ...[]byte) Handler {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		if err := writeRaw(st, []byte(`{"result":{}}`)); err != nil {
 			return err
 		}
-		fw := agent.NewFrameWriter(st)
+		fw := agentproto.NewFrameWriter(st)
 		for _, c := range chunks {
 			if err := fw.Write(t, c); err != nil {
 				return err
 			}
 		}
-		return fw.WriteJSON(agent.FrameEnd, end)
+		return fw.WriteJSON(agentproto.FrameEnd, end)
 	}
 }
 
 // Flood answers with an empty result, then frames of type t carrying chunk
 // until the host closes the stream or ctx ends.
-func Flood(t agent.FrameType, chunk []byte) Handler {
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+func Flood(t agentproto.FrameType, chunk []byte) Handler {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		if err := writeRaw(st, []byte(`{"result":{}}`)); err != nil {
 			return err
 		}
-		fw := agent.NewFrameWriter(st)
+		fw := agentproto.NewFrameWriter(st)
 		for ctx.Err() == nil {
 			if err := fw.Write(t, chunk); err != nil {
 				return err
@@ -124,12 +124,12 @@ func writeRaw(w io.Writer, line []byte) error {
 
 // HugeStats is a stats result with disks disks and as many interfaces,
 // every name nameLen bytes long (each distinct, so nothing is shared).
-func HugeStats(disks, nameLen int) agent.Stats {
-	s := agent.Stats{Time: time.Now(), Uptime: 100, CPU: agent.CPUStats{Count: 1, User: 1, Idle: 1}}
+func HugeStats(disks, nameLen int) agentproto.Stats {
+	s := agentproto.Stats{Time: time.Now(), Uptime: 100, CPU: agentproto.CPUStats{Count: 1, User: 1, Idle: 1}}
 	for i := range disks {
 		name := fmt.Sprintf("%08d", i) + strings.Repeat("d", max(nameLen-8, 0))
-		s.Disks = append(s.Disks, agent.Disk{Device: "/dev/" + name, Mount: "/" + name, FSType: name, Total: 1 << 30})
-		s.Networks = append(s.Networks, agent.NetIf{Name: name})
+		s.Disks = append(s.Disks, agentproto.Disk{Device: "/dev/" + name, Mount: "/" + name, FSType: name, Total: 1 << 30})
+		s.Networks = append(s.Networks, agentproto.NetIf{Name: name})
 	}
 	return s
 }
@@ -149,7 +149,7 @@ func StatsLine(disks, nameLen int) []byte {
 func StatsFlood(disks, nameLen int) Handler {
 	base := HugeStats(disks, nameLen)
 	var calls atomic.Uint64
-	return func(ctx context.Context, h agent.Header, st io.ReadWriter) error {
+	return func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
 		n := calls.Add(1)
 		s := base
 		s.Time, s.Uptime = time.Now(), float64(100+n)

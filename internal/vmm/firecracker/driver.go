@@ -29,7 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/vmm"
 )
 
@@ -265,7 +265,7 @@ func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
 }
 
 // DialAgent connects to the guest agent through the hybrid vsock socket
-// (CONNECT agent.DefaultVsockPort). It retries while the guest boots and
+// (CONNECT agentproto.DefaultVsockPort). It retries while the guest boots and
 // gives up with vmm.ErrNotRunning as soon as Firecracker exits.
 func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error) {
 	if err := vmm.CheckAlive(h); err != nil {
@@ -278,7 +278,7 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 			cancel()
 		}
 	}()
-	conn, err := agent.DialHybridVsock(ctx, h.Sockets[keyVsock], agent.DefaultVsockPort)
+	conn, err := agentproto.DialHybridVsock(ctx, h.Sockets[keyVsock], agentproto.DefaultVsockPort)
 	if err != nil {
 		if !vmm.Alive(h.PID, h.StartTime) {
 			return nil, fmt.Errorf("dialing the agent: %w (pid %d)", vmm.ErrNotRunning, h.PID)

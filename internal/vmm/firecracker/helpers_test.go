@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 	"banger/internal/vmm"
 	"banger/internal/vmm/firecracker"
 	"banger/internal/vmm/firecracker/fcstandin"
@@ -114,7 +114,7 @@ func newSpec(t *testing.T) vmm.Spec {
 
 // ping greets the agent: proof that the hybrid vsock reaches it.
 func ping(ctx context.Context, conn net.Conn) error {
-	c, err := agent.NewClient(ctx, conn)
+	c, err := agentproto.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"syscall"
 
-	"banger/internal/agent"
-	"banger/internal/guest"
+	"banger/internal/agentproto"
+	"banger/internal/guestagent"
 	"banger/internal/vmm"
 )
 
@@ -40,7 +40,7 @@ type Driver struct {
 
 	mu    sync.Mutex
 	fail  map[string]error
-	srvs  map[int]*guest.Server
+	srvs  map[int]*guestagent.Server
 	boots int
 	// agentOffs counts guests powered off by their agent's shutdown call.
 	agentOffs int
@@ -79,7 +79,7 @@ func (d *Driver) writeConsole(path string) error {
 // AgentServer answers one host connection in place of a VM's agent; real
 // is that VM's in-process agent, for the calls it does not replace
 // (internal/testutil/hostileguest's Guest.Serve is one).
-type AgentServer func(ctx context.Context, real *guest.Server, conn net.Conn) error
+type AgentServer func(ctx context.Context, real *guestagent.Server, conn net.Conn) error
 
 // ServeAgent makes s answer the agent connections dialled from now on; nil
 // restores the plain in-process agent.
@@ -91,7 +91,7 @@ func (d *Driver) ServeAgent(s AgentServer) {
 
 // New returns a driver keeping guest state under dir.
 func New(dir string) *Driver {
-	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guest.Server{}}
+	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guestagent.Server{}}
 }
 
 var (
@@ -261,21 +261,21 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 }
 
 // server returns the guest agent of h's "VM", one per process.
-func (d *Driver) server(h *vmm.Handle) (*guest.Server, error) {
+func (d *Driver) server(h *vmm.Handle) (*guestagent.Server, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if s := d.srvs[h.PID]; s != nil {
 		return s, nil
 	}
 	root := filepath.Join(d.dir, fmt.Sprint(h.PID))
-	s, err := guest.New(guest.Config{
-		Paths: guest.Paths{
+	s, err := guestagent.New(guestagent.Config{
+		Paths: guestagent.Paths{
 			StateDir: filepath.Join(root, "state"), ConfigDir: filepath.Join(root, "etc"),
 			Home: filepath.Join(root, "home"), SSHDir: filepath.Join(root, "ssh"),
 		},
 		// No SSH server: this "guest" is the host, whose port 22 is not
 		// the VM's. The daemon then skips pinning and waiting for SSH.
-		InitMode: agent.InitModeDev,
+		InitMode: agentproto.InitModeDev,
 		Power: func(bool) error {
 			if err := d.failing(StepGuestOff); err != nil {
 				return err
@@ -310,8 +310,8 @@ func (d *Driver) guestDied(pid int) {
 	metas, _ := filepath.Glob(filepath.Join(d.dir, fmt.Sprint(pid), "state", "sessions", "*", "meta.json"))
 	for _, m := range metas {
 		b, err := os.ReadFile(m)
-		var ss agent.Session
-		if err == nil && json.Unmarshal(b, &ss) == nil && ss.State == agent.SessionRunning && ss.PID > 0 {
+		var ss agentproto.Session
+		if err == nil && json.Unmarshal(b, &ss) == nil && ss.State == agentproto.SessionRunning && ss.PID > 0 {
 			syscall.Kill(-ss.PID, syscall.SIGKILL)
 		}
 	}

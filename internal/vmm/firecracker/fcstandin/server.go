@@ -8,7 +8,7 @@
 // 20."); it keeps Firecracker's state machine (pre-boot-only resources,
 // InstanceStart once, actions after boot) and the machine's own checks;
 // it binds the vsock uds_path at PUT /vsock and answers the hybrid-vsock
-// "CONNECT <port>" handshake, relaying port agent.DefaultVsockPort to a
+// "CONNECT <port>" handshake, relaying port agentproto.DefaultVsockPort to a
 // real banger guest agent it runs in-process; it writes metrics lines as
 // Firecracker does on FlushMetrics. SendCtrlAltDel makes it exit, as a
 // guest powering off ends Firecracker.
@@ -35,8 +35,8 @@ import (
 	"sync"
 	"syscall"
 
-	"banger/internal/agent"
-	"banger/internal/guest"
+	"banger/internal/agentproto"
+	"banger/internal/guestagent"
 )
 
 // Config is what the stand-in is told besides Firecracker's own flags.
@@ -127,7 +127,7 @@ type Server struct {
 
 	mu    sync.Mutex // one request at a time, as Firecracker's API thread
 	m     *machine
-	agent *guest.Server
+	agent *guestagent.Server
 	ctx   context.Context
 }
 
@@ -274,11 +274,11 @@ func (s *Server) boot() {
 		fmt.Fprintf(s.console, "fcstandin: starting the guest agent: %v\n", err)
 		return
 	}
-	s.m.vsock.serve(agent.DefaultVsockPort, serveAgent(s.ctx, srv))
-	fmt.Fprintf(s.console, "fcstandin: banger agent listening on vsock port %d\n", agent.DefaultVsockPort)
+	s.m.vsock.serve(agentproto.DefaultVsockPort, serveAgent(s.ctx, srv))
+	fmt.Fprintf(s.console, "fcstandin: banger agent listening on vsock port %d\n", agentproto.DefaultVsockPort)
 }
 
-func (s *Server) guestAgent() (*guest.Server, error) {
+func (s *Server) guestAgent() (*guestagent.Server, error) {
 	dir := s.cfg.GuestDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fcstandin-guest-")
@@ -287,12 +287,12 @@ func (s *Server) guestAgent() (*guest.Server, error) {
 		}
 		dir = d
 	}
-	srv, err := guest.New(guest.Config{
-		Paths: guest.Paths{
+	srv, err := guestagent.New(guestagent.Config{
+		Paths: guestagent.Paths{
 			StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "etc"),
 			Home: filepath.Join(dir, "home"), SSHDir: filepath.Join(dir, "ssh"),
 		},
-		InitMode: agent.InitModeDev,
+		InitMode: agentproto.InitModeDev,
 		Power: func(reboot bool) error {
 			go s.powerOff("reboot: Power down")
 			return nil

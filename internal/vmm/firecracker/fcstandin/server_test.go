@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/agent"
+	"banger/internal/agentproto"
 )
 
 // rig is an in-process stand-in with files to point it at.
@@ -209,7 +209,7 @@ func TestVsock(t *testing.T) {
 	r.configure()
 
 	// Before boot nothing listens in the guest: the connection is closed.
-	if err := connectOnce(sock, agent.DefaultVsockPort); err == nil {
+	if err := connectOnce(sock, agentproto.DefaultVsockPort); err == nil {
 		t.Error("CONNECT before boot was accepted")
 	}
 	r.ok("PUT", "/actions", `{"action_type":"InstanceStart"}`)
@@ -219,11 +219,11 @@ func TestVsock(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := agent.DialHybridVsock(ctx, sock, agent.DefaultVsockPort)
+	conn, err := agentproto.DialHybridVsock(ctx, sock, agentproto.DefaultVsockPort)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := agent.NewClient(ctx, conn)
+	c, err := agentproto.NewClient(ctx, conn)
 	if err != nil {
 		t.Fatalf("agent hello over hybrid vsock: %v", err)
 	}

@@ -1,0 +1,191 @@
+package guestagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"banger/internal/agentproto"
+)
+
+// OpenSSH is the image's own sshd, configured by the agent: host keys made
+// on the first boot of this disk, key-only logins (root included).
+type OpenSSH struct {
+	paths  Paths
+	binary string
+	log    *slog.Logger
+}
+
+// FindSSHD returns the image's sshd, or "" when it has none.
+func FindSSHD() string {
+	for _, p := range []string{"/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// ConfigureOpenSSH prepares the image's sshd at binary.
+func ConfigureOpenSSH(p Paths, binary string, log *slog.Logger) (*OpenSSH, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := &OpenSSH{paths: p, binary: binary, log: log}
+	if err := o.ensureHostKeys(); err != nil {
+		return nil, err
+	}
+	if err := o.writeConfig(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Kind implements SSHProvider.
+func (o *OpenSSH) Kind() string { return "openssh" }
+
+var hostKeyTypes = []string{"ed25519", "ecdsa", "rsa"} // preference order
+
+// HostKeys implements SSHProvider.
+func (o *OpenSSH) HostKeys() (agentproto.HostKeys, error) {
+	hk := agentproto.HostKeys{Server: o.Kind()}
+	for _, t := range hostKeyTypes {
+		b, err := os.ReadFile(filepath.Join(o.paths.SSHDir, "ssh_host_"+t+"_key.pub"))
+		if err == nil {
+			hk.Keys = append(hk.Keys, strings.TrimSpace(string(b)))
+		}
+	}
+	if len(hk.Keys) == 0 {
+		return hk, fmt.Errorf("no host keys in %s", o.paths.SSHDir)
+	}
+	return hk, nil
+}
+
+// ensureHostKeys replaces the image's host keys, which every VM cloned
+// from the image would share, on the first boot of this disk.
+func (o *OpenSSH) ensureHostKeys() error {
+	marker := filepath.Join(o.paths.StateDir, "ssh-host-keys-generated")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	if err := o.keygen(); err != nil {
+		o.log.Warn("ssh-keygen -A failed; generating an ed25519 host key only", "err", err)
+		if _, err := createHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ed25519_key")); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(o.paths.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", o.paths.StateDir, err)
+	}
+	return os.WriteFile(marker, nil, 0o600)
+}
+
+// keygen runs ssh-keygen -A, which writes under <prefix>/etc/ssh.
+func (o *OpenSSH) keygen() error {
+	prefix, ok := strings.CutSuffix(filepath.Clean(o.paths.SSHDir), "/etc/ssh")
+	if !ok {
+		return fmt.Errorf("ssh directory %s does not end in /etc/ssh", o.paths.SSHDir)
+	}
+	args := []string{"-A"}
+	if prefix != "" {
+		args = append(args, "-f", prefix)
+	}
+	if err := os.MkdirAll(o.paths.SSHDir, 0o755); err != nil {
+		return err
+	}
+	out, err := exec.Command("ssh-keygen", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("running ssh-keygen -A: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// sshdSettings come first in sshd's configuration, where the first value
+// of a keyword wins. ChallengeResponseAuthentication is the spelling every
+// OpenSSH release accepts.
+const sshdSettings = `# Written by banger-vsock-agent: key-only logins, root included.
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+ChallengeResponseAuthentication no
+`
+
+const (
+	blockBegin = "# BEGIN banger\n"
+	blockEnd   = "# END banger\n"
+)
+
+var includeDropIns = regexp.MustCompile(`(?m)^\s*Include\s+\S*sshd_config\.d/`)
+
+// writeConfig uses the drop-in directory when sshd_config includes it, and
+// otherwise puts a marked block at the top of sshd_config.
+func (o *OpenSSH) writeConfig() error {
+	main := filepath.Join(o.paths.SSHDir, "sshd_config")
+	cfg, err := os.ReadFile(main)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", main, err)
+	}
+	if includeDropIns.Match(cfg) {
+		dir := filepath.Join(o.paths.SSHDir, "sshd_config.d")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		return os.WriteFile(filepath.Join(dir, "00-banger.conf"), []byte(sshdSettings), 0o644)
+	}
+	rest := string(cfg)
+	if i := strings.Index(rest, blockBegin); i >= 0 {
+		if j := strings.Index(rest[i:], blockEnd); j >= 0 {
+			rest = rest[:i] + rest[i+j+len(blockEnd):]
+		}
+	}
+	if err := os.WriteFile(main, []byte(blockBegin+sshdSettings+blockEnd+rest), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", main, err)
+	}
+	return nil
+}
+
+// Run keeps sshd running in the foreground (the agent is the init system in
+// PID 1 mode). It waits while something else already serves port 22, such
+// as an sshd left by an earlier agent.
+func (o *OpenSSH) Run(ctx context.Context) {
+	os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
+	wait := time.Second
+	for ctx.Err() == nil {
+		if !listening(22) {
+			start := time.Now()
+			cmd := exec.CommandContext(ctx, o.binary, "-D", "-e")
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			err := cmd.Run()
+			o.log.Warn("sshd exited", "err", err)
+			if time.Since(start) > time.Minute {
+				wait = time.Second
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+func listening(port int) bool {
+	ports, _ := listPorts("/proc")
+	for _, p := range ports {
+		if p.Port == port && strings.HasPrefix(p.Proto, "tcp") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,74 @@
+package guestagent
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigureOpenSSHRegeneratesKeysOnceAndDisablesPasswords(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("needs ssh-keygen: ", err)
+	}
+	root := t.TempDir()
+	p := Paths{StateDir: filepath.Join(root, "var/lib/banger"), SSHDir: filepath.Join(root, "etc/ssh")}
+	os.MkdirAll(p.SSHDir, 0o755)
+	imageKey := filepath.Join(p.SSHDir, "ssh_host_ed25519_key.pub")
+	os.WriteFile(imageKey, []byte("ssh-ed25519 AAAAimage-key shared-by-every-clone\n"), 0o644)
+	os.WriteFile(filepath.Join(p.SSHDir, "sshd_config"), []byte("Port 22\nPasswordAuthentication yes\n"), 0o644)
+
+	o, err := ConfigureOpenSSH(p, "/usr/sbin/sshd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := o.HostKeys()
+	if err != nil || len(hk.Keys) == 0 || !strings.HasPrefix(hk.Keys[0], "ssh-ed25519 ") || strings.Contains(hk.Keys[0], "image-key") {
+		t.Fatalf("host keys = %+v, %v; want a fresh ed25519 key first", hk, err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(p.SSHDir, "sshd_config"))
+	if !strings.HasPrefix(string(cfg), blockBegin) || !strings.Contains(string(cfg), "PasswordAuthentication no") {
+		t.Errorf("sshd_config = %q, want the banger block first", cfg)
+	}
+
+	// A second start (same disk) keeps the keys and does not stack blocks.
+	o2, err := ConfigureOpenSSH(p, "/usr/sbin/sshd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hk2, _ := o2.HostKeys(); hk2.Keys[0] != hk.Keys[0] {
+		t.Error("host key changed on a second start")
+	}
+	cfg2, _ := os.ReadFile(filepath.Join(p.SSHDir, "sshd_config"))
+	if string(cfg2) != string(cfg) {
+		t.Errorf("second configure changed sshd_config:\n%s", cfg2)
+	}
+	if _, err := os.Stat("/run/sshd"); err == nil {
+		// sshd -t validates the result when its privsep directory exists.
+		out, err := exec.Command("/usr/sbin/sshd", "-t", "-f", filepath.Join(p.SSHDir, "sshd_config"),
+			"-h", filepath.Join(p.SSHDir, "ssh_host_ed25519_key")).CombinedOutput()
+		if err != nil {
+			t.Errorf("sshd -t: %v: %s", err, out)
+		}
+	}
+}
+
+func TestConfigureOpenSSHUsesDropInDirectory(t *testing.T) {
+	root := t.TempDir()
+	p := Paths{StateDir: filepath.Join(root, "state"), SSHDir: filepath.Join(root, "etc/ssh")}
+	os.MkdirAll(p.SSHDir, 0o755)
+	os.MkdirAll(p.StateDir, 0o700)
+	os.WriteFile(filepath.Join(p.StateDir, "ssh-host-keys-generated"), nil, 0o600)
+	main := "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\n"
+	os.WriteFile(filepath.Join(p.SSHDir, "sshd_config"), []byte(main), 0o644)
+	if _, err := ConfigureOpenSSH(p, "/usr/sbin/sshd", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(p.SSHDir, "sshd_config")); string(got) != main {
+		t.Errorf("sshd_config was changed: %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(p.SSHDir, "sshd_config.d", "00-banger.conf")); string(got) != sshdSettings {
+		t.Errorf("drop-in = %q", got)
+	}
+}

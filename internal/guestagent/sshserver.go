@@ -1,0 +1,168 @@
+package guestagent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+
+	"banger/internal/agentproto"
+)
+
+// SSHServer is the agent's own SSH server for images without sshd: public
+// key login, shell, exec, PTY, the sftp subsystem and local port
+// forwarding, which is what ssh, scp, rsync and VS Code Remote-SSH need.
+type SSHServer struct {
+	paths  Paths
+	log    *slog.Logger
+	signer ssh.Signer
+	config *ssh.ServerConfig
+}
+
+// NewSSHServer loads the host key from Paths.StateDir, generating it on
+// first use.
+func NewSSHServer(p Paths, log *slog.Logger) (*SSHServer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	signer, err := loadOrCreateHostKey(filepath.Join(p.StateDir, "ssh_host_ed25519_key"))
+	if err != nil {
+		return nil, err
+	}
+	s := &SSHServer{paths: p, log: log, signer: signer}
+	s.config = &ssh.ServerConfig{
+		PublicKeyCallback: s.checkKey,
+		ServerVersion:     "SSH-2.0-banger",
+	}
+	s.config.AddHostKey(signer)
+	return s, nil
+}
+
+// Kind implements SSHProvider.
+func (s *SSHServer) Kind() string { return "builtin" }
+
+// HostKeys implements SSHProvider.
+func (s *SSHServer) HostKeys() (agentproto.HostKeys, error) {
+	line := string(ssh.MarshalAuthorizedKey(s.signer.PublicKey()))
+	return agentproto.HostKeys{Server: s.Kind(), Keys: []string{line[:len(line)-1]}}, nil
+}
+
+// Serve accepts SSH connections on ln until ctx is done.
+func (s *SSHServer) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accepting ssh on %s: %w", ln.Addr(), err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(ctx, nc)
+		}()
+	}
+}
+
+func (s *SSHServer) serveConn(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	if err != nil {
+		s.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr(), "err", err)
+		return
+	}
+	defer sconn.Close()
+	stop := context.AfterFunc(ctx, func() { sconn.Close() })
+	defer stop()
+	go ssh.DiscardRequests(reqs)
+	user := sconn.Permissions.Extensions["user"]
+	for nch := range chans {
+		switch nch.ChannelType() {
+		case "session":
+			go s.serveSession(ctx, user, nch)
+		case "direct-tcpip":
+			go s.forwardTCP(nch)
+		default:
+			nch.Reject(ssh.UnknownChannelType, "unsupported channel type "+nch.ChannelType())
+		}
+	}
+}
+
+// checkKey accepts a key listed for the user. The agent's own user (root in
+// a guest) also takes the keys banger manages: Paths.Home's
+// authorized_keys and the injected Paths.ConfigDir/authorized_key.
+func (s *SSHServer) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	acct, err := lookupAccount(meta.User())
+	if err != nil {
+		return nil, err
+	}
+	files := []string{filepath.Join(acct.Home, ".ssh", "authorized_keys")}
+	if acct.UID == uint32(os.Getuid()) {
+		files = append(files, s.paths.rootAuthorizedKeys(), s.paths.injectedKeyFile())
+	} else if os.Getuid() != 0 {
+		return nil, fmt.Errorf("the agent cannot log in %q: it does not run as root", meta.User())
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err == nil && keyBlobs(data)[string(key.Marshal())] {
+			return &ssh.Permissions{Extensions: map[string]string{"user": acct.Name}}, nil
+		}
+	}
+	return nil, fmt.Errorf("key %s is not authorized for %q", ssh.FingerprintSHA256(key), meta.User())
+}
+
+// loadOrCreateHostKey reads an OpenSSH private key, writing a new ed25519
+// one (and its .pub) when there is none.
+func loadOrCreateHostKey(path string) (ssh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		signer, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("parsing host key %s: %w", path, err)
+		}
+		return signer, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading host key: %w", err)
+	}
+	return createHostKey(path)
+}
+
+func createHostKey(path string) (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating host key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "banger guest host key")
+	if err != nil {
+		return nil, fmt.Errorf("encoding host key: %w", err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encoding host key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, fmt.Errorf("writing host key: %w", err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+		return nil, fmt.Errorf("writing host key: %w", err)
+	}
+	return signer, nil
+}
