@@ -30,7 +30,7 @@ func (a *app) prepareDefaultRootfs(ctx context.Context, f systemFlags) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(cacheDir, "default-rootfs")
+	dir := debianfs.PreparedDir(cacheDir)
 	if debianfs.Present(dir) {
 		fmt.Fprintf(a.stdout, "default root filesystem: already prepared in %s\n", dir)
 		return nil

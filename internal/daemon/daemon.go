@@ -4,7 +4,9 @@
 // internal/server and internal/web wrap it.
 //
 //   - vms: the VM manager (claims, live table, boot, stop, reconcile);
-//   - images: images, kernels, pulls, builds, the default image, prune;
+//   - images: images, pulls, builds, prune;
+//   - defaultimage: makes the default image from images and kernels;
+//   - kernels: the kernel catalog, pulls, local kernels;
 //   - guestops: sessions, exec bridges, workspaces, ports, auth sync;
 //   - monitor: stats, pollers, auto-stop.
 //
@@ -16,8 +18,10 @@ import (
 	"banger/internal/agentproto"
 	"banger/internal/api"
 	"banger/internal/config"
+	"banger/internal/daemon/defaultimage"
 	"banger/internal/daemon/guestops"
 	"banger/internal/daemon/images"
+	"banger/internal/daemon/kernels"
 	"banger/internal/daemon/monitor"
 	"banger/internal/daemon/vms"
 	"banger/internal/paths"
@@ -70,6 +74,9 @@ type Daemon struct {
 	*guestops.Ops
 	*monitor.Monitor
 
+	kernels  *kernels.Service
+	defaults *defaultimage.Maker
+
 	layout     paths.Layout
 	store      *store.Store
 	events     *eventLog
@@ -93,12 +100,24 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		OnBoot:      func(ctx context.Context, vm string, cl *agentproto.Client) { d.Ops.SyncAuth(ctx, vm, cl) },
 		BootTimeout: opts.BootTimeout, StopTimeouts: opts.StopTimeouts,
 	})
+	d.kernels = kernels.New(kernels.Options{
+		Layout: opts.Layout, Config: opts.Config, Store: opts.Store, Logger: opts.Logger, Events: d.events,
+		HTTPClient: opts.HTTPClient,
+	})
 	d.Service = images.New(images.Options{
 		Layout: opts.Layout, Config: opts.Config, Store: opts.Store, Logger: opts.Logger, Events: d.events,
-		VMs: buildersOf{d.Manager}, VMM: opts.Driver.Name(), HTTPClient: opts.HTTPClient,
+		VMs: buildersOf{d.Manager}, Kernels: d.kernels, VMM: opts.Driver.Name(), HTTPClient: opts.HTTPClient,
+	})
+	d.defaults = defaultimage.New(defaultimage.Options{
+		Layout: opts.Layout, Config: opts.Config, Logger: opts.Logger, Events: d.events,
+		Images: d.Service, Kernels: d.kernels, VMM: opts.Driver.Name(),
 	})
 	d.Ops = guestops.New(guestops.Options{Layout: opts.Layout, Logger: opts.Logger, Events: d.events, VMs: d.Manager})
 	if err := d.Service.Sweep(ctx); err != nil {
+		d.closeServices()
+		return nil, fmt.Errorf("reconciling state: %w", err)
+	}
+	if err := d.kernels.Sweep(ctx); err != nil {
 		d.closeServices()
 		return nil, fmt.Errorf("reconciling state: %w", err)
 	}
@@ -128,6 +147,27 @@ func (d *Daemon) closeServices() {
 	d.Manager.Close()
 }
 
+// Kernels lists locally stored kernels.
+func (d *Daemon) Kernels(ctx context.Context) ([]api.Kernel, error) { return d.kernels.Kernels(ctx) }
+
+// Kernel returns one local kernel.
+func (d *Daemon) Kernel(ctx context.Context, name string) (api.Kernel, error) {
+	return d.kernels.Kernel(ctx, name)
+}
+
+// Catalog returns the kernels on offer.
+func (d *Daemon) Catalog(ctx context.Context) (api.Catalog, error) { return d.kernels.Catalog(ctx) }
+
+// PullKernel downloads a catalog kernel, verifies it and records it.
+func (d *Daemon) PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error) {
+	return d.kernels.PullKernel(ctx, name, p)
+}
+
+// RemoveKernel removes a local kernel.
+func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) error {
+	return d.kernels.RemoveKernel(ctx, name, force)
+}
+
 // imagesOf lets the VM manager find images (the image service is built
 // after it, because builds need the VM manager).
 type imagesOf struct{ d *Daemon }
@@ -141,7 +181,7 @@ func (i imagesOf) Bootable(ctx context.Context, name string) (api.Image, error) 
 }
 
 func (i imagesOf) EnsureDefault(ctx context.Context, name string, p progress.Func) (api.Image, error) {
-	return i.d.Service.EnsureDefault(ctx, name, p)
+	return i.d.defaults.Ensure(ctx, name, p)
 }
 
 // buildersOf gives image builds their builder VMs.

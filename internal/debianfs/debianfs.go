@@ -50,6 +50,11 @@ type Options struct {
 	UID, GID int
 }
 
+// PreparedDir is where, under a user's cache directory, 'banger system
+// setup --default-rootfs' prepares the root filesystem for that user's
+// daemon, which makes the default image from it.
+func PreparedDir(cacheDir string) string { return filepath.Join(cacheDir, "default-rootfs") }
+
 // Present reports whether dir holds a complete build.
 func Present(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, InfoFile))

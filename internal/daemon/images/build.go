@@ -45,6 +45,11 @@ func (s *Service) BuildImage(ctx context.Context, req api.BuildImageRequest, p p
 	return s.buildImage(ctx, req, p)
 }
 
+// BuildHeld is BuildImage for a caller that holds the caches (HoldCaches).
+func (s *Service) BuildHeld(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
+	return s.buildImage(ctx, req, p)
+}
+
 // buildImage is BuildImage for a caller that holds the caches (useCaches).
 func (s *Service) buildImage(ctx context.Context, req api.BuildImageRequest, p progress.Func) (api.ImageBuild, error) {
 	t0 := time.Now()

@@ -8,9 +8,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -38,26 +35,6 @@ func newService(t *testing.T) *Service {
 type discard struct{}
 
 func (discard) Event(context.Context, string, string, string) {}
-
-func TestProbeRegistry(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v2/" {
-			t.Errorf("probe asked for %s", r.URL.Path)
-		}
-		w.WriteHeader(http.StatusUnauthorized) // an answer all the same
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	if err := probeRegistry(context.Background(), host+"/library/debian:bookworm"); err != nil {
-		t.Errorf("probing a registry that answers 401: %v", err)
-	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := l.Addr().String()
-	l.Close()
-	if err := probeRegistry(context.Background(), closed+"/debian:bookworm"); err == nil {
-		t.Error("probing a closed port succeeded")
-	}
-}
 
 // A prune waits for the pulls and builds in progress (here: one holding
 // the caches), lets new ones start meanwhile, and gives up when its

@@ -38,7 +38,7 @@ func (s *Service) RegisterImage(ctx context.Context, req api.RegisterImageReques
 		if req.Kernel != "" {
 			return api.Image{}, errdefs.Invalid("--kernel and --kernel-ref are exclusive; pass one of them")
 		}
-		k, err := s.Kernel(ctx, req.KernelRef)
+		k, err := s.kernels.Kernel(ctx, req.KernelRef)
 		if err != nil {
 			return api.Image{}, err
 		}
@@ -162,6 +162,17 @@ func (s *Service) sweepImages(ctx context.Context) error {
 		s.log.Info("removed leftover image directory", "path", r)
 	}
 	return err
+}
+
+// Store copies im's files into a new managed image of its name, which
+// must be free, claiming the name meanwhile.
+func (s *Service) Store(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
+	release, err := s.claim("image/"+im.Name, "store")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer release()
+	return s.storeImage(ctx, im, p)
 }
 
 // storeImage copies im's files into a new managed directory and registers

@@ -76,7 +76,7 @@ func (s *Service) PruneImages(ctx context.Context) (api.PruneReport, error) {
 	}
 	rep.BuildSteps, rep.BuildBytes = r.Entries, r.EntryBytes
 	rep.Leftovers, rep.LeftoverBytes = rep.Leftovers+r.Temps, rep.LeftoverBytes+r.TempBytes
-	n, size, err := debianfs.RemoveStale(s.preparedRootfs())
+	n, size, err := debianfs.RemoveStale(debianfs.PreparedDir(s.layout.CacheDir))
 	if err != nil {
 		warn("default root filesystem", err)
 	}
@@ -110,6 +110,10 @@ func (s *Service) lockCaches(ctx context.Context) error {
 		}
 	}
 }
+
+// HoldCaches is useCaches for the default image, which pulls and builds
+// with PullHeld and BuildHeld under one hold.
+func (s *Service) HoldCaches(p progress.Func) (release func()) { return s.useCaches(p) }
 
 // useCaches holds cacheMu for reading for a pull, a build or a default
 // image; the caller defers the returned release. Only the outermost

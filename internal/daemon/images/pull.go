@@ -29,6 +29,11 @@ func (s *Service) PullImage(ctx context.Context, req api.PullImageRequest, p pro
 	return s.pullImage(ctx, req, p)
 }
 
+// PullHeld is PullImage for a caller that holds the caches (HoldCaches).
+func (s *Service) PullHeld(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
+	return s.pullImage(ctx, req, p)
+}
+
 // pullImage is PullImage for a caller that holds the caches (useCaches).
 func (s *Service) pullImage(ctx context.Context, req api.PullImageRequest, p progress.Func) (api.Image, error) {
 	k, err := s.pullKernel(ctx, &req)
@@ -251,7 +256,7 @@ func (s *Service) pullKernel(ctx context.Context, req *api.PullImageRequest) (*a
 			return nil, errdefs.Invalid("a kernel is needed to boot the image: pass --kernel-ref NAME (see 'banger kernel list'; get one with 'banger kernel pull NAME'), " +
 				"set default_kernel_ref in the config, or pass host files with --kernel PATH [--initrd PATH] [--modules DIR]")
 		}
-		k, err := s.Kernel(ctx, ref)
+		k, err := s.kernels.Kernel(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}

@@ -1,6 +1,6 @@
 // Package images is the image service: images (register, promote,
-// delete, pull, build, the default image), kernels (catalog, pull,
-// remove), and the caches behind them with their prune.
+// delete, pull, build, the default image) and the caches behind them with
+// their prune. Kernels come from the kernel service.
 //
 // Locks: claimMu guards the claims and is never held across a call.
 // cacheMu keeps a prune apart from what fills the caches (prune.go);
@@ -40,6 +40,14 @@ type Builder interface {
 	Remove()
 }
 
+// Kernels is what images need from the kernel service.
+type Kernels interface {
+	// Kernel returns a pulled kernel.
+	Kernel(ctx context.Context, name string) (api.Kernel, error)
+	// PullKernel pulls a catalog kernel.
+	PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error)
+}
+
 // Events records what users should read about.
 type Events interface {
 	Event(ctx context.Context, level, subject, msg string)
@@ -47,12 +55,13 @@ type Events interface {
 
 // Options are what a Service needs; every field is required unless noted.
 type Options struct {
-	Layout paths.Layout
-	Config config.Config
-	Store  *store.Store
-	Logger *slog.Logger
-	Events Events
-	VMs    VMs
+	Layout  paths.Layout
+	Config  config.Config
+	Store   *store.Store
+	Logger  *slog.Logger
+	Events  Events
+	VMs     VMs
+	Kernels Kernels
 	// VMM names the driver VMs run on (the default image's kernel
 	// depends on it).
 	VMM string
@@ -62,14 +71,15 @@ type Options struct {
 
 // Service owns images and kernels.
 type Service struct {
-	layout paths.Layout
-	cfg    config.Config
-	store  *store.Store
-	log    *slog.Logger
-	http   *http.Client
-	events Events
-	vms    VMs
-	vmm    string
+	layout  paths.Layout
+	cfg     config.Config
+	store   *store.Store
+	log     *slog.Logger
+	http    *http.Client
+	events  Events
+	vms     VMs
+	kernels Kernels
+	vmm     string
 
 	claimMu sync.Mutex
 	claims  map[string]string // "image/NAME", "kernel/NAME", ... -> what runs on it
@@ -88,18 +98,15 @@ func New(opts Options) *Service {
 	}
 	return &Service{
 		layout: opts.Layout, cfg: opts.Config, store: opts.Store, log: opts.Logger, http: opts.HTTPClient,
-		events: opts.Events, vms: opts.VMs, vmm: opts.VMM, claims: map[string]string{},
+		events: opts.Events, vms: opts.VMs, kernels: opts.Kernels, vmm: opts.VMM, claims: map[string]string{},
 	}
 }
 
 // Sweep removes at start what a crash left: builder VMs of interrupted
-// builds, then unreferenced image and kernel directories.
+// builds, then unreferenced image directories.
 func (s *Service) Sweep(ctx context.Context) error {
 	s.sweepBuilders(ctx)
-	if err := s.sweepImages(ctx); err != nil {
-		return err
-	}
-	return s.sweepKernels(ctx)
+	return s.sweepImages(ctx)
 }
 
 // claim marks key busy with what, or returns a conflict naming the

@@ -1,4 +1,4 @@
-package images
+package kernels
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func (s *Service) Catalog(ctx context.Context) (api.Catalog, error) {
 
 // PullKernel downloads a catalog kernel, verifies it and records it.
 func (s *Service) PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error) {
-	release, err := s.claim("kernel/"+name, "pull")
+	release, err := s.claim(name, "pull")
 	if err != nil {
 		return api.Kernel{}, err
 	}
@@ -91,7 +91,7 @@ func (s *Service) PullKernel(ctx context.Context, name string, p progress.Func) 
 // force. A kernel that was never pulled but has an interrupted download
 // has no row; removing it discards the download.
 func (s *Service) RemoveKernel(ctx context.Context, name string, force bool) error {
-	release, err := s.claim("kernel/"+name, "remove")
+	release, err := s.claim(name, "remove")
 	if err != nil {
 		return err
 	}

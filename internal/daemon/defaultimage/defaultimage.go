@@ -1,4 +1,4 @@
-package images
+package defaultimage
 
 import (
 	"context"
@@ -25,23 +25,23 @@ import (
 // source.
 const registryProbeTimeout = 5 * time.Second
 
-// EnsureDefault returns image name, making it first when it is
+// Ensure returns image name, making it first when it is
 // missing: a kernel that suits the VMM, and a Debian devbox rootfs, from
 // an OCI pull and an image build when a registry answers, else from the
 // host's Debian mirror with debootstrap. It is made once; later calls
 // find it registered.
-func (s *Service) EnsureDefault(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
-	release, err := s.claim("default-image/"+imName, "making the default image")
+func (s *Maker) Ensure(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+	release, err := s.claim(imName)
 	if err != nil {
 		return api.Image{}, err
 	}
 	defer release()
-	if im, err := s.Image(ctx, imName); err == nil {
+	if im, err := s.images.Image(ctx, imName); err == nil {
 		return im, nil
 	}
-	// Held once for everything below: the pull and the build inside use
-	// pullImage and buildImage, which do not take it again.
-	defer s.useCaches(p)()
+	// Held once for everything below: the pull and the build inside do not
+	// take it again.
+	defer s.images.HoldCaches(p)()
 	source := s.cfg.DefaultImageSource
 	if source == config.DefaultImageAuto && debianfs.Present(s.preparedRootfs()) {
 		source = config.DefaultImageDebootstrap
@@ -72,7 +72,7 @@ func (s *Service) EnsureDefault(ctx context.Context, imName string, p progress.F
 	return im, nil
 }
 
-func (s *Service) mirror() string {
+func (s *Maker) mirror() string {
 	if s.cfg.DebianMirror != "" {
 		return s.cfg.DebianMirror
 	}
@@ -115,16 +115,16 @@ type kernelFiles struct {
 // an uncompressed vmlinux from the catalog (default_kernel_ref); QEMU
 // boots the host distribution's Debian cloud kernel, fetched once with
 // apt-get into the cache.
-func (s *Service) defaultKernel(ctx context.Context, p progress.Func) (kernelFiles, error) {
+func (s *Maker) defaultKernel(ctx context.Context, p progress.Func) (kernelFiles, error) {
 	if s.vmm == config.VMMFirecracker {
 		ref := s.cfg.DefaultKernelRef
 		if ref == "" {
 			return kernelFiles{}, errdefs.Invalid("the default image needs a Firecracker kernel: set default_kernel_ref in %s to a catalog kernel (see 'banger kernel list --available'), "+
 				"or build one with scripts/build-firecracker-kernel and register an image with it", s.layout.ConfigFile)
 		}
-		k, err := s.Kernel(ctx, ref)
+		k, err := s.kernels.Kernel(ctx, ref)
 		if errors.Is(err, errdefs.ErrNotFound) {
-			k, err = s.PullKernel(ctx, ref, p)
+			k, err = s.kernels.PullKernel(ctx, ref, p)
 		}
 		if err != nil {
 			return kernelFiles{}, err
@@ -146,25 +146,25 @@ func (s *Service) defaultKernel(ctx context.Context, p progress.Func) (kernelFil
 
 // defaultFromOCI pulls default_image_ref as NAME-base and builds NAME
 // from it with the devbox steps.
-func (s *Service) defaultFromOCI(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+func (s *Maker) defaultFromOCI(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
 	k, err := s.defaultKernel(ctx, p)
 	if err != nil {
 		return api.Image{}, err
 	}
 	baseName := imName + "-base"
-	if _, err := s.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := s.images.Image(ctx, baseName); errors.Is(err, errdefs.ErrNotFound) {
 		req := api.PullImageRequest{Ref: s.cfg.DefaultImageRef, Name: baseName, KernelRef: k.Ref}
 		if k.Ref == "" { // host files; a catalog kernel is named, not copied
 			req.Kernel, req.Initrd, req.Modules = k.Kernel, k.Initrd, k.Modules
 		}
-		if _, err := s.pullImage(ctx, req, p); err != nil {
+		if _, err := s.images.PullHeld(ctx, req, p); err != nil {
 			return api.Image{}, err
 		}
 	} else if err != nil {
 		return api.Image{}, err
 	}
 	// Best effort: a tool whose download fails must not fail a first vm run.
-	out, err := s.buildImage(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
+	out, err := s.images.BuildHeld(ctx, api.BuildImageRequest{Name: imName, From: baseName, BestEffort: true}, p)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -174,7 +174,7 @@ func (s *Service) defaultFromOCI(ctx context.Context, imName string, p progress.
 // defaultFromDebootstrap stores the Debian devbox root filesystem as
 // image NAME: the one 'banger system setup --default-rootfs' prepared, or
 // one built now (debianfs.Build, which needs root).
-func (s *Service) defaultFromDebootstrap(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
+func (s *Maker) defaultFromDebootstrap(ctx context.Context, imName string, p progress.Func) (api.Image, error) {
 	prepared := s.preparedRootfs()
 	if !debianfs.Present(prepared) && os.Geteuid() != 0 {
 		return api.Image{}, errdefs.Invalid("no registry answered for %s, and building Debian with debootstrap needs root: "+
@@ -194,12 +194,7 @@ func (s *Service) defaultFromDebootstrap(ctx context.Context, imName string, p p
 	}
 	im := api.Image{Name: imName, Rootfs: filepath.Join(prepared, debianfs.RootfsFile), WorkSeed: filepath.Join(prepared, debianfs.WorkSeedFile),
 		KernelRef: k.Ref, Kernel: k.Kernel, Initrd: k.Initrd, Modules: k.Modules, Source: "debootstrap"}
-	release, err := s.claim("image/"+imName, "store")
-	if err != nil {
-		return api.Image{}, err
-	}
-	stored, err := s.storeImage(ctx, im, p)
-	release()
+	stored, err := s.images.Store(ctx, im, p)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -210,6 +205,4 @@ func (s *Service) defaultFromDebootstrap(ctx context.Context, imName string, p p
 	return stored, nil
 }
 
-// preparedRootfs is where a root 'system setup --default-rootfs' leaves
-// the Debian devbox root filesystem for this user's daemon.
-func (s *Service) preparedRootfs() string { return filepath.Join(s.layout.CacheDir, "default-rootfs") }
+func (s *Maker) preparedRootfs() string { return debianfs.PreparedDir(s.layout.CacheDir) }
