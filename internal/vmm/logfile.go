@@ -36,6 +36,10 @@ type LogTrimmer interface {
 	TrimLogs(ctx context.Context, h *Handle) error
 }
 
+// ConsoleLogFile is the name, in a VM's directory, of the file its VMM
+// appends the serial console to (Spec.ConsoleLog).
+const ConsoleLogFile = "console.log"
+
 // Log bounds.
 const (
 	// LogLimit is the log data kept on disk before TrimLog cuts it.

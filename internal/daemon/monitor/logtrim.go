@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"banger/internal/api"
-	"banger/internal/daemon/vms"
 	"banger/internal/vmm"
 )
 
@@ -34,7 +33,7 @@ func (m *Monitor) trimLogs(ctx context.Context) {
 		if r.State != api.VMRunning && r.State != api.VMStarting && r.State != api.VMCreating || h == nil {
 			continue
 		}
-		if err := vmm.TrimLog(filepath.Join(r.Dir, vms.ConsoleLog), vmm.LogLimit, vmm.LogKeep); err != nil {
+		if err := vmm.TrimLog(filepath.Join(r.Dir, vmm.ConsoleLogFile), vmm.LogLimit, vmm.LogKeep); err != nil {
 			m.log.Warn("trimming console log", "vm", r.Name, "err", err)
 		}
 		if trimmer != nil {

@@ -13,6 +13,7 @@ import (
 	"banger/internal/disk"
 	"banger/internal/ext4"
 	"banger/internal/progress"
+	"banger/internal/vmm"
 )
 
 // Where banger puts things inside every guest. The guest agent reads the
@@ -26,7 +27,7 @@ const (
 
 	RootfsFile = "rootfs.ext4"
 	WorkFile   = "work.ext4"
-	ConsoleLog = "console.log"
+	ConsoleLog = vmm.ConsoleLogFile
 )
 
 // rootMount mounts the work disk on /root under systemd (the agent does
