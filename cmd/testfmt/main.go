@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	o := testfmt.Options{Quiet: time.Minute}
+	o := testfmt.Options{Quiet: 30 * time.Second}
 	if fd := int(os.Stdout.Fd()); term.IsTerminal(fd) {
 		o.Live = true
 		o.Width, _, _ = term.GetSize(fd)

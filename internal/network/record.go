@@ -45,7 +45,9 @@ type Record struct {
 // network-UID-BRIDGE.json in the host's namespace,
 // network-UID-BRIDGE@NAMESPACE.json in another.
 func recordName(spec Spec, ns Namespace) string {
-	name := "network-" + strconv.Itoa(spec.UID) + "-" + spec.Bridge
+	// Interface names may hold '@'; escaped, it only ever separates the
+	// namespace.
+	name := "network-" + strconv.Itoa(spec.UID) + "-" + strings.NewReplacer("%", "%25", "@", "%40").Replace(spec.Bridge)
 	if !ns.Host() {
 		name += "@" + ns.Key
 	}
@@ -79,6 +81,9 @@ func (s *System) nsRecord(ns Namespace) (*storedRecord, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.Namespace != ns.Key {
+			continue // the name says one namespace, the record another: not ours
+		}
 		if best == nil || r.UpdatedAt.After(best.UpdatedAt) {
 			best = r
 		}
@@ -99,7 +104,7 @@ func recordNamespace(name string) (string, bool) {
 		return "", false
 	}
 	_, key, _ := strings.Cut(base, "@")
-	return key, true
+	return key, true // the bridge's own '@' are escaped (recordName)
 }
 
 func readRecordFile(path string) (*storedRecord, error) {

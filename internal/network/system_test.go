@@ -444,3 +444,21 @@ func TestRecordsKeyedByUserBridgeNamespace(t *testing.T) {
 		t.Errorf("record after the other user's refused teardown: %v", err)
 	}
 }
+
+// TestRecordNameEscapesTheSeparator: a bridge whose name holds '@' (the
+// kernel allows it) keeps its record in the host namespace.
+func TestRecordNameEscapesTheSeparator(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost(t)
+	spec := testSpec()
+	spec.Bridge = "br@x"
+	if _, err := h.sys.Setup(ctx, spec, SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordName(spec, Namespace{}); got != "network-1000-br%40x.json" {
+		t.Errorf("record name = %q", got)
+	}
+	if rec, err := h.sys.ReadRecord(); err != nil || rec == nil || rec.Spec.Bridge != "br@x" {
+		t.Errorf("record = %+v, %v; want the one for br@x", rec, err)
+	}
+}
