@@ -95,3 +95,25 @@ func (c *Client) PullKernel(ctx context.Context, name string, onEvent func(api.E
 func (c *Client) RemoveKernel(ctx context.Context, name string, force bool) error {
 	return c.call(ctx, "DELETE", "/kernels/"+esc(name)+forceQuery(force), nil, nil)
 }
+
+// PullKernelRef pulls a kernel published to an OCI registry.
+func (c *Client) PullKernelRef(ctx context.Context, req api.KernelPullRequest, onEvent func(api.Event)) (api.Kernel, error) {
+	var out api.Kernel
+	return out, c.stream(ctx, "POST", "/kernels/pull", req, &out, onEvent)
+}
+
+// PublishKernel pushes a kernel to an OCI registry.
+func (c *Client) PublishKernel(ctx context.Context, name string, req api.KernelPublishRequest, onEvent func(api.Event)) (api.KernelPublished, error) {
+	var out api.KernelPublished
+	return out, c.stream(ctx, "POST", "/kernels/"+esc(name)+"/publish", req, &out, onEvent)
+}
+
+// KernelTags lists the tags of a kernel repository in a registry.
+func (c *Client) KernelTags(ctx context.Context, repo string, insecure bool) (api.KernelTags, error) {
+	var out api.KernelTags
+	q := url.Values{"repo": {repo}}
+	if insecure {
+		q.Set("insecure", "true")
+	}
+	return out, c.call(ctx, "GET", "/kernels/tags?"+q.Encode(), nil, &out)
+}

@@ -168,6 +168,21 @@ func (d *Daemon) RemoveKernel(ctx context.Context, name string, force bool) erro
 	return d.kernels.RemoveKernel(ctx, name, force)
 }
 
+// PullKernelRef pulls a kernel published to an OCI registry.
+func (d *Daemon) PullKernelRef(ctx context.Context, req api.KernelPullRequest, p progress.Func) (api.Kernel, error) {
+	return d.kernels.PullKernelRef(ctx, req, p)
+}
+
+// PublishKernel pushes a kernel to an OCI registry.
+func (d *Daemon) PublishKernel(ctx context.Context, name string, req api.KernelPublishRequest, p progress.Func) (api.KernelPublished, error) {
+	return d.kernels.PublishKernel(ctx, name, req, p)
+}
+
+// KernelTags lists the tags of a kernel repository.
+func (d *Daemon) KernelTags(ctx context.Context, repo string, insecure bool) (api.KernelTags, error) {
+	return d.kernels.KernelTags(ctx, repo, insecure)
+}
+
 // imagesOf lets the VM manager find images (the image service is built
 // after it, because builds need the VM manager).
 type imagesOf struct{ d *Daemon }

@@ -15,9 +15,9 @@ import (
 	"banger/internal/errdefs"
 )
 
-// registryError turns what the registry or the network said into a
+// RegistryError turns what the registry or the network said into a
 // message that says what to do.
-func registryError(ref name.Reference, err error) error {
+func RegistryError(ref name.Reference, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

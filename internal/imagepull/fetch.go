@@ -151,11 +151,11 @@ func (p *Puller) fetchLayers(ctx context.Context, r *Remote, prog progress.Func)
 func (p *Puller) fetchBlob(ctx context.Context, r *Remote, d v1.Descriptor, c *progress.Counter) error {
 	l, err := r.puller.Layer(ctx, r.Resolved.Context().Digest(d.Digest.String()))
 	if err != nil {
-		return registryError(r.Resolved, err)
+		return RegistryError(r.Resolved, err)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return registryError(r.Resolved, err)
+		return RegistryError(r.Resolved, err)
 	}
 	defer rc.Close()
 	var src io.Reader = rc
@@ -166,7 +166,7 @@ func (p *Puller) fetchBlob(ctx context.Context, r *Remote, d v1.Descriptor, c *p
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return registryError(r.Resolved, err)
+		return RegistryError(r.Resolved, err)
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ type Remote struct {
 // fetches manifests only, so checking whether a digest is already pulled
 // costs one or two small requests.
 func (p *Puller) Resolve(ctx context.Context, ref string, o ResolveOptions) (*Remote, error) {
-	r, err := parseRef(ref, o.Insecure)
+	r, err := ParseRef(ref, o.Insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, o ResolveOptions) (*Re
 	}
 	tr := p.opts.Transport
 	if o.Insecure {
-		tr = insecureTransport(tr)
+		tr = InsecureTransport(tr)
 	}
 	pl, err := remote.NewPuller(remote.WithAuthFromKeychain(p.opts.Keychain), remote.WithTransport(tr),
 		remote.WithPlatform(plat), remote.WithUserAgent("banger/"+version.Version))
@@ -105,7 +105,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, o ResolveOptions) (*Re
 	}
 	desc, err := pl.Get(ctx, r)
 	if err != nil {
-		return nil, registryError(r, err)
+		return nil, RegistryError(r, err)
 	}
 	out := &Remote{Ref: ref, Platform: plat, puller: pl}
 	if desc.MediaType.IsIndex() {
@@ -115,7 +115,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, o ResolveOptions) (*Re
 			return nil, err
 		}
 		if desc, err = pl.Get(ctx, r.Context().Digest(child.String())); err != nil {
-			return nil, registryError(r, err)
+			return nil, RegistryError(r, err)
 		}
 	}
 	if desc.MediaType.IsSchema1() {
@@ -161,9 +161,9 @@ func pickPlatform(r name.Reference, raw []byte, plat v1.Platform) (v1.Hash, erro
 	return v1.Hash{}, errdefs.NotFound("%s has no %s image (it offers %v); banger boots images natively, so pick an image built for this host", r, platformString(plat), offered)
 }
 
-// insecureTransport lets TLS certificates go unverified (self-signed dev
+// InsecureTransport lets TLS certificates go unverified (self-signed dev
 // registries); ggcr itself falls back to plain HTTP for insecure names.
-func insecureTransport(rt http.RoundTripper) http.RoundTripper {
+func InsecureTransport(rt http.RoundTripper) http.RoundTripper {
 	t, ok := rt.(*http.Transport)
 	if !ok {
 		return rt

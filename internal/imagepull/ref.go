@@ -12,10 +12,10 @@ import (
 	"banger/internal/errdefs"
 )
 
-// parseRef parses an image reference. With insecure the registry may be
+// ParseRef parses an image reference. With insecure the registry may be
 // reached over plain HTTP, which is only allowed for registries on this
 // machine or a private network.
-func parseRef(s string, insecure bool) (name.Reference, error) {
+func ParseRef(s string, insecure bool) (name.Reference, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errdefs.Invalid("an image reference is required, such as debian:bookworm or ghcr.io/org/image:tag")
 	}

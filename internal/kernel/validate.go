@@ -158,3 +158,11 @@ func isSHA256(s string) bool {
 	}
 	return true
 }
+
+// CheckName says whether name can name a kernel, and how to fix it.
+func CheckName(name string) error {
+	if p := checkName(name); p != "" {
+		return errdefs.Invalid("kernel name %q: %s", name, p)
+	}
+	return nil
+}

@@ -67,6 +67,7 @@ func (s *Server) routes() {
 	h("GET /v1/images/{name}", s.showImage)
 	h("DELETE /v1/images/{name}", s.deleteImage)
 	h("POST /v1/images/{name}/promote", s.promoteImage)
+	s.kernelOCIRoutes()
 	h("GET /v1/kernels", s.listKernels)
 	h("GET /v1/kernels/catalog", s.catalog)
 	h("GET /v1/kernels/{name}", s.showKernel)

@@ -60,6 +60,9 @@ type Kernels interface {
 	Catalog(ctx context.Context) (api.Catalog, error)
 	PullKernel(ctx context.Context, name string, p progress.Func) (api.Kernel, error)
 	RemoveKernel(ctx context.Context, name string, force bool) error
+	PullKernelRef(ctx context.Context, req api.KernelPullRequest, p progress.Func) (api.Kernel, error)
+	PublishKernel(ctx context.Context, name string, req api.KernelPublishRequest, p progress.Func) (api.KernelPublished, error)
+	KernelTags(ctx context.Context, repo string, insecure bool) (api.KernelTags, error)
 }
 
 // Sessions are the session operations.
