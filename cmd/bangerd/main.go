@@ -92,6 +92,7 @@ func run(setupNet bool, bootTimeout time.Duration) error {
 		SSHPublicKey: string(ssh.MarshalAuthorizedKey(pub)),
 		BootTimeout:  bootTimeout,
 		WebURL:       ui.url(),
+		WebLoginURL:  ui.loginURL(),
 		WebExposed:   ui != nil && ui.ln.Exposed,
 	})
 	if err != nil {

@@ -41,8 +41,16 @@ func listenWeb(cfg config.Config, tokenPath string, log *slog.Logger) *webUI {
 	return &webUI{ln: ln, token: token}
 }
 
-// url is the address that logs a browser in, or "" without a UI.
+// url is the UI's address, or "" without a UI.
 func (u *webUI) url() string {
+	if u == nil {
+		return ""
+	}
+	return u.ln.URL
+}
+
+// loginURL is the address that logs a browser in, or "" without a UI.
+func (u *webUI) loginURL() string {
 	if u == nil {
 		return ""
 	}

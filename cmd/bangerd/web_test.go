@@ -29,14 +29,18 @@ func TestListenWeb(t *testing.T) {
 	if ui == nil || ui.ln.Exposed || !strings.HasPrefix(ui.url(), "http://127.0.0.1:") {
 		t.Fatalf("loopback listener = %+v", ui)
 	}
-	// The URL carries the token kept in the private file; the log does not.
-	u, err := url.Parse(ui.url())
+	// The login URL carries the token kept in the private file; the UI's
+	// plain URL (what status shows) and the log do not.
+	if strings.Contains(ui.url(), "token") {
+		t.Errorf("the UI's plain URL %s carries the token", ui.url())
+	}
+	u, err := url.Parse(ui.loginURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(tokenPath)
 	if err != nil || u.Query().Get("token") == "" || strings.TrimSpace(string(data)) != u.Query().Get("token") {
-		t.Errorf("url %s, token file %q (%v): want the file's token in the URL", ui.url(), data, err)
+		t.Errorf("url %s, token file %q (%v): want the file's token in the URL", ui.loginURL(), data, err)
 	}
 	if fi, err := os.Stat(tokenPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode: %v, %v; want 0600", fi.Mode(), err)

@@ -310,3 +310,9 @@ type Port struct {
 	PID     int    `json:"pid,omitempty"`
 	Process string `json:"process,omitempty"`
 }
+
+// WebLogin is the address that logs a browser into the web UI (GET
+// /v1/daemon/web-login); it carries the UI's secret.
+type WebLogin struct {
+	URL string `json:"url"`
+}

@@ -104,6 +104,8 @@ func (a *app) daemonStatusCmd() *cobra.Command {
 			switch {
 			case web == "":
 				web = "disabled"
+			case !st.WebExposed:
+				web += "  (log a browser in with the URL 'banger web' prints)"
 			case st.WebExposed:
 				web += "  EXPOSED: reachable from the network, anyone who reaches it can start, stop and delete your VMs (set web_listen_addr = \"127.0.0.1:7777\")"
 			}

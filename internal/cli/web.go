@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"banger/internal/errdefs"
 )
 
 func (a *app) webCmd() *cobra.Command {
@@ -23,14 +21,11 @@ every browser out.`,
 			if err != nil {
 				return err
 			}
-			st, err := cl.Status(cmd.Context())
+			login, err := cl.WebLogin(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if st.WebURL == "" {
-				return errdefs.Unavailable("the web UI is off: set web_listen_addr in the config (see 'banger config') and restart the daemon; 'banger daemon logs' says why it is off")
-			}
-			fmt.Fprintln(a.stdout, st.WebURL)
+			fmt.Fprintln(a.stdout, login.URL)
 			return nil
 		},
 	}

@@ -117,3 +117,9 @@ func (c *Client) KernelTags(ctx context.Context, repo string, insecure bool) (ap
 	}
 	return out, c.call(ctx, "GET", "/kernels/tags?"+q.Encode(), nil, &out)
 }
+
+// WebLogin returns the URL that logs a browser into the web UI.
+func (c *Client) WebLogin(ctx context.Context) (api.WebLogin, error) {
+	var out api.WebLogin
+	return out, c.call(ctx, "GET", "/daemon/web-login", nil, &out)
+}

@@ -24,6 +24,7 @@ import (
 	"banger/internal/daemon/kernels"
 	"banger/internal/daemon/monitor"
 	"banger/internal/daemon/vms"
+	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/progress"
 	"banger/internal/store"
@@ -46,9 +47,11 @@ type Options struct {
 	// HTTPClient downloads kernels and catalogs; nil means http.DefaultClient.
 	HTTPClient *http.Client
 	// WebURL is shown by status when the web UI is enabled (optional);
+	// WebLoginURL, the URL with the UI's secret, only by WebLogin;
 	// WebExposed says it listens beyond loopback.
-	WebURL     string
-	WebExposed bool
+	WebURL      string
+	WebLoginURL string
+	WebExposed  bool
 	// Driver runs VMs.
 	Driver vmm.Driver
 	// Network leases addresses and TAPs; nil runs VMs without a network.
@@ -81,6 +84,7 @@ type Daemon struct {
 	store      *store.Store
 	events     *eventLog
 	webURL     string
+	webLogin   string
 	webExposed bool
 	started    time.Time
 }
@@ -89,7 +93,7 @@ type Daemon struct {
 // with their processes and starts the pollers.
 func New(ctx context.Context, opts Options) (*Daemon, error) {
 	d := &Daemon{
-		layout: opts.Layout, store: opts.Store, webURL: opts.WebURL, webExposed: opts.WebExposed,
+		layout: opts.Layout, store: opts.Store, webURL: opts.WebURL, webLogin: opts.WebLoginURL, webExposed: opts.WebExposed,
 		started: time.Now(),
 		events:  &eventLog{store: opts.Store, log: opts.Logger},
 	}
@@ -243,6 +247,15 @@ func (d *Daemon) Status(ctx context.Context) (api.DaemonStatus, error) {
 		VMs:        len(vms),
 		VMsRunning: runningVMs,
 	}, nil
+}
+
+// WebLogin returns the URL that logs a browser into the web UI: the
+// secret is not part of Status, whose output users paste.
+func (d *Daemon) WebLogin(context.Context) (api.WebLogin, error) {
+	if d.webLogin == "" {
+		return api.WebLogin{}, errdefs.Unavailable("the web UI is off: set web_listen_addr in the config (see 'banger config') and restart the daemon; 'banger daemon logs' says why it is off")
+	}
+	return api.WebLogin{URL: d.webLogin}, nil
 }
 
 // Events lists the event log.

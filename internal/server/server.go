@@ -57,6 +57,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 func (s *Server) routes() {
 	h := s.mux.HandleFunc
 	h("GET /v1/daemon", s.status)
+	h("GET /v1/daemon/web-login", func(w http.ResponseWriter, r *http.Request) {
+		login, err := s.d.WebLogin(r.Context())
+		reply(w, login, err)
+	})
 	h("POST /v1/daemon/shutdown", s.stop)
 	h("GET /v1/events", s.events)
 	h("GET /v1/images", s.listImages)

@@ -21,6 +21,7 @@ type Service interface {
 // Daemon is the daemon's own status and event log.
 type Daemon interface {
 	Status(ctx context.Context) (api.DaemonStatus, error)
+	WebLogin(ctx context.Context) (api.WebLogin, error)
 	Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error)
 }
 

@@ -204,7 +204,7 @@ func TestSecondDaemonRefusedAndRestartKeepsState(t *testing.T) {
 	if err := json.Unmarshal([]byte(h.ok("daemon", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.PID <= 0 || st.Version == "" || st.Socket != h.layout.SocketPath || !strings.HasPrefix(st.WebURL, "http://127.0.0.1:") || st.Images != 1 {
+	if st.PID <= 0 || st.Version == "" || st.Socket != h.layout.SocketPath || !strings.HasPrefix(st.WebURL, "http://127.0.0.1:") || strings.Contains(st.WebURL, "token") || st.Images != 1 {
 		t.Errorf("daemon status --json = %+v", st)
 	}
 	// Column widths are the table's business: compare with spaces collapsed.

@@ -28,8 +28,13 @@ func TestWebTokenURL(t *testing.T) {
 	if fi, err := os.Stat(h.layout.WebToken); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v, %v; want 0600", fi.Mode(), err)
 	}
-	if !strings.Contains(h.ok("daemon", "status"), raw) {
-		t.Error("daemon status does not print the URL with its token")
+	// Status output gets pasted into bug reports: it shows the address
+	// and where the login URL is, never the token.
+	if st := h.ok("daemon", "status"); strings.Contains(st, tok) || !strings.Contains(st, "http://"+u.Host) || !strings.Contains(st, "banger web") {
+		t.Errorf("daemon status shows the token, or not the UI's address and 'banger web':\n%s", st)
+	}
+	if st := h.ok("daemon", "status", "--json"); strings.Contains(st, tok) {
+		t.Errorf("daemon status --json shows the token:\n%s", st)
 	}
 
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
