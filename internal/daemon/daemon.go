@@ -138,7 +138,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 }
 
 // Close stops the services in the reverse order of their start and waits
-// for every goroutine they started; VMs keep running.
+// for every goroutine they started and every operation in flight (whose
+// requests the API server has cancelled by then); VMs keep running.
 func (d *Daemon) Close() {
 	if d.Monitor != nil {
 		d.Monitor.Close()
@@ -148,6 +149,9 @@ func (d *Daemon) Close() {
 
 func (d *Daemon) closeServices() {
 	d.Ops.Close()
+	d.defaults.Close()
+	d.Service.Close()
+	d.kernels.Close()
 	d.Manager.Close()
 }
 

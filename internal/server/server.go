@@ -40,8 +40,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Serve answers on l until ctx ends, then drains in-flight calls for up
 // to ten seconds.
+//
+// Calls still running after the drain have their contexts cancelled, so
+// that they end (undoing what they had begun) before the daemon closes.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	base, cancelCalls := context.WithCancel(context.Background())
+	defer cancelCalls()
+	hs := &http.Server{
+		Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return base },
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
@@ -51,7 +59,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	err := hs.Shutdown(sctx)
+	cancelCalls()
+	<-errc
+	return err
 }
 
 func (s *Server) routes() {

@@ -8,11 +8,10 @@ package defaultimage
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"banger/internal/api"
+	"banger/internal/claims"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/progress"
 )
@@ -63,30 +62,23 @@ type Maker struct {
 	kernels Kernels
 	vmm     string
 
-	mu   sync.Mutex      // guards busy
-	busy map[string]bool // default images being made, by name
+	busy claims.Set // default images being made, by name
 }
 
 // New builds the maker.
 func New(opts Options) *Maker {
 	return &Maker{
 		layout: opts.Layout, cfg: opts.Config, log: opts.Logger, events: opts.Events,
-		images: opts.Images, kernels: opts.Kernels, vmm: opts.VMM, busy: map[string]bool{},
+		images: opts.Images, kernels: opts.Kernels, vmm: opts.VMM, busy: claims.Set{Prefix: "default-image/"},
 	}
 }
 
 // claim marks the default image name as being made, or returns a
 // conflict when it already is.
 func (s *Maker) claim(name string) (release func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.busy[name] {
-		return nil, errdefs.Conflict("default-image/%s is busy (making the default image in progress); wait for it to finish", name)
-	}
-	s.busy[name] = true
-	return func() {
-		s.mu.Lock()
-		delete(s.busy, name)
-		s.mu.Unlock()
-	}, nil
+	return s.busy.Claim(name, "making the default image")
 }
+
+// Close waits for a default image being made; its request is cancelled by
+// then.
+func (s *Maker) Close() { s.busy.Drain() }

@@ -2,7 +2,7 @@
 // delete, pull, build, the default image) and the caches behind them with
 // their prune. Kernels come from the kernel service.
 //
-// Locks: claimMu guards the claims and is never held across a call.
+// Locks: the claims (internal/claims) are never held across a call.
 // cacheMu keeps a prune apart from what fills the caches (prune.go);
 // it is taken before any claim and may be held across long work.
 package images
@@ -15,8 +15,8 @@ import (
 
 	"banger/internal/agentproto"
 	"banger/internal/api"
+	"banger/internal/claims"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/progress"
 	"banger/internal/store"
@@ -81,8 +81,7 @@ type Service struct {
 	kernels Kernels
 	vmm     string
 
-	claimMu sync.Mutex
-	claims  map[string]string // "image/NAME", "kernel/NAME", ... -> what runs on it
+	claims claims.Set // "image/NAME" -> what runs on it
 
 	// cacheMu keeps PruneImages apart from what fills the image caches
 	// for images not registered yet: pulls, builds and default-image
@@ -98,7 +97,7 @@ func New(opts Options) *Service {
 	}
 	return &Service{
 		layout: opts.Layout, cfg: opts.Config, store: opts.Store, log: opts.Logger, http: opts.HTTPClient,
-		events: opts.Events, vms: opts.VMs, kernels: opts.Kernels, vmm: opts.VMM, claims: map[string]string{},
+		events: opts.Events, vms: opts.VMs, kernels: opts.Kernels, vmm: opts.VMM,
 	}
 }
 
@@ -112,15 +111,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 // claim marks key busy with what, or returns a conflict naming the
 // operation already running.
 func (s *Service) claim(key, what string) (release func(), err error) {
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	if cur, ok := s.claims[key]; ok {
-		return nil, errdefs.Conflict("%s is busy (%s in progress); wait for it to finish", key, cur)
-	}
-	s.claims[key] = what
-	return func() {
-		s.claimMu.Lock()
-		delete(s.claims, key)
-		s.claimMu.Unlock()
-	}, nil
+	return s.claims.Claim(key, what)
 }
+
+// Close waits for the operations in flight (pulls, builds, prunes); their
+// requests are cancelled by then.
+func (s *Service) Close() { s.claims.Drain() }

@@ -2,17 +2,16 @@
 // kernel_catalog_url), pulls with verification, the local kernels and
 // their removal.
 //
-// Locks: claimMu guards the claims and is never held across a call.
+// Locks: the claims (internal/claims) are never held across a call.
 package kernels
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 
+	"banger/internal/claims"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/store"
 )
@@ -42,8 +41,7 @@ type Service struct {
 	http   *http.Client
 	events Events
 
-	claimMu sync.Mutex
-	claims  map[string]string // kernel name -> what runs on it
+	claims claims.Set // kernel name -> what runs on it
 }
 
 // New builds the service.
@@ -53,7 +51,7 @@ func New(opts Options) *Service {
 	}
 	return &Service{
 		layout: opts.Layout, cfg: opts.Config, store: opts.Store, log: opts.Logger, http: opts.HTTPClient,
-		events: opts.Events, claims: map[string]string{},
+		events: opts.Events, claims: claims.Set{Prefix: "kernel/"},
 	}
 }
 
@@ -64,15 +62,9 @@ func (s *Service) Sweep(ctx context.Context) error { return s.sweepKernels(ctx) 
 // claim marks a kernel busy with what, or returns a conflict naming the
 // operation already running.
 func (s *Service) claim(name, what string) (release func(), err error) {
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	if cur, ok := s.claims[name]; ok {
-		return nil, errdefs.Conflict("kernel/%s is busy (%s in progress); wait for it to finish", name, cur)
-	}
-	s.claims[name] = what
-	return func() {
-		s.claimMu.Lock()
-		delete(s.claims, name)
-		s.claimMu.Unlock()
-	}, nil
+	return s.claims.Claim(name, what)
 }
+
+// Close waits for the pulls in flight; their requests are cancelled by
+// then.
+func (s *Service) Close() { s.claims.Drain() }

@@ -3,8 +3,8 @@
 // operations off one VM, and the live table of running VMs (their VMM
 // handle, agent connection and exit watcher).
 //
-// Locks: claimMu guards the claims, liveMu the live table. Neither is
-// held while the other is taken, nor across a call that can block (a
+// Locks: the claims (internal/claims) and liveMu, which guards the live
+// table, are never held together, nor across a call that can block (a
 // database transaction, a driver call, a guest call).
 package vms
 
@@ -21,6 +21,7 @@ import (
 
 	"banger/internal/agentproto"
 	"banger/internal/api"
+	"banger/internal/claims"
 	"banger/internal/config"
 	"banger/internal/errdefs"
 	"banger/internal/paths"
@@ -92,8 +93,7 @@ type Manager struct {
 	life context.Context // the manager's lifetime: exit watchers live in it
 	stop context.CancelFunc
 
-	claimMu sync.Mutex
-	claims  map[string]op // VM name -> the operation that holds it
+	claims claims.Set // VM name -> the operation that holds it
 
 	liveMu   sync.Mutex
 	live     map[string]*running // running VMs by name
@@ -118,7 +118,7 @@ func New(opts Options) *Manager {
 		onBoot:       opts.OnBoot,
 		bootWait:     opts.BootTimeout,
 		stopTimeouts: *cmp.Or(opts.StopTimeouts, &vmm.DefaultStopTimeouts),
-		claims:       map[string]op{},
+		claims:       claims.Set{Prefix: "vm/"},
 		live:         map[string]*running{},
 	}
 	m.life, m.stop = context.WithCancel(context.Background())
@@ -140,9 +140,11 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	return m.reconcileVMs(ctx)
 }
 
-// Close stops watching VMs, waits for the watchers and drops agent
+// Close waits for the operations in flight (their requests are cancelled
+// by then), stops watching VMs, waits for the watchers and drops agent
 // connections; VMs keep running.
 func (m *Manager) Close() {
+	m.claims.Drain()
 	m.stop()
 	m.watchers.Wait()
 	m.liveMu.Lock()
@@ -169,17 +171,7 @@ const (
 // claim marks the VM busy with what, or returns a conflict naming the
 // operation already running.
 func (m *Manager) claim(name string, what op) (release func(), err error) {
-	m.claimMu.Lock()
-	defer m.claimMu.Unlock()
-	if cur, ok := m.claims[name]; ok {
-		return nil, errdefs.Conflict("vm/%s is busy (%s in progress); wait for it to finish", name, cur)
-	}
-	m.claims[name] = what
-	return func() {
-		m.claimMu.Lock()
-		delete(m.claims, name)
-		m.claimMu.Unlock()
-	}, nil
+	return m.claims.Claim(name, string(what))
 }
 
 // Hold claims a VM for an operation of another service (a workspace
@@ -191,9 +183,7 @@ func (m *Manager) Hold(name, what string) (release func(), err error) {
 
 // stopping reports whether a stop or delete of the VM is in progress.
 func (m *Manager) stopping(name string) bool {
-	m.claimMu.Lock()
-	defer m.claimMu.Unlock()
-	op := m.claims[name]
+	op := op(m.claims.Holder(name))
 	return op == opStop || op == opDelete
 }
 

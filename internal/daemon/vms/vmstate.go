@@ -105,7 +105,12 @@ func (m *Manager) StopVM(ctx context.Context, name string) (api.VM, error) {
 }
 
 // shutdown escalates until h's process is gone, then records the stop.
+//
+// It does not end with its caller's context: a client that goes away
+// (Ctrl-C) or a daemon that closes mid-stop must not turn a graceful stop
+// into a kill, so every step is bounded by its own timeout instead.
 func (m *Manager) shutdown(ctx context.Context, row *store.VM, h *vmm.Handle) error {
+	ctx = context.WithoutCancel(ctx)
 	t := m.stopTimeouts
 	row.State = api.VMStopping
 	m.saveVM(*row)
