@@ -124,7 +124,7 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (h *vmm.Handle, err 
 	if err != nil {
 		return nil, fmt.Errorf("creating vm %s: %w", spec.Name, err)
 	}
-	p, err := spawn(argv, spec.ConsoleLog, pidPath(spec.RuntimeDir))
+	p, err := spawn(argv, l.workDir(), spec.ConsoleLog, pidPath(spec.RuntimeDir))
 	if err != nil {
 		return nil, fmt.Errorf("creating vm %s: %w", spec.Name, err)
 	}
@@ -256,7 +256,7 @@ func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
 		return fmt.Errorf("adopting firecracker pid %d: %w", h.PID, err)
 	}
 	switch ii.State {
-	case StateRunning:
+	case StateRunning, StatePaused: // paused: by Pause, or restored and not yet resumed
 		return nil
 	case StateNotStarted:
 		return fmt.Errorf("adopting firecracker pid %d: %w (instance state %q); kill it and start the vm again", h.PID, ErrNotStarted, ii.State)
