@@ -174,8 +174,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case f != nil:
+		body := f.Body()
+		// A whole answer, not a chunked one, so that it is complete once
+		// flushed even when the VMM exits right after (f.exit).
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(f.Status)
-		w.Write(f.Body())
+		w.Write(body)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
