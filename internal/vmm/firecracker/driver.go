@@ -12,7 +12,12 @@
 // Stop sends Ctrl-Alt-Del; the daemon escalates (agent shutdown, Stop,
 // SIGTERM, Kill) with the pieces this driver provides. The guest agent is
 // reached over Firecracker's hybrid vsock. Metrics (vmm.MetricsReader)
-// sums the counters Firecracker flushes to its metrics file. With
+// sums the counters Firecracker flushes to its metrics file. Pause,
+// Resume, SaveState and Restore (vmm.Snapshotter) take full snapshots and
+// load them into a new Firecracker with the network interface and vsock
+// socket moved to the new VM's; Firecracker runs in the runtime dir and
+// opens disks through relative drives/<id> links, so a snapshot's drive
+// paths name each restored VM's own disks. With
 // Options.Jailer set, Firecracker runs under the jailer in a chroot of
 // its own. Every API request is bounded by Options.APITimeout.
 package firecracker
