@@ -278,3 +278,40 @@ func copyState(t *testing.T, st vmm.State) vmm.State {
 	st.Dir = dir
 	return st
 }
+
+// TestSaveRestoredVM: a restored VM can be saved again before it ever
+// ran (a fork of a fork), and that state restores and runs.
+func TestSaveRestoredVM(t *testing.T) {
+	d := standIn(t, fcstandin.Options{})
+	_, st := savedVM(t, d)
+	ctx := context.Background()
+	h, err := d.Restore(ctx, forkSpec(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Kill(context.Background(), h) })
+	st2, err := d.SaveState(ctx, h, t.TempDir())
+	if err != nil {
+		t.Fatalf("SaveState of a restored, paused VM: %v", err)
+	}
+	if err := d.Kill(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := d.Restore(ctx, forkSpec(t), st2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Kill(context.Background(), h2) })
+	if err := d.Resume(ctx, h2); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := d.DialAgent(dctx, h2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(dctx, conn); err != nil {
+		t.Fatalf("the second fork's agent: %v", err)
+	}
+}
