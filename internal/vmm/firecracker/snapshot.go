@@ -31,9 +31,6 @@ const (
 // the whole guest memory: far longer than other requests.
 const SnapshotTimeout = 10 * time.Minute
 
-// errJailSnapshots refuses snapshots under the jailer.
-var errJailSnapshots = fmt.Errorf("snapshots of vms under the jailer: %w; set firecracker_jailer = false to save and restore vms", vmm.ErrUnsupported)
-
 // Pause freezes the guest's vCPUs (PATCH /vm Paused). Firecracker takes
 // a pause of a paused VM as done.
 func (d *Driver) Pause(ctx context.Context, h *vmm.Handle) error {
@@ -57,7 +54,8 @@ func (d *Driver) Resume(ctx context.Context, h *vmm.Handle) error {
 	return nil
 }
 
-// SaveState takes a full snapshot of a paused VM into dir: the guest
+// SaveState takes a full snapshot of a paused VM into dir (under the
+// jailer, at the chroot's top, then moved into dir): the guest
 // memory (role "memory") and the microVM state (role "device"). Both are
 // written under temporary names, synced, then renamed, so dir never
 // holds a file that looks whole and is not. Firecracker refuses a VM
@@ -66,9 +64,7 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 	if err := vmm.CheckAlive(h); err != nil {
 		return vmm.State{}, err
 	}
-	if h.Sockets[keyJail] != "" {
-		return vmm.State{}, errJailSnapshots
-	}
+	jail := h.Sockets[keyJail]
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return vmm.State{}, err
@@ -84,12 +80,25 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 	}
 	final := map[string]string{RoleMemory: memoryFile, RoleDevice: deviceFile}
 	tmp := func(role string) string { return filepath.Join(dir, "."+final[role]+".partial") }
+	// Firecracker writes where it is told: dir, or the chroot's top under
+	// the jailer, from where the files move to dir.
+	fcPath := tmp
+	if jail != "" {
+		fcPath = func(role string) string { return "/" + filepath.Base(tmp(role)) }
+	}
 	c.Timeout = SnapshotTimeout
 	err = c.CreateSnapshot(ctx, SnapshotCreateParams{
-		SnapshotPath: tmp(RoleDevice), MemFilePath: tmp(RoleMemory), SnapshotType: SnapshotFull,
+		SnapshotPath: fcPath(RoleDevice), MemFilePath: fcPath(RoleMemory), SnapshotType: SnapshotFull,
 	})
 	if err != nil {
 		return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
+	}
+	if jail != "" {
+		for _, role := range []string{RoleMemory, RoleDevice} {
+			if err := moveOut(filepath.Join(jail, fcPath(role)), tmp(role)); err != nil {
+				return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
+			}
+		}
 	}
 	st := vmm.State{Driver: Name, VMMVersion: version, Dir: dir, Files: final, CPUs: mc.VcpuCount, MemoryMiB: mc.MemSizeMib}
 	for _, role := range []string{RoleMemory, RoleDevice} {
@@ -106,6 +115,18 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 		return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
 	}
 	return st, nil
+}
+
+// moveOut moves a file Firecracker wrote in its chroot to dst, which must
+// be on the same filesystem (as the disks linked into the chroot are).
+func moveOut(src, dst string) error {
+	if err := os.Rename(src, dst); err != nil {
+		if errors.Is(err, syscall.EXDEV) {
+			return fmt.Errorf("moving %s out of the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
+		}
+		return fmt.Errorf("moving %s out of the chroot: %w", src, err)
+	}
+	return nil
 }
 
 // syncFile flushes path to disk and returns what it takes on disk.
@@ -133,7 +154,8 @@ func syncFile(path string) (int64, error) {
 // state share its pages and never write it. The overrides move the
 // network interface to spec's TAP and the vsock device to spec's runtime
 // dir; the disks are the drives/<id> links of spec's runtime dir (see
-// plainLayout), so they are spec's disks, not the saved VM's. The MAC,
+// plainLayout), or under the jailer the links in spec's chroot, so they
+// are spec's disks, not the saved VM's. The MAC,
 // CPUs and memory are the saved VM's: Firecracker cannot change them, so
 // spec must match (the guest agent applies a new identity).
 func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (h *vmm.Handle, err error) {
@@ -142,9 +164,6 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (h *v
 	}
 	if err := checkState(spec, st); err != nil {
 		return nil, fmt.Errorf("restoring vm %s: %w", spec.Name, err)
-	}
-	if d.opts.Jailer != nil {
-		return nil, fmt.Errorf("restoring vm %s: %w", spec.Name, errJailSnapshots)
 	}
 	bin, err := exec.LookPath(d.opts.Binary)
 	if err != nil {
@@ -161,6 +180,9 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (h *v
 	l, argv, err := d.prepare(spec, bin)
 	undo = append(undo, l.removeFiles)
 	if err != nil {
+		return nil, fmt.Errorf("restoring vm %s: %w", spec.Name, err)
+	}
+	if err := d.linkState(l, st); err != nil {
 		return nil, fmt.Errorf("restoring vm %s: %w", spec.Name, err)
 	}
 	p, err := spawn(argv, l.workDir(), spec.ConsoleLog, pidPath(spec.RuntimeDir))
@@ -182,12 +204,43 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (h *v
 	return l.handle(p), nil
 }
 
+// Names of a saved state's files in a chroot.
+var jailStateFiles = map[string]string{RoleMemory: "/state-memory", RoleDevice: "/state-vmstate"}
+
+// linkState hard-links a state's files into the chroot, under the
+// jailer, and gives them to the jail's user, as the disks are.
+func (d *Driver) linkState(l layout, st vmm.State) error {
+	if l.jailRoot == "" {
+		return nil
+	}
+	j := d.opts.Jailer
+	for _, role := range []string{RoleMemory, RoleDevice} {
+		src, dst := filepath.Join(st.Dir, st.Files[role]), filepath.Join(l.jailRoot, jailStateFiles[role])
+		if err := os.Link(src, dst); err != nil {
+			if errors.Is(err, syscall.EXDEV) {
+				return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
+			}
+			return fmt.Errorf("linking %s into the chroot: %w", src, err)
+		}
+		if err := os.Chown(dst, j.UID, j.GID); err != nil {
+			return fmt.Errorf("giving %s to the jail's user: %w", dst, err)
+		}
+	}
+	return nil
+}
+
 // restorePlan is every request of a restore: logging (the only
 // configuration Firecracker takes before a load), then the load.
 func restorePlan(spec vmm.Spec, l layout, st vmm.State) []apiCall {
+	file := func(role string) string {
+		if l.jailRoot != "" {
+			return jailStateFiles[role]
+		}
+		return filepath.Join(st.Dir, st.Files[role])
+	}
 	load := SnapshotLoadParams{
-		SnapshotPath:  filepath.Join(st.Dir, st.Files[RoleDevice]),
-		MemBackend:    &MemoryBackend{BackendType: BackendFile, BackendPath: filepath.Join(st.Dir, st.Files[RoleMemory])},
+		SnapshotPath:  file(RoleDevice),
+		MemBackend:    &MemoryBackend{BackendType: BackendFile, BackendPath: file(RoleMemory)},
 		VsockOverride: &VsockOverride{UdsPath: l.fc.vsock},
 		ResumeVM:      false,
 	}

@@ -231,9 +231,6 @@ func TestSnapshotRefusals(t *testing.T) {
 			os.WriteFile(filepath.Join(s.Dir, "vmstate"), []byte("not a snapshot"), 0o600)
 			return s
 		}, "Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: Failed to load snapshot state from file: ", true},
-		{"under the jailer", func(t *testing.T) *firecracker.Driver {
-			return firecracker.New(firecracker.Options{Binary: standInBinary(t, fcstandin.Options{}), Jailer: &firecracker.Jailer{UID: 1000, GID: 1000}})
-		}, nil, "snapshots of vms under the jailer: not supported by this VMM driver", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := filepath.Join(t.TempDir(), "record.jsonl")
