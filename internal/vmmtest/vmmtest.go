@@ -30,6 +30,14 @@ type Setup struct {
 	Ping func(ctx context.Context, conn net.Conn) error
 	// Boot bounds the wait for the agent after Start.
 	Boot time.Duration
+	// Remember and Recall are needed for drivers that implement
+	// vmm.Snapshotter. Remember leaves token in the guest where only its
+	// memory keeps it (a tmpfs file, a process, a variable of the agent);
+	// Recall returns what the guest remembers, "" when nothing, as after
+	// a cold boot. The suite uses them to tell a restored guest from a
+	// cold-booted one.
+	Remember func(ctx context.Context, conn net.Conn, token string) error
+	Recall   func(ctx context.Context, conn net.Conn) (string, error)
 }
 
 // Run runs the suite.
@@ -43,6 +51,7 @@ func Run(t *testing.T, s Setup) {
 	t.Run("AdoptAfterRestart", func(t *testing.T) { testAdopt(t, s) })
 	t.Run("AdoptRejectsStranger", func(t *testing.T) { testAdoptStranger(t, s) })
 	t.Run("CreateFailureLeavesNothing", func(t *testing.T) { testCreateFailure(t, s) })
+	t.Run("SnapshotRestore", func(t *testing.T) { testSnapshot(t, s) })
 }
 
 func create(t *testing.T, d vmm.Driver, spec vmm.Spec) *vmm.Handle {

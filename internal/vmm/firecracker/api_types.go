@@ -95,3 +95,63 @@ type Version struct {
 type fault struct {
 	FaultMessage string `json:"fault_message"`
 }
+
+// VM states of PATCH /vm (definition Vm).
+const (
+	VMPaused  = "Paused"
+	VMResumed = "Resumed"
+)
+
+// VM is PATCH /vm.
+type VM struct {
+	State string `json:"state"`
+}
+
+// Snapshot types of SnapshotCreateParams.
+const (
+	SnapshotFull = "Full"
+	SnapshotDiff = "Diff"
+)
+
+// SnapshotCreateParams is PUT /snapshot/create. The VM must be paused.
+type SnapshotCreateParams struct {
+	SnapshotPath string `json:"snapshot_path"`
+	MemFilePath  string `json:"mem_file_path"`
+	SnapshotType string `json:"snapshot_type,omitempty"`
+}
+
+// Memory backends of MemoryBackend.
+const (
+	BackendFile = "File"
+	BackendUffd = "Uffd"
+)
+
+// MemoryBackend is where a snapshot load gets guest memory: a file it
+// maps privately, or a userfaultfd handler listening on a unix socket.
+type MemoryBackend struct {
+	BackendType string `json:"backend_type"`
+	BackendPath string `json:"backend_path"`
+}
+
+// NetworkOverride moves a restored network interface to another TAP.
+type NetworkOverride struct {
+	IfaceID     string `json:"iface_id"`
+	HostDevName string `json:"host_dev_name"`
+}
+
+// VsockOverride moves a restored vsock device to another socket.
+type VsockOverride struct {
+	UdsPath string `json:"uds_path"`
+}
+
+// SnapshotLoadParams is PUT /snapshot/load, accepted only by a fresh
+// Firecracker with nothing but the logger and metrics configured. The
+// deprecated mem_file_path is left out: MemBackend replaces it.
+type SnapshotLoadParams struct {
+	SnapshotPath     string            `json:"snapshot_path"`
+	MemBackend       *MemoryBackend    `json:"mem_backend,omitempty"`
+	ResumeVM         bool              `json:"resume_vm,omitempty"`
+	NetworkOverrides []NetworkOverride `json:"network_overrides,omitempty"`
+	VsockOverride    *VsockOverride    `json:"vsock_override,omitempty"`
+	TrackDirtyPages  bool              `json:"track_dirty_pages,omitempty"`
+}

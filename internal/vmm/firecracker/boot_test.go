@@ -37,8 +37,8 @@ func TestBootPlan(t *testing.T) {
 			KernelImagePath: "/k/vmlinux", InitrdPath: "/k/initrd",
 			BootArgs: "console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd banger.ip=172.16.0.2/24 banger.gw=172.16.0.1",
 		}},
-		{"attaching drive rootfs", "PUT", "/drives/rootfs", Drive{DriveID: "rootfs", PathOnHost: "/state/web/rootfs.ext4", IsRootDevice: true}},
-		{"attaching drive work", "PUT", "/drives/work", Drive{DriveID: "work", PathOnHost: "/state/web/work.ext4", IsReadOnly: true}},
+		{"attaching drive rootfs", "PUT", "/drives/rootfs", Drive{DriveID: "rootfs", PathOnHost: "drives/rootfs", IsRootDevice: true}},
+		{"attaching drive work", "PUT", "/drives/work", Drive{DriveID: "work", PathOnHost: "drives/work", IsReadOnly: true}},
 		{"attaching network interface eth0", "PUT", "/network-interfaces/eth0", NetworkInterface{IfaceID: "eth0", HostDevName: "bgtap3", GuestMac: "06:00:ac:10:00:02"}},
 		{"attaching vsock", "PUT", "/vsock", Vsock{GuestCid: 42, UdsPath: rt + "/vsock.sock"}},
 	}
@@ -104,7 +104,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 	j := &Jailer{Binary: "/usr/bin/jailer", UID: 1000, GID: 1000, ChrootBase: "/srv/jail"}
 	for name, l := range map[string]layout{"plain": plainLayout(spec), "jailed": j.jailLayout(spec, "/usr/bin/firecracker")} {
 		back := layoutOf(l.handle(&proc{pid: 1, start: 2}))
-		l.fc = fcPaths{}
+		l.fc, l.links = fcPaths{}, nil // only Create needs them
 		if diff := cmp.Diff(l, back, cmp.AllowUnexported(layout{}, fcPaths{})); diff != "" {
 			t.Errorf("%s: layoutOf(handle) (-want +got):\n%s", name, diff)
 		}

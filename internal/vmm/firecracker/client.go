@@ -91,6 +91,22 @@ func (c *Client) Action(ctx context.Context, actionType string) error {
 	return c.do(ctx, http.MethodPut, "/actions", InstanceActionInfo{ActionType: actionType}, nil)
 }
 
+// PatchVM pauses (VMPaused) or resumes (VMResumed) a booted VM.
+func (c *Client) PatchVM(ctx context.Context, state string) error {
+	return c.do(ctx, http.MethodPatch, "/vm", VM{State: state}, nil)
+}
+
+// CreateSnapshot writes a paused VM's state and memory. Post-boot only.
+func (c *Client) CreateSnapshot(ctx context.Context, p SnapshotCreateParams) error {
+	return c.do(ctx, http.MethodPut, "/snapshot/create", p, nil)
+}
+
+// LoadSnapshot restores a VM into a fresh Firecracker. If the restore
+// fails part-way, Firecracker exits after answering.
+func (c *Client) LoadSnapshot(ctx context.Context, p SnapshotLoadParams) error {
+	return c.do(ctx, http.MethodPut, "/snapshot/load", p, nil)
+}
+
 // InstanceInfo is GET /: the instance's id, state and version.
 func (c *Client) InstanceInfo(ctx context.Context) (InstanceInfo, error) {
 	var ii InstanceInfo

@@ -12,7 +12,12 @@
 // Stop sends Ctrl-Alt-Del; the daemon escalates (agent shutdown, Stop,
 // SIGTERM, Kill) with the pieces this driver provides. The guest agent is
 // reached over Firecracker's hybrid vsock. Metrics (vmm.MetricsReader)
-// sums the counters Firecracker flushes to its metrics file. With
+// sums the counters Firecracker flushes to its metrics file. Pause,
+// Resume, SaveState and Restore (vmm.Snapshotter) take full snapshots and
+// load them into a new Firecracker with the network interface and vsock
+// socket moved to the new VM's; Firecracker runs in the runtime dir and
+// opens disks through relative drives/<id> links, so a snapshot's drive
+// paths name each restored VM's own disks. With
 // Options.Jailer set, Firecracker runs under the jailer in a chroot of
 // its own. Every API request is bounded by Options.APITimeout.
 package firecracker
@@ -124,7 +129,7 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (h *vmm.Handle, err 
 	if err != nil {
 		return nil, fmt.Errorf("creating vm %s: %w", spec.Name, err)
 	}
-	p, err := spawn(argv, spec.ConsoleLog, pidPath(spec.RuntimeDir))
+	p, err := spawn(argv, l.workDir(), spec.ConsoleLog, pidPath(spec.RuntimeDir))
 	if err != nil {
 		return nil, fmt.Errorf("creating vm %s: %w", spec.Name, err)
 	}
@@ -256,7 +261,7 @@ func (d *Driver) Adopt(ctx context.Context, h *vmm.Handle) error {
 		return fmt.Errorf("adopting firecracker pid %d: %w", h.PID, err)
 	}
 	switch ii.State {
-	case StateRunning:
+	case StateRunning, StatePaused: // paused: by Pause, or restored and not yet resumed
 		return nil
 	case StateNotStarted:
 		return fmt.Errorf("adopting firecracker pid %d: %w (instance state %q); kill it and start the vm again", h.PID, ErrNotStarted, ii.State)

@@ -27,6 +27,8 @@ func TestConformance(t *testing.T) {
 		Spec:      newSpec,
 		Ping:      ping,
 		Boot:      time.Minute,
+		Remember:  rememberSession,
+		Recall:    recallSession,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"banger/internal/agentproto"
@@ -120,6 +121,39 @@ func ping(ctx context.Context, conn net.Conn) error {
 	}
 	return c.Close()
 }
+
+// rememberSession and recallSession keep a token as the name of a
+// session: the stand-in's guest keeps sessions in its memory, which a
+// cold boot starts empty and a restore brings back.
+func rememberSession(ctx context.Context, conn net.Conn, token string) error {
+	c, err := agentproto.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.StartSession(ctx, agentproto.SessionStart{Name: sessionMark + token, Argv: []string{"true"}})
+	return err
+}
+
+func recallSession(ctx context.Context, conn net.Conn) (string, error) {
+	c, err := agentproto.NewClient(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	list, err := c.Sessions(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range list {
+		if token, ok := strings.CutPrefix(s.Name, sessionMark); ok {
+			return token, nil
+		}
+	}
+	return "", nil
+}
+
+const sessionMark = "mark-"
 
 // runtimeLeftovers lists what is left in a runtime dir.
 func runtimeLeftovers(t *testing.T, rt string) []string {

@@ -17,6 +17,10 @@ const (
 	pidFile     = "firecracker.pid"
 	logFile     = "firecracker.log"
 	metricsFile = "metrics.json"
+	// drivesDir holds a link per disk, named by disk id, to the VM's
+	// disk; Firecracker runs in the runtime dir and is given these
+	// relative names, which a snapshot records (see Driver.Restore).
+	drivesDir = "drives"
 	// metricsStateFile holds the metrics totals (see Driver.Metrics); it
 	// stays in RuntimeDir under the jailer too, out of Firecracker's reach.
 	metricsStateFile = "metrics.state.json"
@@ -31,6 +35,10 @@ type layout struct {
 	jailCgroup []string
 
 	api, vsock, log, metrics string // host paths
+	// drives is the directory of disk links ("" under the jailer, whose
+	// chroot holds hard links instead); links are its targets, by name.
+	drives string
+	links  map[string]string
 
 	fc fcPaths // as Firecracker sees them
 }
@@ -42,7 +50,11 @@ type fcPaths struct {
 	disks                    []string // in Spec.Disks order
 }
 
-// plainLayout is the layout without the jailer: one set of paths.
+// plainLayout is the layout without the jailer: one set of paths, except
+// for the disks. Firecracker runs in the runtime dir and opens each disk
+// as drives/<id>, a link to the disk: a snapshot records the drive paths
+// Firecracker was given, and these relative ones name each VM's own
+// disks wherever it is restored, not the disks of the VM that was saved.
 func plainLayout(spec vmm.Spec) layout {
 	rt := spec.RuntimeDir
 	l := layout{
@@ -51,10 +63,14 @@ func plainLayout(spec vmm.Spec) layout {
 		vsock:      filepath.Join(rt, vsockSocket),
 		log:        filepath.Join(rt, logFile),
 		metrics:    filepath.Join(rt, metricsFile),
+		drives:     filepath.Join(rt, drivesDir),
+		links:      map[string]string{},
 	}
 	l.fc = fcPaths{api: l.api, vsock: l.vsock, log: l.log, metrics: l.metrics, kernel: spec.Kernel, initrd: spec.Initrd}
 	for _, d := range spec.Disks {
-		l.fc.disks = append(l.fc.disks, d.Path)
+		name := filepath.Join(drivesDir, d.ID)
+		l.fc.disks = append(l.fc.disks, name)
+		l.links[d.ID] = d.Path
 	}
 	return l
 }
@@ -68,6 +84,9 @@ func layoutOf(h *vmm.Handle) layout {
 		if cg := h.Sockets[keyCgroup]; cg != "" {
 			l.jailCgroup = strings.Split(cg, ":")
 		}
+	}
+	if l.jailRoot == "" && dir != "" {
+		l.drives = filepath.Join(dir, drivesDir)
 	}
 	l.api = h.Sockets[keyAPI]
 	l.vsock = h.Sockets[keyVsock]
@@ -122,6 +141,21 @@ func (l layout) prepareFiles() error {
 		}
 		fd.Close()
 	}
+	if l.drives == "" {
+		return nil
+	}
+	if err := os.Mkdir(l.drives, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", l.drives, err)
+	}
+	for id, target := range l.links {
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(l.drives, id)); err != nil {
+			return fmt.Errorf("linking disk %s: %w", id, err)
+		}
+	}
 	return nil
 }
 
@@ -133,6 +167,9 @@ func (l layout) removeFiles() {
 		if f != "" {
 			os.Remove(f)
 		}
+	}
+	if l.drives != "" {
+		os.RemoveAll(l.drives) // links only: the disks stay
 	}
 	if l.jailRoot != "" {
 		// <base>/<exec-name>/<id>/root: remove the <id> directory.
@@ -157,4 +194,14 @@ func pidPath(rt string) string {
 		return ""
 	}
 	return filepath.Join(rt, pidFile)
+}
+
+// workDir is where Firecracker runs: the runtime dir, against which the
+// relative drive paths resolve; "" under the jailer, which changes into
+// its chroot itself.
+func (l layout) workDir() string {
+	if l.drives == "" {
+		return ""
+	}
+	return l.runtimeDir
 }

@@ -37,9 +37,9 @@ type proc struct {
 
 // spawn starts argv detached in its own session, so it outlives the
 // daemon, with stdout and stderr (the guest's serial console) appended to
-// consoleLog. The pid file records the pid; the start time goes into the
-// handle.
-func spawn(argv []string, consoleLog, pidPath string) (*proc, error) {
+// consoleLog, in directory dir ("": the daemon's). The pid file records
+// the pid; the start time goes into the handle.
+func spawn(argv []string, dir, consoleLog, pidPath string) (*proc, error) {
 	console, err := os.OpenFile(consoleLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening console log: %w", err)
@@ -49,6 +49,7 @@ func spawn(argv []string, consoleLog, pidPath string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = console
 	cmd.Stderr = console
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)

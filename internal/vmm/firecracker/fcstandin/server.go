@@ -13,6 +13,17 @@
 // Firecracker does on FlushMetrics. SendCtrlAltDel makes it exit, as a
 // guest powering off ends Firecracker.
 //
+// Snapshots follow Firecracker's rules: PATCH /vm pauses and resumes
+// after boot (a paused guest accepts no vsock connection and moves no
+// bytes), PUT /snapshot/create only while paused (it resets the vsock
+// device, closing open connections), PUT /snapshot/load only in a fresh
+// process with nothing but the logger and metrics configured, with
+// exactly one of mem_backend and mem_file_path, the overrides applied,
+// and the process exiting when the restore fails part-way. The fake
+// guest's memory is a directory holding everything its agent keeps: a
+// cold boot starts it empty, a snapshot writes it into the memory file,
+// a load restores it, so a restored guest is told from a cold one.
+//
 // It can be told to fail any request, to crash, to hang, and to record
 // every request (see Config and Install). Tests run it as the test binary
 // re-executed: TestMain calls RunIfStandIn, and Install writes an
@@ -129,6 +140,10 @@ type Server struct {
 	m     *machine
 	agent *guestagent.Server
 	ctx   context.Context
+	// ram is the guest's memory: everything its agent keeps (sessions,
+	// files, keys) is in this directory, which a snapshot saves and a
+	// load restores, and which a cold boot starts empty.
+	ram string
 }
 
 // NewServer returns a stand-in VMM with instance id id. Its serial console
@@ -141,6 +156,8 @@ func NewServer(cfg Config, id string, console io.Writer, exit func(code int)) *S
 	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, bindVsock: bindVsock, root: cfg.Root}
 	s.m.boot = s.boot
 	s.m.ctrlAltDel = s.ctrlAltDel
+	s.m.saveGuest = s.saveGuest
+	s.m.restoreGuest = s.restoreGuest
 	return s
 }
 
@@ -157,8 +174,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case f != nil:
+		body := f.Body()
+		// A whole answer, not a chunked one, so that it is complete once
+		// flushed even when the VMM exits right after (f.exit).
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(f.Status)
-		w.Write(f.Body())
+		w.Write(body)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
@@ -171,6 +192,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f == nil && r.Method == http.MethodPut && r.URL.Path == "/actions" && s.m.started && s.cfg.Crash == "after-boot" {
 		s.crash() // once the answer is on its way, like a VMM dying mid-run
+	}
+	if f != nil && f.exit {
+		fmt.Fprintf(s.console, "fcstandin: %s\n", f.Message)
+		s.exit(1)
 	}
 }
 
@@ -257,14 +282,24 @@ func (s *Server) record(method, path string, body []byte, status int, f *Fault) 
 	s.cfg.recordFile.Write(append(line, '\n'))
 }
 
-// boot "starts the guest": boot messages on the console and the agent
-// listening on its vsock port.
+// boot "starts the guest": boot messages on the console, a guest memory
+// that starts empty, and the agent listening on its vsock port.
 func (s *Server) boot() {
 	fmt.Fprintf(s.console, "[    0.000000] Linux version 6.1.0-fcstandin (banger firecracker stand-in)\n")
 	fmt.Fprintf(s.console, "[    0.000000] Command line: %s\n", s.m.bootArgs)
 	for _, d := range s.m.drives {
 		fmt.Fprintf(s.console, "[    0.100000] virtio_blk: drive %s (%s)\n", d.id, d.path)
 	}
+	if err := s.freshMemory(); err != nil {
+		fmt.Fprintf(s.console, "fcstandin: %v\n", err)
+		return
+	}
+	s.startAgent()
+}
+
+// startAgent runs the guest agent over the guest's memory and makes it
+// listen on its vsock port.
+func (s *Server) startAgent() {
 	if s.m.vsock == nil {
 		fmt.Fprintf(s.console, "fcstandin: no vsock device; the agent is unreachable\n")
 		return
@@ -279,14 +314,7 @@ func (s *Server) boot() {
 }
 
 func (s *Server) guestAgent() (*guestagent.Server, error) {
-	dir := s.cfg.GuestDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "fcstandin-guest-")
-		if err != nil {
-			return nil, err
-		}
-		dir = d
-	}
+	dir := s.ram
 	srv, err := guestagent.New(guestagent.Config{
 		Paths: guestagent.Paths{
 			StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "etc"),

@@ -46,6 +46,12 @@ type machine struct {
 	id      string
 	version string
 	started bool
+	// paused: PATCH /vm Paused, or a snapshot loaded without resume_vm.
+	paused bool
+	// configured is Firecracker's boot_path: a boot-specific resource
+	// was configured, so a snapshot can no longer be loaded.
+	configured bool
+	trackDirty bool
 
 	vcpus, memMiB int
 	smt           bool
@@ -65,14 +71,19 @@ type machine struct {
 	bindVsock  func(path string) (*vsockDev, error)
 	boot       func()
 	ctrlAltDel func()
+	// saveGuest writes the guest's memory into a memory file of size
+	// bytes; restoreGuest starts the guest from one.
+	saveGuest    func(path string, size int64) error
+	restoreGuest func(path string) error
 }
 
 type netIface struct{ id, tap string } // tap: host_dev_name
 
 type drive struct {
-	id   string
-	path string
-	root bool
+	id       string
+	path     string
+	root     bool
+	readOnly bool
 }
 
 // apply carries out a validated request. It returns the status and, for
@@ -85,6 +96,9 @@ func (m *machine) apply(r *Request) (int, any, *Fault) {
 	if !m.started && postBootOnly[key] {
 		return 0, nil, badRequest(msgPreBoot)
 	}
+	if !m.started && preBootOnly[key] && !notBootSpecific[key] {
+		m.configured = true
+	}
 	b := r.Body
 	switch key {
 	case "GET /":
@@ -92,7 +106,7 @@ func (m *machine) apply(r *Request) (int, any, *Fault) {
 	case "GET /version":
 		return http.StatusOK, map[string]string{"firecracker_version": m.version}, nil
 	case "GET /machine-config":
-		return http.StatusOK, map[string]any{"vcpu_count": m.vcpus, "mem_size_mib": m.memMiB, "smt": m.smt, "track_dirty_pages": false, "huge_pages": "None"}, nil
+		return http.StatusOK, map[string]any{"vcpu_count": m.vcpus, "mem_size_mib": m.memMiB, "smt": m.smt, "track_dirty_pages": m.trackDirty, "huge_pages": "None"}, nil
 	case "GET /vm/config":
 		return http.StatusOK, m.fullConfig(), nil
 	case "PUT /machine-config":
@@ -111,6 +125,12 @@ func (m *machine) apply(r *Request) (int, any, *Fault) {
 		return m.putMetrics(b.String("metrics_path"))
 	case "PUT /actions":
 		return m.action(b.String("action_type"))
+	case "PATCH /vm":
+		return m.patchVM(b.String("state"))
+	case "PUT /snapshot/create":
+		return m.createSnapshot(b)
+	case "PUT /snapshot/load":
+		return m.loadSnapshot(b)
 	}
 	// Everything else the spec allows is accepted and not modelled.
 	if r.Op.Method == http.MethodGet {
@@ -121,7 +141,10 @@ func (m *machine) apply(r *Request) (int, any, *Fault) {
 
 func (m *machine) instanceInfo() map[string]string {
 	state := "Not started"
-	if m.started {
+	switch {
+	case m.started && m.paused:
+		state = "Paused"
+	case m.started:
 		state = "Running"
 	}
 	return map[string]string{"app_name": "Firecracker", "id": m.id, "state": state, "vmm_version": m.version}
@@ -153,7 +176,7 @@ func (m *machine) bootSource(b *Value) (int, any, *Fault) {
 }
 
 func (m *machine) putDrive(b *Value) (int, any, *Fault) {
-	d := drive{id: b.String("drive_id"), path: b.String("path_on_host"), root: b.Flag("is_root_device")}
+	d := drive{id: b.String("drive_id"), path: b.String("path_on_host"), root: b.Flag("is_root_device"), readOnly: b.Flag("is_read_only")}
 	if b.String("socket") == "" {
 		if _, ok := b.Field("is_read_only"); !ok || d.path == "" {
 			return 0, nil, badRequest("Drive config error: Unable to create the virtio block device: a virtio block drive needs path_on_host and is_read_only")
@@ -212,7 +235,7 @@ func (m *machine) putVsock(b *Value) (int, any, *Fault) {
 	if err != nil {
 		return 0, nil, badRequest("Vsock config error: Cannot create backend for vsock device: UnixBind(%v)", err)
 	}
-	v.cid = uint32(b.Int("guest_cid"))
+	v.cid, v.reqPath = uint32(b.Int("guest_cid")), path
 	m.vsock = v
 	return http.StatusNoContent, nil, nil
 }
@@ -278,17 +301,24 @@ func (m *machine) action(typ string) (int, any, *Fault) {
 func (m *machine) fullConfig() map[string]any {
 	var drives []map[string]any
 	for _, d := range m.drives {
-		drives = append(drives, map[string]any{"drive_id": d.id, "path_on_host": d.path, "is_root_device": d.root})
+		drives = append(drives, map[string]any{"drive_id": d.id, "path_on_host": d.path, "is_root_device": d.root, "is_read_only": d.readOnly})
 	}
 	out := map[string]any{
-		"machine-config": map[string]any{"vcpu_count": m.vcpus, "mem_size_mib": m.memMiB},
+		"machine-config": map[string]any{"vcpu_count": m.vcpus, "mem_size_mib": m.memMiB, "track_dirty_pages": m.trackDirty},
 		"drives":         drives,
 	}
 	if m.kernel != "" {
 		out["boot-source"] = map[string]any{"kernel_image_path": m.kernel, "boot_args": m.bootArgs}
 	}
+	var nets []map[string]any
+	for _, n := range m.nets {
+		nets = append(nets, map[string]any{"iface_id": n.id, "host_dev_name": n.tap})
+	}
+	if nets != nil {
+		out["network-interfaces"] = nets
+	}
 	if m.vsock != nil {
-		out["vsock"] = map[string]any{"guest_cid": m.vsock.cid, "uds_path": m.vsock.path}
+		out["vsock"] = map[string]any{"guest_cid": m.vsock.cid, "uds_path": m.vsock.reqPath}
 	}
 	return out
 }

@@ -15,6 +15,8 @@ import (
 type Fault struct {
 	Status  int
 	Message string
+
+	exit bool // the VMM exits once it has answered (a failed snapshot load)
 }
 
 func (f *Fault) Error() string { return fmt.Sprintf("%d: %s", f.Status, f.Message) }
@@ -86,6 +88,11 @@ func (s *Spec) Validate(method, path string, body []byte) (*Request, *Fault) {
 	if perr != nil {
 		return nil, deserializing(perr.message(body))
 	}
+	if check := bodyChecks[op.ID]; check != nil {
+		if msg := check(v); msg != "" {
+			return nil, deserializing(msg)
+		}
+	}
 	for name, id := range params {
 		if v.Kind == KindObject {
 			if got, ok := v.Field(name); ok && got.Kind == KindString && got.Str != id {
@@ -135,6 +142,11 @@ func (s *Spec) match(method, path string) (*Operation, map[string]string) {
 	}
 	return nil, nil
 }
+
+// bodyChecks are what Firecracker's API server checks in a parsed body
+// before the VMM sees it, by operation id; a failure is reported as a
+// deserialization error (serde_json's custom error, without a position).
+var bodyChecks = map[string]func(*Value) string{"loadSnapshot": checkLoadBody}
 
 // checkBounds enforces the spec's minimum and maximum once the body has
 // parsed, as Firecracker's own checks run after serde's. Firecracker
