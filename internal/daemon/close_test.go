@@ -56,7 +56,8 @@ func TestCloseWaitsForWatchersAndPollers(t *testing.T) {
 				w.create(fmt.Sprintf("vm%d", i))
 			}
 			// Kill one VMM (its watcher marks it stopped), stop one and boot
-			// one more while Close runs.
+			// one more while Close runs: Close drains the operations in
+			// flight and refuses new ones.
 			vm0, _ := w.D.VM(ctx, "vm0")
 			var ops sync.WaitGroup
 			ops.Go(func() { syscall.Kill(vm0.PID, syscall.SIGKILL) })
@@ -64,9 +65,9 @@ func TestCloseWaitsForWatchersAndPollers(t *testing.T) {
 			ops.Go(func() {
 				w.D.CreateVM(ctx, api.CreateVMRequest{Name: "late", DiskBytes: 64 << 20}, nil)
 			})
-			ops.Wait()
 			time.Sleep(time.Duration(round) * 30 * time.Millisecond)
 			w.D.Close()
+			ops.Wait()
 			if left := daemonGoroutines(); len(left) != 0 {
 				t.Fatalf("%d goroutine(s) of the daemon still run after Close:\n%s", len(left), strings.Join(left, "\n\n"))
 			}
