@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -22,11 +23,21 @@ import (
 // TestMain): its value is how the fake behaves.
 const fakeEnv = "BANGER_FAKE_QEMU"
 
+// fakeVersionLine is what the fake prints for --version.
+const fakeVersionLine = "QEMU emulator version 9.9.9 (fake 1)"
+
+// argsFile is where the fake records the command line it was given.
+const argsFile = "fake-args"
+
 // childPIDFile is where the fake records its daemonized child's pid for
 // the test; Create does not know of it and leaves it alone.
 const childPIDFile = "fake-child.pid"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(fakeEnv) != "" && len(os.Args) == 2 && os.Args[1] == "--version" {
+		fmt.Println(fakeVersionLine)
+		os.Exit(0)
+	}
 	switch mode := os.Getenv(fakeEnv); mode {
 	case "":
 		os.Exit(m.Run())
@@ -44,6 +55,7 @@ func TestMain(m *testing.M) {
 func fakeQEMU(mode string) {
 	pidPath := flagValue(os.Args[1:], "-pidfile")
 	rt := filepath.Dir(pidPath)
+	os.WriteFile(filepath.Join(rt, argsFile), []byte(strings.Join(os.Args[1:], "\x00")), 0o644)
 	child := exec.Command(os.Args[0], "-pidfile", pidPath)
 	child.Env = append(os.Environ(), fakeEnv+"=vm")
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -88,6 +100,10 @@ func fakeVM() {
 				Execute string `json:"execute"`
 			}
 			json.Unmarshal(sc.Bytes(), &msg)
+			if msg.Execute == "query-migrate" {
+				c.Write([]byte(`{"return": {"status": "completed"}}` + "\n"))
+				continue
+			}
 			c.Write([]byte(`{"return": {}}` + "\n"))
 			if msg.Execute == "quit" {
 				os.Exit(0)
