@@ -45,9 +45,9 @@ type Driver struct {
 	accel     string
 	tscKHz    int
 
-	versionOnce sync.Once
-	version     string
-	versionErr  error
+	versionMu  sync.Mutex
+	versionKey string // the binary's path, size and mtime when version was read
+	version    string
 }
 
 // New returns a QEMU driver.

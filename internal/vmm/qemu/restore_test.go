@@ -128,3 +128,35 @@ func TestRestoreConfinesStateFiles(t *testing.T) {
 		t.Errorf("state without a stream: Restore = %v", err)
 	}
 }
+
+func TestReleaseRemovesRuntimeFiles(t *testing.T) {
+	d, spec := fakeDriver(t, "ok")
+	d.opts.FileMemory = true
+	h, err := d.Create(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeChild(t, spec.RuntimeDir)
+	mem := filepath.Join(spec.RuntimeDir, memoryFile)
+	if h.Sockets["memory"] != mem {
+		t.Fatalf("handle's memory file = %q, want %s", h.Sockets["memory"], mem)
+	}
+	os.WriteFile(mem, []byte("guest memory"), 0o600) // what QEMU would have made
+	if err := d.Release(context.Background(), h); err == nil {
+		t.Error("Release of a running VM succeeded")
+	}
+	if _, err := os.Stat(mem); err != nil {
+		t.Errorf("Release of a running VM removed its memory file: %v", err)
+	}
+	if err := d.Kill(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Release(context.Background(), h); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	for _, f := range []string{memoryFile, qmpSocket, pidFile} {
+		if _, err := os.Stat(filepath.Join(spec.RuntimeDir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after Release", f)
+		}
+	}
+}

@@ -1,0 +1,21 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+
+	"banger/internal/vmm"
+)
+
+var _ vmm.Releaser = (*Driver)(nil)
+
+// Release removes what an exited QEMU leaves in its runtime dir: the pid
+// file, the sockets and, for a VM whose memory lived in a file, that
+// file, as large as the memory the guest used.
+func (d *Driver) Release(ctx context.Context, h *vmm.Handle) error {
+	if vmm.Alive(h.PID, h.StartTime) {
+		return fmt.Errorf("releasing qemu pid %d: it is still running", h.PID)
+	}
+	cleanRuntime(h.RuntimeDir)
+	return nil
+}
