@@ -13,9 +13,6 @@ const (
 	pidFile     = "qemu.pid"
 	qmpSocket   = "qmp.sock"
 	agentSocket = "agent.sock"
-	// memoryFile is a running VM's guest memory when the driver keeps it
-	// in a file (Options.FileMemory).
-	memoryFile = "memory"
 	// ramID names the guest memory backend, and so the RAM block a
 	// migration stream carries: every VM has the same, whatever backs it,
 	// so a state saved from one backend loads into another.

@@ -31,11 +31,15 @@ type Options struct {
 	Accel string
 	// KVMDevice is the KVM device probed; empty means /dev/kvm.
 	KVMDevice string
-	// FileMemory keeps a running VM's memory in a file in its runtime
-	// dir, mapped shared, instead of anonymous memory: SaveState then
-	// copies that file rather than streaming the memory through a
-	// migration. See docs/snapshots.md for when that pays.
-	FileMemory bool
+	// MemoryDir, when set, keeps each running VM's memory in a file of
+	// its own in this directory, mapped shared, instead of anonymous
+	// memory: SaveState then copies that file beside a device-only
+	// stream instead of streaming the memory, and VMs restored from the
+	// state map it privately, sharing the pages they do not change. It
+	// must be a filesystem with room for every VM's memory (not a small
+	// tmpfs: a guest writing to a full one dies of SIGBUS). See
+	// docs/snapshots.md for the measurements behind this choice.
+	MemoryDir string
 }
 
 // Driver runs microvm machines with qemu-system-x86_64.
@@ -78,8 +82,8 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	}
 	accel := d.Accel(ctx)
 	var mem memBackend
-	if d.opts.FileMemory {
-		mem = memBackend{Path: filepath.Join(spec.RuntimeDir, memoryFile), Share: true}
+	if p := d.memoryPath(spec.RuntimeDir); p != "" {
+		mem = memBackend{Path: p, Share: true}
 	}
 	return d.launch(ctx, spec, accel, mem, buildArgs(spec, accel, d.tscKHz, mem))
 }
@@ -91,7 +95,7 @@ func (d *Driver) launch(ctx context.Context, spec vmm.Spec, accel string, mem me
 	if err != nil {
 		return nil, fmt.Errorf("finding %s: %w (install qemu-system-x86)", d.opts.Binary, err)
 	}
-	cleanRuntime(spec.RuntimeDir)
+	d.clean(spec.RuntimeDir)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -138,7 +142,7 @@ func (d *Driver) reap(rt string) {
 	} else {
 		quitQMP(ctx, filepath.Join(rt, qmpSocket))
 	}
-	cleanRuntime(rt)
+	d.clean(rt)
 }
 
 // startedWith reports whether pid's command line has arg in it.
@@ -275,10 +279,24 @@ func diskPaths(ds []vmm.Disk) []string {
 	return out
 }
 
-// cleanRuntime removes what an earlier QEMU left in the runtime dir; the
-// sockets must not exist when QEMU binds them.
-func cleanRuntime(rt string) {
-	for _, f := range []string{pidFile, qmpSocket, agentSocket, memoryFile} {
+// clean removes what an earlier QEMU of rt left: the sockets must not
+// exist when QEMU binds them, and its memory file is as large as the
+// memory its guest used.
+func (d *Driver) clean(rt string) {
+	for _, f := range []string{pidFile, qmpSocket, agentSocket} {
 		os.Remove(filepath.Join(rt, f))
 	}
+	if p := d.memoryPath(rt); p != "" {
+		os.Remove(p)
+	}
+}
+
+// memoryPath is the memory file of the VM with runtime dir rt, or ""
+// when VMs run on anonymous memory. Runtime dirs are per VM, so their
+// names are too.
+func (d *Driver) memoryPath(rt string) string {
+	if d.opts.MemoryDir == "" {
+		return ""
+	}
+	return filepath.Join(d.opts.MemoryDir, "banger-"+filepath.Base(rt)+".mem")
 }

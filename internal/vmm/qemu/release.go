@@ -16,6 +16,6 @@ func (d *Driver) Release(ctx context.Context, h *vmm.Handle) error {
 	if vmm.Alive(h.PID, h.StartTime) {
 		return fmt.Errorf("releasing qemu pid %d: it is still running", h.PID)
 	}
-	cleanRuntime(h.RuntimeDir)
+	d.clean(h.RuntimeDir)
 	return nil
 }

@@ -52,8 +52,8 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	switch {
 	case files[stateMemory] != "":
 		mem = memBackend{Path: files[stateMemory]}
-	case d.opts.FileMemory:
-		mem = memBackend{Path: filepath.Join(spec.RuntimeDir, memoryFile), Share: true}
+	case d.memoryPath(spec.RuntimeDir) != "":
+		mem = memBackend{Path: d.memoryPath(spec.RuntimeDir), Share: true}
 	}
 	args := buildArgs(spec, accel, d.tscKHz, mem)
 	if diff := saved.diff(deviceModel(args)); diff != "" {
@@ -67,7 +67,7 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 		kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d.Kill(kctx, h)
-		cleanRuntime(spec.RuntimeDir)
+		d.clean(spec.RuntimeDir)
 		return nil, err
 	}
 	return h, nil

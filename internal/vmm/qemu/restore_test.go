@@ -48,7 +48,9 @@ func TestRestoreStartsIncoming(t *testing.T) {
 		{true, true, "memory-backend-file,id=ram0,size=128M,mem-path=STATE/memory,share=off"},
 	} {
 		d, spec := fakeDriver(t, "ok")
-		d.opts.FileMemory = tt.fileMemory
+		if tt.fileMemory {
+			d.opts.MemoryDir = t.TempDir()
+		}
 		st := savedState(t, d, spec, tt.withMemory)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		h, err := d.Restore(ctx, spec, st)
@@ -68,7 +70,7 @@ func TestRestoreStartsIncoming(t *testing.T) {
 		if !slices.Contains(args, "-S") {
 			t.Error("a restored VM must start paused (-S): Resume runs it")
 		}
-		want := strings.NewReplacer("RT", spec.RuntimeDir, "STATE", st.Dir).Replace(tt.wantObject)
+		want := strings.NewReplacer("RT/memory", d.memoryPath(spec.RuntimeDir), "STATE", st.Dir).Replace(tt.wantObject)
 		if got := values(args, "-object"); !slices.Contains(got, want) {
 			t.Errorf("state with memory %v, FileMemory %v: -object = %q, want %q", tt.withMemory, tt.fileMemory, got, want)
 		}
@@ -131,13 +133,13 @@ func TestRestoreConfinesStateFiles(t *testing.T) {
 
 func TestReleaseRemovesRuntimeFiles(t *testing.T) {
 	d, spec := fakeDriver(t, "ok")
-	d.opts.FileMemory = true
+	d.opts.MemoryDir = t.TempDir()
 	h, err := d.Create(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fakeChild(t, spec.RuntimeDir)
-	mem := filepath.Join(spec.RuntimeDir, memoryFile)
+	mem := filepath.Join(d.opts.MemoryDir, "banger-"+filepath.Base(spec.RuntimeDir)+".mem")
 	if h.Sockets["memory"] != mem {
 		t.Fatalf("handle's memory file = %q, want %s", h.Sockets["memory"], mem)
 	}
@@ -154,8 +156,8 @@ func TestReleaseRemovesRuntimeFiles(t *testing.T) {
 	if err := d.Release(context.Background(), h); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	for _, f := range []string{memoryFile, qmpSocket, pidFile} {
-		if _, err := os.Stat(filepath.Join(spec.RuntimeDir, f)); !errors.Is(err, os.ErrNotExist) {
+	for _, f := range []string{mem, filepath.Join(spec.RuntimeDir, qmpSocket), filepath.Join(spec.RuntimeDir, pidFile)} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after Release", f)
 		}
 	}

@@ -22,7 +22,7 @@ const (
 	// memory unless the VM kept it in a file.
 	stateStream = "stream"
 	// stateMemory is the guest memory, byte for byte, when the VM kept it
-	// in a file (Options.FileMemory).
+	// in a file (Options.MemoryDir).
 	stateMemory = "memory"
 	// stateModel records the device model the state is bound to.
 	stateModel = "model"

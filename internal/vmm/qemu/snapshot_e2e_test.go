@@ -56,11 +56,11 @@ done
 func TestSnapshotConformance(t *testing.T) {
 	fixture.Require(t, "qemu-system-x86_64")
 	for _, fileMemory := range []bool{false, true} {
-		t.Run(fmt.Sprintf("FileMemory=%v", fileMemory), func(t *testing.T) {
+		t.Run(map[bool]string{false: "AnonymousMemory", true: "FileMemory"}[fileMemory], func(t *testing.T) {
 			vmmtest.RunSnapshot(t, vmmtest.SnapshotSetup{
 				Setup: vmmtest.Setup{
 					NewDriver: func(t *testing.T) vmm.Driver {
-						return qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL"), FileMemory: fileMemory})
+						return qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL"), MemoryDir: memoryDir(t, fileMemory)})
 					},
 					Spec: func(t *testing.T) vmm.Spec { return counterSpec(t, 256) },
 					Ping: echoPing,
@@ -112,4 +112,13 @@ func readCounter(ctx context.Context, conn net.Conn) (string, int, error) {
 	}
 	n, err := strconv.Atoi(f[2])
 	return f[1], n, err
+}
+
+// memoryDir is a directory for guests' memory files, or "" for
+// anonymous memory.
+func memoryDir(t *testing.T, file bool) string {
+	if !file {
+		return ""
+	}
+	return t.TempDir()
 }

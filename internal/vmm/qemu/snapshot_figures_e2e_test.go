@@ -43,7 +43,7 @@ func figures(t *testing.T, mib int, fileMemory bool) {
 	if fileMemory {
 		mode = "file"
 	}
-	d := qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL"), FileMemory: fileMemory})
+	d := qemu.New(qemu.Options{Accel: os.Getenv("BANGER_QEMU_ACCEL"), MemoryDir: memoryDir(t, fileMemory)})
 	spec := counterSpec(t, mib)
 	t0 := time.Now()
 	h, err := d.Create(ctx, spec)
