@@ -94,6 +94,14 @@ func testSaveRestore(t *testing.T, s SnapshotSetup) {
 		t.Fatalf("SaveState: %v", err)
 	}
 	checkState(t, d, spec, st, dir)
+	// The saved VM can go on running: a fork's parent does.
+	if err := sn.Resume(ctx, h); err != nil {
+		t.Fatalf("Resume after SaveState: %v", err)
+	}
+	waitAgent(t, s.Setup, d, h, spec)
+	if boot, _ := counter(t, s, d, h, n0+1); boot != boot0 {
+		t.Errorf("the saved VM rebooted after Resume: boot id %s, was %s", boot, boot0)
+	}
 	if err := d.Kill(ctx, h); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package qemu_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,6 +72,7 @@ func figures(t *testing.T, mib int, fileMemory bool) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	srcMem := memOf(h.PID)
 	if err := d.Pause(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,9 @@ func figures(t *testing.T, mib int, fileMemory bool) {
 			t.Fatal(err)
 		}
 		answer(t, d, h2, spec2)
-		restores = append(restores, "restore "+loaded.Round(10*time.Millisecond).String()+" +resume to agent "+(time.Since(t0)-loaded).Round(10*time.Millisecond).String())
+		total := time.Since(t0)
+		restores = append(restores, fmt.Sprintf("restore %s +resume to agent %s (%.2fx cold boot)",
+			loaded.Round(10*time.Millisecond), (total-loaded).Round(10*time.Millisecond), total.Seconds()/cold.Seconds()))
 		pids = append(pids, h2.PID)
 	}
 	// Both restored guests have run a moment; measure them side by side.
@@ -111,8 +115,8 @@ func figures(t *testing.T, mib int, fileMemory bool) {
 	for _, pid := range pids {
 		mems = append(mems, memOf(pid))
 	}
-	t.Logf("%4d MiB %-6s: cold boot to agent %s; save %s, on disk %d KiB (%s); %s; %s",
-		mib, mode, cold.Round(10*time.Millisecond), save.Round(10*time.Millisecond), st.Bytes>>10, strings.Join(sizes, " "),
+	t.Logf("%4d MiB %-6s: cold boot to agent %s, then %s; save %s, on disk %d KiB (%s); %s; %s",
+		mib, mode, cold.Round(10*time.Millisecond), srcMem, save.Round(10*time.Millisecond), st.Bytes>>10, strings.Join(sizes, " "),
 		strings.Join(restores, "; "), strings.Join(mems, " "))
 }
 
