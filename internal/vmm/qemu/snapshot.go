@@ -132,6 +132,7 @@ func migrateOut(ctx context.Context, q *qmp, ignoreShared bool, path string) err
 	}
 	tmp := tempName(path)
 	if _, err := q.call(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("saving vm state: %w", err)
 	}
 	if err := waitMigration(ctx, q); err != nil {
