@@ -3,6 +3,9 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"banger/internal/vmm"
 )
@@ -17,5 +20,15 @@ func (d *Driver) Release(ctx context.Context, h *vmm.Handle) error {
 		return fmt.Errorf("releasing qemu pid %d: it is still running", h.PID)
 	}
 	d.clean(h.RuntimeDir)
+	// The handle names the memory file of the driver that started it,
+	// whatever this one's MemoryDir; only a file named like one is removed.
+	if p := h.Sockets["memory"]; p != "" && isMemoryFile(p) {
+		os.Remove(p)
+	}
 	return nil
+}
+
+func isMemoryFile(p string) bool {
+	b := filepath.Base(p)
+	return filepath.IsAbs(p) && strings.HasPrefix(b, "banger-") && strings.HasSuffix(b, ".mem")
 }
