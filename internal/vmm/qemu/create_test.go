@@ -56,7 +56,9 @@ func fakeQEMU(mode string) {
 	pidPath := flagValue(os.Args[1:], "-pidfile")
 	rt := filepath.Dir(pidPath)
 	os.WriteFile(filepath.Join(rt, argsFile), []byte(strings.Join(os.Args[1:], "\x00")), 0o644)
-	child := exec.Command(os.Args[0], "-pidfile", pidPath)
+	// The child has QEMU's command line: SaveState reads the device
+	// model from it.
+	child := exec.Command(os.Args[0], os.Args[1:]...)
 	child.Env = append(os.Environ(), fakeEnv+"=vm")
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := child.Start(); err != nil {
@@ -97,12 +99,23 @@ func fakeVM() {
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
 			var msg struct {
-				Execute string `json:"execute"`
+				Execute   string         `json:"execute"`
+				Arguments map[string]any `json:"arguments"`
 			}
 			json.Unmarshal(sc.Bytes(), &msg)
-			if msg.Execute == "query-migrate" {
+			switch msg.Execute {
+			case "query-migrate":
 				c.Write([]byte(`{"return": {"status": "completed"}}` + "\n"))
 				continue
+			case "query-version":
+				c.Write([]byte(`{"return": {"qemu": {"major": 9, "minor": 9, "micro": 9}, "package": "fake 1"}}` + "\n"))
+				continue
+			case "migrate":
+				// Run the exec: command as QEMU does, feeding it a stream.
+				uri := msg.Arguments["uri"].(string)
+				cmd := exec.Command("/bin/sh", "-c", strings.TrimPrefix(uri, "exec:"))
+				cmd.Stdin = strings.NewReader("fake migration stream")
+				cmd.Run()
 			}
 			c.Write([]byte(`{"return": {}}` + "\n"))
 			if msg.Execute == "quit" {
