@@ -39,7 +39,7 @@ func untar(r io.Reader, root string) error {
 	}
 	x := extractor{root: root, dirs: []string{root}}
 	tr := tar.NewReader(src)
-	for {
+	for entries := 0; ; entries++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
@@ -47,16 +47,35 @@ func untar(r io.Reader, root string) error {
 		if err != nil {
 			return errdefs.Invalid("reading modules tarball: %v", err)
 		}
+		if entries >= maxModulesEntries {
+			return errdefs.Invalid("modules tarball has more than %d entries; a kernel's modules tree has tens of thousands at most", maxModulesEntries)
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > maxModulesBytes-x.written {
+			return errdefs.Invalid("modules tarball unpacks to more than %d bytes (entry %q); a kernel's modules tree is far smaller", maxModulesBytes, hdr.Name)
+		}
 		if err := x.entry(hdr, tr); err != nil {
 			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			x.written += hdr.Size
 		}
 	}
 	return x.syncDirs()
 }
 
+// Bounds on what a modules tarball may unpack to: it comes from the
+// network, and a compressed archive of a few megabytes could otherwise
+// fill the disk (the catalog's sha256 comes from the same catalog).
+// (Variables so that tests can lower them.)
+var (
+	maxModulesBytes   int64 = MaxFileSize
+	maxModulesEntries       = 200000
+)
+
 type extractor struct {
-	root string
-	dirs []string // directories created, parents before children
+	root    string
+	dirs    []string // directories created, parents before children
+	written int64    // bytes of regular files unpacked
 }
 
 func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {

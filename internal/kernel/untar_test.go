@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,5 +87,28 @@ func TestUntarRefusesHostileEntries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A modules tarball cannot unpack to more than the bound, however well it
+// compresses, nor hold more entries than a modules tree has.
+func TestUntarIsBounded(t *testing.T) {
+	oldBytes, oldEntries := maxModulesBytes, maxModulesEntries
+	t.Cleanup(func() { maxModulesBytes, maxModulesEntries = oldBytes, oldEntries })
+	maxModulesBytes, maxModulesEntries = 4096, 5
+	big := strings.Repeat("\x00", 3000)
+	bomb := makeTar(t, true, tarEntry{name: "a.ko", typ: tar.TypeReg, body: big}, tarEntry{name: "b.ko", typ: tar.TypeReg, body: big})
+	if err := untar(bytes.NewReader(bomb), t.TempDir()); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "more than 4096 bytes") {
+		t.Errorf("unpacking past the byte bound: %v", err)
+	}
+	var many []tarEntry
+	for i := range 6 {
+		many = append(many, tarEntry{name: fmt.Sprintf("%d.ko", i), typ: tar.TypeReg, body: "m"})
+	}
+	if err := untar(bytes.NewReader(makeTar(t, false, many...)), t.TempDir()); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "more than 5 entries") {
+		t.Errorf("unpacking past the entry bound: %v", err)
+	}
+	if err := untar(bytes.NewReader(makeTar(t, false, many[:5]...)), t.TempDir()); err != nil {
+		t.Errorf("unpacking within the bounds: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"banger/internal/agentproto"
@@ -281,7 +282,9 @@ func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, b
 // uploadStep puts the step's script (step.sh) and files into GuestDir.
 func uploadStep(ctx context.Context, cl *agentproto.Client, step imagebuild.Step) error {
 	pr, pw := io.Pipe()
-	go func() {
+	var writer sync.WaitGroup
+	defer writer.Wait()
+	writer.Go(func() {
 		tw := tar.NewWriter(pw)
 		err := addTarFile(tw, "step.sh", 0o755, int64(len(step.Script)), bytes.NewReader(step.Script))
 		for _, f := range step.Files {
@@ -294,7 +297,7 @@ func uploadStep(ctx context.Context, cl *agentproto.Client, step imagebuild.Step
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
-	}()
+	})
 	if _, err := cl.CopyIn(ctx, imagebuild.GuestDir, pr); err != nil {
 		pr.CloseWithError(err)
 		return fmt.Errorf("uploading the step: %w", err)

@@ -16,6 +16,7 @@ import (
 // build from boot to Remove, and no host credential is synced into it.
 type Builder struct {
 	m       *Manager
+	name    string
 	row     store.VM
 	cl      *agentproto.Client
 	release func()
@@ -27,7 +28,7 @@ func (m *Manager) BootBuilder(ctx context.Context, name string, im api.Image, p 
 	if err != nil {
 		return nil, err
 	}
-	b := &Builder{m: m, release: release}
+	b := &Builder{m: m, name: name, release: release}
 	if _, err := m.createVM(ctx, api.CreateVMRequest{Name: name}, im, p, true); err != nil {
 		release()
 		return nil, fmt.Errorf("booting the builder vm: %w", err)
@@ -61,6 +62,10 @@ func (b *Builder) Shutdown(ctx context.Context) (rootfs, work string, err error)
 func (b *Builder) Remove() {
 	defer b.release()
 	if b.row.Name == "" {
+		// Booted, but its row could not be read: remove it by name.
+		if err := b.m.Discard(context.Background(), b.name); err != nil {
+			b.m.log.Warn("removing a builder vm", "vm", b.name, "err", err)
+		}
 		return
 	}
 	if h := b.row.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {

@@ -194,18 +194,29 @@ type running struct {
 	cancel context.CancelFunc // stops the exit watcher
 }
 
-func (m *Manager) setAgent(name string, cl *agentproto.Client) {
+// adoptAgent installs cl as the agent connection of the VM whose VMM is
+// h, unless a live one is there already, which it returns instead (and
+// closes cl): two callers that connect at once end up sharing one. A VM
+// that is no longer h's (stopped, deleted, restarted) gets no connection.
+func (m *Manager) adoptAgent(name string, h *vmm.Handle, cl *agentproto.Client) (*agentproto.Client, error) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
 	r := m.live[name]
-	if r == nil {
-		r = &running{}
-		m.live[name] = r
+	if r == nil || r.handle == nil || r.handle.PID != h.PID || r.handle.StartTime != h.StartTime {
+		cl.Close()
+		return nil, errdefs.Conflict("vm %q stopped while its agent was being reached", name)
 	}
 	if r.agent != nil && r.agent != cl {
-		r.agent.Close()
+		select {
+		case <-r.agent.Done():
+			r.agent.Close()
+		default:
+			cl.Close()
+			return r.agent, nil
+		}
 	}
 	r.agent = cl
+	return cl, nil
 }
 
 // Agent returns a connected agent client for a running VM, reconnecting
@@ -256,8 +267,7 @@ func (m *Manager) agentClient(ctx context.Context, name string, h *vmm.Handle) (
 	if err != nil {
 		return nil, err
 	}
-	m.setAgent(name, cl)
-	return cl, nil
+	return m.adoptAgent(name, h, cl)
 }
 
 // watch marks the VM stopped when its VMM process exits, however that

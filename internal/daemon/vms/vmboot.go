@@ -118,8 +118,10 @@ func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progr
 	if err := m.saveVM(*row); err != nil {
 		return err
 	}
-	m.setAgent(row.Name, cl)
 	m.watch(*row)
+	if _, err := m.adoptAgent(row.Name, h, cl); err != nil {
+		return err
+	}
 	return nil
 }
 
