@@ -114,8 +114,20 @@ func (o *OpenSSH) newHostKeys() error {
 // the running sshd, which re-executes itself and loads them. Connections
 // already open keep their session. An sshd that is not running reads the
 // new keys when it starts.
+//
+// Unlike the first boot's ssh-keygen -A, rotation makes only the ed25519
+// and ECDSA keys, in process, and drops the RSA key: generating an RSA key
+// takes tens of seconds in a software-emulated guest, and a restore is
+// meant to take well under one.
 func (o *OpenSSH) RotateHostKeys() (agentproto.HostKeys, error) {
-	if err := o.newHostKeys(); err != nil {
+	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	if _, err := createHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ed25519_key")); err != nil {
+		return agentproto.HostKeys{}, err
+	}
+	if _, err := createECDSAHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ecdsa_key")); err != nil {
 		return agentproto.HostKeys{}, err
 	}
 	if pid := o.sshdPID(); pid > 0 {

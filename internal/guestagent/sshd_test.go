@@ -129,12 +129,24 @@ func TestOpenSSHRotateHostKeysSignalsSSHD(t *testing.T) {
 	if ws, ok := sshd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
 		t.Errorf("the stand-in sshd ended with %v, want SIGHUP", err)
 	}
-	if len(after.Keys) != len(before.Keys) || len(after.Keys) == 0 {
-		t.Fatalf("host keys before %d, after %d", len(before.Keys), len(after.Keys))
+	if len(after.Keys) != 2 || !strings.HasPrefix(after.Keys[0], "ssh-ed25519 ") || !strings.HasPrefix(after.Keys[1], "ecdsa-sha2-nistp256 ") {
+		t.Fatalf("host keys after rotation = %q, want a new ed25519 and ECDSA key", after.Keys)
 	}
-	for i := range after.Keys {
-		if after.Keys[i] == before.Keys[i] {
-			t.Errorf("host key %d did not change: %s", i, after.Keys[i])
+	for _, k := range after.Keys {
+		for _, b := range before.Keys {
+			if k == b {
+				t.Errorf("host key kept through rotation: %s", k)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.SSHDir, "ssh_host_rsa_key")); !os.IsNotExist(err) {
+		t.Errorf("the parent's RSA host key is still there: %v", err)
+	}
+	// OpenSSH reads the keys the agent wrote: -y prints the public half.
+	for i, name := range []string{"ssh_host_ed25519_key", "ssh_host_ecdsa_key"} {
+		out, err := exec.Command("ssh-keygen", "-y", "-f", filepath.Join(p.SSHDir, name)).Output()
+		if err != nil || strings.Fields(string(out))[1] != strings.Fields(after.Keys[i])[1] {
+			t.Errorf("ssh-keygen -y -f %s: %v %q, want %s", name, err, out, after.Keys[i])
 		}
 	}
 }

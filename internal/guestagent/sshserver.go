@@ -2,7 +2,10 @@ package guestagent
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -169,6 +172,22 @@ func createHostKey(path string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating host key: %w", err)
 	}
+	return writeHostKey(path, priv)
+}
+
+// createECDSAHostKey writes a new ECDSA P-256 host key, as ssh-keygen -A
+// makes one.
+func createECDSAHostKey(path string) (ssh.Signer, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating host key: %w", err)
+	}
+	return writeHostKey(path, priv)
+}
+
+// writeHostKey writes priv in OpenSSH's format at path and its public key
+// at path.pub, each replaced atomically.
+func writeHostKey(path string, priv crypto.Signer) (ssh.Signer, error) {
 	block, err := ssh.MarshalPrivateKey(priv, "banger guest host key")
 	if err != nil {
 		return nil, fmt.Errorf("encoding host key: %w", err)

@@ -29,7 +29,20 @@ func TestReidentifyBusybox(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerBusybox("bb")
-	e.ok("vm", "create", "--name", "parent", "--image", "bb")
+	testReidentify(t, e, "bb")
+}
+
+// TestReidentifyDebian is the same on the Debian image, whose OpenSSH
+// sshd must load its new host keys while it runs.
+func TestReidentifyDebian(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerDebian("deb")
+	testReidentify(t, e, "deb")
+}
+
+func testReidentify(t *testing.T, e *env, image string) {
+	e.ok("vm", "create", "--name", "parent", "--image", image)
 	v := e.vm("parent")
 	oldKey := v.HostKey
 	// Nothing else may speak to the agent's single-client socket.
@@ -102,7 +115,7 @@ func TestReidentifyBusybox(t *testing.T) {
 	}
 	t.Logf("reidentify took %s: %+v", time.Since(t0).Round(time.Millisecond), id)
 
-	if got := run("hostname"); got != "reborn" {
+	if got := run("cat /proc/sys/kernel/hostname"); got != "reborn" {
 		t.Errorf("hostname = %q, want reborn", got)
 	}
 	if got := run("cat /sys/class/net/eth0/address"); got != "06:00:de:ad:be:ef" || got == oldMAC {
@@ -133,7 +146,14 @@ func TestReidentifyBusybox(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
-	if out, err := sshTo(newAddr.Addr(), "60"); err != nil || out != "reborn" {
+	// sshd re-executes on the SIGHUP that loads its new keys: a
+	// connection in that instant is refused, so try a few times.
+	out, err := sshTo(newAddr.Addr(), "60")
+	for i := 0; i < 5 && err != nil; i++ {
+		time.Sleep(2 * time.Second)
+		out, err = sshTo(newAddr.Addr(), "60")
+	}
+	if err != nil || out != "reborn" {
 		t.Errorf("ssh to the new address %s with the new host key: %v: %s", newAddr.Addr(), err, out)
 	}
 	if out, err := sshTo(boot.Addr.Addr(), "5"); err == nil {
