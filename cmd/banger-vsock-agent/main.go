@@ -85,10 +85,20 @@ func serve(args []string) error {
 		Listen:   listen,
 		SSH:      *sshMode,
 		SSHAddr:  *sshAddr,
-		Paths:    guestagent.Paths{StateDir: *stateDir, ConfigDir: *configDir, Home: *home, SSHDir: *sshDir},
+		Paths:    guestagent.Paths{StateDir: *stateDir, ConfigDir: *configDir, Home: *home, SSHDir: *sshDir, Root: identityRoot(*mode)},
 		InitMode: *mode,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
+}
+
+// identityRoot is where reidentify rewrites the guest's /etc files: the
+// root in a guest, nowhere in dev mode, which must not rename the
+// developer's machine.
+func identityRoot(mode string) string {
+	if mode == agentproto.InitModeDev {
+		return ""
+	}
+	return guestagent.DefaultPaths().Root
 }
 
 // pid1Args are the agent child's arguments. BANGER_AGENT_LISTEN (set on the

@@ -64,6 +64,9 @@ var replyLimits = map[string]int{
 	CallSessionAttach: smallReply,
 	CallSessionKill:   smallReply,
 	CallSessionRemove: smallReply,
+	CallSetClock:      smallReply,
+	CallReseed:        smallReply,
+	CallReidentify:    maxHostKeys*maxHostKeyLen + 8<<10,
 }
 
 // maxSessionReply fits one session with its argv at their bounds.
@@ -184,6 +187,11 @@ func boundInfo(in *Info) {
 	for _, f := range []*string{&in.Agent, &in.Protocol, &in.Kernel, &in.Arch, &in.OS, &in.Hostname, &in.BootID, &in.InitMode, &in.SSH} {
 		*f = clip(*f, maxFieldLen)
 	}
+}
+
+func boundReidentified(r *Reidentified) {
+	r.Hostname, r.MAC, r.Addr, r.MachineID = clip(r.Hostname, maxFieldLen), clip(r.MAC, 32), clip(r.Addr, maxAddrLen), clip(r.MachineID, 64)
+	boundHostKeys(&r.HostKeys)
 }
 
 func boundHostKeys(hk *HostKeys) {

@@ -178,6 +178,10 @@ func decodeResult(raw json.RawMessage, v any) error {
 		if err = json.Unmarshal(raw, v); err == nil {
 			boundHostKeys(v)
 		}
+	case *Reidentified:
+		if err = json.Unmarshal(raw, v); err == nil {
+			boundReidentified(v)
+		}
 	case *Hello:
 		if err = json.Unmarshal(raw, v); err == nil {
 			v.Protocol, v.Software = clip(v.Protocol, 32), clip(v.Software, maxFieldLen)

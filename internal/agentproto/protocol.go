@@ -16,7 +16,7 @@ import (
 
 // ProtocolVersion is the version this build speaks, "MAJOR.MINOR". Peers
 // with the same major interoperate; a minor bump only adds calls or fields.
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Where the agent lives and listens inside a guest.
 const (
@@ -59,6 +59,9 @@ const (
 	CallSessionStop   = "session_stop"
 	CallSessionKill   = "session_kill"
 	CallSessionRemove = "session_remove"
+	CallSetClock      = "set_clock"  // since 1.1
+	CallReseed        = "reseed"     // since 1.1
+	CallReidentify    = "reidentify" // since 1.1
 )
 
 // Header is the first line the host writes on a stream.
@@ -115,6 +118,20 @@ func CheckCompatible(peer string) error {
 func parseMajor(v string) (int, error) {
 	major, _, _ := strings.Cut(v, ".")
 	return strconv.Atoi(major)
+}
+
+// parseMinor is the minor number of a "MAJOR.MINOR" version; a version
+// without one is minor 0.
+func parseMinor(v string) int {
+	_, minor, ok := strings.Cut(v, ".")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(minor)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // WriteLine writes v as one JSON line.

@@ -47,11 +47,16 @@ func replaceEtcFile(path, content string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		os.Remove(path)
-	}
+	return writeFileAtomic(path, []byte(content), 0o644)
+}
+
+// writeFileAtomic replaces path (a file, or a symlink, which is replaced
+// rather than followed) with data, so a reader or a crash sees the old
+// content or the new, never part of it.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp := path + ".banger-tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+	os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, mode); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -31,6 +31,9 @@ func (s *Server) handlers() map[string]handler {
 		agentproto.CallSessionStop:   simple(s.sessions.stop),
 		agentproto.CallSessionKill:   simple(s.sessions.kill),
 		agentproto.CallSessionRemove: simple(s.sessions.remove),
+		agentproto.CallSetClock:      simple(s.setClock),
+		agentproto.CallReseed:        simple(s.reseed),
+		agentproto.CallReidentify:    simple(s.reidentify),
 	}
 }
 

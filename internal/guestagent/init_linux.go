@@ -127,7 +127,7 @@ func configureHost(cmd Cmdline, root string) error {
 	if cmd.Hostname != "" {
 		errs = append(errs, unix.Sethostname([]byte(cmd.Hostname)), writeHostname(root, cmd.Hostname))
 	}
-	errs = append(errs, configureNetwork("eth0", cmd.Addr, cmd.Gateway))
+	errs = append(errs, configureNetwork(guestNIC, cmd.Addr, cmd.Gateway))
 	errs = append(errs, writeResolvConf(root, cmd.DNS))
 	if cmd.Hostname != "" || cmd.Addr.IsValid() {
 		errs = append(errs, writeHosts(root, cmd.Hostname, cmd.Addr.Addr()))

@@ -13,6 +13,11 @@ type Paths struct {
 	Home string
 	// SSHDir is OpenSSH's configuration directory.
 	SSHDir string
+	// Root is the guest's root directory, under which reidentify rewrites
+	// etc/hostname, etc/hosts, etc/resolv.conf and etc/machine-id. Empty
+	// refuses reidentify: an agent on a developer's host (or in a test
+	// that did not ask for it) must not rename the machine it runs on.
+	Root string
 }
 
 // DefaultPaths are the paths of a real guest.
@@ -22,6 +27,7 @@ func DefaultPaths() Paths {
 		ConfigDir: "/etc/banger",
 		Home:      "/root",
 		SSHDir:    "/etc/ssh",
+		Root:      "/",
 	}
 }
 

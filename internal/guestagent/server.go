@@ -28,6 +28,10 @@ type Config struct {
 	// Power carries out shutdown calls after they were answered; nil refuses
 	// them.
 	Power func(reboot bool) error
+	// Clock is what set_clock sets; nil refuses the call.
+	Clock Clock
+	// RandomDevice is where reseed writes entropy; "" is /dev/random.
+	RandomDevice string
 	// Logger receives the agent's diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -46,6 +50,9 @@ type Server struct {
 	log      *slog.Logger
 	sessions *sessionManager
 	calls    map[string]handler
+	// identity serializes reidentify calls: two at once would interleave
+	// their network changes.
+	identity sync.Mutex
 }
 
 // New loads the sessions remembered on disk and returns a Server.

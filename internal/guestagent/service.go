@@ -68,7 +68,8 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	if err != nil {
 		log.Warn("setting up ssh; continuing without it", "err", err)
 	}
-	srv, err := New(Config{Paths: o.Paths, InitMode: o.InitMode, SSH: sshProv, Power: PowerFunc(o.InitMode), Logger: log})
+	srv, err := New(Config{Paths: o.Paths, InitMode: o.InitMode, SSH: sshProv, Power: PowerFunc(o.InitMode),
+		Clock: ClockFunc(o.InitMode), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func configureFromCmdline(log *slog.Logger) {
 			log.Warn("mounting the work disk", "err", err)
 		}
 	}
-	if !cmd.Addr.IsValid() || hasIPv4("eth0") {
+	if !cmd.Addr.IsValid() || hasIPv4(guestNIC) {
 		return
 	}
 	if err := configureHost(cmd, "/"); err != nil {

@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"banger/internal/agentproto"
 )
@@ -21,6 +25,11 @@ type OpenSSH struct {
 	paths  Paths
 	binary string
 	log    *slog.Logger
+	// pidFile is where an sshd the agent did not start (under systemd)
+	// writes its PID: sshd's default PidFile.
+	pidFile string
+	// running is the PID of the sshd that Run keeps, 0 when there is none.
+	running atomic.Int64
 }
 
 // FindSSHD returns the image's sshd, or "" when it has none.
@@ -38,7 +47,7 @@ func ConfigureOpenSSH(p Paths, binary string, log *slog.Logger) (*OpenSSH, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &OpenSSH{paths: p, binary: binary, log: log}
+	o := &OpenSSH{paths: p, binary: binary, log: log, pidFile: "/run/sshd.pid"}
 	if err := o.ensureHostKeys(); err != nil {
 		return nil, err
 	}
@@ -75,6 +84,19 @@ func (o *OpenSSH) ensureHostKeys() error {
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
+	if err := o.newHostKeys(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.paths.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", o.paths.StateDir, err)
+	}
+	return os.WriteFile(marker, nil, 0o600)
+}
+
+// newHostKeys replaces every host key in SSHDir with new ones: all the
+// types ssh-keygen -A makes, or an ed25519 key alone when the image has no
+// ssh-keygen.
+func (o *OpenSSH) newHostKeys() error {
 	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
 	for _, f := range old {
 		os.Remove(f)
@@ -85,10 +107,56 @@ func (o *OpenSSH) ensureHostKeys() error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(o.paths.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", o.paths.StateDir, err)
+	return nil
+}
+
+// RotateHostKeys implements HostKeyRotator: new host keys, then SIGHUP to
+// the running sshd, which re-executes itself and loads them. Connections
+// already open keep their session. An sshd that is not running reads the
+// new keys when it starts.
+//
+// Unlike the first boot's ssh-keygen -A, rotation makes only the ed25519
+// and ECDSA keys, in process, and drops the RSA key: generating an RSA key
+// takes tens of seconds in a software-emulated guest, and a restore is
+// meant to take well under one.
+func (o *OpenSSH) RotateHostKeys() (agentproto.HostKeys, error) {
+	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
+	for _, f := range old {
+		os.Remove(f)
 	}
-	return os.WriteFile(marker, nil, 0o600)
+	if _, err := createHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ed25519_key")); err != nil {
+		return agentproto.HostKeys{}, err
+	}
+	if _, err := createECDSAHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ecdsa_key")); err != nil {
+		return agentproto.HostKeys{}, err
+	}
+	if pid := o.sshdPID(); pid > 0 {
+		if err := unix.Kill(pid, unix.SIGHUP); err != nil {
+			return agentproto.HostKeys{}, fmt.Errorf("telling sshd (pid %d) to load its new host keys: %w", pid, err)
+		}
+		o.log.Info("sshd reloaded with new host keys", "pid", pid)
+	}
+	return o.HostKeys()
+}
+
+// sshdPID is the listening sshd: the one Run keeps, else the one in the
+// PID file when that process is an sshd.
+func (o *OpenSSH) sshdPID() int {
+	if pid := o.running.Load(); pid > 0 {
+		return int(pid)
+	}
+	b, err := os.ReadFile(o.pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	if comm := readTrimmed("/proc/" + strconv.Itoa(pid) + "/comm"); comm != "sshd" {
+		return 0
+	}
+	return pid
 }
 
 // keygen runs ssh-keygen -A, which writes under <prefix>/etc/ssh.
@@ -166,7 +234,12 @@ func (o *OpenSSH) Run(ctx context.Context) {
 			start := time.Now()
 			cmd := exec.CommandContext(ctx, o.binary, "-D", "-e")
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			err := cmd.Run()
+			err := cmd.Start()
+			if err == nil {
+				o.running.Store(int64(cmd.Process.Pid))
+				err = cmd.Wait()
+				o.running.Store(0)
+			}
 			o.log.Warn("sshd exited", "err", err)
 			if time.Since(start) > time.Minute {
 				wait = time.Second

@@ -2,7 +2,10 @@ package guestagent
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -12,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
@@ -22,8 +26,13 @@ import (
 // key login, shell, exec, PTY, the sftp subsystem and local port
 // forwarding, which is what ssh, scp, rsync and VS Code Remote-SSH need.
 type SSHServer struct {
-	paths  Paths
-	log    *slog.Logger
+	paths Paths
+	log   *slog.Logger
+	keyed atomic.Pointer[hostKeyed] // replaced whole by RotateHostKeys
+}
+
+// hostKeyed is the server's host key with the configuration that offers it.
+type hostKeyed struct {
 	signer ssh.Signer
 	config *ssh.ServerConfig
 }
@@ -38,13 +47,29 @@ func NewSSHServer(p Paths, log *slog.Logger) (*SSHServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SSHServer{paths: p, log: log, signer: signer}
-	s.config = &ssh.ServerConfig{
+	s := &SSHServer{paths: p, log: log}
+	s.useKey(signer)
+	return s, nil
+}
+
+func (s *SSHServer) useKey(signer ssh.Signer) {
+	config := &ssh.ServerConfig{
 		PublicKeyCallback: s.checkKey,
 		ServerVersion:     "SSH-2.0-banger",
 	}
-	s.config.AddHostKey(signer)
-	return s, nil
+	config.AddHostKey(signer)
+	s.keyed.Store(&hostKeyed{signer: signer, config: config})
+}
+
+// RotateHostKeys implements HostKeyRotator: a new ed25519 host key replaces
+// the old one on disk and for every connection accepted from now on.
+func (s *SSHServer) RotateHostKeys() (agentproto.HostKeys, error) {
+	signer, err := createHostKey(filepath.Join(s.paths.StateDir, "ssh_host_ed25519_key"))
+	if err != nil {
+		return agentproto.HostKeys{}, err
+	}
+	s.useKey(signer)
+	return s.HostKeys()
 }
 
 // Kind implements SSHProvider.
@@ -52,7 +77,7 @@ func (s *SSHServer) Kind() string { return "builtin" }
 
 // HostKeys implements SSHProvider.
 func (s *SSHServer) HostKeys() (agentproto.HostKeys, error) {
-	line := string(ssh.MarshalAuthorizedKey(s.signer.PublicKey()))
+	line := string(ssh.MarshalAuthorizedKey(s.keyed.Load().signer.PublicKey()))
 	return agentproto.HostKeys{Server: s.Kind(), Keys: []string{line[:len(line)-1]}}, nil
 }
 
@@ -80,7 +105,7 @@ func (s *SSHServer) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *SSHServer) serveConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.keyed.Load().config)
 	if err != nil {
 		s.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		return
@@ -147,6 +172,22 @@ func createHostKey(path string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating host key: %w", err)
 	}
+	return writeHostKey(path, priv)
+}
+
+// createECDSAHostKey writes a new ECDSA P-256 host key, as ssh-keygen -A
+// makes one.
+func createECDSAHostKey(path string) (ssh.Signer, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating host key: %w", err)
+	}
+	return writeHostKey(path, priv)
+}
+
+// writeHostKey writes priv in OpenSSH's format at path and its public key
+// at path.pub, each replaced atomically.
+func writeHostKey(path string, priv crypto.Signer) (ssh.Signer, error) {
 	block, err := ssh.MarshalPrivateKey(priv, "banger guest host key")
 	if err != nil {
 		return nil, fmt.Errorf("encoding host key: %w", err)
@@ -158,10 +199,10 @@ func createHostKey(path string) (ssh.Signer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, fmt.Errorf("writing host key: %w", err)
 	}
-	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+	if err := writeFileAtomic(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
 		return nil, fmt.Errorf("writing host key: %w", err)
 	}
 	return signer, nil
