@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,6 +102,23 @@ func TestCopyBothWays(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(host, "b")); !bytes.Equal(got, big) {
 		t.Error("single file copied out differs")
+	}
+	// '-' writes the guest's archive to stdout as it comes.
+	if err := c.out(ctx, copyArg{vm: "dev", path: filepath.Join(guest, "tree")}, "-"); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(c.a.stdout.(*bytes.Buffer))
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, hdr.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"tree/", "tree/big.bin", "tree/link", "tree/run.sh", "tree/sub/", "tree/sub/key"}; !slices.Equal(names, want) {
+		t.Errorf("archive on stdout holds %v; want %v", names, want)
 	}
 	if err := c.out(ctx, copyArg{vm: "dev", path: filepath.Join(guest, "nope")}, host); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("copying a missing guest path: %v", err)
