@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,16 +13,21 @@ import (
 	"strings"
 	"testing"
 
+	"banger/internal/agentproto"
 	"banger/internal/client"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/server"
+	"banger/internal/testutil/hostileguest"
 )
 
 // copyWorld serves a daemon with the fake driver (whose guest is this
 // host) and returns a copier talking to it, with VM "dev" running.
-func copyWorld(t *testing.T) copier {
+func copyWorld(t *testing.T, setup ...func(*daemontest.World)) copier {
 	t.Helper()
 	w := daemontest.New(t, nil)
+	for _, f := range setup {
+		f(w)
+	}
 	sock, err := server.Listen(w.Layout)
 	if err != nil {
 		t.Fatal(err)
@@ -176,5 +182,73 @@ func TestParseCopyArg(t *testing.T) {
 	}
 	if _, err := parseCopyArg("dev:"); err == nil {
 		t.Error("dev: with no path was accepted")
+	}
+}
+
+// TestCopyOutOfHostileAgent has the guest's agent replaced: copy_out
+// answers with crafted archives (names with "..", absolute names, links
+// out, a device, entries outside the path asked for). Each copy fails
+// naming the entry, and nothing is written outside the destination.
+func TestCopyOutOfHostileAgent(t *testing.T) {
+	var archive []byte
+	g := hostileguest.New()
+	g.Handle(agentproto.CallCopyOut, func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
+		if err := agentproto.WriteLine(st, agentproto.Reply{}); err != nil {
+			return err
+		}
+		fw := agentproto.NewFrameWriter(st)
+		fw.Write(agentproto.FrameStdout, archive)
+		return fw.WriteJSON(agentproto.FrameEnd, agentproto.End{Copy: &agentproto.CopyResult{Entries: 1}})
+	})
+	c := copyWorld(t, func(w *daemontest.World) { w.Driver.ServeAgent(g.Serve) })
+	reg := func(name string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 5}
+	}
+	for _, tt := range []struct {
+		name string
+		hdrs []*tar.Header
+		want string
+	}{
+		{"dotdot", []*tar.Header{{Name: "evil/", Typeflag: tar.TypeDir, Mode: 0o755}, reg("evil/../../escape")}, `".."`},
+		{"dotdot-top", []*tar.Header{reg("../escape")}, `".."`},
+		{"absolute", []*tar.Header{reg("/tmp/escape")}, "absolute"},
+		{"symlink-to-etc", []*tar.Header{{Name: "evil/etc", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, reg("evil/etc/passwd")}, "refusing symlink"},
+		{"symlink-up", []*tar.Header{{Name: "evil/up", Typeflag: tar.TypeSymlink, Linkname: "../../../.."}}, "refusing symlink"},
+		{"hardlink-out", []*tar.Header{{Name: "evil/h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"}}, "hard link"},
+		{"device", []*tar.Header{{Name: "evil/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}}, "special file"},
+		{"sibling", []*tar.Header{reg("other")}, "not under"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, h := range tt.hdrs {
+				tw.WriteHeader(h)
+				if h.Typeflag == tar.TypeReg {
+					tw.Write([]byte("pwned"))
+				}
+			}
+			tw.Close()
+			archive = buf.Bytes()
+			base := t.TempDir()
+			for _, dst := range []string{filepath.Join(base, "existing"), filepath.Join(base, "new")} {
+				if strings.HasSuffix(dst, "existing") {
+					os.Mkdir(dst, 0o755)
+				}
+				err := c.out(context.Background(), copyArg{vm: "dev", path: "/root/evil"}, dst)
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("copy to %s: %v; want an error with %s", dst, err, tt.want)
+				}
+			}
+			filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+				rel, _ := filepath.Rel(base, p)
+				if rel != "." && rel != "existing" && rel != "new" && !strings.HasPrefix(rel, "existing/") && !strings.HasPrefix(rel, "new/") {
+					t.Errorf("%s written outside the destination", p)
+				}
+				if d != nil && d.Type()&(os.ModeSymlink|os.ModeDevice) != 0 {
+					t.Errorf("%s created (%v)", p, d.Type())
+				}
+				return nil
+			})
+		})
 	}
 }
