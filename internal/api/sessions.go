@@ -85,11 +85,17 @@ type AttachRequest struct {
 }
 
 // ExecRequest is the body of POST /v1/vms/{name}/exec: a guest command
-// without a PTY whose stdio is bridged over a stdio_mux_v1 socket.
+// whose stdio is bridged over a stdio_mux_v1 socket. With TTY it runs on a
+// pseudo-terminal of Rows x Cols (stdout and stderr merged, TERM set to
+// Term or xterm-256color).
 type ExecRequest struct {
 	Argv []string `json:"argv"`
 	Cwd  string   `json:"cwd,omitempty"`
 	Env  []string `json:"env,omitempty"`
+	TTY  bool     `json:"tty,omitempty"`
+	Rows uint16   `json:"rows,omitempty"`
+	Cols uint16   `json:"cols,omitempty"`
+	Term string   `json:"term,omitempty"`
 }
 
 // Bridge answers attach and exec: a unix socket, private to the daemon's

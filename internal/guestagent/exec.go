@@ -117,7 +117,7 @@ func applyControl(p *proc, t agentproto.FrameType, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		return p.signal(sig)
+		return p.signalGroup(sig)
 	case agentproto.ControlEOF:
 		p.closeStdin()
 		return nil

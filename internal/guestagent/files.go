@@ -11,6 +11,7 @@ import (
 
 	"banger/internal/agentproto"
 	"banger/internal/errdefs"
+	"banger/internal/tarcopy"
 )
 
 // copyIn serves copy_in: stdin frames carry a tar stream that is extracted
@@ -105,9 +106,9 @@ func (s *Server) copyOut(ctx context.Context, cn *conn, st *stream) error {
 	if err := st.reply(nil, nil); err != nil {
 		return err
 	}
-	res, err := writeTar(req.Path, st.fw.Stream(agentproto.FrameStdout))
+	res, err := tarcopy.Write(req.Path, "", st.fw.Stream(agentproto.FrameStdout), nil)
 	if err != nil {
 		return st.end(agentproto.End{Error: agentproto.WireError(err)})
 	}
-	return st.end(agentproto.End{Copy: &res})
+	return st.end(agentproto.End{Copy: &agentproto.CopyResult{Entries: res.Entries, Bytes: res.Bytes}})
 }

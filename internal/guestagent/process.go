@@ -229,6 +229,16 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// signalGroup signals the process group the process leads (it has its
+// own session), so a Ctrl-C forwarded from the host reaches a pipeline or
+// a shell's children as it would on a local terminal.
+func (p *proc) signalGroup(sig syscall.Signal) error {
+	if err := unix.Kill(-p.pid(), sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signalling process group %d: %w", p.pid(), err)
+	}
+	return nil
+}
+
 // killGroup kills the whole process group the process leads.
 func (p *proc) killGroup() {
 	unix.Kill(-p.pid(), unix.SIGKILL)

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"banger/internal/agentproto"
 	"banger/internal/errdefs"
@@ -223,82 +221,4 @@ func tarMode(m int64) os.FileMode {
 		mode |= os.ModeSticky
 	}
 	return mode
-}
-
-// writeTar archives src (file or directory, symlinks not followed) to w,
-// naming entries from src's base name. Hard links are kept as links.
-func writeTar(src string, w io.Writer) (agentproto.CopyResult, error) {
-	var res agentproto.CopyResult
-	src = filepath.Clean(src)
-	base := filepath.Base(src)
-	if base == "/" || base == "." {
-		base = ""
-	}
-	tw := tar.NewWriter(w)
-	seen := map[[2]uint64]string{}
-	buf := make([]byte, 256<<10)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		name := path.Join(base, filepath.ToSlash(rel))
-		if name == "." {
-			return nil // archiving "/": entries are relative, there is no top entry
-		}
-		n, err := writeTarEntry(tw, p, name, d, seen, buf)
-		res.Entries++
-		res.Bytes += n
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err != nil {
-		return res, fmt.Errorf("archiving %s: %w", src, err)
-	}
-	return res, nil
-}
-
-func writeTarEntry(tw *tar.Writer, p, name string, d fs.DirEntry, seen map[[2]uint64]string, buf []byte) (int64, error) {
-	fi, err := d.Info()
-	if err != nil {
-		return 0, err
-	}
-	link := ""
-	if fi.Mode()&os.ModeSymlink != 0 {
-		if link, err = os.Readlink(p); err != nil {
-			return 0, err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return 0, err
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
-		key := [2]uint64{uint64(st.Dev), st.Ino}
-		if first, ok := seen[key]; ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-		} else {
-			seen[key] = name
-		}
-	}
-	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return 0, err
-	}
-	if hdr.Typeflag != tar.TypeReg {
-		return 0, nil
-	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	// Hide File.WriteTo so the large buffer is used.
-	return io.CopyBuffer(tw, struct{ io.Reader }{f}, buf)
 }

@@ -40,6 +40,12 @@ type Remote interface {
 	Wait() (*api.ExitStatus, error)
 }
 
+// Resizer is a Remote on a terminal (an exec with a TTY) whose size the
+// client may change.
+type Resizer interface {
+	Resize(rows, cols uint16) error
+}
+
 // ErrDetached is what Remote.Wait returns after Detach.
 var ErrDetached = errors.New("detached")
 
@@ -206,6 +212,10 @@ func relayInput(c net.Conn, r Remote) {
 				return
 			case OpSignal:
 				r.Signal(ctl.Signal)
+			case OpResize:
+				if rz, ok := r.(Resizer); ok && ctl.Rows > 0 && ctl.Cols > 0 {
+					rz.Resize(ctl.Rows, ctl.Cols)
+				}
 			}
 		default:
 			return // not a client frame: the stream is out of step

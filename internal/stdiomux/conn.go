@@ -78,6 +78,11 @@ func (c *Conn) Signal(sig string) error {
 	return c.fw.WriteJSON(TypeControl, Control{Op: OpSignal, Signal: sig})
 }
 
+// Resize sets the terminal size of an exec with a TTY.
+func (c *Conn) Resize(rows, cols uint16) error {
+	return c.fw.WriteJSON(TypeControl, Control{Op: OpResize, Rows: rows, Cols: cols})
+}
+
 // SendStdin copies r to the process's stdin, then closes it at EOF.
 func (c *Conn) SendStdin(r io.Reader) error {
 	if _, err := io.Copy(c, r); err != nil {

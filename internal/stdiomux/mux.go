@@ -56,6 +56,9 @@ type Control struct {
 	Session  *api.Session `json:"session,omitempty"`
 	// signal (client to daemon)
 	Signal string `json:"signal,omitempty"`
+	// resize (client to daemon)
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Control operations.
@@ -64,6 +67,7 @@ const (
 	OpEOF    = "eof"    // client: close the process's stdin after what was sent
 	OpDetach = "detach" // client: stop the bridge; a session keeps running, an exec is killed
 	OpSignal = "signal" // client: send Signal ("INT", "TERM", ...) to the process (group)
+	OpResize = "resize" // client: set the terminal of an exec with a TTY to Rows x Cols
 )
 
 // End is the payload of the Exit frame: how the bridge ended.

@@ -66,6 +66,10 @@ func (r *Exec) Write(p []byte) (int, error) { return r.stdin.Write(p) }
 func (r *Exec) CloseStdin() error           { return r.stdin.Close() }
 func (r *Exec) Signal(sig string) error     { return r.p.Signal(sig) }
 
+// Resize sets the size of the process's terminal; without a TTY the
+// guest ignores it.
+func (r *Exec) Resize(rows, cols uint16) error { return r.p.Resize(rows, cols) }
+
 // Detach kills the process.
 func (r *Exec) Detach() error {
 	r.detached.Store(true)

@@ -254,15 +254,21 @@ func attachRetrying(ctx, life context.Context, cl *agentproto.Client, req agentp
 	}
 }
 
-// Exec starts argv in the guest without a PTY and returns a socket that
-// bridges its stdin, stdout, stderr and exit status to one client. The
-// process is killed when the client leaves, or never comes.
+// Exec starts argv in the guest, on a PTY when req.TTY, and returns a
+// socket that bridges its stdin, stdout, stderr, exit status, signals and
+// (with a PTY) window size to one client. The process is killed when the
+// client leaves, or never comes.
 func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bridge, error) {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		return api.Bridge{}, errdefs.Invalid("exec needs a command")
 	}
 	if req.Cwd != "" && !path.IsAbs(req.Cwd) {
 		return api.Bridge{}, errdefs.Invalid("--cwd %q must be an absolute guest path", req.Cwd)
+	}
+	for _, kv := range req.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return api.Bridge{}, errdefs.Invalid("--env %q must be KEY=VALUE", kv)
+		}
 	}
 	cl, err := g.vms.Agent(ctx, vm)
 	if err != nil {
@@ -272,7 +278,8 @@ func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bri
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	r, err := stdiomux.StartExec(g.life, cl, agentproto.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd}, b)
+	areq := agentproto.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd, TTY: req.TTY, Rows: req.Rows, Cols: req.Cols, Term: req.Term}
+	r, err := stdiomux.StartExec(g.life, cl, areq, b)
 	if err != nil {
 		b.Close()
 		return api.Bridge{}, err
