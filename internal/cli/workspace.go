@@ -17,7 +17,7 @@ func (a *app) vmWorkspaceCmd() *cobra.Command {
 		Use:   "workspace",
 		Short: "Put a git checkout from this host into a VM",
 	}
-	cmd.AddCommand(a.workspacePrepareCmd())
+	cmd.AddCommand(a.workspacePrepareCmd(), a.workspaceExportCmd())
 	return cmd
 }
 
