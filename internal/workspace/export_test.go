@@ -268,3 +268,25 @@ func TestParseSnapshotRefusesHostileReports(t *testing.T) {
 		}
 	}
 }
+
+// TestImportRefusesABundleThatIsNotWhatTheGuestSaid: the guest's
+// bundle must hold the commit it reported.
+func TestImportRefusesABundleThatIsNotWhatTheGuestSaid(t *testing.T) {
+	ctx := context.Background()
+	r := committedRepo(t)
+	guest := guestCheckout(t, r, ModeShallow)
+	guestWork(t, guest)
+	snap, code, stderr := exportFrom(t, guest)
+	if code != 0 {
+		t.Fatalf("export exited %d: %s", code, stderr)
+	}
+	lying := snap
+	lying.Tip = snap.Head
+	err := Repo{Root: r.dir}.ImportBundle(ctx, snap.Bundle, lying, "banger/dev", "", "dev")
+	if err == nil || !strings.Contains(err.Error(), "not the commit it reported") {
+		t.Errorf("a bundle that is not what the guest reported: %v", err)
+	}
+	if out := r.git("branch", "--list", "banger/dev"); out != "" {
+		t.Errorf("a refused import made a branch: %q", out)
+	}
+}

@@ -87,7 +87,7 @@ func TestWorkspaceExport(t *testing.T) {
 		}
 	}
 	// The review flow the docs give.
-	if got := repo.git("diff", "--name-only", "main...banger/"+name); got != "b.txt\nc.txt\nnew.txt\n" {
+	if got := repo.git("diff", "--name-only", "main...banger/"+name); got != "b.txt\nc.txt\nhost-only.txt\nnew.txt\n" { // host-only.txt: the host's untracked file, which prepare carried
 		t.Errorf("git diff main...banger/%s names %q", name, got)
 	}
 
