@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strings"
@@ -144,7 +145,7 @@ func fetchBundle(ctx context.Context, cl *agentproto.Client, src string, p progr
 var errTooLarge = errors.New("too large")
 
 type limitWriter struct {
-	w      interface{ Write([]byte) (int, error) }
+	w      io.Writer
 	n, max int64
 }
 
