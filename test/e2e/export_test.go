@@ -70,6 +70,7 @@ func TestWorkspaceExport(t *testing.T) {
 		if err := json.Unmarshal([]byte(e.ok(args...)), &ex); err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%s: exported %d commit(s) and the uncommitted work in %s (bundle %d bytes)", c.guestPath, ex.Commits, ex.Duration, ex.Bytes)
 		if ex.Branch != branch || ex.Commits != 1 || !ex.Uncommitted || ex.Base != strings.TrimSpace(repo.git("rev-parse", "HEAD")) {
 			t.Errorf("%s: export = %+v", c.guestPath, ex)
 		}
