@@ -8,6 +8,9 @@ const (
 	// the tracked and untracked non-ignored files of the work tree as they
 	// are on the host. Repositories with submodules are refused.
 	WorkspaceShallow = "shallow"
+	// WorkspaceHistory is shallow mode with the whole history of the
+	// current branch (and of --from), for git log and blame in the guest.
+	WorkspaceHistory = "history"
 	// WorkspaceFullCopy sends the whole repository directory: .git with
 	// its full history, submodules, ignored files.
 	WorkspaceFullCopy = "full_copy"
@@ -25,7 +28,8 @@ type WorkspacePrepareRequest struct {
 	// GuestPath is the absolute guest directory; DefaultGuestPath when
 	// empty. An existing directory there is replaced.
 	GuestPath string `json:"guest_path,omitempty"`
-	// Mode is WorkspaceShallow (default) or WorkspaceFullCopy.
+	// Mode is WorkspaceShallow (default), WorkspaceHistory or
+	// WorkspaceFullCopy.
 	Mode string `json:"mode,omitempty"`
 	// ReadOnly makes the tree immutable in the guest, for root too.
 	ReadOnly bool `json:"readonly,omitempty"`

@@ -122,13 +122,13 @@ func checkRunRepo(ctx context.Context, path, mode string) (workspace.Repo, error
 	if err != nil {
 		return repo, err
 	}
-	if mode == api.WorkspaceShallow {
+	if mode != api.WorkspaceFullCopy {
 		subs, err := repo.HasSubmodules(ctx)
 		if err != nil {
 			return repo, err
 		}
 		if subs {
-			return repo, errdefs.Invalid("%s uses git submodules, which the default shallow copy cannot carry; use --mode full_copy", repo.Root)
+			return repo, errdefs.Invalid("%s uses git submodules, which %s mode cannot carry; use --mode full_copy", repo.Root, mode)
 		}
 	}
 	return repo, nil

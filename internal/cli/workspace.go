@@ -17,7 +17,7 @@ func (a *app) vmWorkspaceCmd() *cobra.Command {
 		Use:   "workspace",
 		Short: "Put a git checkout from this host into a VM",
 	}
-	cmd.AddCommand(a.workspacePrepareCmd())
+	cmd.AddCommand(a.workspacePrepareCmd(), a.workspaceExportCmd())
 	return cmd
 }
 
@@ -28,7 +28,7 @@ type workspaceFlags struct {
 
 func (f *workspaceFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.mode, "mode", api.WorkspaceShallow, "shallow (HEAD only, plus the work tree as it is) or full_copy (the whole directory, .git and submodules included)")
+	fl.StringVar(&f.mode, "mode", api.WorkspaceShallow, "shallow (HEAD only, plus the work tree as it is), history (the same with the current branch's whole history) or full_copy (the whole directory, .git and submodules included)")
 	fl.StringVar(&f.branch, "branch", "", "create this branch in the guest checkout and switch to it")
 	fl.StringVar(&f.from, "from", "", "where --branch starts: a branch, tag or commit of this repository (default HEAD)")
 }
@@ -37,8 +37,8 @@ func (f *workspaceFlags) check() error {
 	if f.from != "" && f.branch == "" {
 		return errdefs.Invalid("--from names where a new branch starts; pass --branch too")
 	}
-	if f.mode != api.WorkspaceShallow && f.mode != api.WorkspaceFullCopy {
-		return errdefs.Invalid("--mode %q must be %s or %s", f.mode, api.WorkspaceShallow, api.WorkspaceFullCopy)
+	if f.mode != api.WorkspaceShallow && f.mode != api.WorkspaceHistory && f.mode != api.WorkspaceFullCopy {
+		return errdefs.Invalid("--mode %q must be %s, %s or %s", f.mode, api.WorkspaceShallow, api.WorkspaceHistory, api.WorkspaceFullCopy)
 	}
 	return nil
 }
@@ -57,8 +57,10 @@ The default mode, shallow, sends git metadata holding only the HEAD commit
 (history of depth 1), the index, and the tracked and untracked non-ignored
 files exactly as they are in the work tree: uncommitted edits included,
 deleted files left out, so 'git status' in the guest says what it says here.
-Repositories with submodules need --mode full_copy, which copies the whole
-directory, .git with its history, submodules and ignored files included.
+--mode history does the same with the whole history of the current branch,
+for git log and blame in the guest. Repositories with submodules need
+--mode full_copy, which copies the whole directory, .git with its history,
+submodules and ignored files included.
 
 Running prepare again replaces the guest tree (it does not merge into it).
 --readonly makes the tree immutable in the guest, for root too.`,

@@ -40,6 +40,7 @@ type VMs interface {
 	VMStats(ctx context.Context, name string, history int) (api.VMStats, error)
 	Ports(ctx context.Context, vm string) ([]api.Port, error)
 	PrepareWorkspace(ctx context.Context, vm string, req api.WorkspacePrepareRequest, p progress.Func) (api.Workspace, error)
+	ExportWorkspace(ctx context.Context, vm string, req api.WorkspaceExportRequest, p progress.Func) (api.WorkspaceExport, error)
 	Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bridge, error)
 }
 

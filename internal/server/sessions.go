@@ -12,6 +12,7 @@ import (
 func (s *Server) workRoutes() {
 	h := s.mux.HandleFunc
 	h("POST /v1/vms/{name}/workspace", s.prepareWorkspace)
+	h("POST /v1/vms/{name}/workspace/export", s.exportWorkspace)
 	h("POST /v1/vms/{name}/exec", s.execBridge)
 	h("GET /v1/vms/{name}/sessions", s.listSessions)
 	h("POST /v1/vms/{name}/sessions", s.startSession)

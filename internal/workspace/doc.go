@@ -12,8 +12,16 @@
 //     uncommitted edits included, deleted files absent. 'git status' in
 //     the guest then says what it says on the host. Repositories with
 //     submodules are refused: their metadata cannot be made shallow here.
+//   - history: shallow mode with the whole history of HEAD (and of the
+//     --from commit) rather than depth 1, for log and blame in the guest.
 //   - full_copy: the repository directory as it is, .git with its whole
 //     history, submodules and ignored files included.
+//
+// Each mode records the commit the guest starts at (BaseMarker). The way
+// back is ExportScript: it bundles what the guest added on top of that
+// commit, uncommitted work included, without changing the guest's
+// checkout; Repo.ImportBundle fetches it into the host repository as a
+// branch.
 //
 // The tree lands in a fresh directory next to the target, which then
 // replaces the target (see FinalizeScript), so preparing twice replaces

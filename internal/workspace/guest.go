@@ -52,8 +52,21 @@ if [ -n "$branch" ]; then
 		exit 4
 	fi
 fi
+# mounted reports whether $1 is a mount point, from /proc/self/mountinfo
+# (whose 5th field escapes space, tab, newline and backslash as octal):
+# busybox images have no mountpoint, and a bind mount on the same
+# filesystem looks like any directory to stat.
+mounted() {
+	[ -r /proc/self/mountinfo ] || return 1
+	esc=$(printf '%s' "$1" | sed 's/\\/\\134/g; s/ /\\040/g; s/	/\\011/g')
+	while read -r _ _ _ _ mp _; do
+		if [ "$mp" = "$esc" ]; then return 0; fi
+	done < /proc/self/mountinfo
+	return 1
+}
 unlock() {
-	if mountpoint -q "$1" 2>/dev/null; then umount "$1"; fi
+	n=0
+	while mounted "$1" && [ $n -lt 16 ]; do umount "$1"; n=$((n + 1)); done
 	if command -v lsattr >/dev/null 2>&1 && lsattr -d "$1" 2>/dev/null | cut -d' ' -f1 | grep -q i; then
 		find "$1" ! -type l -exec chattr -i {} +
 	fi

@@ -127,3 +127,50 @@ func TestStagingPathIsASibling(t *testing.T) {
 		t.Error("two staging paths are equal")
 	}
 }
+
+// TestReadOnlyBindMountIsLiftedWithoutMountpoint runs prepare twice on a
+// guest like the busybox image: no chattr, lsattr or mountpoint. The
+// first falls back to a read-only bind mount, which the second must
+// find (in /proc/self/mountinfo) and lift. The path has a space, which
+// mountinfo escapes.
+func TestReadOnlyBindMountIsLiftedWithoutMountpoint(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: bind mounts in a private mount namespace")
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox not installed")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare not installed")
+	}
+	// A PATH with busybox's tools but not chattr, lsattr or mountpoint.
+	bin := t.TempDir()
+	for _, c := range []string{"sh", "mv", "rm", "mkdir", "dirname", "basename", "find", "mount", "umount", "sed", "cut", "grep", "ln", "cat", "touch"} {
+		if err := os.Symlink(bb, filepath.Join(bin, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRepo(t)
+	r.write("a.txt", "a\n", 0o644)
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "one")
+	target := filepath.Join(t.TempDir(), "ws dir", "repo")
+	one, two := extract(t, newPlan(t, Options{Path: r.dir})), extract(t, newPlan(t, Options{Path: r.dir}))
+	script := filepath.Join(t.TempDir(), "finalize.sh")
+	os.WriteFile(script, []byte(FinalizeScript), 0o644)
+	// Both prepares and the checks run in one private mount namespace,
+	// where the bind mount lives and dies.
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", filepath.Join(bin, "sh"), "-c", `set -e
+sh "$1" "$2" "$4" 1 "" ""
+if touch "$4/x" 2>/dev/null; then echo "first prepare left the tree writable"; exit 1; fi
+sh "$1" "$3" "$4" 0 "" ""
+touch "$4/x"
+echo ok`, "test", script, one, two, target)
+	cmd.Env = []string{"PATH=" + bin}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "readonly: bind mount") || !strings.HasSuffix(string(out), "ok\n") {
+		t.Fatalf("prepare --readonly, then prepare: %v\n%s", err, out)
+	}
+}

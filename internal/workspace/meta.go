@@ -19,17 +19,18 @@ import (
 const uploadPack = "git -c uploadpack.allowAnySHA1InWant=true -c pack.window=0 -c pack.compression=1 upload-pack"
 
 // shallowMeta builds, under scratch, a git directory that holds r's HEAD
-// commit (and the extra commits) with a history of depth 1, HEAD on the
+// commit (and the extra commits) with a history of depth 1 (shallow) or
+// their whole history (not shallow: ModeHistory), HEAD on the
 // same branch as the host, r's remotes and upstream configuration, its
 // info/exclude, and an index with the same entries as r's. It returns
 // the git directory's path.
-func shallowMeta(ctx context.Context, r Repo, scratch string, extra ...string) (string, error) {
+func shallowMeta(ctx context.Context, r Repo, scratch string, shallow bool, extra ...string) (string, error) {
 	work := filepath.Join(scratch, "work")
 	// An empty template: no sample hooks, no description.
 	if _, err := git(ctx, scratch, nil, "-c", "init.defaultBranch=main", "init", "-q", "--template=", work); err != nil {
 		return "", err
 	}
-	if err := fetchCommits(ctx, r, work, extra); err != nil {
+	if err := fetchCommits(ctx, r, work, shallow, extra); err != nil {
 		return "", err
 	}
 	if err := setHead(ctx, r, work); err != nil {
@@ -49,7 +50,7 @@ func shallowMeta(ctx context.Context, r Repo, scratch string, extra ...string) (
 	return gd, nil
 }
 
-func fetchCommits(ctx context.Context, r Repo, work string, extra []string) error {
+func fetchCommits(ctx context.Context, r Repo, work string, shallow bool, extra []string) error {
 	var want []string
 	for _, c := range append([]string{r.Head}, extra...) {
 		if c != "" && !slices.Contains(want, c) {
@@ -60,10 +61,13 @@ func fetchCommits(ctx context.Context, r Repo, work string, extra []string) erro
 		return nil // unborn branch: nothing to fetch
 	}
 	// No automatic gc or maintenance in the scratch repository.
-	args := append([]string{"-c", "gc.auto=0", "-c", "maintenance.auto=false",
-		"fetch", "-q", "--depth=1", "--no-tags", "--upload-pack=" + uploadPack, r.Root}, want...)
-	if _, err := git(ctx, work, nil, args...); err != nil {
-		return fmt.Errorf("fetching HEAD with depth 1: %w", err)
+	args := []string{"-c", "gc.auto=0", "-c", "maintenance.auto=false", "fetch", "-q", "--no-tags", "--upload-pack=" + uploadPack}
+	what := "HEAD with its history"
+	if shallow {
+		args, what = append(args, "--depth=1"), "HEAD with depth 1"
+	}
+	if _, err := git(ctx, work, nil, append(append(args, r.Root), want...)...); err != nil {
+		return fmt.Errorf("fetching %s: %w", what, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"banger/internal/errdefs"
@@ -14,6 +15,7 @@ import (
 // Modes.
 const (
 	ModeShallow  = "shallow"
+	ModeHistory  = "history"
 	ModeFullCopy = "full_copy"
 )
 
@@ -21,7 +23,7 @@ const (
 type Options struct {
 	// Path is a host path inside the git work tree.
 	Path string
-	// Mode is ModeShallow (also when empty) or ModeFullCopy.
+	// Mode is ModeShallow (also when empty), ModeHistory or ModeFullCopy.
 	Mode string
 	// From, when set, is a commit-ish the guest will create a branch from;
 	// shallow metadata then carries that commit too.
@@ -80,8 +82,8 @@ func NewPlan(ctx context.Context, opts Options) (*Plan, error) {
 	if mode == "" {
 		mode = ModeShallow
 	}
-	if mode != ModeShallow && mode != ModeFullCopy {
-		return nil, errdefs.Invalid("workspace mode %q is not one of %s, %s", opts.Mode, ModeShallow, ModeFullCopy)
+	if mode != ModeShallow && mode != ModeHistory && mode != ModeFullCopy {
+		return nil, errdefs.Invalid("workspace mode %q is not one of %s, %s, %s", opts.Mode, ModeShallow, ModeHistory, ModeFullCopy)
 	}
 	r, err := Open(ctx, opts.Path)
 	if err != nil {
@@ -129,7 +131,9 @@ func (p *Plan) fullCopy() ([]entry, error) {
 	if err == nil && !fi.IsDir() {
 		return nil, errdefs.Invalid("%s is a linked worktree or a submodule checkout (its .git is a file pointing elsewhere), which full_copy cannot carry; use --mode %s, or copy the main checkout", p.Repo.Root, ModeShallow)
 	}
-	return allEntries(p.Repo)
+	entries, err := allEntries(p.Repo)
+	// The guest's record of its base is written afresh (see WriteTar).
+	return slices.DeleteFunc(entries, func(e entry) bool { return e.name == ".git/"+BaseMarker }), err
 }
 
 func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
@@ -138,7 +142,7 @@ func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
 		return nil, err
 	}
 	if subs {
-		return nil, errdefs.Invalid("%s uses git submodules, which %s mode cannot carry; use --mode %s", p.Repo.Root, ModeShallow, ModeFullCopy)
+		return nil, errdefs.Invalid("%s uses git submodules, which %s mode cannot carry; use --mode %s", p.Repo.Root, p.Mode, ModeFullCopy)
 	}
 	p.scratch, err = os.MkdirTemp("", "banger-workspace-")
 	if err != nil {
@@ -152,9 +156,9 @@ func (p *Plan) shallow(ctx context.Context, guestGit bool) ([]entry, error) {
 	// work tree goes out; the stream carries .git last.
 	p.meta = make(chan metaResult, 1)
 	go func() {
-		gitDir, err := shallowMeta(ctx, p.Repo, p.scratch, extra...)
+		gitDir, err := shallowMeta(ctx, p.Repo, p.scratch, p.Mode == ModeShallow, extra...)
 		if err != nil {
-			err = fmt.Errorf("building shallow git metadata for %s: %w", p.Repo.Root, err)
+			err = fmt.Errorf("building %s git metadata for %s: %w", p.Mode, p.Repo.Root, err)
 		}
 		p.meta <- metaResult{gitDir, err}
 	}()
@@ -198,7 +202,7 @@ func (p *Plan) WriteTar(w io.Writer, onData func(int64)) error {
 	if err := tw.write(p.entries); err != nil {
 		return err
 	}
-	if p.Mode == ModeShallow {
+	if p.Mode != ModeFullCopy {
 		gitDir, err := p.waitMeta()
 		if err != nil {
 			return err
@@ -222,7 +226,21 @@ func (p *Plan) WriteTar(w io.Writer, onData func(int64)) error {
 			p.Entries++
 		}
 	}
+	if base := p.base(); base != "" {
+		if err := tw.writeFile(".git/"+BaseMarker, []byte(base+"\n")); err != nil {
+			return err
+		}
+		p.Entries++
+	}
 	return tw.close()
+}
+
+// base is the commit the guest's checkout starts at.
+func (p *Plan) base() string {
+	if p.From != "" {
+		return p.From
+	}
+	return p.Repo.Head
 }
 
 // Close removes the scratch directory (after the metadata build ended).

@@ -80,7 +80,7 @@ func copyMessage(plan *workspace.Plan, vm, dst string) string {
 	case plan.Checkout:
 		return fmt.Sprintf("sending %d changed files (%s) and the git objects to %s:%s, where git checks out the other %d",
 			plan.Files-plan.CheckedOut, bytesize.Format(plan.Bytes), vm, dst, plan.CheckedOut)
-	case plan.Mode == workspace.ModeShallow:
+	case plan.Mode != workspace.ModeFullCopy:
 		return fmt.Sprintf("sending %d files (%s) and the git metadata to %s:%s", plan.Files, bytesize.Format(plan.Bytes), vm, dst)
 	}
 	return fmt.Sprintf("sending %d files (%s) to %s:%s", plan.Files, bytesize.Format(plan.Bytes), vm, dst)
@@ -121,7 +121,7 @@ const untarScript = `mkdir -p "$1" && exec tar -x -z -f - -C "$1"`
 // than tar's (see docs/workspaces.md).
 func sendTree(ctx context.Context, cl *agentproto.Client, plan *workspace.Plan, dst string, compress bool, p progress.Func) (int64, error) {
 	total := plan.Bytes
-	if plan.Mode == workspace.ModeShallow {
+	if plan.Mode != workspace.ModeFullCopy {
 		total = 0 // the git metadata is still being built: its size is unknown
 	}
 	counter := progress.NewCounter(p, "copy", "files", total)
