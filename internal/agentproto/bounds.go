@@ -64,6 +64,7 @@ var replyLimits = map[string]int{
 	CallSessionAttach: smallReply,
 	CallSessionKill:   smallReply,
 	CallSessionRemove: smallReply,
+	CallDial:          smallReply,
 }
 
 // maxSessionReply fits one session with its argv at their bounds.

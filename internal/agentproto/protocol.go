@@ -16,7 +16,7 @@ import (
 
 // ProtocolVersion is the version this build speaks, "MAJOR.MINOR". Peers
 // with the same major interoperate; a minor bump only adds calls or fields.
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Where the agent lives and listens inside a guest.
 const (
@@ -59,6 +59,7 @@ const (
 	CallSessionStop   = "session_stop"
 	CallSessionKill   = "session_kill"
 	CallSessionRemove = "session_remove"
+	CallDial          = "dial" // since 1.1
 )
 
 // Header is the first line the host writes on a stream.

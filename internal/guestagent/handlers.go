@@ -31,6 +31,7 @@ func (s *Server) handlers() map[string]handler {
 		agentproto.CallSessionStop:   simple(s.sessions.stop),
 		agentproto.CallSessionKill:   simple(s.sessions.kill),
 		agentproto.CallSessionRemove: simple(s.sessions.remove),
+		agentproto.CallDial:          {stream: s.dial},
 	}
 }
 
