@@ -28,9 +28,8 @@ func (c *Client) Dial(ctx context.Context, port int) (*StreamConn, error) {
 	if port < 1 || port > 65535 {
 		return nil, errdefs.Invalid("guest port %d is out of range; use 1-65535", port)
 	}
-	if !minorAtLeast(c.peer.Protocol, dialMinor) {
-		return nil, errdefs.Unsupported("the guest agent speaks protocol %s, and forwarding ports needs 1.%d; "+
-			"rebuild the image or recreate the VM with this banger release's agent", c.peer.Protocol, dialMinor)
+	if err := c.CheckDial(); err != nil {
+		return nil, err
 	}
 	cl, err := c.open(ctx, CallDial, DialRequest{Port: port}, nil)
 	if err != nil {
@@ -49,3 +48,13 @@ func minorAtLeast(v string, m int) bool {
 }
 
 var _ net.Conn = (*StreamConn)(nil)
+
+// CheckDial reports whether the agent has the dial call, with an error
+// that says what to do when it has not.
+func (c *Client) CheckDial() error {
+	if !minorAtLeast(c.peer.Protocol, dialMinor) {
+		return errdefs.Unsupported("the guest agent speaks protocol %s, and forwarding ports needs 1.%d; "+
+			"rebuild the image or recreate the VM with this banger release's agent", c.peer.Protocol, dialMinor)
+	}
+	return nil
+}

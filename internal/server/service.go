@@ -16,6 +16,7 @@ type Service interface {
 	Images
 	Kernels
 	Sessions
+	Forwards
 }
 
 // Daemon is the daemon's own status and event log.
