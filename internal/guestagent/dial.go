@@ -15,8 +15,10 @@ import (
 )
 
 // dialTimeout bounds the connect to a guest port; the host's accepted
-// client waits meanwhile.
-const dialTimeout = 5 * time.Second
+// client waits meanwhile. It is generous: a busy service with a short
+// listen backlog (busybox httpd's is 9) drops SYNs, and the kernel's
+// retries come after 1, 3, 7, 15 and 31 seconds.
+const dialTimeout = 60 * time.Second
 
 // dial serves dial: it connects to a TCP port in the guest and relays
 // bytes between that connection and the stream until both sides are done

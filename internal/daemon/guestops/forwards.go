@@ -25,8 +25,9 @@ const (
 	// wait in the listener's backlog.
 	maxForwardConns = 512
 	// forwardDialTimeout bounds reaching the agent and the guest port for
-	// one accepted connection.
-	forwardDialTimeout = 15 * time.Second
+	// one accepted connection; longer than the agent's own connect
+	// timeout (60 s), so its error, which names the cause, comes first.
+	forwardDialTimeout = 75 * time.Second
 )
 
 // errForwardStopped ends forwards stopped on request.
