@@ -23,7 +23,7 @@ func TestForwardFigures(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerDebian("deb")
-	e.ok("vm", "create", "--name", "bench", "--image", "deb")
+	e.ok("vm", "create", "--name", "bench", "--image", "deb", "--cpus", "1") // one CPU: no SMP bring-up under emulation
 	ip := e.vm("bench").IP
 	// A source that sends the same random blob to every connection on the
 	// guest's loopback port 9000.
