@@ -335,3 +335,31 @@ func TestForwardRequestBounds(t *testing.T) {
 		t.Errorf("failed requests left forwards: %+v", fs)
 	}
 }
+
+// Closing the daemon ends its forwards, open connections included, and
+// waits for them: the port is free once Close returns.
+func TestForwardEndsWhenTheDaemonCloses(t *testing.T) {
+	w := newWorld(t)
+	w.create("dev")
+	f := detach(t, w, "dev", api.PortSpec{GuestPort: digestService(t)})
+	c, err := net.Dial("tcp", f.HostAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("open, never finished"))
+	waitFor(t, "the connection to be relayed", func() bool { return w.D.Forwards("dev")[0].Active == 1 })
+	w.restart()
+	if !portFree(f.HostPort) {
+		t.Errorf("host port %d still bound after the daemon closed", f.HostPort)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("the open connection outlived the daemon")
+		}
+	}
+	if fs := w.D.Forwards(""); len(fs) != 0 {
+		t.Errorf("a restarted daemon lists forwards %+v; they are not kept across restarts", fs)
+	}
+}
