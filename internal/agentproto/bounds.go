@@ -67,6 +67,7 @@ var replyLimits = map[string]int{
 	CallSetClock:      smallReply,
 	CallReseed:        smallReply,
 	CallReidentify:    maxHostKeys*maxHostKeyLen + 8<<10,
+	CallDial:          smallReply,
 }
 
 // maxSessionReply fits one session with its argv at their bounds.

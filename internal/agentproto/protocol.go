@@ -62,6 +62,7 @@ const (
 	CallSetClock      = "set_clock"  // since 1.1
 	CallReseed        = "reseed"     // since 1.1
 	CallReidentify    = "reidentify" // since 1.1
+	CallDial          = "dial"       // since 1.1
 )
 
 // Header is the first line the host writes on a stream.

@@ -238,6 +238,7 @@ type VM struct {
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	StoppedAt  time.Time `json:"stopped_at,omitempty"`
+	Forwards   []Forward `json:"forwards,omitempty"` // host ports forwarded to it (vm show)
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -309,6 +310,8 @@ type Port struct {
 	Port    int    `json:"port"`
 	PID     int    `json:"pid,omitempty"`
 	Process string `json:"process,omitempty"`
+	// Forwarded lists the host ports (127.0.0.1) forwarded to this port.
+	Forwarded []int `json:"forwarded,omitempty"`
 }
 
 // WebLogin is the address that logs a browser into the web UI (GET

@@ -130,8 +130,10 @@ func TestHostileTextIsEscaped(t *testing.T) {
 			kern := api.Kernel{Name: "k", Version: s, Arch: s, Description: s, Source: s, SHA256: s, CreatedAt: now}
 			ev := api.LogEntry{ID: 1, Time: now, Level: s, Subject: "vm/dev", Message: "could not copy auth files into vm dev: " + s}
 			fakeDaemon(t, map[string]any{
-				"/v1/daemon":             api.DaemonStatus{PID: 1, Version: "test"},
-				"/v1/vms/dev":            api.VM{Name: "dev", State: api.VMRunning, Image: s, LastError: "boot failed; console:\n" + s, CreatedAt: now},
+				"/v1/daemon": api.DaemonStatus{PID: 1, Version: "test"},
+				"/v1/vms/dev": api.VM{Name: "dev", State: api.VMRunning, Image: s, LastError: "boot failed; console:\n" + s, CreatedAt: now,
+					Forwards: []api.Forward{{VM: "dev", HostAddr: "127.0.0.1:9", HostPort: 9, GuestPort: 9, LastError: s}}},
+				"/v1/vms/dev/forwards":   []api.Forward{{VM: "dev", HostAddr: "127.0.0.1:9", HostPort: 9, GuestPort: 9, LastError: s}},
 				"/v1/vms/dev/stats":      api.VMStats{Name: "dev", State: api.VMRunning, Busy: s, Current: &api.StatsSample{Time: now, GuestError: s, VMMError: s}},
 				"/v1/vms/dev/ports":      ports,
 				"/v1/vms/dev/sessions":   []api.Session{sess},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -150,6 +151,11 @@ type runResult struct {
 	Bootstrap  *api.Session `json:"bootstrap,omitempty"`
 	// BootstrapError says why the bootstrap did not start (best effort).
 	BootstrapError string `json:"bootstrap_error,omitempty"`
+	// NameResolves says NAME.vm resolves on this host; when it does not,
+	// OpencodePort is the free host port the next steps forward to the
+	// guest's opencode service.
+	NameResolves bool `json:"name_resolves"`
+	OpencodePort int  `json:"opencode_port,omitempty"`
 }
 
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
@@ -170,6 +176,7 @@ func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult,
 		return runResult{}, fmt.Errorf("copying %s into vm %s: %w (the vm was deleted)", p.repo.Root, vm.Name, err)
 	}
 	res := runResult{VM: vm, Workspace: ws}
+	res.NameResolves, res.OpencodePort = opencodeRoute(ctx, vm.Name)
 	if im, err := cl.Image(ctx, vm.Image); err == nil {
 		res.ImageTools = im.Tools
 	}
@@ -201,8 +208,18 @@ func printNextSteps(w io.Writer, r runResult) {
 	dir := r.Workspace.GuestPath
 	has := func(tool string) bool { return r.ImageTools == nil || slices.Contains(r.ImageTools, tool) }
 	fmt.Fprintf(w, "\nnext:\n  banger vm ssh %s\n", n)
-	if has("opencode") {
+	switch {
+	case has("opencode") && r.NameResolves:
 		fmt.Fprintf(w, "  opencode attach http://%s.vm:4096 --dir %s\n  banger vm acp %s\n", n, dir, n)
+	case has("opencode"):
+		// No *.vm names on this host ('banger system setup' routes them):
+		// reach the service through the agent instead.
+		spec := strconv.Itoa(opencodeGuestPort)
+		if r.OpencodePort != opencodeGuestPort {
+			spec = strconv.Itoa(r.OpencodePort) + ":" + spec
+		}
+		fmt.Fprintf(w, "  banger vm forward %s %s --detach\n  opencode attach http://127.0.0.1:%d --dir %s\n  banger vm acp %s\n",
+			n, spec, r.OpencodePort, dir, n)
 	}
 	for _, tool := range []string{"claude", "pi"} {
 		if has(tool) {

@@ -160,9 +160,10 @@ func TestDetachKey(t *testing.T) {
 func TestRunPrintsNextSteps(t *testing.T) {
 	var out bytes.Buffer
 	printNextSteps(&out, runResult{
-		VM:        api.VM{Name: "app-1a2b", IP: "172.16.0.2"},
-		Workspace: api.Workspace{VM: "app-1a2b", GuestPath: "/root/repo", RepoPath: "/src/app", Mode: "shallow", Head: "0123456789abcdef", Branch: "main", Files: 3},
-		Bootstrap: &api.Session{Name: "bootstrap"},
+		VM:           api.VM{Name: "app-1a2b", IP: "172.16.0.2"},
+		Workspace:    api.Workspace{VM: "app-1a2b", GuestPath: "/root/repo", RepoPath: "/src/app", Mode: "shallow", Head: "0123456789abcdef", Branch: "main", Files: 3},
+		Bootstrap:    &api.Session{Name: "bootstrap"},
+		NameResolves: true,
 	})
 	for _, want := range []string{
 		"vm app-1a2b is running (ip 172.16.0.2)",
@@ -206,6 +207,33 @@ func TestRunNextStepsFollowTheImageTools(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("vm run output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// Without *.vm names on the host, opencode is reached through a forward.
+func TestRunNextStepsForwardWhenNamesDoNotResolve(t *testing.T) {
+	for _, tt := range []struct {
+		port int
+		want []string
+	}{
+		{4096, []string{"banger vm forward app-1a2b 4096 --detach\n", "opencode attach http://127.0.0.1:4096 --dir /root/repo\n"}},
+		{14096, []string{"banger vm forward app-1a2b 14096:4096 --detach\n", "opencode attach http://127.0.0.1:14096 --dir /root/repo\n"}},
+	} {
+		var out bytes.Buffer
+		printNextSteps(&out, runResult{
+			VM:           api.VM{Name: "app-1a2b", IP: "172.16.0.2"},
+			Workspace:    api.Workspace{VM: "app-1a2b", GuestPath: "/root/repo", RepoPath: "/src/app", Mode: "shallow", Head: "0123456789abcdef", Branch: "main", Files: 3},
+			OpencodePort: tt.port,
+		})
+		got := out.String()
+		if strings.Contains(got, ".vm:4096") {
+			t.Errorf("next steps use app-1a2b.vm though it does not resolve:\n%s", got)
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(got, want) {
+				t.Errorf("next steps lack %q:\n%s", want, got)
+			}
 		}
 	}
 }

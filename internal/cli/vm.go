@@ -20,7 +20,7 @@ func (a *app) vmCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
 		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
-		a.vmStatsCmd(), a.vmSetCmd(),
+		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(),
 		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd(), a.vmExecCmd(), a.vmCpCmd())
 	return cmd
 }
@@ -147,6 +147,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 			if v.LastError != "" {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
+			rows = append(rows, forwardRows(v.Forwards)...)
 			rows = append(rows, usageRows(cmd.Context(), cl, v)...)
 			if evs, err := cl.Events(cmd.Context(), "vm/"+v.Name, 0, 5); err == nil && len(evs) > 0 {
 				label := "events:"
@@ -285,15 +286,28 @@ func (a *app) vmPortsCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(a.stdout, ports)
 			}
-			rows := [][]string{{"PROTO", "ADDRESS", "PORT", "PROCESS"}}
+			rows := [][]string{{"PROTO", "ADDRESS", "PORT", "PROCESS", "FORWARDED FROM"}}
 			for _, p := range ports {
 				proc := p.Process
 				if p.PID > 0 {
 					proc = fmt.Sprintf("%s (%d)", p.Process, p.PID)
 				}
-				rows = append(rows, []string{p.Proto, p.Addr, strconv.Itoa(p.Port), orDash(proc)})
+				rows = append(rows, []string{p.Proto, p.Addr, strconv.Itoa(p.Port), orDash(proc), forwardedFrom(p.Forwarded)})
 			}
-			return table(a.stdout, rows)
+			if err := table(a.stdout, rows); err != nil {
+				return err
+			}
+			// Forwards to ports nothing listens on (yet).
+			fs, err := cl.Forwards(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			for _, f := range fs {
+				if !listed(ports, f) {
+					fmt.Fprintf(a.stdout, "%s is forwarded to port %d, where nothing listens\n", f.HostAddr, f.GuestPort)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -286,3 +286,12 @@ func (e *eventLog) Event(ctx context.Context, level, subject, msg string) {
 		e.log.Warn("recording event", "err", err)
 	}
 }
+
+// VM returns a VM with the host ports forwarded to it.
+func (d *Daemon) VM(ctx context.Context, name string) (api.VM, error) {
+	v, err := d.Manager.VM(ctx, name)
+	if err == nil {
+		v.Forwards = d.Ops.Forwards(name)
+	}
+	return v, err
+}

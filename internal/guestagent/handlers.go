@@ -34,6 +34,7 @@ func (s *Server) handlers() map[string]handler {
 		agentproto.CallSetClock:      simple(s.setClock),
 		agentproto.CallReseed:        simple(s.reseed),
 		agentproto.CallReidentify:    simple(s.reidentify),
+		agentproto.CallDial:          {stream: s.dial},
 	}
 }
 

@@ -89,6 +89,7 @@ func (s *Server) routes() {
 	h("POST /v1/kernels/{name}/pull", s.pullKernel)
 	h("DELETE /v1/kernels/{name}", s.removeKernel)
 	s.vmRoutes()
+	s.forwardRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()

@@ -17,6 +17,7 @@ type Service interface {
 	Kernels
 	Sessions
 	Copies
+	Forwards
 }
 
 // Daemon is the daemon's own status and event log.

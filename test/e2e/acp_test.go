@@ -82,4 +82,12 @@ func TestACPAndOpencodeService(t *testing.T) {
 		t.Errorf("GET http://oc.vm:4096/config = %d %q; want 200 and JSON (session log: %s)", status, body, e.ok("vm", "session", "logs", "oc", "opencode", "--stream", "stderr"))
 	}
 	t.Logf("GET http://oc.vm:4096/config: %d %s", status, truncateStr(body, 120))
+
+	// The same service through a forward on the host's loopback: no name,
+	// no route to the VM's address.
+	e.ok("vm", "forward", "oc", "4096", "--detach")
+	status, body = getInNS(t, e, "127.0.0.1:4096", "127.0.0.1:4096", "/config")
+	if status != http.StatusOK || !json.Valid([]byte(body)) {
+		t.Errorf("GET http://127.0.0.1:4096/config through vm forward = %d %q; want 200 and JSON", status, body)
+	}
 }

@@ -53,6 +53,8 @@ type Ops struct {
 	// tests replace it (before any call) to reach every path.
 	ProbeTools func(ctx context.Context, cl *agentproto.Client) Tools
 
+	fwd forwards // open port forwards; their goroutines count in bridges
+
 	execMu sync.Mutex
 	execs  map[string]int // open exec bridges (vm exec, vm acp) by VM
 }
@@ -84,5 +86,6 @@ func (g *Ops) Ports(ctx context.Context, vm string) ([]api.Port, error) {
 	for _, p := range ps {
 		out = append(out, api.Port{Proto: p.Proto, Addr: p.Addr, Port: p.Port, PID: p.PID, Process: p.Process})
 	}
+	g.markForwarded(vm, out)
 	return out, nil
 }
