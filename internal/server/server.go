@@ -73,6 +73,7 @@ func (s *Server) routes() {
 	h("POST /v1/kernels/{name}/pull", s.pullKernel)
 	h("DELETE /v1/kernels/{name}", s.removeKernel)
 	s.vmRoutes()
+	s.snapshotRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	h("/", func(w http.ResponseWriter, r *http.Request) {
