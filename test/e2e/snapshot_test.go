@@ -1,0 +1,121 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/vmm"
+)
+
+// TestPauseResumeWithAttachedSession: a pipe-mode session stays attached
+// across a pause; a line sent while the VM is paused is not answered
+// until it is resumed, then it is.
+func TestPauseResumeWithAttachedSession(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerBusybox("bb")
+	e.ok("vm", "create", "--name", "p", "--image", "bb", "--memory", "256", "--disk-size", "128M")
+	before := e.vm("p")
+	e.ok("vm", "session", "start", "p", "--name", "echo", "--stdin-mode", "pipe", "--", "sh", "-c", `while read -r l; do echo "out:$l"; done`)
+	a := e.start("vm", "session", "attach", "p", "echo")
+	a.send("one")
+	a.expect("out:one")
+
+	var v api.VM
+	if err := json.Unmarshal([]byte(e.ok("vm", "pause", "p", "--json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.State != api.VMPaused || v.PID != before.PID {
+		t.Fatalf("after vm pause: %+v; want paused in the same process", v)
+	}
+	a.send("two")
+	select {
+	case l, ok := <-a.lines:
+		t.Fatalf("the paused guest answered %q (open %v)", l, ok)
+	case <-time.After(3 * time.Second):
+	}
+	if _, stderr, code := e.run("vm", "session", "list", "p"); code == 0 || !strings.Contains(stderr, "vm resume p") {
+		t.Errorf("session list of a paused vm: exit %d, %q; want a refusal naming 'vm resume'", code, stderr)
+	}
+	if out := e.ok("vm", "resume", "p"); !strings.Contains(out, "running") {
+		t.Errorf("vm resume said %q", out)
+	}
+	a.expect("out:two")
+	a.send("three")
+	a.expect("out:three")
+	if s := e.session("p", "echo"); s.State != api.SessionRunning || !s.Attached {
+		t.Errorf("session after the resume = %+v; want running and attached", s)
+	}
+}
+
+// TestSuspendDaemonRestartStart: a counter started before 'vm stop
+// --suspend' counts on from where it was after a daemon restart and 'vm
+// start'; /root holds what was written before; the suspended VM held no
+// VMM process and no TAP.
+func TestSuspendDaemonRestartStart(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerBusybox("bb")
+	e.ok("vm", "create", "--name", "s", "--image", "bb", "--memory", "256", "--disk-size", "128M")
+	e.ssh("s", "echo kept > /root/marker")
+	e.ok("vm", "session", "start", "s", "--name", "counter", "--", "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 1; done`)
+	count := func() int {
+		n, _ := strconv.Atoi(strings.TrimSpace(e.ssh("s", "cat /tmp/count")))
+		return n
+	}
+	deadline := time.Now().Add(time.Minute)
+	for count() < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+	}
+	running := e.vm("s")
+	t0 := time.Now()
+	e.ok("vm", "stop", "s", "--suspend")
+	t.Logf("suspend of a %d MiB guest took %s", running.MemoryMiB, time.Since(t0).Round(100*time.Millisecond))
+	// The counter's last value before the suspend ended it is at most
+	// what it shows now plus the seconds the suspend took.
+	saved := e.vm("s")
+	if saved.State != api.VMSuspended || saved.PID != 0 || saved.TAP != "" || saved.StateBytes <= 0 {
+		t.Fatalf("after vm stop --suspend: %+v; want suspended, no process, no tap, a saved state", saved)
+	}
+	t.Logf("saved state: %d MiB on disk", saved.StateBytes>>20)
+	if vmm.Alive(running.PID, 0) {
+		t.Errorf("the suspended vm's VMM (pid %d) still runs", running.PID)
+	}
+	for _, a := range e.tapAssignments() {
+		if a.VM == "s" {
+			t.Errorf("the suspended vm still holds tap %s", a.Tap)
+		}
+	}
+
+	e.killDaemon()
+	e.startDaemon()
+	if v := e.vm("s"); v.State != api.VMSuspended {
+		t.Fatalf("after a daemon restart the vm is %s, want suspended", v.State)
+	}
+	t0 = time.Now()
+	e.ok("vm", "start", "s")
+	t.Logf("restore -> running: %s", time.Since(t0).Round(100*time.Millisecond))
+	if v := e.vm("s"); v.State != api.VMRunning || v.PID == running.PID || v.TAP == "" {
+		t.Fatalf("after vm start: %+v; want running in a new VMM process with a tap", v)
+	}
+	first := count()
+	if first < 5 {
+		t.Errorf("the counter reads %d after the restore; it started again instead of going on from 5 or more", first)
+	}
+	time.Sleep(3 * time.Second)
+	if n := count(); n <= first {
+		t.Errorf("the counter stays at %d after the restore", n)
+	}
+	if got := strings.TrimSpace(e.ssh("s", "cat /root/marker")); got != "kept" {
+		t.Errorf("/root/marker after the restore = %q, want kept", got)
+	}
+	if s := e.session("s", "counter"); s.State != api.SessionRunning {
+		t.Errorf("counter session after the restore = %+v; want running", s)
+	}
+}
