@@ -344,6 +344,32 @@ func TestSuspendFailureLeavesTheVMAsItWas(t *testing.T) {
 	}
 }
 
+func TestSuspendFailureOfAPausedVMLeavesItPaused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	vm := w.create("dev")
+	if _, err := w.D.PauseVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	w.Driver.Fail(vmmfake.StepKill, vmmfake.ErrInjected)
+	if _, err := w.D.SuspendVM(ctx, "dev", nil); err == nil || !strings.Contains(err.Error(), "paused as before") {
+		t.Fatalf("failed suspend: %v; want an error saying the vm is paused", err)
+	}
+	w.Driver.Fail(vmmfake.StepKill, nil)
+	if got, _ := w.D.VM(ctx, "dev"); got.State != api.VMPaused || !w.Driver.Paused(vm.PID) {
+		t.Errorf("after a failed suspend the vm is %s (driver paused %v); want paused", got.State, w.Driver.Paused(vm.PID))
+	}
+	if _, err := w.D.Agent(ctx, "dev"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Agent after a failed suspend of a paused vm: %v; want the paused refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(vm.Dir, vms.StateDir)); err == nil {
+		t.Error("a failed suspend kept its state")
+	}
+	if _, err := w.D.ResumeVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // editState rewrites the saved state's description.
 func editState(t *testing.T, dir string, edit func(*vmm.State)) {
 	t.Helper()

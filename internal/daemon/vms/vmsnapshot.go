@@ -196,10 +196,9 @@ func (m *Manager) SuspendVM(ctx context.Context, name string, p progress.Func) (
 			if err := snap.Resume(context.Background(), h); err != nil {
 				m.log.Warn("resuming vm after a failed suspend", "vm", name, "err", err)
 				was = api.VMPaused
-			} else {
-				m.setPaused(name, false)
 			}
 		}
+		m.setPaused(name, was == api.VMPaused)
 		row.State = was
 		m.saveVM(row)
 		return api.VM{}, fmt.Errorf("suspending vm %q: %w; it is %s as before", name, cause, was)
