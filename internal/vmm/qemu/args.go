@@ -13,21 +13,47 @@ const (
 	pidFile     = "qemu.pid"
 	qmpSocket   = "qmp.sock"
 	agentSocket = "agent.sock"
+	// ramID names the guest memory backend, and so the RAM block a
+	// migration stream carries: every VM has the same, whatever backs it,
+	// so a state saved from one backend loads into another.
+	ramID = "ram0"
 	// AgentPortName is the virtio-serial port the guest agent opens.
 	AgentPortName = "org.banger.agent"
 )
 
+// memBackend says what holds guest memory: anonymous memory when Path
+// is empty, else the file at Path, mapped shared (guest writes reach the
+// file) or private (copy on write: the file is never written).
+type memBackend struct {
+	Path  string
+	Share bool
+}
+
+func (m memBackend) object(sizeMiB int) string {
+	if m.Path == "" {
+		return fmt.Sprintf("memory-backend-ram,id=%s,size=%dM", ramID, sizeMiB)
+	}
+	share := "off"
+	if m.Share {
+		share = "on"
+	}
+	return fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=%s", ramID, sizeMiB, escape(m.Path), share)
+}
+
 // buildArgs is the qemu-system-x86_64 command line for spec: a microvm
 // machine, paused (-S) and daemonized so the VM outlives the daemon.
-func buildArgs(spec vmm.Spec, accel string, tscKHz int) []string {
+// Everything but paths, the TAP, the MAC and the runtime dir is the
+// device model a saved state is bound to (see deviceModel).
+func buildArgs(spec vmm.Spec, accel string, tscKHz int, mem memBackend) []string {
 	rt := spec.RuntimeDir
 	a := []string{
 		"-name", "banger-" + spec.Name + ",process=banger-" + spec.Name,
 		// ACPI stays on: Debian's stock kernels find virtio-mmio devices
 		// through it (they lack VIRTIO_MMIO_CMDLINE_DEVICES), and it gives
 		// the guest a power button for system_powerdown.
-		"-M", "microvm,x-option-roms=off,rtc=on",
+		"-M", "microvm,x-option-roms=off,rtc=on,memory-backend=" + ramID,
 		"-m", fmt.Sprint(spec.MemoryMiB),
+		"-object", mem.object(spec.MemoryMiB),
 		"-smp", fmt.Sprint(spec.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-no-reboot", "-S", "-daemonize",

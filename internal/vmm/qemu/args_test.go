@@ -35,7 +35,7 @@ func testSpec() vmm.Spec {
 }
 
 func TestBuildArgs(t *testing.T) {
-	args := buildArgs(testSpec(), "tcg", 2400000)
+	args := buildArgs(testSpec(), "tcg", 2400000, memBackend{})
 	for _, flag := range []string{"-no-reboot", "-S", "-daemonize", "-nodefaults", "-no-user-config"} {
 		if !slices.Contains(args, flag) {
 			t.Errorf("args lack %s: %q", flag, args)
@@ -99,7 +99,7 @@ func TestBuildArgsAccel(t *testing.T) {
 		{accel: "tcg", wantCPU: "max", tscKHz: 0, wantTSC: false}, // host frequency unknown
 	}
 	for _, tt := range tests {
-		args := buildArgs(testSpec(), tt.accel, tt.tscKHz)
+		args := buildArgs(testSpec(), tt.accel, tt.tscKHz, memBackend{})
 		if got := values(args, "-accel"); !slices.Equal(got, []string{tt.accel}) {
 			t.Errorf("%s: -accel = %q", tt.accel, got)
 		}
@@ -116,7 +116,7 @@ func TestBuildArgsAccel(t *testing.T) {
 func TestBuildArgsOptional(t *testing.T) {
 	spec := testSpec()
 	spec.Initrd, spec.Net = "", nil
-	args := buildArgs(spec, "kvm", 0)
+	args := buildArgs(spec, "kvm", 0, memBackend{})
 	for _, flag := range []string{"-initrd", "-netdev"} {
 		if got := values(args, flag); got != nil {
 			t.Errorf("%s = %q without one in the spec", flag, got)
@@ -138,7 +138,7 @@ func TestBuildArgsEscapesCommas(t *testing.T) {
 	spec.ConsoleLog = "/logs/c,d.log"
 	spec.Kernel = "/k,1/vmlinuz"
 	spec.Disks = []vmm.Disk{{ID: "rootfs", Path: "/disks/e,f.ext4", ReadOnly: true}}
-	args := buildArgs(spec, "kvm", 0)
+	args := buildArgs(spec, "kvm", 0, memBackend{})
 	want := map[string][]string{
 		"-qmp":     {"unix:/run/a,,b/qmp.sock,server=on,wait=off"},
 		"-pidfile": {"/run/a,b/qemu.pid"},

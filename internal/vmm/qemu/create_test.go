@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -22,11 +23,21 @@ import (
 // TestMain): its value is how the fake behaves.
 const fakeEnv = "BANGER_FAKE_QEMU"
 
+// fakeVersionLine is what the fake prints for --version.
+const fakeVersionLine = "QEMU emulator version 9.9.9 (fake 1)"
+
+// argsFile is where the fake records the command line it was given.
+const argsFile = "fake-args"
+
 // childPIDFile is where the fake records its daemonized child's pid for
 // the test; Create does not know of it and leaves it alone.
 const childPIDFile = "fake-child.pid"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(fakeEnv) != "" && len(os.Args) == 2 && os.Args[1] == "--version" {
+		fmt.Println(fakeVersionLine)
+		os.Exit(0)
+	}
 	switch mode := os.Getenv(fakeEnv); mode {
 	case "":
 		os.Exit(m.Run())
@@ -44,7 +55,10 @@ func TestMain(m *testing.M) {
 func fakeQEMU(mode string) {
 	pidPath := flagValue(os.Args[1:], "-pidfile")
 	rt := filepath.Dir(pidPath)
-	child := exec.Command(os.Args[0], "-pidfile", pidPath)
+	os.WriteFile(filepath.Join(rt, argsFile), []byte(strings.Join(os.Args[1:], "\x00")), 0o644)
+	// The child has QEMU's command line: SaveState reads the device
+	// model from it.
+	child := exec.Command(os.Args[0], os.Args[1:]...)
 	child.Env = append(os.Environ(), fakeEnv+"=vm")
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := child.Start(); err != nil {
@@ -85,9 +99,24 @@ func fakeVM() {
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
 			var msg struct {
-				Execute string `json:"execute"`
+				Execute   string         `json:"execute"`
+				Arguments map[string]any `json:"arguments"`
 			}
 			json.Unmarshal(sc.Bytes(), &msg)
+			switch msg.Execute {
+			case "query-migrate":
+				c.Write([]byte(`{"return": {"status": "completed"}}` + "\n"))
+				continue
+			case "query-version":
+				c.Write([]byte(`{"return": {"qemu": {"major": 9, "minor": 9, "micro": 9}, "package": "fake 1"}}` + "\n"))
+				continue
+			case "migrate":
+				// Run the exec: command as QEMU does, feeding it a stream.
+				uri := msg.Arguments["uri"].(string)
+				cmd := exec.Command("/bin/sh", "-c", strings.TrimPrefix(uri, "exec:"))
+				cmd.Stdin = strings.NewReader("fake migration stream")
+				cmd.Run()
+			}
 			c.Write([]byte(`{"return": {}}` + "\n"))
 			if msg.Execute == "quit" {
 				os.Exit(0)

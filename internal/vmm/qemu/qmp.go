@@ -98,3 +98,16 @@ func qmpDo(ctx context.Context, path, cmd string) (json.RawMessage, error) {
 	defer q.close()
 	return q.execute(cmd, nil)
 }
+
+// call runs one command with ctx's deadline, or 10 s when it has none.
+func (q *qmp) call(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(10 * time.Second)
+	}
+	q.conn.SetDeadline(dl)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return q.execute(cmd, args)
+}
