@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,6 +107,7 @@ func TestSuspendDaemonRestartStart(t *testing.T) {
 		t.Fatalf("after vm start: %+v; want running in a new VMM process with a tap", v)
 	}
 	first := count()
+	t.Logf("counter: at least %d before the suspend, %d right after the restore", 5, first)
 	if first < 5 {
 		t.Errorf("the counter reads %d after the restore; it started again instead of going on from 5 or more", first)
 	}
@@ -117,5 +120,40 @@ func TestSuspendDaemonRestartStart(t *testing.T) {
 	}
 	if s := e.session("s", "counter"); s.State != api.SessionRunning {
 		t.Errorf("counter session after the restore = %+v; want running", s)
+	}
+
+	// A state the driver refuses (written by another QEMU version) is
+	// never booted over: the error names the choice; --cold takes it.
+	e.ok("vm", "stop", "s", "--suspend")
+	meta := filepath.Join(e.vm("s").Dir, "state", "state.json")
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st vmm.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.VMMVersion = "6.2.0 (an older qemu)"
+	b, _ = json.Marshal(st)
+	if err := os.WriteFile(meta, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := e.run("vm", "start", "s")
+	if code == 0 || !strings.Contains(stderr, "6.2.0") || !strings.Contains(stderr, "vm start --cold s") {
+		t.Fatalf("start over a state of another qemu: exit %d, %q; want a refusal naming the version and --cold", code, stderr)
+	}
+	if v := e.vm("s"); v.State != api.VMSuspended || v.StateBytes <= 0 {
+		t.Fatalf("after the refused restore: %+v; want suspended with its state", v)
+	}
+	e.ok("vm", "start", "s", "--cold")
+	if v := e.vm("s"); v.State != api.VMRunning || v.StateBytes != 0 {
+		t.Fatalf("after vm start --cold: %+v; want running, no state", v)
+	}
+	if got := strings.TrimSpace(e.ssh("s", "cat /root/marker")); got != "kept" {
+		t.Errorf("/root/marker after the cold start = %q, want kept", got)
+	}
+	if out := e.ok("vm", "session", "list", "s"); strings.Contains(out, "running") {
+		t.Errorf("the cold-booted vm still runs the counter:\n%s", out)
 	}
 }
