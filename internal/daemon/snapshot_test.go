@@ -669,3 +669,36 @@ func TestAutoStopSparesAPausedVM(t *testing.T) {
 	}
 	waitState(t, w.D, "frozen", api.VMStopped)
 }
+
+// A suspended VM's saved memory holds its guest's address and gateway:
+// network settings changed under it are refused as under a running VM.
+func TestNetworkChangeRefusedUnderASuspendedVM(t *testing.T) {
+	w := newWorld(t)
+	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
+	w.restart()
+	ctx := context.Background()
+	addr := netip.MustParseAddr("172.16.0.9")
+	err := w.Store.Tx(ctx, func(tx *store.Tx) error {
+		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: api.VMSuspended, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
+		if err := tx.PutVM(ctx, v); err != nil {
+			return err
+		}
+		return tx.PutLease(ctx, store.Lease{VM: "dev", Addr: addr, MAC: network.MAC(addr).String()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.D.Close()
+	w.D = nil
+	w.Opts.Config.CIDR = netip.MustParsePrefix("172.17.0.0/24")
+	w.Opts.Config.BridgeIP = netip.MustParseAddr("172.17.0.1")
+	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
+	d, err := daemon.New(ctx, w.Opts)
+	if err == nil {
+		d.Close()
+		t.Fatal("the daemon accepted network settings changed under a suspended vm")
+	}
+	if !strings.Contains(err.Error(), "dev") {
+		t.Errorf("refusal %v does not name the suspended vm", err)
+	}
+}

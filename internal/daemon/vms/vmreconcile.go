@@ -100,12 +100,13 @@ func (m *Manager) adopted(ctx context.Context, r store.VM) {
 	m.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
 }
 
-// vmAlive reports, by name, whether a VM's process still runs.
+// vmAlive reports, by name, whether a VM's process still runs or its
+// saved memory (suspended) holds its guest's network settings.
 func (m *Manager) vmAlive(ctx context.Context) func(string) bool {
 	alive := map[string]bool{}
 	rows, _ := m.store.VMs(ctx)
 	for _, r := range rows {
-		if h := r.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
+		if h := r.Handle; r.State == api.VMSuspended || h != nil && vmm.Alive(h.PID, h.StartTime) {
 			alive[r.Name] = true
 		}
 	}
