@@ -234,8 +234,8 @@ func TestSuspendAndStartRestores(t *testing.T) {
 	if sus.State != api.VMSuspended || sus.PID != 0 || sus.TAP != "" || sus.StateBytes <= 0 {
 		t.Fatalf("suspended vm = %+v; want suspended, no process, no tap, its state's size", sus)
 	}
-	if !strings.Contains(strings.Join(steps, ","), "save") {
-		t.Errorf("suspend progress steps %v; want a save step", steps)
+	if got := strings.Join(steps, ","); !strings.Contains(got, "sync,pause,save") {
+		t.Errorf("suspend progress steps %v; want the guest synced, then paused and saved", steps)
 	}
 	if len(w.Driver.Live()) != 0 || vmm.Alive(vm.PID, 0) {
 		t.Error("a suspended vm still has its VMM process")

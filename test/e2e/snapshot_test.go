@@ -124,6 +124,9 @@ func TestSuspendDaemonRestartStart(t *testing.T) {
 
 	// A state the driver refuses (written by another QEMU version) is
 	// never booted over: the error names the choice; --cold takes it.
+	// Written just before the suspend, so still only in the guest's page
+	// cache unless the suspend has the guest sync first.
+	e.ssh("s", "echo late > /root/late")
 	e.ok("vm", "stop", "s", "--suspend")
 	meta := filepath.Join(e.vm("s").Dir, "state", "state.json")
 	b, err := os.ReadFile(meta)
@@ -152,6 +155,9 @@ func TestSuspendDaemonRestartStart(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.ssh("s", "cat /root/marker")); got != "kept" {
 		t.Errorf("/root/marker after the cold start = %q, want kept", got)
+	}
+	if got := strings.TrimSpace(e.ssh("s", "cat /root/late")); got != "late" {
+		t.Errorf("/root/late, written just before the suspend, after the cold start = %q; want late (the suspend syncs the guest)", got)
 	}
 	if out := e.ok("vm", "session", "list", "s"); strings.Contains(out, "running") {
 		t.Errorf("the cold-booted vm still runs the counter:\n%s", out)

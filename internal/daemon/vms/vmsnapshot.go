@@ -203,6 +203,13 @@ func (m *Manager) SuspendVM(ctx context.Context, name string, p progress.Func) (
 		m.saveVM(row)
 		return api.VM{}, fmt.Errorf("suspending vm %q: %w; it is %s as before", name, cause, was)
 	}
+	if was == api.VMRunning {
+		// The guest's unwritten file data would live only in the saved
+		// memory: flush it, so that a cold start (the user's choice when
+		// a state cannot be restored) loses none of what was written.
+		p.Step("sync", "flushing the guest's file writes to its disks")
+		m.syncGuest(ctx, name, h)
+	}
 	row.State = api.VMSuspending
 	if err := m.saveVM(row); err != nil {
 		return api.VM{}, err
@@ -238,6 +245,24 @@ func (m *Manager) SuspendVM(ctx context.Context, name string, p progress.Func) (
 	m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" suspended to disk (start it with 'banger vm start "+name+"')")
 	return m.VM(ctx, name)
 }
+
+// syncGuest asks the guest to write its dirty pages to its disks; a
+// guest that does not answer in time is suspended all the same (its
+// writes are in the saved memory).
+func (m *Manager) syncGuest(ctx context.Context, name string, h *vmm.Handle) {
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	cl, err := m.agentClient(sctx, name, h)
+	if err == nil {
+		_, err = cl.Output(sctx, []string{"sync"}, nil)
+	}
+	if err != nil {
+		m.log.Warn("syncing the guest before a suspend", "vm", name, "err", err)
+	}
+}
+
+// syncTimeout bounds the guest's sync before a suspend.
+const syncTimeout = 30 * time.Second
 
 // markSuspended records a VM whose state is saved and whose process h is
 // gone: it holds no TAP and no process.
