@@ -235,6 +235,7 @@ type VM struct {
 	HostKey    string    `json:"host_key,omitempty"` // pinned guest SSH host key (authorized_keys format)
 	KeepAlive  bool      `json:"keep_alive,omitempty"`
 	LastError  string    `json:"last_error,omitempty"`
+	StateBytes int64     `json:"state_bytes,omitempty"` // saved memory and device state on disk (suspended)
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	StoppedAt  time.Time `json:"stopped_at,omitempty"`

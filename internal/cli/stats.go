@@ -204,6 +204,8 @@ func metricsRows(m api.VMMMetrics) [][]string {
 func autoStopLine(st api.VMStats, now time.Time) string {
 	var parts []string
 	switch {
+	case st.State == api.VMPaused:
+		return "exempt while paused"
 	case st.State != api.VMRunning:
 		return "-"
 	case st.Busy != "":

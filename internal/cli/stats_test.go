@@ -19,6 +19,7 @@ func TestAutoStopLine(t *testing.T) {
 		want string
 	}{
 		{"stopped", api.VMStats{State: api.VMStopped}, "-"},
+		{"paused", api.VMStats{State: api.VMPaused}, "exempt while paused"},
 		{"busy", api.VMStats{State: api.VMRunning, Busy: "1 ssh connection"}, "in use (1 ssh connection)"},
 		{"idle", api.VMStats{State: api.VMRunning, IdleSince: &idle, AutoStopAt: &at}, "idle for 5m0s, stops in 55m0s"},
 		{"kept", api.VMStats{State: api.VMRunning, IdleSince: &idle, KeepAlive: true}, "idle for 5m0s, kept alive"},

@@ -20,7 +20,7 @@ func (a *app) vmCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
 		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
-		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(),
+		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(), a.vmPauseCmd(), a.vmResumeCmd(),
 		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd(), a.vmExecCmd(), a.vmCpCmd())
 	return cmd
 }
@@ -144,6 +144,9 @@ func (a *app) vmShowCmd() *cobra.Command {
 				{"dir:", v.Dir},
 				{"created:", ago(v.CreatedAt)},
 			}
+			if v.StateBytes > 0 {
+				rows = append(rows, []string{"saved state:", bytesize.Format(v.StateBytes) + " (memory and devices; 'banger vm start " + v.Name + "' resumes it)"})
+			}
 			if v.LastError != "" {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
@@ -164,9 +167,10 @@ func (a *app) vmShowCmd() *cobra.Command {
 }
 
 func (a *app) vmStartCmd() *cobra.Command {
-	return &cobra.Command{
+	var cold bool
+	cmd := &cobra.Command{
 		Use:   "start NAME",
-		Short: "Boot a stopped VM (its disks are kept)",
+		Short: "Boot a stopped VM (its disks are kept), or resume a suspended one",
 		Args:  exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := a.client(cmd.Context())
@@ -174,7 +178,11 @@ func (a *app) vmStartCmd() *cobra.Command {
 				return err
 			}
 			pv := newProgressView(a.stderr)
-			v, err := cl.StartVM(cmd.Context(), args[0], pv.Event)
+			start := cl.StartVM
+			if cold {
+				start = cl.StartVMCold
+			}
+			v, err := start(cmd.Context(), args[0], pv.Event)
 			pv.Close()
 			if err != nil {
 				return err
@@ -183,14 +191,20 @@ func (a *app) vmStartCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&cold, "cold", false, "boot fresh, discarding the memory a 'vm stop --suspend' saved (its processes end)")
+	return cmd
 }
 
 func (a *app) vmStopCmd() *cobra.Command {
-	return &cobra.Command{
+	var suspend, asJSON bool
+	cmd := &cobra.Command{
 		Use:   "stop NAME",
-		Short: "Shut a VM down gracefully (agent, then VMM, then kill, each with a timeout)",
+		Short: "Shut a VM down gracefully (agent, then VMM, then kill, each with a timeout), or suspend it to disk",
 		Args:  exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if suspend {
+				return a.suspendVM(cmd, args[0], asJSON)
+			}
 			cl, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -199,10 +213,12 @@ func (a *app) vmStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "vm %s is %s\n", v.Name, v.State)
-			return nil
+			return a.printVMState(v, asJSON, "")
 		},
 	}
+	cmd.Flags().BoolVar(&suspend, "suspend", false, "save the VM's memory to disk and end its process: 'vm start' resumes it with every process running")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the VM as JSON")
+	return cmd
 }
 
 func (a *app) vmRestartCmd() *cobra.Command {

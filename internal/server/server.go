@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/kernels/{name}", s.removeKernel)
 	s.vmRoutes()
 	s.forwardRoutes()
+	s.snapshotRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()

@@ -13,6 +13,7 @@ import (
 type Service interface {
 	Daemon
 	VMs
+	Snapshots
 	Images
 	Kernels
 	Sessions

@@ -50,7 +50,11 @@ func (s *Server) deleteVM(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) startVM(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	cold := cold(r)
 	stream(w, r, func(ctx context.Context, p progress.Func) (api.VM, error) {
+		if cold {
+			return s.d.StartVMCold(ctx, name, p)
+		}
 		return s.d.StartVM(ctx, name, p)
 	})
 }

@@ -24,15 +24,15 @@ type action struct {
 
 var actions = map[string]action{
 	"start": {
-		Verb: "start", From: []api.VMState{api.VMStopped, api.VMError},
-		Explain: "Boot the VM with its existing disks.",
+		Verb: "start", From: []api.VMState{api.VMStopped, api.VMError, api.VMSuspended},
+		Explain: "Boot the VM with its existing disks; a suspended VM resumes from its saved memory.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			_, err := s.d.StartVM(ctx, name, nil)
 			return err
 		},
 	},
 	"stop": {
-		Verb: "stop", From: []api.VMState{api.VMRunning},
+		Verb: "stop", From: []api.VMState{api.VMRunning, api.VMPaused},
 		Explain: "Shut the guest down gracefully (agent, then the VMM's power button, then signals). /root is kept.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			_, err := s.d.StopVM(ctx, name)
@@ -40,7 +40,7 @@ var actions = map[string]action{
 		},
 	},
 	"delete": {
-		Verb: "delete", From: []api.VMState{api.VMRunning, api.VMStopped, api.VMError},
+		Verb: "delete", From: []api.VMState{api.VMRunning, api.VMPaused, api.VMStopped, api.VMError, api.VMSuspended},
 		Explain: "Stop the VM if it runs and remove it with its disks, address and TAP. This cannot be undone.",
 		run: func(s *Server, ctx context.Context, name string) error {
 			return s.d.DeleteVM(ctx, name, false)

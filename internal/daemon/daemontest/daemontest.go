@@ -83,6 +83,7 @@ func New(t *testing.T, mut func(*daemon.Options)) *World {
 		for _, h := range w.Driver.Live() {
 			syscall.Kill(h.PID, syscall.SIGKILL)
 		}
+		w.Driver.Discard()
 	})
 	w.RegisterImage(t, "default")
 	return w

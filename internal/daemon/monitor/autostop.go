@@ -103,7 +103,8 @@ func (b *statsBook) stopFailed(name string) {
 // autoStop stops the VM in the background, recording why.
 func (m *Monitor) autoStop(ctx context.Context, name string, idle time.Duration) {
 	// The user may have said keep-alive since this round's sample.
-	if r, err := m.vms.Row(ctx, name); err != nil || r.KeepAlive {
+	// It may have been paused or stopped since too.
+	if r, err := m.vms.Row(ctx, name); err != nil || r.KeepAlive || r.State != api.VMRunning {
 		m.stats.stopFailed(name)
 		return
 	}

@@ -192,6 +192,7 @@ type running struct {
 	handle *vmm.Handle
 	agent  *agentproto.Client
 	cancel context.CancelFunc // stops the exit watcher
+	paused bool               // its vCPUs are frozen: nothing answers
 }
 
 // adoptAgent installs cl as the agent connection of the VM whose VMM is
@@ -225,10 +226,14 @@ func (m *Manager) adoptAgent(name string, h *vmm.Handle, cl *agentproto.Client) 
 func (m *Manager) Agent(ctx context.Context, name string) (*agentproto.Client, error) {
 	m.liveMu.Lock()
 	var h *vmm.Handle
+	paused := false
 	if r := m.live[name]; r != nil {
-		h = r.handle
+		h, paused = r.handle, r.paused
 	}
 	m.liveMu.Unlock()
+	if paused {
+		return nil, errdefs.Conflict("vm %q is paused; resume it with 'banger vm resume %s'", name, name)
+	}
 	if h == nil || m.stopping(name) {
 		row, err := m.Row(ctx, name)
 		if err != nil {

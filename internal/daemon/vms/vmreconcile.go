@@ -20,6 +20,9 @@ func (m *Manager) reconcileVMs(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		h := r.Handle
+		if m.reconcileSnapshot(ctx, r) {
+			continue
+		}
 		if r.State == api.VMCreating {
 			m.log.Warn("removing vm left half-created by a crash", "vm", r.Name)
 			if _, err := m.endVMProcess(ctx, r, h, "of its interrupted boot"); err != nil {
@@ -88,20 +91,22 @@ func (m *Manager) endVMProcess(ctx context.Context, r store.VM, h *vmm.Handle, w
 // adopted takes a live VM back under management.
 func (m *Manager) adopted(ctx context.Context, r store.VM) {
 	h := r.Handle
-	if r.State != api.VMRunning {
+	if r.State != api.VMRunning && r.State != api.VMPaused {
 		r.State = api.VMRunning
 		m.saveVM(r)
 	}
 	m.watch(r)
+	m.setPaused(r.Name, r.State == api.VMPaused)
 	m.log.Info("re-adopted running vm", "vm", r.Name, "pid", h.PID)
 }
 
-// vmAlive reports, by name, whether a VM's process still runs.
+// vmAlive reports, by name, whether a VM's process still runs or its
+// saved memory (suspended) holds its guest's network settings.
 func (m *Manager) vmAlive(ctx context.Context) func(string) bool {
 	alive := map[string]bool{}
 	rows, _ := m.store.VMs(ctx)
 	for _, r := range rows {
-		if h := r.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
+		if h := r.Handle; r.State == api.VMSuspended || h != nil && vmm.Alive(h.PID, h.StartTime) {
 			alive[r.Name] = true
 		}
 	}

@@ -69,6 +69,9 @@ func toAPI(r store.VM, addr netip.Addr) api.VM {
 	if addr.IsValid() {
 		v.IP, v.MAC = addr.String(), network.MAC(addr).String()
 	}
+	if v.State == api.VMSuspended {
+		v.StateBytes = stateBytes(r.Dir)
+	}
 	return v
 }
 

@@ -50,8 +50,18 @@ func (m *Manager) markStopped(name string, h *vmm.Handle, lastErr string) bool {
 	return changed
 }
 
-// StartVM boots a stopped VM with its existing disks.
+// StartVM boots a stopped VM with its existing disks, or restores a
+// suspended one from its saved state (never booting over that state).
 func (m *Manager) StartVM(ctx context.Context, name string, p progress.Func) (api.VM, error) {
+	return m.startVM(ctx, name, p, false)
+}
+
+// StartVMCold boots a VM fresh, discarding the state a suspend saved.
+func (m *Manager) StartVMCold(ctx context.Context, name string, p progress.Func) (api.VM, error) {
+	return m.startVM(ctx, name, p, true)
+}
+
+func (m *Manager) startVM(ctx context.Context, name string, p progress.Func, cold bool) (api.VM, error) {
 	release, err := m.claim(name, opStart)
 	if err != nil {
 		return api.VM{}, err
@@ -62,6 +72,9 @@ func (m *Manager) StartVM(ctx context.Context, name string, p progress.Func) (ap
 		return api.VM{}, err
 	}
 	if h := row.Handle; h != nil && vmm.Alive(h.PID, h.StartTime) {
+		if row.State == api.VMPaused {
+			return api.VM{}, errdefs.Conflict("vm %q is paused; resume it with 'banger vm resume %s'", name, name)
+		}
 		return api.VM{}, errdefs.Conflict("vm %q is already running", name)
 	}
 	im, err := m.images.Bootable(ctx, row.Image)
@@ -70,6 +83,19 @@ func (m *Manager) StartVM(ctx context.Context, name string, p progress.Func) (ap
 	}
 	if err != nil {
 		return api.VM{}, err
+	}
+	if hasState(row) {
+		if !cold {
+			if err := m.restoreVM(ctx, row, im, p); err != nil {
+				return api.VM{}, err
+			}
+			m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" resumed from its saved state")
+			return m.VM(ctx, name)
+		}
+		if err := discardState(row); err != nil {
+			return api.VM{}, err
+		}
+		m.events.Event(ctx, "info", "vm/"+name, "vm "+name+": its saved state was discarded for a cold boot")
 	}
 	if err := m.boot(ctx, &row, im, p, false); err != nil {
 		return api.VM{}, err
@@ -112,6 +138,15 @@ func (m *Manager) StopVM(ctx context.Context, name string) (api.VM, error) {
 func (m *Manager) shutdown(ctx context.Context, row *store.VM, h *vmm.Handle) error {
 	ctx = context.WithoutCancel(ctx)
 	t := m.stopTimeouts
+	if row.State == api.VMPaused {
+		// A frozen guest cannot hear its agent's shutdown: thaw it first.
+		if snap, ok := m.driver.(vmm.Snapshotter); ok {
+			if err := snap.Resume(ctx, h); err != nil {
+				m.log.Warn("resuming a paused vm to stop it", "vm", row.Name, "err", err)
+			}
+		}
+		m.setPaused(row.Name, false)
+	}
 	row.State = api.VMStopping
 	m.saveVM(*row)
 	// The guest first: it syncs and unmounts its disks. After a daemon

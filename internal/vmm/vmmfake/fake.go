@@ -32,6 +32,10 @@ const (
 	StepAdopt    = "adopt"     // Adopt fails although the process lives
 	StepGuestOff = "guest-off" // the guest ignores its agent's shutdown
 	StepStop     = "stop"      // the guest ignores the VMM's power button
+	StepPause    = "pause"     // Pause fails
+	StepResume   = "resume"    // Resume fails
+	StepSave     = "save"      // SaveState fails after writing part of the state
+	StepRestore  = "restore"   // Restore fails
 )
 
 // Driver is the fake driver. The zero value is not usable; call New.
@@ -41,7 +45,14 @@ type Driver struct {
 	mu    sync.Mutex
 	fail  map[string]error
 	srvs  map[int]*guestagent.Server
-	boots int
+	roots map[int]string // guest state directory by VMM pid, when not dir/<pid>
+	// gates pause the agent connections of a VMM (by pid); saved and
+	// frozen hold the guests whose state was saved (snapshot.go).
+	gates  map[int]*gate
+	saved  map[int]string
+	frozen map[string]*frozenGuest
+	specs  map[int]vmm.Spec
+	boots  int
 	// agentOffs counts guests powered off by their agent's shutdown call.
 	agentOffs int
 	released  map[int]bool // pids whose VMM files were released
@@ -91,12 +102,15 @@ func (d *Driver) ServeAgent(s AgentServer) {
 
 // New returns a driver keeping guest state under dir.
 func New(dir string) *Driver {
-	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guestagent.Server{}}
+	return &Driver{dir: dir, fail: map[string]error{}, srvs: map[int]*guestagent.Server{},
+		roots: map[int]string{}, gates: map[int]*gate{}, saved: map[int]string{}, frozen: map[string]*frozenGuest{},
+		specs: map[int]vmm.Spec{}}
 }
 
 var (
-	_ vmm.Driver   = (*Driver)(nil)
-	_ vmm.Releaser = (*Driver)(nil)
+	_ vmm.Driver      = (*Driver)(nil)
+	_ vmm.Releaser    = (*Driver)(nil)
+	_ vmm.Snapshotter = (*Driver)(nil)
 )
 
 // Fail makes step fail with err from now on (nil clears it).
@@ -183,6 +197,11 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	if err := d.writeConsole(spec.ConsoleLog); err != nil {
 		return nil, err
 	}
+	return d.startProcess(spec)
+}
+
+// startProcess starts the stand-in VMM process for spec.
+func (d *Driver) startProcess(spec vmm.Spec) (*vmm.Handle, error) {
 	cmd := exec.Command("sleep", "3600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -194,11 +213,13 @@ func (d *Driver) Create(ctx context.Context, spec vmm.Spec) (*vmm.Handle, error)
 	}()
 	st, err := vmm.ProcStartTime(cmd.Process.Pid)
 	if err != nil {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 		return nil, err
 	}
 	h := &vmm.Handle{Driver: "fake", PID: cmd.Process.Pid, StartTime: st, RuntimeDir: spec.RuntimeDir}
 	d.mu.Lock()
 	d.handles = append(d.handles, h)
+	d.specs[h.PID] = spec
 	d.mu.Unlock()
 	return h, nil
 }
@@ -251,7 +272,8 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 	d.mu.Lock()
 	serve := d.agentSrv
 	d.mu.Unlock()
-	host, guestEnd := net.Pipe()
+	host, pipeEnd := net.Pipe()
+	guestEnd := d.gated(h.PID, pipeEnd)
 	if serve != nil {
 		go serve(context.Background(), srv, guestEnd)
 	} else {
@@ -267,7 +289,7 @@ func (d *Driver) server(h *vmm.Handle) (*guestagent.Server, error) {
 	if s := d.srvs[h.PID]; s != nil {
 		return s, nil
 	}
-	root := filepath.Join(d.dir, fmt.Sprint(h.PID))
+	root := d.rootOfLocked(h.PID)
 	s, err := guestagent.New(guestagent.Config{
 		Paths: guestagent.Paths{
 			StateDir: filepath.Join(root, "state"), ConfigDir: filepath.Join(root, "etc"),
@@ -299,20 +321,56 @@ var ErrInjected = errors.New("injected failure")
 // guestDied ends what the in-process guest of the VMM pid still runs, as a
 // real guest's processes end with its VM: the process groups of its
 // running sessions.
+//
+// A guest whose state was saved (SaveState) does not die with its VMM:
+// its agent and its frozen processes are kept as the saved memory, for
+// Restore.
 func (d *Driver) guestDied(pid int) {
 	d.mu.Lock()
 	srv := d.srvs[pid]
+	root := d.rootOfLocked(pid)
 	delete(d.srvs, pid)
+	delete(d.roots, pid)
+	if g := d.gates[pid]; g != nil {
+		g.close()
+		delete(d.gates, pid)
+	}
+	delete(d.specs, pid)
+	token, saved := d.saved[pid]
+	delete(d.saved, pid)
+	if f := d.frozen[token]; saved && f != nil {
+		d.mu.Unlock()
+		return
+	}
 	d.mu.Unlock()
 	if srv != nil {
 		srv.Close()
 	}
-	metas, _ := filepath.Glob(filepath.Join(d.dir, fmt.Sprint(pid), "state", "sessions", "*", "meta.json"))
+	signalSessions(root, syscall.SIGKILL)
+}
+
+// signalSessions sends sig to the process groups of the running sessions
+// of the guest whose state is under root.
+func signalSessions(root string, sig syscall.Signal) {
+	metas, _ := filepath.Glob(filepath.Join(root, "state", "sessions", "*", "meta.json"))
 	for _, m := range metas {
 		b, err := os.ReadFile(m)
 		var ss agentproto.Session
 		if err == nil && json.Unmarshal(b, &ss) == nil && ss.State == agentproto.SessionRunning && ss.PID > 0 {
-			syscall.Kill(-ss.PID, syscall.SIGKILL)
+			syscall.Kill(-ss.PID, sig)
 		}
 	}
+}
+
+func (d *Driver) rootOf(pid int) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rootOfLocked(pid)
+}
+
+func (d *Driver) rootOfLocked(pid int) string {
+	if r, ok := d.roots[pid]; ok {
+		return r
+	}
+	return filepath.Join(d.dir, fmt.Sprint(pid))
 }
