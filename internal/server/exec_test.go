@@ -77,29 +77,47 @@ func TestExecStatusStdioAndTTY(t *testing.T) {
 	conn.Close()
 
 	// A signal goes to the whole process group, as Ctrl-C on a terminal.
-	conn, err = cl.Exec(ctx, "dev", api.ExecRequest{Argv: []string{"sh", "-c", "sleep 600 & echo $!; wait"}})
+	// A signal reaches the command's whole process group: the shell's
+	// foreground child dies with it. (A shell's background jobs ignore
+	// SIGINT, as on any non-interactive shell, so the child runs in the
+	// foreground here.)
+	conn, err = cl.Exec(ctx, "dev", api.ExecRequest{Argv: []string{"sh", "-c", "echo $$; sleep 600"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
 	ends := make(chan stdiomux.End, 1)
 	go func() { end, _ := conn.Output(pw, io.Discard); pw.Close(); ends <- end }()
-	var pid string
-	fmt.Fscan(pr, &pid)
-	conn.Signal("INT")
+	var shPID string
+	fmt.Fscan(pr, &shPID)
 	go io.Copy(io.Discard, pr)
-	if end := <-ends; end.Exit == nil || end.Exit.Signal != "INT" {
-		t.Errorf("after SIGINT: %+v; want killed by INT", end)
+	var pid string
+	for deadline := time.Now().Add(30 * time.Second); pid == ""; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile("/proc/" + shPID + "/task/" + shPID + "/children")
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			pid = f[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the shell %s started no child", shPID)
+		}
+	}
+	conn.Signal("INT")
+	select {
+	case end := <-ends:
+		if end.Exit == nil || end.Exit.Signal != "INT" {
+			t.Errorf("after SIGINT: %+v; want killed by INT", end)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the command did not end after a SIGINT to its group (the shell waits for its child)")
 	}
 	conn.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, err := os.ReadFile("/proc/" + pid + "/stat")
 		if err != nil || strings.Fields(string(b))[2] == "Z" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the background child %s outlived a SIGINT to its group", pid)
+			t.Fatalf("the shell's child %s outlived a SIGINT to its group", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
