@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,18 +53,11 @@ func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progr
 	if err != nil {
 		return err
 	}
+	addr, err := m.attachNetwork(ctx, row, &spec, &undo)
+	if err != nil {
+		return err
+	}
 	if m.net != nil {
-		tap, err := m.net.AcquireTAP(ctx, row.Name)
-		if err != nil {
-			return err
-		}
-		undo.push(func() { m.net.ReleaseTAP(context.Background(), row.Name) })
-		addr, mac, err := m.net.Allocate(ctx, row.Name)
-		if err != nil {
-			return err
-		}
-		row.TAP = tap
-		spec.Net = &vmm.Net{TAP: tap, MAC: mac}
 		spec.Cmdline += " " + strings.Join(m.net.KernelArgs(addr), " ")
 	}
 	how := m.driver.Name()
@@ -123,6 +117,27 @@ func (m *Manager) boot(ctx context.Context, row *store.VM, im api.Image, p progr
 		return err
 	}
 	return nil
+}
+
+// attachNetwork gives the VM a TAP (given back by undo) and puts it with
+// the MAC of the VM's address into spec; it returns the address. Without
+// a network it does nothing.
+func (m *Manager) attachNetwork(ctx context.Context, row *store.VM, spec *vmm.Spec, undo *undoStack) (netip.Addr, error) {
+	if m.net == nil {
+		return netip.Addr{}, nil
+	}
+	tap, err := m.net.AcquireTAP(ctx, row.Name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	undo.push(func() { m.net.ReleaseTAP(context.Background(), row.Name) })
+	addr, mac, err := m.net.Allocate(ctx, row.Name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	row.TAP = tap
+	spec.Net = &vmm.Net{TAP: tap, MAC: mac}
+	return addr, nil
 }
 
 // vmSpec builds the driver spec: disks, kernel, and a command line that

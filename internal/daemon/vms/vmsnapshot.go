@@ -446,18 +446,8 @@ func (m *Manager) restoreVM(ctx context.Context, row store.VM, im api.Image, p p
 	if err != nil {
 		return err
 	}
-	if m.net != nil {
-		tap, err := m.net.AcquireTAP(ctx, row.Name)
-		if err != nil {
-			return err
-		}
-		undo.push(func() { m.net.ReleaseTAP(context.Background(), row.Name) })
-		_, mac, err := m.net.Allocate(ctx, row.Name)
-		if err != nil {
-			return err
-		}
-		row.TAP = tap
-		spec.Net = &vmm.Net{TAP: tap, MAC: mac}
+	if _, err := m.attachNetwork(ctx, &row, &spec, &undo); err != nil {
+		return err
 	}
 	row.State = api.VMRestoring
 	if err := m.saveVM(row); err != nil {
