@@ -1,6 +1,7 @@
 package network
 
 import (
+	"banger/internal/fsutil"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,11 +154,7 @@ func (s *System) writeRecord(r Record, ns Namespace, old *storedRecord) (bool, e
 	if err := os.MkdirAll(s.stateDir, 0o755); err != nil {
 		return false, fmt.Errorf("creating %s: %w", s.stateDir, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return false, fmt.Errorf("writing setup record: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
 		return false, fmt.Errorf("writing setup record: %w", err)
 	}
 	if old != nil && old.path != path {

@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"banger/internal/fsutil"
 	"bufio"
 	"bytes"
 	"fmt"
@@ -98,11 +99,7 @@ func (k *KnownHosts) writeConfig(knownHosts []byte) error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 // Host is a pinned VM: its name under .vm and its address.
