@@ -2,13 +2,10 @@ package server
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"banger/internal/client"
-	"banger/internal/daemon/daemontest"
 	"banger/internal/imagebuild"
 )
 
@@ -16,16 +13,8 @@ import (
 // over the real socket: the build step of an image that is gone is
 // removed, the one of the registered image stays.
 func TestPruneRoute(t *testing.T) {
-	w := daemontest.New(t, nil)
-	sock, err := Listen(w.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(w.D, slog.New(slog.DiscardHandler), cancel).Serve(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done; sock.Close() })
-	cl := client.New(w.Layout.SocketPath)
+	w, cl := serve(t)
+	ctx := context.Background()
 
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, imagebuild.RootfsFile), []byte("rootfs"), 0o600)

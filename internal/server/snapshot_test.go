@@ -3,13 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 
 	"banger/internal/api"
-	"banger/internal/client"
-	"banger/internal/daemon/daemontest"
 	"banger/internal/errdefs"
 )
 
@@ -17,16 +14,8 @@ import (
 // stream) and the cold start through the typed client over the real
 // socket, on the fake VMM.
 func TestSnapshotRoutes(t *testing.T) {
-	w := daemontest.New(t, nil)
-	sock, err := Listen(w.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(w.D, slog.New(slog.DiscardHandler), cancel).Serve(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done; sock.Close() })
-	cl := client.New(w.Layout.SocketPath)
+	w, cl := serve(t)
+	ctx := context.Background()
 	w.CreateVM(t, "dev")
 
 	if v, err := cl.PauseVM(ctx, "dev"); err != nil || v.State != api.VMPaused {

@@ -3,28 +3,17 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 
 	"banger/internal/api"
-	"banger/internal/client"
-	"banger/internal/daemon/daemontest"
 	"banger/internal/errdefs"
 )
 
 // TestStatsAndUpdateRoutes drives GET /v1/vms/{name}/stats and PATCH
 // /v1/vms/{name} through the typed client over the real socket.
 func TestStatsAndUpdateRoutes(t *testing.T) {
-	w := daemontest.New(t, nil)
-	sock, err := Listen(w.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(w.D, slog.New(slog.DiscardHandler), cancel).Serve(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done; sock.Close() })
-	cl := client.New(w.Layout.SocketPath)
+	w, cl := serve(t)
+	ctx := context.Background()
 	w.CreateVM(t, "dev")
 
 	st, err := cl.VMStats(ctx, "dev", -1)
