@@ -1,6 +1,7 @@
 package guestagent
 
 import (
+	"banger/internal/tarcopy"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -136,16 +137,16 @@ func TestSmallParsers(t *testing.T) {
 		t.Error("parseSignal accepted BOGUS")
 	}
 	for in, ok := range map[string]bool{"a/b": true, "./a": true, "a/../b": false, "/a": false, "..": false} {
-		if _, err := confinedName(in); (err == nil) != ok {
-			t.Errorf("confinedName(%q) = %v, want ok=%v", in, err, ok)
+		if _, err := tarcopy.CleanName(in); (err == nil) != ok {
+			t.Errorf("tarcopy.CleanName(%q) = %v, want ok=%v", in, err, ok)
 		}
 	}
 	for _, tt := range []struct {
 		name, target string
 		ok           bool
 	}{{"a/l", "../b", true}, {"a/l", "../../b", false}, {"l", "/etc", false}, {"l", "x/../../y", false}, {"a/b/l", "../../c", true}} {
-		if err := confinedLink(tt.name, tt.target); (err == nil) != tt.ok {
-			t.Errorf("confinedLink(%q, %q) = %v, want ok=%v", tt.name, tt.target, err, tt.ok)
+		if err := tarcopy.CheckLink(tt.name, tt.target); (err == nil) != tt.ok {
+			t.Errorf("tarcopy.CheckLink(%q, %q) = %v, want ok=%v", tt.name, tt.target, err, tt.ok)
 		}
 	}
 	env := processEnv(account{Name: "u", Home: "/home/u", Shell: "/bin/sh"}, "xterm", []string{"PATH=/opt/bin", "X=1=2", "bad"})

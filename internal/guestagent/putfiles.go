@@ -17,6 +17,7 @@ import (
 
 	"banger/internal/agentproto"
 	"banger/internal/errdefs"
+	"banger/internal/tarcopy"
 )
 
 // putFiles writes credential files under Paths.Home. Every path is checked
@@ -62,7 +63,7 @@ func homeRelative(home, p string) (string, error) {
 		}
 		p = rel
 	}
-	name, err := confinedName(filepath.ToSlash(p))
+	name, err := tarcopy.CleanName(filepath.ToSlash(p))
 	if err != nil || name == "" {
 		return "", errdefs.Invalid("put_files path %q is outside %s or not a file", p, home)
 	}

@@ -9,47 +9,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"banger/internal/agentproto"
 	"banger/internal/errdefs"
+	"banger/internal/tarcopy"
 )
 
-// confinedName cleans a tar entry name and refuses names that would leave
-// the extraction root. "" means the root itself.
-func confinedName(name string) (string, error) {
-	if strings.HasPrefix(name, "/") || filepath.VolumeName(name) != "" {
-		return "", errdefs.Invalid("refusing tar entry %q: absolute path", name)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", errdefs.Invalid("refusing tar entry %q: \"..\" would leave the target directory", name)
-		}
-	}
-	clean := path.Clean(name)
-	if clean == "." {
-		return "", nil
-	}
-	return clean, nil
-}
-
-// confinedLink refuses a symlink whose target, read from the link's
-// directory, points outside the extraction root.
-func confinedLink(name, target string) error {
-	if path.IsAbs(target) {
-		return errdefs.Invalid("refusing symlink %q -> %q: absolute target leaves the target directory", name, target)
-	}
-	resolved := path.Join(path.Dir(name), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return errdefs.Invalid("refusing symlink %q -> %q: it points outside the target directory", name, target)
-	}
-	return nil
-}
-
 // extractTar writes the archive r under root. os.Root refuses at the system
-// call level anything that would resolve outside it; the checks above turn
+// call level anything that would resolve outside it; tarcopy's checks turn
 // such entries into clear errors first. Ownership is kept when chown is set.
 func extractTar(root *os.Root, r io.Reader, chown bool) (agentproto.CopyResult, error) {
 	var res agentproto.CopyResult
@@ -66,7 +34,7 @@ func extractTar(root *os.Root, r io.Reader, chown bool) (agentproto.CopyResult, 
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		name, err := confinedName(hdr.Name)
+		name, err := tarcopy.CleanName(hdr.Name)
 		if err != nil {
 			return res, err
 		}
@@ -87,7 +55,7 @@ func extractTar(root *os.Root, r io.Reader, chown bool) (agentproto.CopyResult, 
 	}
 	// Directory modes last, so a read-only directory could still be filled.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		name, _ := confinedName(dirs[i].Name)
+		name, _ := tarcopy.CleanName(dirs[i].Name)
 		if err := applyMeta(root, rootName(name), dirs[i], chown); err != nil {
 			return res, err
 		}
@@ -117,15 +85,15 @@ func extractEntry(root *os.Root, name string, hdr *tar.Header, r io.Reader) (int
 	case tar.TypeReg:
 		return writeEntryFile(root, name, r)
 	case tar.TypeSymlink:
-		if err := confinedLink(name, hdr.Linkname); err != nil {
-			return 0, err
+		if err := tarcopy.CheckLink(name, hdr.Linkname); err != nil {
+			return 0, fmt.Errorf("refusing symlink %q -> %q: %w", hdr.Name, hdr.Linkname, err)
 		}
 		removeExisting(root, name)
 		if err := root.Symlink(hdr.Linkname, name); err != nil {
 			return 0, fmt.Errorf("creating symlink %s: %w", name, err)
 		}
 	case tar.TypeLink:
-		target, err := confinedName(hdr.Linkname)
+		target, err := tarcopy.CleanName(hdr.Linkname)
 		if err != nil || target == "" {
 			return 0, errdefs.Invalid("refusing hard link %q -> %q: target outside the target directory", hdr.Name, hdr.Linkname)
 		}

@@ -102,7 +102,7 @@ type dirMeta struct {
 }
 
 func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
-	name, err := cleanName(hdr.Name)
+	name, err := CleanName(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
 		}
 		return x.file(name, hdr, body)
 	case tar.TypeSymlink:
-		if err := confinedLink(name, hdr.Linkname); err != nil {
+		if err := CheckLink(name, hdr.Linkname); err != nil {
 			return fmt.Errorf("refusing symlink %q -> %q: %w", hdr.Name, hdr.Linkname, err)
 		}
 		if err := x.replaceable(name, hdr.Name); err != nil {
@@ -152,7 +152,7 @@ func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
 		}
 		return nil
 	case tar.TypeLink:
-		target, err := cleanName(hdr.Linkname)
+		target, err := CleanName(hdr.Linkname)
 		if err == nil && x.opts.Rename != nil {
 			target, err = x.opts.Rename(target)
 		}
@@ -264,9 +264,9 @@ func createTemp(root *os.Root, dir string) (string, *os.File, error) {
 	}
 }
 
-// cleanName cleans a tar entry name and refuses names that would leave
+// CleanName cleans a tar entry name and refuses names that would leave
 // the root. "" means the root itself.
-func cleanName(name string) (string, error) {
+func CleanName(name string) (string, error) {
 	if len(name) > maxNameLen {
 		return "", errdefs.Invalid("refusing tar entry of a %d byte name", len(name))
 	}
@@ -288,9 +288,9 @@ func cleanName(name string) (string, error) {
 	return clean, nil
 }
 
-// confinedLink refuses a symlink target that is absolute or, read from
+// CheckLink refuses a symlink target that is absolute or, read from
 // the link's directory, leads outside the root.
-func confinedLink(name, target string) error {
+func CheckLink(name, target string) error {
 	if target == "" || path.IsAbs(target) {
 		return errdefs.Invalid("an absolute target could point anywhere on this host")
 	}
