@@ -82,20 +82,8 @@ func TestCloseWaitsForWatchersAndPollers(t *testing.T) {
 // did to learn each VM's MAC, would wait for it and time out).
 func TestListingVMsDoesNotWrite(t *testing.T) {
 	w := newWorld(t)
-	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
-	w.restart()
 	ctx := context.Background()
-	addr := netip.MustParseAddr("172.16.0.9")
-	err := w.Store.Tx(ctx, func(tx *store.Tx) error {
-		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: api.VMStopped, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
-		if err := tx.PutVM(ctx, v); err != nil {
-			return err
-		}
-		return tx.PutLease(ctx, store.Lease{VM: "dev", Addr: addr, MAC: network.MAC(addr).String()})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := seedLeasedVM(t, w, api.VMStopped)
 	db, err := sql.Open("sqlite", w.Opts.Layout.DBPath)
 	if err != nil {
 		t.Fatal(err)
@@ -119,4 +107,26 @@ func TestListingVMsDoesNotWrite(t *testing.T) {
 	if v, err := w.D.VM(lctx, "dev"); err != nil || v.MAC == "" {
 		t.Fatalf("VM under a held write lock = %+v, %v", v, err)
 	}
+}
+
+// seedLeasedVM gives w's daemon the host network (over the test's state,
+// touching no device) and records a VM "dev" in state with the lease of
+// the address it returns, as if it had run.
+func seedLeasedVM(t *testing.T, w *world, state api.VMState) netip.Addr {
+	t.Helper()
+	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
+	w.restart()
+	ctx := context.Background()
+	addr := netip.MustParseAddr("172.16.0.9")
+	err := w.Store.Tx(ctx, func(tx *store.Tx) error {
+		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: state, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
+		if err := tx.PutVM(ctx, v); err != nil {
+			return err
+		}
+		return tx.PutLease(ctx, store.Lease{VM: "dev", Addr: addr, MAC: network.MAC(addr).String()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

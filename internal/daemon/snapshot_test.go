@@ -674,20 +674,8 @@ func TestAutoStopSparesAPausedVM(t *testing.T) {
 // network settings changed under it are refused as under a running VM.
 func TestNetworkChangeRefusedUnderASuspendedVM(t *testing.T) {
 	w := newWorld(t)
-	w.Opts.Network = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
-	w.restart()
 	ctx := context.Background()
-	addr := netip.MustParseAddr("172.16.0.9")
-	err := w.Store.Tx(ctx, func(tx *store.Tx) error {
-		v := store.VM{VM: api.VM{ID: "0000beef", Name: "dev", Image: "default", State: api.VMSuspended, VMM: "fake", Dir: t.TempDir(), RuntimeDir: t.TempDir()}}
-		if err := tx.PutVM(ctx, v); err != nil {
-			return err
-		}
-		return tx.PutLease(ctx, store.Lease{VM: "dev", Addr: addr, MAC: network.MAC(addr).String()})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	seedLeasedVM(t, w, api.VMSuspended)
 	w.D.Close()
 	w.D = nil
 	w.Opts.Config.CIDR = netip.MustParsePrefix("172.17.0.0/24")
