@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -147,4 +148,14 @@ func MuxConfig() *yamux.Config {
 	cfg.StreamCloseTimeout = time.Minute
 	cfg.StreamOpenTimeout = 30 * time.Second
 	return cfg
+}
+
+// SessionEnded reports whether err, from accepting a stream, means only
+// that the peer went away: its end closed (EOF), the session shut down, or
+// a write found the transport already closed or reset. A serve loop ends
+// quietly on these and reports anything else.
+func SessionEnded(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) ||
+		errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }

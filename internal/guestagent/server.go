@@ -2,7 +2,6 @@ package guestagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -122,7 +121,7 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser) error {
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) {
+			if agentproto.SessionEnded(err) {
 				return nil
 			}
 			return fmt.Errorf("accepting stream: %w", err)

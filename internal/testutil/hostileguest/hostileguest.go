@@ -16,7 +16,6 @@ package hostileguest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -101,7 +100,7 @@ func (g *Guest) Serve(ctx context.Context, real *guestagent.Server, conn net.Con
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) {
+			if agentproto.SessionEnded(err) {
 				return nil
 			}
 			return fmt.Errorf("accepting stream: %w", err)
