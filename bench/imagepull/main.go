@@ -37,7 +37,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/imagepull"
 	"banger/internal/progress"
 )

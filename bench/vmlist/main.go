@@ -20,8 +20,8 @@ import (
 	"slices"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/client"
+	"banger/api"
+	"banger/client"
 	"banger/internal/config"
 	"banger/internal/daemon"
 	"banger/internal/daemon/vms"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // What the host accepts from a guest. The guest may have replaced the agent,

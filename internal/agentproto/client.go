@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/version"
 )
 

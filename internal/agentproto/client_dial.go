@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // DialRequest is the argument of dial.

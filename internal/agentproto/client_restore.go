@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // requireMinor refuses call when the agent's protocol is older than

@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // FrameType tags a frame. The values match stdio_mux_v1's tags so the daemon

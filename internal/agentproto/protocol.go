@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // ProtocolVersion is the version this build speaks, "MAJOR.MINOR". Peers

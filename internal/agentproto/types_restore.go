@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // The calls a host makes after it restores a guest from a memory snapshot

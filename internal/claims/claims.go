@@ -7,7 +7,7 @@ package claims
 import (
 	"sync"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Set is one service's claims. The zero value is ready to use.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 func TestClaim(t *testing.T) {

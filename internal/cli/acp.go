@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 )
 
 // acpScript starts opencode's ACP server in the guest: in the directory

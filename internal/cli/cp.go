@@ -14,9 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/client"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/client"
 	"banger/internal/progress"
 	"banger/internal/tarcopy"
 )

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"banger/client"
 	"banger/internal/agentproto"
-	"banger/internal/client"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/server"
 	"banger/internal/testutil/hostileguest"

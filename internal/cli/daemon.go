@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/client"
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
+	"banger/client"
 )
 
 func (a *app) daemonCmd() *cobra.Command {

@@ -7,10 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/client"
+	"banger/api/errdefs"
+	"banger/client"
 	"banger/internal/config"
 	"banger/internal/doctor"
-	"banger/internal/errdefs"
 )
 
 func (a *app) doctorCmd() *cobra.Command {

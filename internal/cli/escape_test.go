@@ -13,8 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/paths"
 )
 

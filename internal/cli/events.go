@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/client"
+	"banger/api"
+	"banger/client"
 )
 
 // eventPoll is how often events --follow asks the daemon for news.

@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 )
 
 func (a *app) vmExecCmd() *cobra.Command {

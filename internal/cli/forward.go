@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 func (a *app) vmForwardCmd() *cobra.Command {

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/term"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/bytesize"
 )
 

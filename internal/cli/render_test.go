@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // screen replays what a progressView wrote as a terminal shows it: the

@@ -1,5 +1,5 @@
 // Package cli is the banger command line: cobra commands that call the
-// daemon through internal/client and render what it answers.
+// daemon through the public client package (banger/client) and render what it answers.
 package cli
 
 import (
@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/client"
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
+	"banger/client"
 	"banger/internal/paths"
 	"banger/internal/version"
 )

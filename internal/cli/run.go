@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/client"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/client"
 	"banger/internal/image"
 	"banger/internal/workspace"
 )

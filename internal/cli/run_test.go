@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/stdiomux"
 	"banger/internal/image"
-	"banger/internal/stdiomux"
 )
 
 func TestVMNameFor(t *testing.T) {

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 )
 
 func (a *app) vmSessionCmd() *cobra.Command {

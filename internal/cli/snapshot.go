@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/bytesize"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 )
 
 func (a *app) vmSSHCmd() *cobra.Command {

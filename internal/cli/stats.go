@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/client"
 	"banger/internal/bytesize"
-	"banger/internal/client"
 )
 
 func (a *app) vmStatsCmd() *cobra.Command {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/paths"

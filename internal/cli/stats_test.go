@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 func TestAutoStopLine(t *testing.T) {

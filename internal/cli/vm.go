@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 )
 
 func (a *app) vmCmd() *cobra.Command {

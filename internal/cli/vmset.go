@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 func (a *app) vmSetCmd() *cobra.Command {

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"banger/api"
+	"banger/api/stdiomux"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/daemon"
-	"banger/internal/stdiomux"
 )
 
 // TestAutoStop runs the real pollers over fake VMs: the idle one is

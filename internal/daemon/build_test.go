@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/daemon/images"
-	"banger/internal/errdefs"
 	"banger/internal/store"
 	"banger/internal/vmm"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/daemon"
 	"banger/internal/daemon/vms"
 	"banger/internal/network"

@@ -15,8 +15,9 @@
 package daemon
 
 import (
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/config"
 	"banger/internal/daemon/defaultimage"
 	"banger/internal/daemon/guestops"
@@ -24,7 +25,6 @@ import (
 	"banger/internal/daemon/kernels"
 	"banger/internal/daemon/monitor"
 	"banger/internal/daemon/vms"
-	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/progress"
 	"banger/internal/store"

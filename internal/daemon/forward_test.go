@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
-	"banger/internal/errdefs"
 	"banger/internal/testutil/hostileguest"
 )
 

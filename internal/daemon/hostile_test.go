@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"testing"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/daemon/vms"
-	"banger/internal/errdefs"
 	"banger/internal/testutil/hostileguest"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmfake"

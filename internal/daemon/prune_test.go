@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/imagebuild"
 	"banger/internal/testutil/testregistry"
 )

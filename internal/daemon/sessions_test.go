@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 )
 
 // lineEcho answers every input line on stdout and stderr.

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/daemon"
 	"banger/internal/daemon/vms"
-	"banger/internal/errdefs"
 	"banger/internal/network"
 	"banger/internal/progress"
 	"banger/internal/store"

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/daemon"
-	"banger/internal/errdefs"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmfake"
 )

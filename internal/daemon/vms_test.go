@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/daemon/vms"
-	"banger/internal/errdefs"
 	"banger/internal/ext4"
 	"banger/internal/store"
 	"banger/internal/vmm/vmmfake"

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // TestExportWorkspace prepares a workspace in a fake guest (a directory

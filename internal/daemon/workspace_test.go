@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/daemon/guestops"
-	"banger/internal/errdefs"
 )
 
 func gitIn(t *testing.T, dir string, args ...string) string {

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/debootstrap"
 	"banger/internal/imagebuild"
 	"banger/internal/progress"

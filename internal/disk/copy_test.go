@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // Clock is the guest's wall clock, which set_clock moves. The agent sets

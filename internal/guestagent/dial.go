@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // dialTimeout bounds the connect to a guest port; the host's accepted

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // serveTCP runs handle for each connection to a listener on addr until

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // exec serves the exec call: output and the exit status go out as frames,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 func TestExecPipesStdinStdoutStderrExitCode(t *testing.T) {

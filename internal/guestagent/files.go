@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/tarcopy"
 )
 

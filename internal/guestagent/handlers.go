@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/version"
 )
 

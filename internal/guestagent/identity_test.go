@@ -16,8 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/crypto/ssh"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/guestagent"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // procSpec describes a process started for exec or an SSH channel.

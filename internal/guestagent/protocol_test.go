@@ -15,8 +15,8 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // rawSession is a host connection driven by hand, to send what the Client

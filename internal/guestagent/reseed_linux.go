@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // randomDevice is the kernel pool reseed writes to.

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // sessionManager supervises sessions and remembers them in

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // tailPoll is how often a followed log is checked for growth.

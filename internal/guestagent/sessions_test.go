@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/guestagent"
 )
 

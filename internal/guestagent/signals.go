@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // parseSignal accepts "TERM", "SIGTERM", "term" or "15".

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // stdinSink is where the bytes of a stdin stream go: a process's stdin pipe

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // stream is one call: the header is read; reply must be called once.

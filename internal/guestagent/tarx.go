@@ -11,8 +11,8 @@ import (
 	"path"
 	"strconv"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/tarcopy"
 )
 

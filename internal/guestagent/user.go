@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // account is a user from /etc/passwd. The agent reads the files itself so

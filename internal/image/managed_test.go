@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // dirNames lists dir's entries.

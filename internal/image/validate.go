@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/kernel"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // writeFile writes data to dir/name and returns the path.

@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // RegistryError turns what the registry or the network said into a

@@ -12,8 +12,8 @@ import (
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
 
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 

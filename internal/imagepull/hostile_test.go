@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Hostile layers are rejected with a clear error or neutralised so that

@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // endlessBlob serves GETs of blob digest as the blob followed by junk

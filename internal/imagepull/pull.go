@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/version"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // ParseRef parses an image reference. With insecure the registry may be

@@ -15,8 +15,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 

@@ -4,9 +4,9 @@ import (
 	"archive/tar"
 	"fmt"
 
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
 	"banger/internal/disk"
-	"banger/internal/errdefs"
 )
 
 // stats describe the tree as tar2ext4 will write it.

@@ -6,7 +6,7 @@ import (
 	"path"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // node is a path in the flattened tree. Directories have kids; every

@@ -15,8 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // SchemaVersion is the catalog schema this package reads and writes.

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/progress"
 )
 

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Kernel image formats Format reports.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // elfHeader returns a minimal little-endian ELF header.

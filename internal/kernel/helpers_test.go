@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // tarEntry describes one member of a test tarball.

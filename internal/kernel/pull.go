@@ -11,10 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
 	"banger/internal/disk"
-	"banger/internal/errdefs"
 	"banger/internal/fsutil"
 	"banger/internal/progress"
 )

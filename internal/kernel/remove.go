@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Remove deletes the kernel dir/name and any partial download of it. It

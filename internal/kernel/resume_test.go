@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // lastRange returns the Range and If-Range of the last vmlinux request.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // TestCatalogEntryScript runs scripts/kernel-catalog-entry the way a

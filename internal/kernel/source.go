@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // open returns a reader of a's bytes and the offset it starts at: have when

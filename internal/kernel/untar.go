@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/fsutil"
 )
 

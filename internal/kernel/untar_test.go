@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 func TestUntar(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // Validate checks c against schema version 1. It reports every problem it

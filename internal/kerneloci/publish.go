@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/imagepull"
 	"banger/internal/progress"
 )

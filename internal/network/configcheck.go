@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/store"
 )
 

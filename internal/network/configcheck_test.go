@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 )
 
 func TestCheckConfigChange(t *testing.T) {

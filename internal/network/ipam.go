@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/store"
 )
 

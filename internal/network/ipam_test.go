@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/store"
 )
 

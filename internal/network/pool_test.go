@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 )
 
 func poolHost(t *testing.T, taps int) (*fakeLinks, config.Config) {

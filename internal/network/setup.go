@@ -7,8 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 )
 
 // Action is what a step of Setup or Teardown did to one piece.

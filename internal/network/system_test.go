@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"banger/api/errdefs"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 )
 
 type fakeHost struct {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // TeardownOptions tune Teardown.

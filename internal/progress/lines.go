@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // LineWriter turns a command's output into events, one per line (step

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 func TestLineWriter(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Func receives events. A nil Func discards them.

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Copies are the copy operations between the host and a guest.

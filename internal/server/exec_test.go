@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/stdiomux"
 )
 
 // TestExecStatusStdioAndTTY runs commands through the exec route and the

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/client"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/client"
 )
 
 // fakeService answers the few calls a handler test needs; any other call

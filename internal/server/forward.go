@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/progress"
 )
 

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

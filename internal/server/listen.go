@@ -13,7 +13,7 @@ import (
 
 	"github.com/gofrs/flock"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/paths"
 )
 

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 	"banger/internal/paths"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/progress"
 )
 

@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

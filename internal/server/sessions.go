@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // workRoutes are the routes of workspaces, sessions and exec bridges.

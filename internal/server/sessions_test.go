@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/client"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/client"
 	"banger/internal/daemon/daemontest"
-	"banger/internal/errdefs"
 )
 
 func serve(t *testing.T) (*daemontest.World, *client.Client) {

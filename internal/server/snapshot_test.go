@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // TestSnapshotRoutes drives pause, resume, suspend (with its progress

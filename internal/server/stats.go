@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 func (s *Server) statsRoutes() {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // TestStatsAndUpdateRoutes drives GET /v1/vms/{name}/stats and PATCH

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // AddEvent appends to the event log and trims it to the newest 10000.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 const imageCols = `name, managed, dir, rootfs, work_seed, kernel, initrd, modules, kernel_ref, source, digest, size, tools, created_at, updated_at`

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 const kernelCols = `name, version, arch, description, dir, kernel, initrd, modules, sha256, size, source, created_at`

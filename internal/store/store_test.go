@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 func openTemp(t *testing.T) (*Store, string) {

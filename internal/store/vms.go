@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/vmm"
 )
 

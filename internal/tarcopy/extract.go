@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Options tune Extract. The zero value applies the default limits.

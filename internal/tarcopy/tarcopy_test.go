@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // hostile builds an archive from entries, as a guest could send it.

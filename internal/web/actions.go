@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // actionTimeout bounds a start, stop or delete run from the UI.

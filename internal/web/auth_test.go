@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 )
 
 // samplePath turns a route pattern into a request: wildcards become names

@@ -18,8 +18,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/cli"
 	"banger/internal/paths"
 	"banger/internal/server"

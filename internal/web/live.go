@@ -1,7 +1,7 @@
 package web
 
 import (
-	"banger/internal/api"
+	"banger/api"
 	"bytes"
 	"encoding/json"
 	"fmt"

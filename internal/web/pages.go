@@ -9,9 +9,9 @@ import (
 	"slices"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 )
 
 // agentTimeout bounds the guest calls a page makes.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/progress"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/bytesize"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // BaseMarker is the file in the guest's .git that records the commit a

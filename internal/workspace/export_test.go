@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // guestCheckout prepares r in mode into a fresh directory, as the guest

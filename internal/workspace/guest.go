@@ -8,7 +8,7 @@ import (
 	"path"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // FinalizeScript runs in the guest (sh -c) once the stream is extracted

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 func TestPrepareTwiceReplaces(t *testing.T) {

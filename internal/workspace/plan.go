@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Modes.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // mixedRepo has a commit and then every kind of work tree state: modified,

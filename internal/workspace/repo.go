@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Repo is a git work tree on the host.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // guestWorkTree is the tree ID the guest's work tree would commit as

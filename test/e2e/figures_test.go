@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/client"
+	"banger/api"
+	"banger/client"
 )
 
 // TestBootFigures measures create -> agent ready and create -> SSH for

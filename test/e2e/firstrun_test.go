@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/testutil/fixture"
 )
 

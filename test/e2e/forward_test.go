@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // startGuestHTTP serves body at / on the guest's 127.0.0.1:port with

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/vmm"
 
 	"github.com/miekg/dns"

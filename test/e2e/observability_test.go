@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/client"
+	"banger/api"
+	"banger/client"
 )
 
 // stats reads 'vm stats NAME --json'.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // proc is a banger command running in the background with pipes (an

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/vmm"
 )
 

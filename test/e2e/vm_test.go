@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/testutil/fixture"
 	"banger/internal/vmm"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/client"
+	"banger/client"
 	"banger/internal/paths"
 )
 

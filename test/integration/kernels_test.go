@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // catalog is a kernel catalog with one good and one corrupt entry,

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Two pulled images share their base layers; one is deleted. The prune

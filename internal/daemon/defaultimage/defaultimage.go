@@ -12,12 +12,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/config"
 	"banger/internal/debianfs"
 	"banger/internal/debkernel"
 	"banger/internal/debootstrap"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 )
 

@@ -9,7 +9,7 @@ import (
 	"context"
 	"log/slog"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/claims"
 	"banger/internal/config"
 	"banger/internal/paths"

@@ -7,8 +7,8 @@ import (
 	"path"
 	"strings"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // Copies stream tar archives through the daemon between its API client

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 	"banger/internal/workspace"
 )

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
-	"banger/internal/errdefs"
 )
 
 // Bounds of forwarding.

@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/paths"
 )
 

@@ -10,10 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 	"banger/internal/agentproto"
-	"banger/internal/api"
-	"banger/internal/errdefs"
-	"banger/internal/stdiomux"
+	"banger/internal/bridge"
 )
 
 // Sessions are the guest agent's: it supervises them, keeps their logs
@@ -64,7 +65,7 @@ func (g *Ops) StartSession(ctx context.Context, vm string, req api.StartSessionR
 	if old, err := g.Session(ctx, vm, req.Name); err == nil {
 		return api.Session{}, errdefs.Conflict("session %q already exists in vm %s (%s); pick another --name, or remove it with 'banger vm session rm %s %s'", req.Name, vm, old.State, vm, req.Name)
 	}
-	pf := stdiomux.NewPreflight(vm, req.Name, req.Cwd, req.Argv, req.RequireCommands)
+	pf := bridge.NewPreflight(vm, req.Name, req.Cwd, req.Argv, req.RequireCommands)
 	out, err := cl.Output(ctx, pf.Argv(), req.Env)
 	if err != nil {
 		return api.Session{}, fmt.Errorf("checking the guest before starting session %q: %w", req.Name, err)
@@ -216,7 +217,7 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := stdiomux.Listen(g.bridgeDir(), g.log)
+	b, err := bridge.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
@@ -229,8 +230,8 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 		return api.Bridge{}, g.sessionErr(vm, name, err)
 	}
 	s.Attached = true
-	r := &stdiomux.Attached{Att: att, Cl: cl, Name: name, Life: g.life}
-	g.bridges.Go(func() { b.Serve(g.life, r, stdiomux.Control{Stdin: s.StdinOpen, Session: &s}, stdiomux.AcceptWait) })
+	r := &bridge.Attached{Att: att, Cl: cl, Name: name, Life: g.life}
+	g.bridges.Go(func() { b.Serve(g.life, r, stdiomux.Control{Stdin: s.StdinOpen, Session: &s}, bridge.AcceptWait) })
 	return api.Bridge{Socket: b.Path, Protocol: stdiomux.Protocol, Session: &s}, nil
 }
 
@@ -239,7 +240,7 @@ func (g *Ops) AttachSession(ctx context.Context, vm, name string, req api.Attach
 // was killed) only once it notices the connection is gone.
 const staleAttachWait = 3 * time.Second
 
-func attachRetrying(ctx, life context.Context, cl *agentproto.Client, req agentproto.SessionAttachRequest, b *stdiomux.Bridge) (*agentproto.Attachment, error) {
+func attachRetrying(ctx, life context.Context, cl *agentproto.Client, req agentproto.SessionAttachRequest, b *bridge.Bridge) (*agentproto.Attachment, error) {
 	deadline := time.Now().Add(staleAttachWait)
 	for {
 		att, err := cl.AttachSession(life, req, b.Stdout(), b.Stderr())
@@ -274,12 +275,12 @@ func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bri
 	if err != nil {
 		return api.Bridge{}, err
 	}
-	b, err := stdiomux.Listen(g.bridgeDir(), g.log)
+	b, err := bridge.Listen(g.bridgeDir(), g.log)
 	if err != nil {
 		return api.Bridge{}, err
 	}
 	areq := agentproto.ExecRequest{Argv: req.Argv, Env: req.Env, Dir: req.Cwd, TTY: req.TTY, Rows: req.Rows, Cols: req.Cols, Term: req.Term}
-	r, err := stdiomux.StartExec(g.life, cl, areq, b)
+	r, err := bridge.StartExec(g.life, cl, areq, b)
 	if err != nil {
 		b.Close()
 		return api.Bridge{}, err
@@ -287,7 +288,7 @@ func (g *Ops) Exec(ctx context.Context, vm string, req api.ExecRequest) (api.Bri
 	g.execOpened(vm, +1)
 	g.bridges.Go(func() {
 		defer g.execOpened(vm, -1)
-		b.Serve(g.life, r, stdiomux.Control{Stdin: true}, stdiomux.AcceptWait)
+		b.Serve(g.life, r, stdiomux.Control{Stdin: true}, bridge.AcceptWait)
 		r.Release()
 	})
 	return api.Bridge{Socket: b.Path, Protocol: stdiomux.Protocol}, nil

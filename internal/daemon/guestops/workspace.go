@@ -12,10 +12,10 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/progress"
 	"banger/internal/workspace"
 )

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/disk"
-	"banger/internal/errdefs"
 	"banger/internal/ext4"
 	"banger/internal/fsutil"
 	"banger/internal/image"

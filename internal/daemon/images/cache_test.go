@@ -1,7 +1,7 @@
 package images
 
 import (
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/config"
 	"banger/internal/paths"
 	"banger/internal/store"

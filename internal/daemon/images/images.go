@@ -7,8 +7,8 @@ import (
 	"os"
 	"strings"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/image"
 	"banger/internal/progress"
 	"banger/internal/store"

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/bytesize"
 	"banger/internal/debianfs"
 	"banger/internal/imagebuild"

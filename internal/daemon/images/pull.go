@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/disk"
-	"banger/internal/errdefs"
 	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/imagepull"

@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"sync"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/claims"
 	"banger/internal/config"
 	"banger/internal/paths"

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/kernel"
 	"banger/internal/progress"
 	"banger/internal/store"

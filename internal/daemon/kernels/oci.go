@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/kernel"
 	"banger/internal/kerneloci"
 	"banger/internal/progress"

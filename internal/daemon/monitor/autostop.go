@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/store"
 )
 

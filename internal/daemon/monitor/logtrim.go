@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/vmm"
 )
 

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/store"
 	"banger/internal/vmm"
 )

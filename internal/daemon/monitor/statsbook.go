@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 )
 
 // statsBook keeps, per VM, a bounded history of samples, the previous

@@ -1,8 +1,8 @@
 package monitor
 
 import (
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"errors"
 	"testing"
 	"time"

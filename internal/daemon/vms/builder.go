@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/progress"
 	"banger/internal/store"
 	"banger/internal/vmm"

@@ -19,11 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/claims"
 	"banger/internal/config"
-	"banger/internal/errdefs"
 	"banger/internal/paths"
 	"banger/internal/progress"
 	"banger/internal/sshx"

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
-	"banger/internal/errdefs"
 	"banger/internal/ext4"
 	"banger/internal/progress"
 	"banger/internal/store"

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
 	"banger/internal/progress"

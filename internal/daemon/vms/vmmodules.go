@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/disk"
 	"banger/internal/ext4"
 	"banger/internal/fsutil"

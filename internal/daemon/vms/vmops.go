@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/store"
 	"banger/internal/vmm"
 )

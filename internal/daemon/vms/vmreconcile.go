@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"banger/internal/api"
+	"banger/api"
 	"banger/internal/store"
 	"banger/internal/vmm"
 )

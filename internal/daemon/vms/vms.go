@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/network"

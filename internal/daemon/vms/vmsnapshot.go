@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 	"banger/internal/bytesize"
-	"banger/internal/errdefs"
 	"banger/internal/fsutil"
 	"banger/internal/progress"
 	"banger/internal/store"

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/progress"
 	"banger/internal/store"
 	"banger/internal/vmm"

@@ -23,8 +23,8 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 	"banger/internal/guestagent"
 )
 

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"banger/api/errdefs"
 	"banger/internal/agentproto"
-	"banger/internal/errdefs"
 )
 
 // Escapes is a string a hostile guest puts wherever the host may show text:

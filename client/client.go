@@ -1,5 +1,9 @@
-// Package client is the typed Go client of the daemon API; the CLI and
-// tests talk to bangerd only through it.
+// Package client is the Go client of bangerd's API (the types are in
+// banger/api). The banger CLI uses it, and so can any Go program of the
+// same user: New(socket) with DefaultSocket() talks to that user's daemon.
+//
+// The package is versioned with the API: the daemon serves /v1/, and a
+// breaking change to either comes with a new path.
 package client
 
 import (
@@ -16,8 +20,9 @@ import (
 	"strconv"
 	"syscall"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/internal/paths"
 )
 
 // Client calls one daemon over its unix socket.
@@ -36,6 +41,16 @@ func New(socket string) *Client {
 		DisableCompression: true,
 	}
 	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// DefaultSocket is the socket of the current user's daemon, found the way
+// the CLI finds it ($XDG_RUNTIME_DIR and the XDG directories).
+func DefaultSocket() (string, error) {
+	l, err := paths.FromEnv()
+	if err != nil {
+		return "", err
+	}
+	return l.SocketPath, nil
 }
 
 // Socket is the path the client dials.

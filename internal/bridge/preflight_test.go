@@ -1,4 +1,4 @@
-package stdiomux
+package bridge
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // run runs the preflight on this host, as the guest would.

@@ -1,11 +1,11 @@
-package stdiomux
+package bridge
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // PreflightScript runs in the guest (sh -c) before a session starts. Its

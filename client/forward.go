@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Forward starts forwarding host ports to a VM. With req.Detach the

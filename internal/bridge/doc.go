@@ -1,5 +1,6 @@
-// Package stdiomux is the stdio_mux_v1 protocol (docs/stdio_mux_v1.md)
-// and the daemon's bridges that speak it: session attaches and exec.
+// Package bridge is the daemon's end of the stdio_mux_v1 protocol
+// (docs/stdio_mux_v1.md; the framing and the client's end are the public
+// package banger/api/stdiomux): session attaches and exec.
 //
 // Sessions themselves belong to the guest agent: it supervises the
 // process, keeps its logs and, in pipe mode, its stdin, and remembers
@@ -9,18 +10,16 @@
 //
 // What lives here:
 //
-//   - the stdio_mux_v1 framing (docs/stdio_mux_v1.md): length-prefixed
-//     frames tagged stdin, stdout, stderr, control and exit;
 //   - Bridge, a one-client unix socket in the daemon's runtime directory
 //     that relays a Remote (an attached session, or an exec) to a client
 //     of the daemon's own user;
-//   - Conn, the client end that the CLI uses;
+//   - the Remotes it relays: an attached session, or an exec;
 //   - the preflight check run in the guest before a session starts.
 //
 // A daemon attach goes like this:
 //
-//	b, err := session.Listen(attachDir, log)
+//	b, err := bridge.Listen(attachDir, log)
 //	att, err := agentClient.AttachSession(ctx, req, b.Stdout(), b.Stderr())
-//	go b.Serve(daemonLifetime, remoteFor(att), session.Control{Stdin: true}, session.AcceptWait)
-//	return b.Path // the client dials it with session.Dial
-package stdiomux
+//	go b.Serve(daemonLifetime, &bridge.Attached{...}, stdiomux.Control{Stdin: true}, bridge.AcceptWait)
+//	return b.Path // the client dials it with stdiomux.Dial
+package bridge

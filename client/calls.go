@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Status asks the daemon what it is and holds.

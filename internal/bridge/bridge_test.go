@@ -1,4 +1,4 @@
-package stdiomux
+package bridge
 
 import (
 	"bytes"
@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/api"
+	"banger/api"
+	"banger/api/stdiomux"
 )
 
 // echoRemote echoes stdin to stdout and ends when stdin is closed (exit
@@ -77,7 +78,7 @@ func serve(t *testing.T, newRemote func(b *Bridge) Remote, wait time.Duration) (
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b.Serve(context.Background(), r, Control{Stdin: true}, wait)
+		b.Serve(context.Background(), r, stdiomux.Control{Stdin: true}, wait)
 	}()
 	return b, r, done
 }
@@ -92,12 +93,12 @@ func TestBridgeRelaysUntilExit(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("bridge socket %s: %v, mode %v; want 0600", b.Path, err, fi)
 	}
-	c, err := Dial(context.Background(), b.Path)
+	c, err := stdiomux.Dial(context.Background(), b.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if h := c.Hello(); h.Op != OpHello || h.Protocol != Protocol || !h.Stdin {
+	if h := c.Hello(); h.Op != stdiomux.OpHello || h.Protocol != stdiomux.Protocol || !h.Stdin {
 		t.Errorf("hello = %+v", h)
 	}
 	if _, err := os.Stat(b.Path); !os.IsNotExist(err) {
@@ -133,7 +134,7 @@ func TestBridgeDetach(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			var rem *echoRemote
 			b, _, done := serve(t, func(b *Bridge) Remote { rem = newEcho(b.Stdout()); return rem }, time.Minute)
-			c, err := Dial(context.Background(), b.Path)
+			c, err := stdiomux.Dial(context.Background(), b.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +165,7 @@ func TestBridgeHoldsOutputUntilTheClientComes(t *testing.T) {
 		}()
 		return r
 	}, time.Minute)
-	c, err := Dial(context.Background(), b.Path)
+	c, err := stdiomux.Dial(context.Background(), b.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,10 +208,10 @@ func TestDialRejectsOtherProtocols(t *testing.T) {
 		if err != nil {
 			return
 		}
-		NewWriter(c).WriteJSON(TypeControl, Control{Op: OpHello, Protocol: "stdio_mux_v9"})
+		stdiomux.NewWriter(c).WriteJSON(stdiomux.TypeControl, stdiomux.Control{Op: stdiomux.OpHello, Protocol: "stdio_mux_v9"})
 		c.Close()
 	}()
-	if _, err := Dial(context.Background(), p); err == nil || errors.Is(err, ErrMalformed) {
+	if _, err := stdiomux.Dial(context.Background(), p); err == nil || errors.Is(err, stdiomux.ErrMalformed) {
 		t.Errorf("dialing a v9 bridge: %v; want a version error", err)
 	}
 }

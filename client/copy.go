@@ -10,8 +10,8 @@ import (
 	"net/url"
 	"strconv"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
 )
 
 // CopyOut starts streaming a tar of the guest path src. Read the archive

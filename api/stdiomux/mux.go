@@ -8,7 +8,7 @@ import (
 	"io"
 	"sync"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // Protocol is the name of the framing on attach and exec sockets.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // VMs lists VMs.

@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // ExportWorkspace brings a guest checkout's work into a host repository

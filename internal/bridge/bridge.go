@@ -1,4 +1,4 @@
-package stdiomux
+package bridge
 
 import (
 	"bufio"
@@ -19,8 +19,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"banger/internal/api"
-	"banger/internal/errdefs"
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/api/stdiomux"
 	"banger/internal/paths"
 )
 
@@ -87,8 +88,8 @@ func Listen(dir string, log *slog.Logger) (*Bridge, error) {
 
 // Stdout and Stderr take the remote's output. Writes wait until a client
 // is connected and fail once the bridge is over.
-func (b *Bridge) Stdout() io.Writer { return gateWriter{&b.out, TypeStdout} }
-func (b *Bridge) Stderr() io.Writer { return gateWriter{&b.out, TypeStderr} }
+func (b *Bridge) Stdout() io.Writer { return gateWriter{&b.out, stdiomux.TypeStdout} }
+func (b *Bridge) Stderr() io.Writer { return gateWriter{&b.out, stdiomux.TypeStderr} }
 
 // Close gives up on a bridge that will not be served.
 func (b *Bridge) Close() {
@@ -99,7 +100,7 @@ func (b *Bridge) Close() {
 // Serve waits up to wait for the client, sends it hello, then relays
 // until the remote ends, the client leaves or ctx ends (both detach), and
 // finishes with the Exit frame.
-func (b *Bridge) Serve(ctx context.Context, r Remote, hello Control, wait time.Duration) {
+func (b *Bridge) Serve(ctx context.Context, r Remote, hello stdiomux.Control, wait time.Duration) {
 	c, err := b.accept(ctx, wait)
 	b.ln.Close()
 	if err != nil {
@@ -110,9 +111,9 @@ func (b *Bridge) Serve(ctx context.Context, r Remote, hello Control, wait time.D
 		return
 	}
 	defer c.Close()
-	fw := NewWriter(c)
-	hello.Op, hello.Protocol = OpHello, Protocol
-	if err := fw.WriteJSON(TypeControl, hello); err != nil {
+	fw := stdiomux.NewWriter(c)
+	hello.Op, hello.Protocol = stdiomux.OpHello, stdiomux.Protocol
+	if err := fw.WriteJSON(stdiomux.TypeControl, hello); err != nil {
 		b.out.open(nil)
 		r.Detach()
 		r.Wait()
@@ -127,14 +128,14 @@ func (b *Bridge) Serve(ctx context.Context, r Remote, hello Control, wait time.D
 		relayInput(c, r)
 	}()
 	exit, err := r.Wait()
-	end := End{Exit: exit}
+	end := stdiomux.End{Exit: exit}
 	switch {
 	case errors.Is(err, ErrDetached):
-		end = End{Detached: true}
+		end = stdiomux.End{Detached: true}
 	case err != nil:
-		end = End{Error: &api.Error{Kind: errdefs.KindOf(err), Message: err.Error()}}
+		end = stdiomux.End{Error: &api.Error{Kind: errdefs.KindOf(err), Message: err.Error()}}
 	}
-	fw.WriteJSON(TypeExit, end)
+	fw.WriteJSON(stdiomux.TypeExit, end)
 	c.Close()
 	<-readerDone
 }
@@ -191,28 +192,28 @@ func relayInput(c net.Conn, r Remote) {
 	}()
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
-		t, payload, err := ReadFrame(br, nil)
+		t, payload, err := stdiomux.ReadFrame(br, nil)
 		if err != nil {
 			return
 		}
 		switch t {
-		case TypeStdin:
+		case stdiomux.TypeStdin:
 			if len(payload) > 0 {
 				queue <- payload
 			}
-		case TypeControl:
-			var ctl Control
+		case stdiomux.TypeControl:
+			var ctl stdiomux.Control
 			if json.Unmarshal(payload, &ctl) != nil {
 				return
 			}
 			switch ctl.Op {
-			case OpEOF:
+			case stdiomux.OpEOF:
 				queue <- nil
-			case OpDetach:
+			case stdiomux.OpDetach:
 				return
-			case OpSignal:
+			case stdiomux.OpSignal:
 				r.Signal(ctl.Signal)
-			case OpResize:
+			case stdiomux.OpResize:
 				if rz, ok := r.(Resizer); ok && ctl.Rows > 0 && ctl.Cols > 0 {
 					rz.Resize(ctl.Rows, ctl.Cols)
 				}
@@ -245,10 +246,10 @@ func peerUID(c *net.UnixConn) (int, error) {
 type gate struct {
 	once  sync.Once
 	ready chan struct{}
-	fw    *Writer // nil: the bridge is over without a client
+	fw    *stdiomux.Writer // nil: the bridge is over without a client
 }
 
-func (g *gate) open(fw *Writer) {
+func (g *gate) open(fw *stdiomux.Writer) {
 	g.once.Do(func() {
 		g.fw = fw
 		close(g.ready)
@@ -257,7 +258,7 @@ func (g *gate) open(fw *Writer) {
 
 type gateWriter struct {
 	g *gate
-	t Type
+	t stdiomux.Type
 }
 
 var errNoClient = errors.New("no client connected to the bridge")

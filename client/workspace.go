@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // PrepareWorkspace copies a host git checkout (req.Path, absolute) into a

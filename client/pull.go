@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // PullImage pulls an OCI image into a managed image, streaming progress

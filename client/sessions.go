@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"strconv"
 
-	"banger/internal/api"
-	"banger/internal/stdiomux"
+	"banger/api"
+	"banger/api/stdiomux"
 )
 
 func sessionPath(vm, name string) string { return "/vms/" + esc(vm) + "/sessions/" + esc(name) }

@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // PauseVM freezes a running VM's vCPUs.

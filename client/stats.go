@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"banger/internal/api"
+	"banger/api"
 )
 
 // VMStats returns a VM's newest sample and up to history earlier ones

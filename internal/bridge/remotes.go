@@ -1,4 +1,4 @@
-package stdiomux
+package bridge
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"io"
 	"sync/atomic"
 
+	"banger/api"
 	"banger/internal/agentproto"
-	"banger/internal/api"
 )
 
 // Attached is an agent session attachment seen as a Remote. Detaching

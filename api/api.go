@@ -9,7 +9,7 @@ package api
 import (
 	"time"
 
-	"banger/internal/errdefs"
+	"banger/api/errdefs"
 )
 
 // Version is the API path prefix.
