@@ -105,7 +105,10 @@ func WaitExit(ctx context.Context, h *Handle) error {
 	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
 		return pollExit(ctx, h) // the pidfd is not pollable here
 	}
-	return nil
+	// The pidfd turns readable as the thread group exits, which can be a
+	// moment before /proc shows the process as gone: callers that go on
+	// to check Alive (Release) must not see it still there.
+	return pollExit(ctx, h)
 }
 
 func pollExit(ctx context.Context, h *Handle) error {
