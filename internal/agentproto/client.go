@@ -19,6 +19,7 @@ import (
 // concurrent use; each call runs on its own yamux stream.
 type Client struct {
 	sess *yamux.Session
+	ka   *keepAlive
 	peer Hello
 }
 
@@ -57,7 +58,7 @@ func NewClient(ctx context.Context, conn net.Conn) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := yamux.Client(synced, MuxConfig())
+	sess, err := yamux.Client(synced, hostMuxConfig())
 	if err != nil {
 		return nil, fmt.Errorf("starting yamux: %w", err)
 	}
@@ -71,6 +72,7 @@ func NewClient(ctx context.Context, conn net.Conn) (*Client, error) {
 		sess.Close()
 		return nil, err
 	}
+	c.ka = startKeepAlive(sess)
 	return c, nil
 }
 
@@ -82,7 +84,11 @@ func retryable(err error) bool { return !errors.Is(err, errdefs.ErrUnsupported) 
 func (c *Client) Agent() Hello { return c.peer }
 
 // Close ends the connection; calls in flight fail.
-func (c *Client) Close() error { return c.sess.Close() }
+func (c *Client) Close() error {
+	err := c.sess.Close()
+	c.ka.close()
+	return err
+}
 
 // Done is closed when the connection ends (guest gone, Close called).
 func (c *Client) Done() <-chan struct{} { return c.sess.CloseChan() }

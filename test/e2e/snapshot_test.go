@@ -16,7 +16,8 @@ import (
 )
 
 // TestPauseResumeWithAttachedSession: a pipe-mode session stays attached
-// across a pause; a line sent while the VM is paused is not answered
+// across a pause longer than the host's keep-alive interval plus its
+// timeout (45 s); a line sent while the VM is paused is not answered
 // until it is resumed, then it is.
 func TestPauseResumeWithAttachedSession(t *testing.T) {
 	e := newEnv(t, "")
@@ -40,7 +41,7 @@ func TestPauseResumeWithAttachedSession(t *testing.T) {
 	select {
 	case l, ok := <-a.lines:
 		t.Fatalf("the paused guest answered %q (open %v)", l, ok)
-	case <-time.After(3 * time.Second):
+	case <-time.After(50 * time.Second):
 	}
 	if _, stderr, code := e.run("vm", "session", "list", "p"); code == 0 || !strings.Contains(stderr, "vm resume p") {
 		t.Errorf("session list of a paused vm: exit %d, %q; want a refusal naming 'vm resume'", code, stderr)

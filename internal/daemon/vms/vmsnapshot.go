@@ -81,6 +81,11 @@ func (m *Manager) setPaused(name string, paused bool) {
 	defer m.liveMu.Unlock()
 	if r := m.live[name]; r != nil {
 		r.paused = paused
+		// A paused guest cannot answer pings; its connection, and every
+		// session attached through it, must outlive the pause.
+		if r.agent != nil {
+			r.agent.HoldKeepAlive(paused)
+		}
 	}
 }
 

@@ -1,0 +1,10 @@
+package agentproto
+
+import "time"
+
+// SetKeepAliveTiming shortens the host's keep-alive for a test.
+func SetKeepAliveTiming(interval, timeout time.Duration) (restore func()) {
+	i, t := keepAliveInterval, keepAliveTimeout
+	keepAliveInterval, keepAliveTimeout = interval, timeout
+	return func() { keepAliveInterval, keepAliveTimeout = i, t }
+}
