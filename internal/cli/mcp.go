@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
@@ -40,7 +42,10 @@ the server with an agent.`,
 			if err != nil {
 				return err
 			}
-			return s.Run(cmd.Context(), &mcp.StdioTransport{})
+			if err := s.Run(cmd.Context(), &mcp.StdioTransport{}); err != nil && cmd.Context().Err() == nil {
+				return fmt.Errorf("serving MCP on stdin and stdout: %w (banger mcp is started by an MCP client; see docs/mcp.md)", err)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
