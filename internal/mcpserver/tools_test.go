@@ -7,9 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"banger/internal/mcpserver"
 )
@@ -155,6 +159,22 @@ func TestExec(t *testing.T) {
 	if !out.TimedOut || out.ExitCode != -1 || out.Stdout != "started\n" {
 		t.Errorf("timed out exec = %+v", out)
 	}
+	// A call the client cancels kills its command.
+	pidFile := filepath.Join(dir, "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitFor(t, func() bool { _, err := os.Stat(pidFile); return err == nil })
+		cancel()
+	}()
+	_, err := a.cs.CallTool(ctx, &mcp.CallToolParams{Name: "vm_exec", Arguments: map[string]any{"vm": "box", "command": "echo $$ > " + pidFile + "; exec sleep 60"}})
+	if err == nil {
+		t.Error("cancelled vm_exec returned no error")
+	}
+	waitFor(t, func() bool {
+		data, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		return pid > 0 && syscall.Kill(pid, 0) != nil
+	})
 	a.refused("vm_exec", map[string]any{"vm": "box"}, "give the command to run")
 	a.refused("vm_exec", map[string]any{"vm": "box", "command": "x", "argv": []string{"y"}}, "not both")
 	a.refused("vm_exec", map[string]any{"vm": "box", "command": "true", "timeout_seconds": 7200}, "session_start")
@@ -212,6 +232,15 @@ func TestFiles(t *testing.T) {
 	a.must("file_read", map[string]any{"vm": "box", "path": big, "offset": 905, "max_bytes": 300}, &r)
 	if r.Content != strings.Repeat("5678901234", 10)[:95] || r.Truncated || r.Offset != 905 {
 		t.Errorf("last page = %q, truncated %v", r.Content, r.Truncated)
+	}
+	// A huge file: one page comes back, the rest is never read.
+	huge := filepath.Join(dir, "huge")
+	if f, err := os.Create(huge); err != nil || f.Truncate(4<<30) != nil || f.Close() != nil {
+		t.Fatalf("making a sparse 4 GiB file: %v", err)
+	}
+	a.must("file_read", map[string]any{"vm": "box", "path": huge, "max_bytes": 10, "encoding": "base64"}, &r)
+	if r.Size != 4<<30 || !r.Truncated || r.Content != base64.StdEncoding.EncodeToString(make([]byte, 10)) {
+		t.Errorf("huge file page = %+v", r)
 	}
 	a.refused("file_read", map[string]any{"vm": "box", "path": dir}, "is a directory")
 	a.refused("file_read", map[string]any{"vm": "box", "path": filepath.Join(dir, "missing")}, "missing")
