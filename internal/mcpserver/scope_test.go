@@ -2,8 +2,11 @@ package mcpserver_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"banger/api"
@@ -131,5 +134,38 @@ func TestScopeValidate(t *testing.T) {
 		if _, err := mcpserver.New(mcpserver.Options{StateDir: t.TempDir(), Scope: sc}); err == nil {
 			t.Errorf("New accepted scope %+v", sc)
 		}
+	}
+}
+
+// TestScopeLimitConcurrent: creates racing each other, from two servers
+// of one scope, never own more than the cap together.
+func TestScopeLimitConcurrent(t *testing.T) {
+	w := newWorld(t)
+	sc := mcpserver.Scope{MaxVMs: 2}
+	agents := []*agent{w.connect(t, sc), w.connect(t, sc)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, refused := 0, 0
+	for i := range 6 {
+		wg.Go(func() {
+			msg := agents[i%2].call("vm_create", map[string]any{"name": fmt.Sprintf("vm%d", i), "disk_mib": 64}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case msg == "":
+				made++
+			case strings.Contains(msg, "its limit (--max-vms 2)"):
+				refused++
+			default:
+				t.Errorf("vm_create vm%d: %s", i, msg)
+			}
+		})
+	}
+	wg.Wait()
+	if made != 2 || refused != 4 {
+		t.Errorf("%d created, %d refused; want 2 and 4", made, refused)
+	}
+	if vms, _ := w.cl.VMs(context.Background()); len(vms) != 2 {
+		t.Errorf("the daemon has %d VMs; want 2", len(vms))
 	}
 }
