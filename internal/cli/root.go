@@ -79,7 +79,7 @@ Run 'banger doctor' to check that this host can run VMs.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddGroup(&cobra.Group{ID: "main", Title: "Commands:"}, &cobra.Group{ID: "host", Title: "Host and daemon:"})
-	for _, c := range []*cobra.Command{a.vmCmd(), a.imageCmd(), a.kernelCmd(), a.eventsCmd(), a.webCmd()} {
+	for _, c := range []*cobra.Command{a.vmCmd(), a.imageCmd(), a.kernelCmd(), a.eventsCmd(), a.webCmd(), a.mcpCmd()} {
 		c.GroupID = "main"
 		root.AddCommand(c)
 	}
