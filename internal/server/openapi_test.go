@@ -2,6 +2,7 @@ package server
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -62,6 +63,9 @@ type call struct {
 	// bad: the request breaks the document, and the server must refuse
 	// it too (the document and the server agree on what is invalid).
 	bad bool
+	// lines > 0 reads only that many lines of a stream that lasts until
+	// the client goes (forwards held open), then hangs up.
+	lines int
 }
 
 // reply is what came back, after validation.
@@ -152,8 +156,17 @@ func (c *openAPICheck) do(cl call) answer {
 		t.Fatalf("%s: %v", name, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
+	var data []byte
+	if cl.lines > 0 {
+		br := bufio.NewReader(resp.Body)
+		for range cl.lines {
+			l, err := br.ReadBytes('\n')
+			if err != nil {
+				t.Fatalf("%s: reading line %d of the stream: %v", name, len(data), err)
+			}
+			data = append(data, l...)
+		}
+	} else if data, err = io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("%s: reading the answer: %v", name, err)
 	}
 	r := answer{status: resp.StatusCode, body: data, trailer: resp.Trailer}
@@ -171,7 +184,9 @@ func (c *openAPICheck) do(cl call) answer {
 		for _, l := range r.lines {
 			validate(l)
 		}
-		failed = checkFrames(t, name, r.lines)
+		if cl.lines == 0 {
+			failed = checkFrames(t, name, r.lines)
+		}
 	} else {
 		validate(data)
 	}
@@ -223,7 +238,10 @@ func p(kv ...string) map[string]string {
 // route added to the server without the document fails, and so does a
 // route documented but not exercised.
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
-	w := daemontest.New(t, func(o *daemon.Options) { o.Config.KernelCatalogURL = "" })
+	w := daemontest.New(t, func(o *daemon.Options) {
+		o.Config.KernelCatalogURL = "" // no network
+		o.WebURL, o.WebLoginURL = "http://127.0.0.1:1/", "http://127.0.0.1:1/login?token=secret"
+	})
 	sock, err := Listen(w.Layout)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +256,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	vm, sess := p("name", "dev"), p("name", "dev", "session", "s1")
 	c.do(call{method: "GET", route: "/v1/openapi.yaml", ok: true})
 	c.do(call{method: "GET", route: "/v1/daemon", ok: true})
-	c.do(call{method: "GET", route: "/v1/daemon/web-login"}) // no web UI in this daemon
+	c.do(call{method: "GET", route: "/v1/daemon/web-login", ok: true})
 	c.do(call{method: "GET", route: "/v1/events", query: url.Values{"after": {"0"}, "limit": {"5"}}, ok: true})
 
 	// Images.
@@ -282,6 +300,11 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	json.Unmarshal(fw.body, &fs)
 	if len(fs) != 1 {
 		t.Fatalf("forwards: %s", fw.body)
+	}
+	held := c.do(call{method: "POST", route: "/v1/vms/{name}/forwards", params: vm,
+		body: api.ForwardRequest{Ports: []api.PortSpec{{GuestPort: 9}}, AnyPort: true}, ok: true, lines: 2})
+	if !bytes.Contains(held.lines[1], []byte(`"step":"forward"`)) {
+		t.Errorf("a held forward's stream: %s", held.body)
 	}
 	c.do(call{method: "GET", route: "/v1/vms/{name}/forwards", params: vm, ok: true})
 	c.do(call{method: "DELETE", route: "/v1/vms/{name}/forwards", params: vm, query: url.Values{"port": {fmt.Sprint(fs[0].HostPort)}}, ok: true})
