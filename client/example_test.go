@@ -1,12 +1,15 @@
 package client_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"time"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -88,4 +91,66 @@ func ExampleClient_VM() {
 	_, err := c.VM(context.Background(), "no-such-vm")
 	fmt.Println(errors.Is(err, errdefs.ErrNotFound))
 	// Output: true
+}
+
+// ExampleClient_StartSession starts a long-lived guest process the daemon
+// manages, waits for it to end and reads its stdout log.
+func ExampleClient_StartSession() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sock, _ := client.DefaultSocket()
+	c := client.New(sock)
+	if _, err := c.CreateVM(ctx, api.CreateVMRequest{Name: "example-session", DiskBytes: 64 << 20}, nil); err != nil {
+		log.Fatal(err)
+	}
+	defer c.DeleteVM(ctx, "example-session", true)
+
+	s, err := c.StartSession(ctx, "example-session", api.StartSessionRequest{Name: "job", Argv: []string{"sh", "-c", "echo working; echo done"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for s.State == api.SessionRunning {
+		time.Sleep(50 * time.Millisecond)
+		if s, err = c.Session(ctx, "example-session", "job"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(s.Exit)
+	if err := c.SessionLogs(ctx, "example-session", "job", "stdout", false, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// exit status 0
+	// working
+	// done
+}
+
+// ExampleClient_CopyIn sends a tar archive into a guest directory and
+// checks what arrived.
+func ExampleClient_CopyIn() {
+	ctx := context.Background()
+	sock, _ := client.DefaultSocket()
+	c := client.New(sock)
+	if _, err := c.CreateVM(ctx, api.CreateVMRequest{Name: "example-copy", DiskBytes: 64 << 20}, nil); err != nil {
+		log.Fatal(err)
+	}
+	defer c.DeleteVM(ctx, "example-copy", true)
+
+	var archive bytes.Buffer
+	tw := tar.NewWriter(&archive)
+	tw.WriteHeader(&tar.Header{Name: "notes.txt", Mode: 0o644, Size: 6, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hello\n"))
+	tw.Close()
+
+	dir := exampleGuestDir // a guest directory, created when missing
+	res, err := c.CopyIn(ctx, "example-copy", dir, &archive)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := c.StatPath(ctx, "example-copy", dir+"/notes.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Entries, res.Bytes, st.Kind)
+	// Output: 1 6 file
 }

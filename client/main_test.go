@@ -13,6 +13,10 @@ import (
 	"banger/internal/server"
 )
 
+// exampleGuestDir is where ExampleClient_CopyIn writes: the fake VMM's
+// guest is this host, so a temporary directory.
+var exampleGuestDir string
+
 // TestMain runs a real daemon with the fake VMM (internal/vmm/vmmfake)
 // behind a real API server, at the socket client.DefaultSocket finds
 // once XDG_RUNTIME_DIR points at a temporary directory, so the examples
@@ -27,6 +31,7 @@ func TestMain(m *testing.M) {
 			tb.Fatal(err)
 		}
 		os.Setenv("XDG_RUNTIME_DIR", rt)
+		exampleGuestDir = filepath.Join(tb.TempDir(), "copied")
 		l, err := net.Listen("unix", filepath.Join(rt, "banger", "bangerd.sock"))
 		if err != nil {
 			tb.Fatal(err)
