@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,11 +25,15 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/api"
 	"banger/api/stdiomux"
 	"banger/internal/daemon"
 	"banger/internal/daemon/daemontest"
+	"banger/internal/testutil/testregistry"
 )
 
 func init() {
@@ -268,6 +274,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	c.do(call{method: "POST", route: "/v1/images", body: map[string]any{"name": "x", "bogus": 1}, bad: true})
 	c.do(call{method: "POST", route: "/v1/images/{name}/promote", params: p("name", "copy"), ok: true})
 	c.do(call{method: "DELETE", route: "/v1/images/{name}", params: p("name", "copy"), query: url.Values{"force": {"true"}}, ok: true})
+	reg := testregistry.New(t, nil)
+	ref := pushImage(t, reg)
+	c.do(call{method: "POST", route: "/v1/images/pull", body: api.PullImageRequest{Ref: ref, Name: "pulled", Kernel: im.Kernel, Size: 32 << 20}, ok: true})
 	c.do(call{method: "POST", route: "/v1/images/pull", body: api.PullImageRequest{Ref: "Not A Ref::"}})
 	c.do(call{method: "POST", route: "/v1/images/build", body: api.BuildImageRequest{Name: "b", From: "nope"}})
 	c.do(call{method: "POST", route: "/v1/images/prune", ok: true})
@@ -275,6 +284,15 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	// Kernels.
 	c.do(call{method: "GET", route: "/v1/kernels", ok: true})
 	c.do(call{method: "GET", route: "/v1/kernels/catalog", ok: true})
+	// Kernels through a registry: publish host files, list the tags, pull
+	// them back as a kernel.
+	krepo := reg.Host + "/kernels/test"
+	c.do(call{method: "POST", route: "/v1/kernels/{name}/publish", params: p("name", "k1"),
+		body: api.KernelPublishRequest{Ref: krepo + ":v1", Insecure: true, Kernel: im.Kernel, Version: "6.1.0"}, ok: true})
+	c.do(call{method: "GET", route: "/v1/kernels/tags", query: url.Values{"repo": {krepo}, "insecure": {"true"}}, ok: true})
+	c.do(call{method: "POST", route: "/v1/kernels/pull", body: api.KernelPullRequest{Ref: krepo + ":v1", Name: "k1", Insecure: true}, ok: true})
+	c.do(call{method: "GET", route: "/v1/kernels/{name}", params: p("name", "k1"), ok: true})
+	c.do(call{method: "DELETE", route: "/v1/kernels/{name}", params: p("name", "k1"), ok: true})
 	c.do(call{method: "GET", route: "/v1/kernels/{name}", params: p("name", "nope")})
 	c.do(call{method: "POST", route: "/v1/kernels/{name}/pull", params: p("name", "nope")})
 	c.do(call{method: "DELETE", route: "/v1/kernels/{name}", params: p("name", "nope")})
@@ -324,7 +342,14 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Errorf("copy out trailers: %v", out.trailer)
 	}
 
-	// Workspaces, from a path that is no git checkout.
+	// Workspaces: a host checkout into the guest (this host, so a
+	// temporary directory) and its work back as a branch; then from a
+	// path that is no checkout.
+	repo, guest := gitRepo(t), filepath.Join(t.TempDir(), "repo")
+	c.do(call{method: "POST", route: "/v1/vms/{name}/workspace", params: vm, body: api.WorkspacePrepareRequest{Path: repo, GuestPath: guest}, ok: true})
+	os.WriteFile(filepath.Join(guest, "new.txt"), []byte("work\n"), 0o644)
+	c.do(call{method: "POST", route: "/v1/vms/{name}/workspace/export", params: vm,
+		body: api.WorkspaceExportRequest{RepoPath: repo, GuestPath: guest, Branch: "from-guest"}, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/workspace", params: vm, body: api.WorkspacePrepareRequest{Path: dir}})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/workspace/export", params: vm, body: api.WorkspaceExportRequest{RepoPath: dir}})
 
@@ -417,4 +442,46 @@ func detach(t *testing.T, body []byte) {
 	if end, err := conn.Output(io.Discard, io.Discard); err != nil || !end.Detached {
 		t.Errorf("detaching: end %+v, %v", end, err)
 	}
+}
+
+// pushImage pushes a one-layer image to reg and returns its reference.
+func pushImage(t *testing.T, reg *testregistry.Registry) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "etc/hostname", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4})
+	tw.Write([]byte("box\n"))
+	tw.Close()
+	data := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return reg.Push(t, "box:latest", img)
+}
+
+// gitRepo makes a host git repository with one commit.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "README"), []byte("hello\n"), 0o644)
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
 }
