@@ -11,7 +11,7 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 GO      ?= $(shell scripts/install-go --which 2>/dev/null || echo go)
 LDFLAGS := -s -w -X banger/internal/version.Version=$(VERSION) -X banger/internal/version.Commit=$(COMMIT)
 BIN     := build/bin
-SOURCES := $(shell find cmd internal -name '*.go' -o -name '*.sql' -o -name '*.json' 2>/dev/null) go.mod go.sum
+SOURCES := $(shell find cmd internal api client -name '*.go' -o -name '*.sql' -o -name '*.json' -o -name '*.yaml' 2>/dev/null) go.mod go.sum
 
 .PHONY: help deps build install uninstall test test-e2e lint run clean
 
@@ -68,7 +68,7 @@ test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu
 	$(GO) test -tags e2e -count=1 -timeout 60m $(addprefix ./,$(E2E_PKGS))
 
 lint: ## gofmt and go vet
-	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal test) || exit 1; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal api client test) || exit 1; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 clean: ## remove build outputs

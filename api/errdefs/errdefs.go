@@ -14,22 +14,28 @@ import (
 // Kind names an error class on the wire.
 type Kind string
 
+// The kinds, each with its HTTP status (the server maps them in one
+// place; api/openapi.yaml lists them as ErrorKind).
 const (
-	KindNotFound    Kind = "not_found"
-	KindConflict    Kind = "conflict"
-	KindInvalid     Kind = "invalid"
-	KindUnsupported Kind = "unsupported"
-	KindUnavailable Kind = "unavailable"
-	KindCanceled    Kind = "canceled"
-	KindInternal    Kind = "internal"
+	KindNotFound    Kind = "not_found"   // 404: no such VM, image, kernel, session or route
+	KindConflict    Kind = "conflict"    // 409: the thing exists, is in use, or is in the wrong state
+	KindInvalid     Kind = "invalid"     // 400: the request is wrong; the message says how
+	KindUnsupported Kind = "unsupported" // 501: this host, VMM or image cannot do it
+	KindUnavailable Kind = "unavailable" // 503: the daemon, a VM or its agent is not answering
+	KindCanceled    Kind = "canceled"    // 499: the caller went away
+	KindInternal    Kind = "internal"    // 500: anything else
 )
 
+// The sentinels of the kinds: errors.Is(err, ErrNotFound) holds for an
+// error of kind not_found, in the daemon and, after the client maps a
+// reply back, in a caller (canceled maps to context.Canceled, internal to
+// no sentinel).
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrConflict    = errors.New("conflict")
-	ErrInvalid     = errors.New("invalid")
-	ErrUnsupported = errors.New("unsupported")
-	ErrUnavailable = errors.New("unavailable")
+	ErrNotFound    = errors.New("not found")   // KindNotFound
+	ErrConflict    = errors.New("conflict")    // KindConflict
+	ErrInvalid     = errors.New("invalid")     // KindInvalid
+	ErrUnsupported = errors.New("unsupported") // KindUnsupported
+	ErrUnavailable = errors.New("unavailable") // KindUnavailable
 )
 
 // kindError carries a user-facing message and a kind sentinel.

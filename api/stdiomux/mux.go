@@ -26,6 +26,7 @@ const (
 	TypeExit    Type = 4 // daemon to client: a JSON End, always the last frame
 )
 
+// String names the frame type as docs/stdio_mux_v1.md does.
 func (t Type) String() string {
 	switch t {
 	case TypeStdin:

@@ -23,14 +23,14 @@ import (
 type Server struct {
 	d        Service
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *routeMux
 	shutdown func()
 }
 
 // New builds the routes. shutdown is called when a client asks the daemon
 // to stop.
 func New(d Service, log *slog.Logger, shutdown func()) *Server {
-	s := &Server{d: d, log: log, mux: http.NewServeMux(), shutdown: shutdown}
+	s := &Server{d: d, log: log, mux: newRouteMux(), shutdown: shutdown}
 	s.routes()
 	return s
 }
@@ -94,6 +94,7 @@ func (s *Server) routes() {
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()
+	s.openAPIRoutes()
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound("no API route %s %s; is the CLI newer than the daemon? restart it with 'banger daemon stop'", r.Method, r.URL.Path))
 	})

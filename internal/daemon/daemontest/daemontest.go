@@ -41,7 +41,7 @@ type World struct {
 // New starts the daemon; mut, when set, adjusts its options first. It
 // skips t when the ext4 tools VM creation needs are missing. The daemon is
 // closed and every fake VMM process killed when t ends.
-func New(t *testing.T, mut func(*daemon.Options)) *World {
+func New(t testing.TB, mut func(*daemon.Options)) *World {
 	t.Helper()
 	for _, tool := range []string{"mkfs.ext4", "debugfs", "e2fsck"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -91,7 +91,7 @@ func New(t *testing.T, mut func(*daemon.Options)) *World {
 
 // Restart replaces the daemon with a new one on the same state and with
 // the current Opts, as after a daemon restart: VM processes keep running.
-func (w *World) Restart(t *testing.T) {
+func (w *World) Restart(t testing.TB) {
 	t.Helper()
 	if w.D != nil {
 		w.D.Close()
@@ -106,7 +106,7 @@ func (w *World) Restart(t *testing.T) {
 
 // RegisterImage registers an image with a small ext4 root filesystem and
 // an ELF header as its kernel.
-func (w *World) RegisterImage(t *testing.T, name string) {
+func (w *World) RegisterImage(t testing.TB, name string) {
 	t.Helper()
 	dir := t.TempDir()
 	root, kernel := filepath.Join(dir, "rootfs.ext4"), filepath.Join(dir, "vmlinux")
