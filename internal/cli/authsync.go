@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"banger/api/errdefs"
+	"banger/internal/authsync"
+)
+
+// authSyncFlags are vm create's and vm run's --auth-sync and
+// --no-auth-sync.
+type authSyncFlags struct {
+	tools string
+	off   bool
+}
+
+func (f *authSyncFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.tools, "auth-sync", "", "coding agents whose host credentials the VM gets at each boot: any of "+
+		strings.Join(authsync.All(), ",")+" (default: auth_sync from the config; none for images pulled from a registry)")
+	fs.BoolVar(&f.off, "no-auth-sync", false, "copy no host credentials into the VM")
+}
+
+// request returns the create request's AuthSync: nil for the default.
+func (f *authSyncFlags) request(cmd *cobra.Command) (*[]string, error) {
+	set := cmd.Flags().Changed("auth-sync")
+	switch {
+	case set && f.off:
+		return nil, errdefs.Invalid("--auth-sync and --no-auth-sync contradict each other; pass one")
+	case f.off:
+		return &[]string{}, nil
+	case !set:
+		return nil, nil
+	}
+	tools, err := authsync.Parse(f.tools)
+	if err != nil {
+		return nil, errdefs.Invalid("--auth-sync: %v", err)
+	}
+	if len(tools) == 0 {
+		return nil, errdefs.Invalid("--auth-sync names no tool; pass some of %s, or --no-auth-sync", strings.Join(authsync.All(), ","))
+	}
+	return &tools, nil
+}
+
+func (a *app) vmAuthCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "auth",
+		Short: "Copy the host's coding-agent credentials into VMs",
+	}
+	cmd.AddCommand(a.vmAuthSyncCmd())
+	return cmd
+}
+
+func (a *app) vmAuthSyncCmd() *cobra.Command {
+	var tools string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sync NAME",
+		Short: "Copy the host's coding-agent credentials into a running VM now",
+		Long: `Copy the credential files of opencode (~/.local/share/opencode/auth.json),
+claude (~/.claude/.credentials.json) and pi (~/.pi/agent/auth.json) from
+your home to the same place under /root in a running VM, mode 0600, without
+restarting it. Only files present on the host are copied.
+
+Without --tools it copies those of the VM's auth_sync list ('banger vm show'),
+or of every tool when the VM has auth sync off. It does not change what the
+VM receives at its next boot. The event log records the files copied,
+never their content.`,
+		Example: `  banger vm auth sync dev
+  banger vm auth sync dev --tools opencode`,
+		Args: exactArgs(1, "a VM name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names, err := authsync.Parse(tools)
+			if err != nil {
+				return errdefs.Invalid("--tools: %v", err)
+			}
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := cl.AuthSync(cmd.Context(), args[0], names)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, res)
+			}
+			if len(res.Files) == 0 {
+				fmt.Fprintf(a.stdout, "copied nothing into vm %s: the host has none of %s\n", res.VM, strings.Join(res.Missing, ", "))
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "copied into vm %s (mode 0600): %s\n", res.VM, strings.Join(res.Files, ", "))
+			if len(res.Missing) > 0 {
+				fmt.Fprintf(a.stdout, "not on this host: %s\n", strings.Join(res.Missing, ", "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tools, "tools", "", "coding agents to copy credentials of: any of "+strings.Join(authsync.All(), ","))
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was copied as JSON")
+	return cmd
+}

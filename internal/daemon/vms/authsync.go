@@ -1,0 +1,49 @@
+package vms
+
+import (
+	"fmt"
+
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/internal/authsync"
+)
+
+// authSyncFor decides which coding agents' host credentials a new VM
+// receives at each boot: what the create asked for; else none for an
+// image pulled from a registry (its content is someone else's, and a
+// credential is worth more than a convenience); else the config's
+// auth_sync. note, when not empty, tells the user why none and how to
+// change it.
+func (m *Manager) authSyncFor(req api.CreateVMRequest, im api.Image) (tools []string, note string, err error) {
+	if req.AuthSync != nil {
+		tools, err := authsync.Check(*req.AuthSync)
+		if err != nil {
+			return nil, "", errdefs.Invalid("--auth-sync: %v", err)
+		}
+		return tools, "", nil
+	}
+	if im.Source == "pull" {
+		return []string{}, fmt.Sprintf("image %s was pulled from a registry, so vm %s gets no host credentials; "+
+			"pass --auth-sync %s at create, or copy them later with 'banger vm auth sync %s'",
+			im.Name, req.Name, joinTools(m.cfg.AuthSync), req.Name), nil
+	}
+	tools, err = authsync.Check(m.cfg.AuthSync)
+	if err != nil {
+		return nil, "", errdefs.Invalid("auth_sync in the config: %v", err)
+	}
+	return tools, "", nil
+}
+
+func joinTools(names []string) string {
+	if len(names) == 0 {
+		names = authsync.All()
+	}
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ","
+		}
+		s += n
+	}
+	return s
+}
