@@ -2,6 +2,7 @@ package vms
 
 import (
 	"fmt"
+	"strings"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -38,12 +39,5 @@ func joinTools(names []string) string {
 	if len(names) == 0 {
 		names = authsync.All()
 	}
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ","
-		}
-		s += n
-	}
-	return s
+	return strings.Join(names, ",")
 }

@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"banger/internal/daemon/daemontest"
+	"banger/internal/paths"
+	"banger/internal/server"
+)
+
+// TestAuthSyncCommands runs vm create --no-auth-sync, vm show and vm auth
+// sync against a real daemon service (fake VMM) behind the API server.
+func TestAuthSyncCommands(t *testing.T) {
+	rt, err := os.MkdirTemp("", "bgcli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("BANGER_NO_AUTOSTART", "1")
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.MkdirAll(filepath.Join(home, ".pi/agent"), 0o700)
+	os.WriteFile(filepath.Join(home, ".pi/agent/auth.json"), []byte(`{"pi":"sk-pi"}`), 0o600)
+	layout, err := paths.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := daemontest.New(t, nil)
+	sock, err := server.Listen(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.New(w.D, slog.New(slog.DiscardHandler), cancel).Serve(ctx, sock) }()
+	t.Cleanup(func() { cancel(); <-done; sock.Close() })
+
+	cli := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		root := NewRoot(&out, &errb)
+		root.SetArgs(args)
+		err := root.ExecuteContext(ctx)
+		return out.String(), err
+	}
+	if _, err := cli("vm", "create", "--name", "x", "--auth-sync", "pi", "--no-auth-sync"); err == nil || !strings.Contains(err.Error(), "contradict") {
+		t.Errorf("both flags: err = %v", err)
+	}
+	if _, err := cli("vm", "create", "--name", "x", "--auth-sync", "codex"); err == nil || !strings.Contains(err.Error(), `"codex" is not a tool`) {
+		t.Errorf("unknown tool: err = %v", err)
+	}
+	if out, err := cli("vm", "create", "--name", "dev", "--no-auth-sync", "--disk-size", "64M"); err != nil {
+		t.Fatalf("vm create: %v\n%s", err, out)
+	}
+	if out, _ := cli("vm", "show", "dev"); !strings.Contains(out, "auth sync:") || !strings.Contains(out, "off") {
+		t.Errorf("vm show does not say auth sync is off:\n%s", out)
+	}
+	out, err := cli("vm", "auth", "sync", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "copied into vm dev (mode 0600): .pi/agent/auth.json\nnot on this host: .local/share/opencode/auth.json, .claude/.credentials.json\n"
+	if out != want {
+		t.Errorf("vm auth sync printed %q, want %q", out, want)
+	}
+	if out, _ := cli("vm", "auth", "sync", "dev", "--tools", "claude"); !strings.Contains(out, "copied nothing into vm dev: the host has none of .claude/.credentials.json") {
+		t.Errorf("vm auth sync --tools claude printed %q", out)
+	}
+}
