@@ -20,3 +20,9 @@ type AuthSync struct {
 	Files   []string `json:"files"`
 	Missing []string `json:"missing"`
 }
+
+// SetAuthSyncRequest is the body of PUT /v1/vms/{name}/auth-sync, which
+// changes the tools whose credentials the VM receives at each boot.
+type SetAuthSyncRequest struct {
+	Tools *[]string `json:"tools"` // required; [] for none
+}

@@ -13,3 +13,13 @@ func (c *Client) AuthSync(ctx context.Context, vm string, tools []string) (api.A
 	var out api.AuthSync
 	return out, c.call(ctx, "POST", "/vms/"+esc(vm)+"/auth-sync", api.AuthSyncRequest{Tools: tools}, &out)
 }
+
+// SetAuthSync changes which tools' credentials a VM receives at each
+// boot; empty tools means none.
+func (c *Client) SetAuthSync(ctx context.Context, vm string, tools []string) (api.VM, error) {
+	if tools == nil {
+		tools = []string{}
+	}
+	var out api.VM
+	return out, c.call(ctx, "PUT", "/vms/"+esc(vm)+"/auth-sync", api.SetAuthSyncRequest{Tools: &tools}, &out)
+}

@@ -50,7 +50,7 @@ func (a *app) vmAuthCmd() *cobra.Command {
 		Use:   "auth",
 		Short: "Copy the host's coding-agent credentials into VMs",
 	}
-	cmd.AddCommand(a.vmAuthSyncCmd())
+	cmd.AddCommand(a.vmAuthSyncCmd(), a.vmAuthSetCmd())
 	return cmd
 }
 
@@ -101,5 +101,40 @@ never their content.`,
 	}
 	cmd.Flags().StringVar(&tools, "tools", "", "coding agents to copy credentials of: any of "+strings.Join(authsync.All(), ","))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was copied as JSON")
+	return cmd
+}
+
+func (a *app) vmAuthSetCmd() *cobra.Command {
+	var auth authSyncFlags
+	cmd := &cobra.Command{
+		Use:   "set NAME --auth-sync LIST | --no-auth-sync",
+		Short: "Change which coding agents' credentials a VM receives at each boot",
+		Long: `Change a VM's auth sync list, which 'vm create --auth-sync' or the default
+set. It applies from the VM's next boot; nothing is copied into or removed
+from a running guest ('banger vm auth sync NAME' copies now).`,
+		Example: `  banger vm auth set dev --auth-sync opencode,claude
+  banger vm auth set dev --no-auth-sync`,
+		Args: exactArgs(1, "a VM name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tools, err := auth.request(cmd)
+			if err != nil {
+				return err
+			}
+			if tools == nil {
+				return errdefs.Invalid("nothing to set; pass --auth-sync %s (some of them) or --no-auth-sync", strings.Join(authsync.All(), ","))
+			}
+			cl, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := cl.SetAuthSync(cmd.Context(), args[0], *tools)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "vm %s: auth sync %s from its next boot\n", v.Name, authsync.Describe(v.AuthSync))
+			return nil
+		},
+	}
+	auth.add(cmd)
 	return cmd
 }

@@ -70,6 +70,15 @@ func TestAuthSyncCommands(t *testing.T) {
 	if out != want {
 		t.Errorf("vm auth sync printed %q, want %q", out, want)
 	}
+	if out, err := cli("vm", "auth", "set", "dev", "--auth-sync", "pi,opencode"); err != nil || out != "vm dev: auth sync opencode, pi from its next boot\n" {
+		t.Errorf("vm auth set printed %q, %v", out, err)
+	}
+	if _, err := cli("vm", "auth", "set", "dev"); err == nil || !strings.Contains(err.Error(), "nothing to set") {
+		t.Errorf("vm auth set without a flag: err = %v", err)
+	}
+	if out, _ := cli("vm", "show", "dev"); !strings.Contains(out, "opencode, pi") {
+		t.Errorf("vm show after vm auth set:\n%s", out)
+	}
 	if out, _ := cli("vm", "auth", "sync", "dev", "--tools", "claude"); !strings.Contains(out, "copied nothing into vm dev: the host has none of .claude/.credentials.json") {
 		t.Errorf("vm auth sync --tools claude printed %q", out)
 	}

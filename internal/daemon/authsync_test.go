@@ -202,3 +202,35 @@ func TestAuthSyncOffForPulledImages(t *testing.T) {
 		t.Error("auth sync of a stopped VM succeeded")
 	}
 }
+
+// vm auth set changes what later boots copy, and only them.
+func TestSetAuthSyncAppliesFromNextBoot(t *testing.T) {
+	hostCreds(t)
+	w := newWorld(t)
+	ctx := context.Background()
+	none := []string{}
+	w.createWith(api.CreateVMRequest{Name: "dev", AuthSync: &none})
+	v, err := w.D.SetAuthSync(ctx, "dev", []string{"pi"})
+	if err != nil || !slices.Equal(v.AuthSync, []string{"pi"}) {
+		t.Fatalf("SetAuthSync = %q, %v", v.AuthSync, err)
+	}
+	if got := w.guestCreds("dev"); len(got) != 0 {
+		t.Errorf("setting the list copied %q into the running guest", got)
+	}
+	if _, err := w.D.RestartVM(ctx, "dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.guestCreds("dev"); !slices.Equal(got, []string{".pi/agent/auth.json"}) {
+		t.Errorf("after a restart: guest has %q, want pi's file", got)
+	}
+	w.restart() // the list is stored, not only in memory
+	if v, _ := w.D.VM(ctx, "dev"); !slices.Equal(v.AuthSync, []string{"pi"}) {
+		t.Errorf("after a daemon restart: auth_sync = %q", v.AuthSync)
+	}
+	if _, err := w.D.SetAuthSync(ctx, "dev", []string{"codex"}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("unknown tool: err = %v", err)
+	}
+	if _, err := w.D.SetAuthSync(ctx, "nope", nil); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown vm: err = %v", err)
+	}
+}

@@ -1,12 +1,14 @@
 package vms
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"banger/api"
 	"banger/api/errdefs"
 	"banger/internal/authsync"
+	"banger/internal/store"
 )
 
 // authSyncFor decides which coding agents' host credentials a new VM
@@ -40,4 +42,31 @@ func joinTools(names []string) string {
 		names = authsync.All()
 	}
 	return strings.Join(names, ",")
+}
+
+// SetAuthSync changes which tools' credentials a VM receives at each
+// boot from now on; nothing is copied or removed in a running guest.
+func (m *Manager) SetAuthSync(ctx context.Context, name string, tools []string) (api.VM, error) {
+	tools, err := authsync.Check(tools)
+	if err != nil {
+		return api.VM{}, errdefs.Invalid("%v", err)
+	}
+	release, err := m.claim(name, opUpdate)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer release()
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
+		row, err := vmRow(ctx, &tx.Reader, name)
+		if err != nil {
+			return err
+		}
+		row.AuthSync = tools
+		return tx.PutVM(ctx, row)
+	})
+	if err != nil {
+		return api.VM{}, err
+	}
+	m.events.Event(ctx, "info", "vm/"+name, fmt.Sprintf("auth sync of vm %s set to %s from its next boot", name, authsync.Describe(tools)))
+	return m.VM(ctx, name)
 }
