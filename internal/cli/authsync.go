@@ -2,10 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"banger/api"
 	"banger/api/errdefs"
 	"banger/internal/authsync"
 )
@@ -137,4 +139,25 @@ from a running guest ('banger vm auth sync NAME' copies now).`,
 	}
 	auth.add(cmd)
 	return cmd
+}
+
+// authNextStep is vm run's line for coding agents the image has but whose
+// credentials the VM does not get; "" when there are none, or when the
+// daemon did not say (AuthSync nil). imageTools nil means unknown.
+func authNextStep(vm api.VM, imageTools []string) string {
+	if vm.AuthSync == nil {
+		return ""
+	}
+	var lacking []string
+	for _, t := range authsync.All() {
+		if (imageTools == nil || slices.Contains(imageTools, t)) && !slices.Contains(vm.AuthSync, t) {
+			lacking = append(lacking, t)
+		}
+	}
+	if len(lacking) == 0 {
+		return ""
+	}
+	list := strings.Join(lacking, ",")
+	return fmt.Sprintf("\ncredentials: vm %[1]s gets none of yours for %[2]s (auth sync: %[3]s); to copy them in:\n  banger vm auth sync %[1]s --tools %[2]s\n",
+		vm.Name, list, authsync.Describe(vm.AuthSync))
 }

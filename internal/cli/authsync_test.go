@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"banger/api"
 	"banger/internal/daemon/daemontest"
 	"banger/internal/paths"
 	"banger/internal/server"
@@ -81,5 +82,32 @@ func TestAuthSyncCommands(t *testing.T) {
 	}
 	if out, _ := cli("vm", "auth", "sync", "dev", "--tools", "claude"); !strings.Contains(out, "copied nothing into vm dev: the host has none of .claude/.credentials.json") {
 		t.Errorf("vm auth sync --tools claude printed %q", out)
+	}
+}
+
+func TestRunSaysWhichCredentialsTheVMLacks(t *testing.T) {
+	tests := []struct {
+		name       string
+		auth       []string
+		imageTools []string
+		want       string
+	}{
+		{"unknown to the daemon", nil, nil, ""},
+		{"every tool synced", []string{"opencode", "claude", "pi"}, nil, ""},
+		{"off, tools unknown", []string{}, nil,
+			"\ncredentials: vm dev gets none of yours for opencode,claude,pi (auth sync: off); to copy them in:\n  banger vm auth sync dev --tools opencode,claude,pi\n"},
+		{"image without the unsynced tools", []string{"claude"}, []string{"mise", "claude"}, ""},
+		{"some", []string{"claude"}, []string{"opencode", "claude"},
+			"\ncredentials: vm dev gets none of yours for opencode (auth sync: claude); to copy them in:\n  banger vm auth sync dev --tools opencode\n"},
+	}
+	for _, tt := range tests {
+		if got := authNextStep(api.VM{Name: "dev", AuthSync: tt.auth}, tt.imageTools); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	var out bytes.Buffer
+	printNextSteps(&out, runResult{VM: api.VM{Name: "dev", AuthSync: []string{}}, ImageTools: []string{"pi"}})
+	if !strings.Contains(out.String(), "banger vm auth sync dev --tools pi") {
+		t.Errorf("vm run's next steps lack the auth sync line:\n%s", out.String())
 	}
 }

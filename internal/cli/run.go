@@ -233,6 +233,7 @@ func printNextSteps(w io.Writer, r runResult) {
 			fmt.Fprintf(w, "  banger vm ssh %s -- \"cd %s && %s\"\n", n, dir, tool)
 		}
 	}
+	fmt.Fprint(w, authNextStep(r.VM, r.ImageTools))
 	switch missing := image.MissingTools(r.ImageTools); {
 	case r.ImageTools == nil:
 		fmt.Fprintf(w, "(image %s was recorded before banger looked for its tools: the steps above need %s in it)\n",
