@@ -217,23 +217,26 @@ const (
 
 // VM is a development VM.
 type VM struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Image      string    `json:"image"`
-	State      VMState   `json:"state"`
-	VMM        string    `json:"vmm"`
-	CPUs       int       `json:"cpus"`
-	MemoryMiB  int       `json:"memory_mib"`
-	DiskBytes  int64     `json:"disk_bytes"` // work disk (/root) size
-	IP         string    `json:"ip,omitempty"`
-	MAC        string    `json:"mac,omitempty"`
-	TAP        string    `json:"tap,omitempty"`
-	PID        int       `json:"pid,omitempty"`
-	Accel      string    `json:"accel,omitempty"`
-	Dir        string    `json:"dir"`
-	RuntimeDir string    `json:"runtime_dir"`
-	HostKey    string    `json:"host_key,omitempty"` // pinned guest SSH host key (authorized_keys format)
-	KeepAlive  bool      `json:"keep_alive,omitempty"`
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	Image      string  `json:"image"`
+	State      VMState `json:"state"`
+	VMM        string  `json:"vmm"`
+	CPUs       int     `json:"cpus"`
+	MemoryMiB  int     `json:"memory_mib"`
+	DiskBytes  int64   `json:"disk_bytes"` // work disk (/root) size
+	IP         string  `json:"ip,omitempty"`
+	MAC        string  `json:"mac,omitempty"`
+	TAP        string  `json:"tap,omitempty"`
+	PID        int     `json:"pid,omitempty"`
+	Accel      string  `json:"accel,omitempty"`
+	Dir        string  `json:"dir"`
+	RuntimeDir string  `json:"runtime_dir"`
+	HostKey    string  `json:"host_key,omitempty"` // pinned guest SSH host key (authorized_keys format)
+	KeepAlive  bool    `json:"keep_alive,omitempty"`
+	// AuthSync names the coding agents whose host credentials the VM
+	// receives at each boot (opencode, claude, pi); empty: none.
+	AuthSync   []string  `json:"auth_sync"`
 	LastError  string    `json:"last_error,omitempty"`
 	StateBytes int64     `json:"state_bytes,omitempty"` // saved memory and device state on disk (suspended)
 	CreatedAt  time.Time `json:"created_at"`
@@ -250,6 +253,11 @@ type CreateVMRequest struct {
 	MemoryMiB int    `json:"memory_mib,omitempty"`
 	DiskBytes int64  `json:"disk_bytes,omitempty"`
 	KeepAlive bool   `json:"keep_alive,omitempty"`
+	// AuthSync picks the coding agents whose host credentials the VM
+	// receives ([] for none); null means the default: auth_sync from the
+	// config for images made locally, none for images pulled from a
+	// registry.
+	AuthSync *[]string `json:"auth_sync,omitempty"`
 }
 
 // BuildImageRequest is the body of POST /v1/images/build.

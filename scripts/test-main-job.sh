@@ -3,7 +3,9 @@
 # after installing) with a stand-in banger that records its calls. Checks:
 # it runs 'vm run' on the checkout and passes its exit status on; when the
 # install directory is not on PATH it ends with the exact commands that
-# add it, and says nothing of the kind when it is.
+# add it, and says nothing of the kind when it is; with no vmm in the
+# config it picks the driver from stand-ins for /dev/kvm, firecracker and
+# the config's default_kernel_ref, and says why QEMU when it is QEMU.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/banger-main-job.XXXXXX")
@@ -58,6 +60,42 @@ if [ "$status" = 3 ] && grep -q "not on your PATH" "$T/out"; then
 else
 	bad "a failed vm run keeps its status ($status) and still gets the PATH advice: $(cat "$T/out")"
 fi
+
+# pick KVM FC KERNEL: main-job on a config without vmm, with a usable
+# stand-in /dev/kvm when KVM=yes, a stand-in firecracker on PATH when
+# FC=yes, and default_kernel_ref set when KERNEL=yes.
+pick() {
+	: >"$home/.config/banger/config.toml"
+	[ "$3" = yes ] && echo 'default_kernel_ref = "firecracker-6.1-x86_64"' >"$home/.config/banger/config.toml"
+	rm -rf "$T/fc" "$T/kvm"
+	mkdir -p "$T/fc"
+	if [ "$2" = yes ]; then printf '#!/bin/sh\nexit 0\n' >"$T/fc/firecracker" && chmod +x "$T/fc/firecracker"; fi
+	kvm=$T/kvm
+	if [ "$1" = yes ]; then : >"$kvm" && chmod 0666 "$kvm"; fi
+	: >"$T/calls"
+	env -i HOME="$home" PATH="$bindir:$T/fc:$base" BINDIR="$bindir" BANGER_CALLS="$T/calls" BANGER_KVM_DEVICE="$kvm" \
+		bash "$here/main-job" >"$T/out" 2>&1
+}
+chose() { grep -qx "vmm = \"$1\"" "$home/.config/banger/config.toml"; }
+pick yes yes no
+if chose qemu && grep -q "KVM and Firecracker ($T/fc/firecracker) are here, but no Firecracker kernel" "$T/out" &&
+	grep -q "Using the QEMU driver" "$T/out" && grep -q "banger kernel pull REF" "$T/out" &&
+	grep -q "scripts/build-firecracker-kernel" "$T/out" && grep -q 'default_kernel_ref = "NAME"' "$T/out"; then
+	ok "KVM and firecracker but no kernel: QEMU, saying why and how to get a Firecracker kernel"
+else
+	bad "KVM and firecracker but no kernel: QEMU, saying why and how to get a Firecracker kernel: $(cat "$T/out")"
+fi
+pick yes yes yes
+if chose firecracker && ! grep -q "QEMU" "$T/out"; then ok "KVM, firecracker and a kernel: Firecracker"; else bad "KVM, firecracker and a kernel: Firecracker: $(cat "$T/out")"; fi
+pick no yes yes
+if chose qemu && grep -q "no usable $T/kvm here" "$T/out" && ! grep -q "no Firecracker kernel" "$T/out"; then
+	ok "no KVM: QEMU with software emulation, saying so"
+else
+	bad "no KVM: QEMU with software emulation, saying so: $(cat "$T/out")"
+fi
+pick yes no no
+if chose qemu && ! grep -q "Firecracker kernel" "$T/out"; then ok "KVM without firecracker: QEMU, no kernel advice"; else bad "KVM without firecracker: QEMU, no kernel advice: $(cat "$T/out")"; fi
+echo 'vmm = "qemu"' >"$home/.config/banger/config.toml"
 
 echo
 echo "$passed passed, $failed failed"

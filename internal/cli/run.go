@@ -61,6 +61,7 @@ func (a *app) vmRunCmd() *cobra.Command {
 	var wf workspaceFlags
 	var name, image string
 	var asJSON bool
+	var auth authSyncFlags
 	cmd := &cobra.Command{
 		Use:   "run [PATH]",
 		Short: "Create a VM holding the git checkout enclosing PATH (default .), ready for a coding agent",
@@ -82,6 +83,10 @@ random suffix. If the copy fails, the new VM is deleted.`,
 			if err := wf.check(); err != nil {
 				return err
 			}
+			authSync, err := auth.request(cmd)
+			if err != nil {
+				return err
+			}
 			path := "."
 			if len(args) == 1 {
 				path = args[0]
@@ -97,7 +102,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 			if err != nil {
 				return err
 			}
-			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf})
+			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf, authSync: authSync})
 			if err != nil {
 				return err
 			}
@@ -112,6 +117,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "VM name (default: the repository's directory name and a short suffix)")
 	f.StringVar(&image, "image", "", "image to boot (default: default_image_name)")
+	auth.add(cmd)
 	f.BoolVar(&asJSON, "json", false, "print the VM, workspace and bootstrap session as JSON")
 	return cmd
 }
@@ -139,6 +145,7 @@ type runPlan struct {
 	name, image string
 	repo        workspace.Repo
 	wf          workspaceFlags
+	authSync    *[]string // nil: the default
 }
 
 // runResult is what 'vm run --json' prints.
@@ -161,7 +168,7 @@ type runResult struct {
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
 	pv := newProgressView(a.stderr)
 	defer pv.Close()
-	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image}, pv.Event)
+	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, AuthSync: p.authSync}, pv.Event)
 	if err != nil {
 		return runResult{}, err
 	}
@@ -226,6 +233,7 @@ func printNextSteps(w io.Writer, r runResult) {
 			fmt.Fprintf(w, "  banger vm ssh %s -- \"cd %s && %s\"\n", n, dir, tool)
 		}
 	}
+	fmt.Fprint(w, authNextStep(r.VM, r.ImageTools))
 	switch missing := image.MissingTools(r.ImageTools); {
 	case r.ImageTools == nil:
 		fmt.Fprintf(w, "(image %s was recorded before banger looked for its tools: the steps above need %s in it)\n",

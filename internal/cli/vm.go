@@ -9,6 +9,7 @@ import (
 
 	"banger/api"
 	"banger/api/errdefs"
+	"banger/internal/authsync"
 	"banger/internal/bytesize"
 )
 
@@ -21,7 +22,7 @@ func (a *app) vmCmd() *cobra.Command {
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
 		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
 		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(), a.vmPauseCmd(), a.vmResumeCmd(),
-		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd(), a.vmExecCmd(), a.vmCpCmd())
+		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd(), a.vmExecCmd(), a.vmCpCmd(), a.vmAuthCmd())
 	return cmd
 }
 
@@ -29,6 +30,7 @@ func (a *app) vmCreateCmd() *cobra.Command {
 	var req api.CreateVMRequest
 	var memory, diskSize string
 	var asJSON bool
+	var auth authSyncFlags
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [--image IMAGE]",
 		Short: "Create a VM and wait until it is ready (agent and SSH answer)",
@@ -38,10 +40,14 @@ works right away. On a terminal it shows live progress.
 
 Without --image the image named by default_image_name is used.`,
 		Example: `  banger vm create --name dev
-  banger vm create --name big --image devbox --cpus 4 --memory 4G --disk-size 20G`,
+  banger vm create --name big --image devbox --cpus 4 --memory 4G --disk-size 20G
+  banger vm create --name scratch --image pulled-box --auth-sync opencode`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
+			if req.AuthSync, err = auth.request(cmd); err != nil {
+				return err
+			}
 			if req.MemoryMiB, err = parseMiB("--memory", memory); err != nil {
 				return err
 			}
@@ -76,6 +82,7 @@ Without --image the image named by default_image_name is used.`,
 	f.StringVar(&memory, "memory", "", "memory, e.g. 1024 (MiB), 2G (default 1G)")
 	f.StringVar(&diskSize, "disk-size", "", "size of the work disk mounted at /root, e.g. 8G (default 8G)")
 	f.BoolVar(&req.KeepAlive, "keep-alive", false, "never stop this VM for being idle")
+	auth.add(cmd)
 	f.BoolVar(&asJSON, "json", false, "print the VM as JSON")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -141,6 +148,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 				{"cpus:", strconv.Itoa(v.CPUs)},
 				{"memory:", bytesize.Format(int64(v.MemoryMiB) << 20)},
 				{"work disk:", bytesize.Format(v.DiskBytes) + " at /root"},
+				{"auth sync:", authsync.Describe(v.AuthSync)},
 				{"dir:", v.Dir},
 				{"created:", ago(v.CreatedAt)},
 			}

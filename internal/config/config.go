@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"banger/internal/authsync"
 )
 
 // VMM names accepted by the vmm key.
@@ -43,6 +45,10 @@ type Config struct {
 	// SSHKeyPath is an absolute path to the private key used to reach
 	// guests; "" means banger's own key, see SSHKey.
 	SSHKeyPath string
+	// AuthSync names the coding agents (authsync.Tools) whose host
+	// credentials VMs from locally made images receive; VMs from pulled
+	// images receive none unless their create asks. Empty: none.
+	AuthSync []string
 
 	// DefaultImageName is the image used when a command names none.
 	DefaultImageName string
@@ -88,6 +94,7 @@ func Default() Config {
 		LogLevel:            slog.LevelInfo,
 		WebListenAddr:       "127.0.0.1:7777",
 		DefaultImageName:    "default",
+		AuthSync:            authsync.All(),
 		StatsPollInterval:   10 * time.Second,
 		MetricsPollInterval: 60 * time.Second,
 		BridgeName:          "banger0",

@@ -51,6 +51,8 @@ func TestParseGoodValues(t *testing.T) {
 		{"jailer_chroot_base", `jailer_chroot_base = "/var/lib/banger/jail"`, func(c *Config) { c.JailerChrootBase = "/var/lib/banger/jail" }},
 		{"ssh_key_path absolute", `ssh_key_path = "/keys/id"`, func(c *Config) { c.SSHKeyPath = "/keys/id" }},
 		{"ssh_key_path home", `ssh_key_path = "~/.ssh/id_ed25519"`, func(c *Config) { c.SSHKeyPath = "/home/ann/.ssh/id_ed25519" }},
+		{"auth_sync some", `auth_sync = ["claude", "opencode"]`, func(c *Config) { c.AuthSync = []string{"claude", "opencode"} }},
+		{"auth_sync none", `auth_sync = []`, func(c *Config) { c.AuthSync = []string{} }},
 		{"default_image_name", `default_image_name = "ubuntu-24-04"`, func(c *Config) { c.DefaultImageName = "ubuntu-24-04" }},
 		{"default_image_name 63 chars", `default_image_name = "` + strings.Repeat("a", 63) + `"`, func(c *Config) { c.DefaultImageName = strings.Repeat("a", 63) }},
 		{"auto_stop_stale_after", `auto_stop_stale_after = "2h30m"`, func(c *Config) { c.AutoStopStaleAfter = 150 * time.Minute }},
@@ -110,6 +112,7 @@ jailer_uid = 900
 jailer_gid = 901
 jailer_chroot_base = "/var/lib/banger/jail"
 ssh_key_path = "/keys/banger"
+auth_sync = ["pi"]
 default_image_name = "alpine"
 auto_stop_stale_after = "45m"
 stats_poll_interval = "5s"
@@ -138,6 +141,7 @@ func everyKeyConfig() Config {
 		JailerGID:           901,
 		JailerChrootBase:    "/var/lib/banger/jail",
 		SSHKeyPath:          "/keys/banger",
+		AuthSync:            []string{"pi"},
 		DefaultImageName:    "alpine",
 		AutoStopStaleAfter:  45 * time.Minute,
 		StatsPollInterval:   5 * time.Second,
@@ -176,6 +180,7 @@ jailer_uid = 0
 jailer_gid = 0
 jailer_chroot_base = ""
 ssh_key_path = ""
+auth_sync = ["opencode", "claude", "pi"]
 default_image_name = "default"
 auto_stop_stale_after = "0"
 stats_poll_interval = "10s"

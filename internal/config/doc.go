@@ -16,6 +16,7 @@
 //	bridge_ip = "10.77.0.1"
 //	default_dns = "1.1.1.1, 9.9.9.9"
 //	ssh_key_path = "~/.ssh/id_ed25519"
+//	auth_sync = ["opencode"]   # only opencode's credentials; [] for none
 //
 // A daemon run as root that jails each Firecracker (docs/firecracker.md;
 // jailer_chroot_base must be on the filesystem of the state directory,

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, default_image_name, " +
+var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, auth_sync, default_image_name, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
 	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
 
@@ -46,6 +46,12 @@ func TestParseErrors(t *testing.T) {
 			`config.toml:3: firecracker_bin: "bin/firecracker" is not an absolute path; use a path starting with / or ~/, such as "/usr/local/bin/firecracker", or "" to look up firecracker in PATH`},
 		{"firecracker_bin other user's home", `firecracker_bin = "~bob/fc"`,
 			`config.toml:1: firecracker_bin: "~bob/fc" is not an absolute path; use a path starting with / or ~/, such as "/usr/local/bin/firecracker", or "" to look up firecracker in PATH`},
+		{"auth_sync unknown tool", `auth_sync = ["opencode", "codex"]`,
+			`config.toml:1: auth_sync: "codex" is not a tool banger syncs credentials for; use any of opencode, claude, pi, or [] for none`},
+		{"auth_sync string", `auth_sync = "opencode"`,
+			`config.toml:1: auth_sync: expected an array, got a string; write it like auth_sync = ["opencode", "claude", "pi"]`},
+		{"auth_sync numbers", `auth_sync = [1]`,
+			`config.toml:1: auth_sync: expected tool names as strings, got an integer; write it like auth_sync = ["opencode", "claude"], or [] for none`},
 		{"ssh_key_path relative", `ssh_key_path = "id_ed25519"`,
 			`config.toml:1: ssh_key_path: "id_ed25519" is not an absolute path; use a path starting with / or ~/, such as "~/.ssh/id_ed25519", or "" for banger's own key`},
 

@@ -54,6 +54,7 @@ var fields = []field{
 		checkAbs(`"/srv/jailer" on the filesystem of banger's state directory, or "" for the jailer's default`)),
 	pathField("ssh_key_path", `"~/.ssh/id_ed25519"`, func(c *Config) *string { return &c.SSHKeyPath },
 		checkAbs(`"~/.ssh/id_ed25519", or "" for banger's own key`)),
+	authSyncField,
 	textField("default_image_name", `"default"`, func(c *Config) *string { return &c.DefaultImageName }, checkImageName),
 	durationField("auto_stop_stale_after", `"2h"`, func(c *Config) *time.Duration { return &c.AutoStopStaleAfter }, 0),
 	durationField("stats_poll_interval", `"10s"`, func(c *Config) *time.Duration { return &c.StatsPollInterval }, time.Second),

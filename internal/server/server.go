@@ -95,6 +95,7 @@ func (s *Server) routes() {
 	s.statsRoutes()
 	s.copyRoutes()
 	s.openAPIRoutes()
+	s.authSyncRoutes()
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound("no API route %s %s; is the CLI newer than the daemon? restart it with 'banger daemon stop'", r.Method, r.URL.Path))
 	})

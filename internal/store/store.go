@@ -40,7 +40,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// connection also makes transactions strictly serial.
 	db.SetMaxOpenConns(1)
 	s := &Store{Reader: Reader{q: db}, db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating state database %s: %w", path, err)
 	}
@@ -84,30 +84,55 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return err
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := migrationList(fsys)
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", name)
-		}
-		if err := s.apply(ctx, v, name); err != nil {
-			return fmt.Errorf("applying migration %s: %w", base, err)
+	for _, m := range list {
+		if err := s.apply(ctx, fsys, m.version, m.path); err != nil {
+			return fmt.Errorf("applying migration %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) apply(ctx context.Context, version int, name string) error {
-	body, err := migrations.ReadFile(name)
+type migration struct {
+	version    int
+	name, path string
+}
+
+// migrationList returns the migrations/*.sql files of fsys in order of
+// their numbers, refusing two files with one number: the second would be
+// skipped as already applied (two branches merged can do this).
+func migrationList(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []migration
+	seen := map[int]string{}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number", name)
+		}
+		if prev, ok := seen[v]; ok {
+			return nil, fmt.Errorf("migrations %s and %s share the number %d; renumber one", prev, base, v)
+		}
+		seen[v] = base
+		out = append(out, migration{version: v, name: base, path: name})
+	}
+	return out, nil
+}
+
+func (s *Store) apply(ctx context.Context, fsys fs.FS, version int, name string) error {
+	body, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return err
 	}

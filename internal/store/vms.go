@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"banger/api"
@@ -20,16 +21,17 @@ type VM struct {
 	Handle *vmm.Handle
 }
 
-const vmCols = `id, name, image, state, vmm, cpus, memory_mib, disk_bytes, dir, runtime_dir, handle, tap, host_key, keep_alive, last_error, created_at, started_at, stopped_at`
+const vmCols = `id, name, image, state, vmm, cpus, memory_mib, disk_bytes, dir, runtime_dir, handle, tap, host_key, keep_alive, last_error, created_at, started_at, stopped_at, auth_sync`
 
 func scanVM(row interface{ Scan(...any) error }) (VM, error) {
 	var v VM
-	var created, started, stopped, handle string
+	var created, started, stopped, handle, authSync string
 	err := row.Scan(&v.ID, &v.Name, &v.Image, &v.State, &v.VMM, &v.CPUs, &v.MemoryMiB, &v.DiskBytes, &v.Dir, &v.RuntimeDir,
-		&handle, &v.TAP, &v.HostKey, &v.KeepAlive, &v.LastError, &created, &started, &stopped)
+		&handle, &v.TAP, &v.HostKey, &v.KeepAlive, &v.LastError, &created, &started, &stopped, &authSync)
 	if err != nil {
 		return VM{}, err
 	}
+	v.AuthSync = splitList(authSync)
 	v.CreatedAt, v.StartedAt, v.StoppedAt = parseTime(created), parseTime(started), parseTime(stopped)
 	if handle != "" {
 		v.Handle = new(vmm.Handle)
@@ -83,9 +85,10 @@ func (t *Tx) PutVM(ctx context.Context, v VM) error {
 		}
 		handle = string(b)
 	}
-	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO vms (`+vmCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO vms (`+vmCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		v.ID, v.Name, v.Image, v.State, v.VMM, v.CPUs, v.MemoryMiB, v.DiskBytes, v.Dir, v.RuntimeDir,
-		handle, v.TAP, v.HostKey, v.KeepAlive, v.LastError, formatTime(v.CreatedAt), optTime(v.StartedAt), optTime(v.StoppedAt))
+		handle, v.TAP, v.HostKey, v.KeepAlive, v.LastError, formatTime(v.CreatedAt), optTime(v.StartedAt), optTime(v.StoppedAt),
+		strings.Join(v.AuthSync, ","))
 	if err != nil {
 		return fmt.Errorf("writing vm %q: %w", v.Name, err)
 	}
@@ -123,4 +126,12 @@ func optTime(t time.Time) string {
 		return ""
 	}
 	return formatTime(t)
+}
+
+// splitList reads a comma-separated column; "" is the empty list.
+func splitList(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
 }

@@ -125,12 +125,25 @@ func TestWorkspaceExport(t *testing.T) {
 
 // TestWorkspaceOnBusybox uses the busybox guest (no git, chattr or
 // mountpoint): a read-only workspace falls back to a bind mount, which a
-// later prepare lifts; export says it needs git.
+// later prepare lifts; export says it needs git. It also gets the
+// credentials its --auth-sync names, and only those.
 func TestWorkspaceOnBusybox(t *testing.T) {
 	e := newEnv(t, "")
+	creds := writeHostCreds(t, e.home)
 	e.startDaemon()
 	e.registerBusybox("bb")
-	e.ok("vm", "create", "--name", "bb", "--image", "bb", "--memory", "256", "--disk-size", "256M")
+	e.ok("vm", "create", "--name", "bb", "--image", "bb", "--memory", "256", "--disk-size", "256M", "--auth-sync", "opencode,claude")
+	for rel, want := range creds {
+		got := strings.TrimSpace(e.ssh("bb", "if [ -e /root/"+rel+" ]; then stat -c %a /root/"+rel+"; cat /root/"+rel+"; else echo absent; fi"))
+		if rel == ".pi/agent/auth.json" {
+			want = "absent" // not in --auth-sync
+		} else {
+			want = "600\n" + want
+		}
+		if got != want {
+			t.Errorf("/root/%s in the busybox guest with --auth-sync opencode,claude: %q, want %q", rel, got, want)
+		}
+	}
 	repo := newHostRepo(t)
 	repo.write("a.txt", "a\n", 0o644)
 	repo.git("add", "-A")

@@ -21,6 +21,8 @@ import (
 type VMs interface {
 	// Agent returns a running VM's agent, or an error that says why not.
 	Agent(ctx context.Context, vm string) (*agentproto.Client, error)
+	// VM returns a VM's record (its auth_sync list, for the auth sync).
+	VM(ctx context.Context, vm string) (api.VM, error)
 	// Hold claims a VM for an operation until release is called.
 	Hold(vm, what string) (release func(), err error)
 }

@@ -111,6 +111,12 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 	if err != nil {
 		return api.VM{}, err
 	}
+	authNote := ""
+	if !builder {
+		if row.AuthSync, authNote, err = m.authSyncFor(req, im); err != nil {
+			return api.VM{}, err
+		}
+	}
 	var undo undoStack
 	defer undo.run()
 	err = m.store.Tx(ctx, func(tx *store.Tx) error {
@@ -124,6 +130,9 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 	}
 	undo.push(func() { m.forgetVM(row) })
 	p.Step("create", fmt.Sprintf("creating vm %s from image %s", row.Name, im.Name))
+	if authNote != "" {
+		p.Step("auth", authNote)
+	}
 	if err := os.MkdirAll(row.Dir, 0o700); err != nil {
 		return api.VM{}, fmt.Errorf("creating vm directory: %w", err)
 	}
@@ -172,6 +181,7 @@ func (m *Manager) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, err
 		Dir:        filepath.Join(m.layout.VMsDir, id),
 		RuntimeDir: filepath.Join(m.layout.RuntimeDir, "vm", id),
 		CreatedAt:  time.Now(),
+		AuthSync:   []string{},
 	}}, nil
 }
 
