@@ -307,6 +307,10 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	c.do(call{method: "GET", route: "/v1/vms/{name}", params: p("name", "nope")})
 	keep := true
 	c.do(call{method: "PATCH", route: "/v1/vms/{name}", params: vm, body: api.UpdateVMRequest{KeepAlive: &keep}, ok: true})
+	c.do(call{method: "POST", route: "/v1/vms/{name}/auth-sync", params: vm, body: api.AuthSyncRequest{Tools: []string{"opencode"}}, ok: true})
+	none := []string{}
+	c.do(call{method: "PUT", route: "/v1/vms/{name}/auth-sync", params: vm, body: api.SetAuthSyncRequest{Tools: &none}, ok: true})
+	c.do(call{method: "PUT", route: "/v1/vms/{name}/auth-sync", params: vm, body: api.SetAuthSyncRequest{}})
 	c.do(call{method: "GET", route: "/v1/vms/{name}/stats", params: vm, query: url.Values{"history": {"all"}}, ok: true})
 	c.do(call{method: "GET", route: "/v1/vms/{name}/ports", params: vm, ok: true})
 	c.do(call{method: "GET", route: "/v1/vms/{name}/logs", params: vm, ok: true})
