@@ -21,6 +21,7 @@ import (
 	"banger/internal/daemon/vms"
 	"banger/internal/network"
 	"banger/internal/progress"
+	"banger/internal/store"
 	"banger/internal/testutil/hostileguest"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmfake"
@@ -399,13 +400,22 @@ func TestForkRefusals(t *testing.T) {
 	assertParentRuns(t, w, vm, count)
 }
 
-// TestForkInterruptedResumesTheParent: a daemon that stopped while a fork
-// had its parent paused resumes the parent at its next start.
-func TestForkInterruptedResumesTheParent(t *testing.T) {
-	w, _, _, vm, count := forkWorld(t)
+// TestForkInterruptedByADaemonCrash: a daemon that stopped in the middle
+// of a fork (the fork restored but not yet running, its parent paused)
+// removes the fork at its next start, freeing all it held, and resumes
+// the parent.
+func TestForkInterruptedByADaemonCrash(t *testing.T) {
+	w, nw, _, vm, count := forkWorld(t)
 	ctx := context.Background()
+	twin, err := w.D.ForkVM(ctx, "dev", api.ForkVMRequest{Name: "twin"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.D.Close()
 	w.D = nil
+	// As the crash left them: the fork still creating, the parent paused
+	// with the fork's mark.
+	w.setRow("twin", func(r *store.VM) { r.State = api.VMCreating })
 	if err := w.Driver.Pause(ctx, vmHandle(t, w, "dev")); err != nil {
 		t.Fatal(err)
 	}
@@ -415,6 +425,18 @@ func TestForkInterruptedResumesTheParent(t *testing.T) {
 	assertFrozen(t, count, "paused for a fork")
 	w.restart()
 	assertParentRuns(t, w, vm, count)
+	if _, err := w.D.VM(ctx, "twin"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the interrupted fork still has a row (%v)", err)
+	}
+	if procRuns(twin.PID) {
+		t.Error("the interrupted fork's VMM still runs")
+	}
+	if _, err := os.Stat(twin.Dir); err == nil {
+		t.Error("the interrupted fork's directory is left")
+	}
+	if lease, tap := nw.holds("twin"); lease || tap {
+		t.Errorf("the interrupted fork holds lease %v tap %v", lease, tap)
+	}
 }
 
 // vmHandle is the VMM handle recorded for vm.

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,9 @@ func TestForkVM(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerBusybox("bb")
+	t0 := time.Now()
 	e.ok("vm", "create", "--name", "parent", "--image", "bb", "--memory", "256", "--disk-size", "128M")
+	created := time.Since(t0)
 	e.ssh("parent", "echo from-parent > /root/marker && sync")
 	e.ok("vm", "session", "start", "parent", "--name", "counter", "--", "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 1; done`)
 	count := func(vm string) int {
@@ -54,10 +57,24 @@ func TestForkVM(t *testing.T) {
 	var fork api.VM
 	t.Run("fork of a running vm with a session", func(t *testing.T) {
 		before := count("parent")
+		// The parent pings its gateway twice a second, and so does its
+		// fork from the instant it resumes: had the fork's link been up
+		// before its reidentify, the bridge would have learned the
+		// parent's MAC on the fork's TAP.
+		e.ok("vm", "session", "start", "parent", "--name", "pinger", "--", "sh", "-c", `ping -i 0.5 $(ip route | awk '/default/ {print $3}') > /dev/null`)
+		fdb := monitorFDB(t, e)
 		t0 := time.Now()
 		e.ok("vm", "fork", "parent", "--name", "f1")
-		t.Logf("fork of a %d MiB guest -> running: %s", parent.MemoryMiB, time.Since(t0).Round(100*time.Millisecond))
+		forked := time.Since(t0)
+		t.Logf("fork of a %d MiB guest -> running: %s; its cold create took %s (fork/create %.2f)", parent.MemoryMiB,
+			forked.Round(100*time.Millisecond), created.Round(100*time.Millisecond), forked.Seconds()/created.Seconds())
 		fork = e.vm("f1")
+		for _, l := range fdb() {
+			if f := strings.Fields(l); len(f) >= 3 && strings.EqualFold(f[0], parent.MAC) && f[1] == "dev" && f[2] == fork.TAP {
+				t.Errorf("the bridge learned the parent's MAC on the fork's TAP (%q): the fork spoke as its parent", l)
+				break
+			}
+		}
 		if fork.State != api.VMRunning || fork.PID == parent.PID || fork.IP == "" || fork.IP == parent.IP ||
 			fork.MAC == parent.MAC || fork.TAP == "" || fork.TAP == parent.TAP {
 			t.Fatalf("fork = %+v; want running with its own process, address, MAC and TAP (parent %+v)", fork, parent)
@@ -163,4 +180,23 @@ func TestForkVM(t *testing.T) {
 		e.ok("vm", "delete", "f2")
 		e.assertNetworkFreed("f2")
 	})
+}
+
+// monitorFDB watches what banger's bridge in the test's namespace learns
+// (bridge monitor fdb) until the returned function, which stops it and
+// returns the lines seen.
+func monitorFDB(t *testing.T, e *env) func() []string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", e.ns.Name, "bridge", "monitor", "fdb")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("bridge monitor fdb: %v", err)
+	}
+	return func() []string {
+		time.Sleep(time.Second) // the last events
+		cmd.Process.Kill()
+		cmd.Wait()
+		return strings.Split(out.String(), "\n")
+	}
 }
