@@ -312,6 +312,32 @@ func TestForkSuspendedVM(t *testing.T) {
 	_ = vm
 }
 
+// TestForkPausedVM: a paused parent is forked without running it, and
+// stays paused; the fork runs.
+func TestForkPausedVM(t *testing.T) {
+	w, _, _, vm, count := forkWorld(t)
+	ctx := context.Background()
+	if _, err := w.D.PauseVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	twin, err := w.D.ForkVM(ctx, "dev", api.ForkVMRequest{Name: "twin"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twin.State != api.VMRunning || w.Driver.Paused(twin.PID) {
+		t.Errorf("fork of a paused vm = %+v (paused %v); want running", twin, w.Driver.Paused(twin.PID))
+	}
+	got, _ := w.D.VM(ctx, "dev")
+	if got.State != api.VMPaused || !w.Driver.Paused(vm.PID) {
+		t.Errorf("parent after the fork is %s (driver paused %v); want paused as before", got.State, w.Driver.Paused(vm.PID))
+	}
+	assertFrozen(t, count, "paused")
+	if _, err := w.D.ResumeVM(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	assertParentRuns(t, w, vm, count)
+}
+
 // TestForkFailureLeavesNothing injects a failure at each step of a fork:
 // no row, directory, lease, TAP or process of the fork is left, and the
 // parent runs as before.
