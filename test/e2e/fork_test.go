@@ -69,6 +69,12 @@ func TestForkVM(t *testing.T) {
 		t.Logf("fork of a %d MiB guest -> running: %s; its cold create took %s (fork/create %.2f)", parent.MemoryMiB,
 			forked.Round(100*time.Millisecond), created.Round(100*time.Millisecond), forked.Seconds()/created.Seconds())
 		fork = e.vm("f1")
+		dlog, _ := os.ReadFile(filepath.Join(e.home, "state", "banger", "bangerd.log"))
+		for _, l := range strings.Split(string(dlog), "\n") {
+			if strings.Contains(l, "resumed after saving its state for a fork") {
+				t.Logf("the parent's pause for the fork: %s", l)
+			}
+		}
 		for _, l := range fdb() {
 			if f := strings.Fields(l); len(f) >= 3 && strings.EqualFold(f[0], parent.MAC) && f[1] == "dev" && f[2] == fork.TAP {
 				t.Errorf("the bridge learned the parent's MAC on the fork's TAP (%q): the fork spoke as its parent", l)

@@ -157,8 +157,9 @@ func (m *Manager) forkMaterial(ctx context.Context, snap vmm.Snapshotter, parent
 		}
 		m.setPaused(parent.Name, true)
 		p.Step("pause", "pausing "+parent.Name)
+		paused := time.Now()
 		defer func() {
-			if rerr := m.resumeForked(parent, h, p); rerr != nil && err == nil {
+			if rerr := m.resumeForked(parent, h, paused, p); rerr != nil && err == nil {
 				err = rerr
 			}
 		}()
@@ -187,8 +188,7 @@ func (m *Manager) forkMaterial(ctx context.Context, snap vmm.Snapshotter, parent
 // resumeForked runs a parent paused for a fork again and removes its
 // marker. A parent that will not run is recorded as paused, with the
 // error saying how to resume it.
-func (m *Manager) resumeForked(parent store.VM, h *vmm.Handle, p progress.Func) error {
-	p.Step("resume", "resuming "+parent.Name)
+func (m *Manager) resumeForked(parent store.VM, h *vmm.Handle, since time.Time, p progress.Func) error {
 	snap := m.driver.(vmm.Snapshotter)
 	if err := snap.Resume(context.Background(), h); err != nil {
 		parent.State = api.VMPaused
@@ -197,6 +197,9 @@ func (m *Manager) resumeForked(parent store.VM, h *vmm.Handle, p progress.Func) 
 		return fmt.Errorf("resuming vm %q after saving its state: %w; it is paused: 'banger vm resume %s' runs it", parent.Name, err, parent.Name)
 	}
 	m.setPaused(parent.Name, false)
+	d := time.Since(since).Round(time.Millisecond)
+	p.Step("resume", fmt.Sprintf("%s runs again (paused %s)", parent.Name, d))
+	m.log.Info("vm resumed after saving its state for a fork", "vm", parent.Name, "paused", d)
 	if err := os.Remove(filepath.Join(parent.Dir, forkPaused)); err != nil {
 		m.log.Warn("removing the fork marker", "vm", parent.Name, "err", err)
 	}
