@@ -21,7 +21,7 @@ func (a *app) vmCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmStartCmd(), a.vmStopCmd(),
 		a.vmRestartCmd(), a.vmDeleteCmd(), a.vmSSHCmd(), a.vmLogsCmd(), a.vmPortsCmd(),
-		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(), a.vmPauseCmd(), a.vmResumeCmd(),
+		a.vmStatsCmd(), a.vmSetCmd(), a.vmForwardCmd(), a.vmPauseCmd(), a.vmResumeCmd(), a.vmForkCmd(),
 		a.vmRunCmd(), a.vmWorkspaceCmd(), a.vmSessionCmd(), a.vmACPCmd(), a.vmExecCmd(), a.vmCpCmd(), a.vmAuthCmd())
 	return cmd
 }

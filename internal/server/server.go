@@ -91,6 +91,7 @@ func (s *Server) routes() {
 	s.vmRoutes()
 	s.forwardRoutes()
 	s.snapshotRoutes()
+	s.forkRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()

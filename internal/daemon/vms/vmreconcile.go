@@ -20,6 +20,7 @@ func (m *Manager) reconcileVMs(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		h := r.Handle
+		forkPaused := takeForkMarker(r)
 		if m.reconcileSnapshot(ctx, r) {
 			continue
 		}
@@ -67,6 +68,9 @@ func (m *Manager) reconcileVMs(ctx context.Context) error {
 			m.markStopped(r.Name, h, "")
 			m.events.Event(ctx, "warn", "vm/"+r.Name, msg)
 			continue
+		}
+		if forkPaused {
+			r = m.resumeAfterFork(ctx, r)
 		}
 		m.adopted(ctx, r)
 	}

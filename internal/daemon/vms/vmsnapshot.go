@@ -305,13 +305,8 @@ func (m *Manager) saveState(ctx context.Context, snap vmm.Snapshotter, row store
 	if err != nil {
 		return vmm.State{}, fmt.Errorf("saving the vm state: %w", err)
 	}
-	for role, f := range st.Files {
-		if !filepath.IsLocal(f) && !strings.HasPrefix(f, tmp+string(filepath.Separator)) {
-			return vmm.State{}, fmt.Errorf("the driver saved the vm's %s outside its state directory (%s)", role, f)
-		}
-		if rel, err := filepath.Rel(tmp, f); err == nil && filepath.IsAbs(f) {
-			st.Files[role] = rel
-		}
+	if err := confineState(&st, tmp); err != nil {
+		return vmm.State{}, err
 	}
 	st.Dir = final
 	b, err := json.Marshal(st)
@@ -331,6 +326,20 @@ func (m *Manager) saveState(ctx context.Context, snap vmm.Snapshotter, row store
 		return vmm.State{}, fmt.Errorf("syncing the vm directory: %w", err)
 	}
 	return st, nil
+}
+
+// confineState refuses a state whose files are not in dir and makes
+// their names relative to it.
+func confineState(st *vmm.State, dir string) error {
+	for role, f := range st.Files {
+		if !filepath.IsLocal(f) && !strings.HasPrefix(f, dir+string(filepath.Separator)) {
+			return fmt.Errorf("the driver saved the vm's %s outside its state directory (%s)", role, f)
+		}
+		if rel, err := filepath.Rel(dir, f); err == nil && filepath.IsAbs(f) {
+			st.Files[role] = rel
+		}
+	}
+	return nil
 }
 
 // syncTree fsyncs every file under dir, then dir.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,9 @@ const fakeVersionLine = "QEMU emulator version 9.9.9 (fake 1)"
 
 // argsFile is where the fake records the command line it was given.
 const argsFile = "fake-args"
+
+// linkFile is where the fake records the link state set_link set.
+const linkFile = "fake-link"
 
 // childPIDFile is where the fake records its daemonized child's pid for
 // the test; Create does not know of it and leaves it alone.
@@ -110,6 +114,15 @@ func fakeVM() {
 			case "query-version":
 				c.Write([]byte(`{"return": {"qemu": {"major": 9, "minor": 9, "micro": 9}, "package": "fake 1"}}` + "\n"))
 				continue
+			case "set_link":
+				// As QEMU: the name must be a netdev (or device) id.
+				name, _ := msg.Arguments["name"].(string)
+				up, ok := msg.Arguments["up"].(bool)
+				if !ok || !slices.ContainsFunc(values(os.Args[1:], "-netdev"), func(v string) bool { return strings.Contains(v, ",id="+name+",") }) {
+					c.Write([]byte(`{"error": {"class": "DeviceNotFound", "desc": "Device '` + name + `' not found"}}` + "\n"))
+					continue
+				}
+				os.WriteFile(filepath.Join(rt, linkFile), []byte(strconv.FormatBool(up)), 0o644)
 			case "migrate":
 				// Run the exec: command as QEMU does, feeding it a stream.
 				uri := msg.Arguments["uri"].(string)

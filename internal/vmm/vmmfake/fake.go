@@ -56,6 +56,7 @@ type Driver struct {
 	// agentOffs counts guests powered off by their agent's shutdown call.
 	agentOffs int
 	released  map[int]bool // pids whose VMM files were released
+	linkDown  map[int]bool // pids whose network link SetLink took down
 	handles   []*vmm.Handle
 	agentSrv  AgentServer
 	console   func(w io.Writer) error
@@ -298,6 +299,8 @@ func (d *Driver) server(h *vmm.Handle) (*guestagent.Server, error) {
 		// No SSH server: this "guest" is the host, whose port 22 is not
 		// the VM's. The daemon then skips pinning and waiting for SSH.
 		InitMode: agentproto.InitModeDev,
+		// Never the host's pool: a reseed fails unless a test answers it.
+		RandomDevice: filepath.Join(root, "no-random-device"),
 		Power: func(bool) error {
 			if err := d.failing(StepGuestOff); err != nil {
 				return err

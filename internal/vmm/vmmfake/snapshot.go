@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +26,11 @@ import (
 // ends; the real processes stand in for the pages a real VMM writes out.
 // Restore starts a new VMM process around that guest, left paused;
 // Resume continues its processes where they were.
+//
+// A state restored into a VM of another name is a fork: the processes
+// cannot be copied, so the fork's guest gets a copy of the saved guest's
+// files as they were at the save (the "memory" directory beside the
+// state file), without its sessions, and an agent of its own.
 
 // Version is the VMM version written into the fake's states; Restore
 // refuses a state of another version, as a VMM refuses one it cannot
@@ -39,7 +45,12 @@ type savedGuest struct {
 	Version string `json:"version"`
 	Key     string `json:"key"`
 	Root    string `json:"root"`
+	Name    string `json:"name"` // the VM whose guest it is
 }
+
+// guestCopy is the directory beside the state file that holds a copy of
+// the guest's files for forks.
+const guestCopy = "guest"
 
 // frozenGuest is a saved guest kept for Restore.
 type frozenGuest struct {
@@ -105,13 +116,18 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 	if err != nil {
 		return vmm.State{}, err
 	}
-	g := savedGuest{Version: Version, Key: fsutil.RandomHex(), Root: d.rootOf(h.PID)}
+	d.mu.Lock()
+	spec := d.specs[h.PID]
+	d.mu.Unlock()
+	g := savedGuest{Version: Version, Key: fsutil.RandomHex(), Root: d.rootOf(h.PID), Name: spec.Name}
+	if err := copyGuest(g.Root, filepath.Join(dir, guestCopy)); err != nil {
+		return vmm.State{}, fmt.Errorf("writing vm memory: %w", err)
+	}
 	b, _ := json.Marshal(g)
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return vmm.State{}, fmt.Errorf("writing vm memory: %w", err)
 	}
 	d.mu.Lock()
-	spec := d.specs[h.PID]
 	d.frozen[g.Key] = &frozenGuest{srv: srv, root: g.Root}
 	d.saved[h.PID] = g.Key
 	d.mu.Unlock()
@@ -147,7 +163,8 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	d.mu.Lock()
 	f := d.frozen[g.Key]
 	d.mu.Unlock()
-	if f == nil {
+	fork := spec.Name != g.Name
+	if f == nil && !fork {
 		return nil, errors.New("the state's guest memory is not this VMM's (it ran on, or the VMM restarted)")
 	}
 	for _, disk := range spec.Disks {
@@ -158,6 +175,18 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	h, err := d.startProcess(spec)
 	if err != nil {
 		return nil, err
+	}
+	if fork {
+		root := filepath.Join(d.dir, fmt.Sprintf("fork-%d", h.PID))
+		if err := copyGuest(filepath.Join(st.Dir, guestCopy), root); err != nil {
+			syscall.Kill(h.PID, syscall.SIGKILL)
+			return nil, fmt.Errorf("reading vm memory: %w", err)
+		}
+		d.mu.Lock()
+		d.roots[h.PID] = root
+		d.gateLocked(h.PID).pause()
+		d.mu.Unlock()
+		return h, nil
 	}
 	d.mu.Lock()
 	d.srvs[h.PID], d.roots[h.PID], d.saved[h.PID] = f.srv, f.root, g.Key
@@ -293,4 +322,37 @@ func (c *gatedConn) Write(p []byte) (int, error) {
 func (c *gatedConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return c.Conn.Close()
+}
+
+// copyGuest copies the regular files and directories of the guest state
+// under src to dst, leaving out its sessions: their processes are the
+// saved guest's own. A guest that wrote nothing yet has no src.
+func copyGuest(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == src {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if rel == filepath.Join("state", "sessions") {
+			return filepath.SkipDir
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case e.IsDir():
+			return os.MkdirAll(to, 0o700)
+		case e.Type().IsRegular():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(to, b, 0o600)
+		}
+		return nil
+	})
 }
