@@ -379,6 +379,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	// Lifecycle and snapshots.
 	c.do(call{method: "POST", route: "/v1/vms/{name}/pause", params: vm, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/resume", params: vm, ok: true})
+	// This world has no network, so the fork stream ends in its error line
+	// (a fork needs an address of its own); the stream is checked all the same.
+	c.do(call{method: "POST", route: "/v1/vms/{name}/fork", params: vm, body: api.ForkVMRequest{Name: "twin"}})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/suspend", params: vm, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/start", params: vm, query: url.Values{"cold": {"true"}}, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/restart", params: vm, ok: true})
