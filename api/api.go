@@ -250,6 +250,9 @@ type CreateVMRequest struct {
 	MemoryMiB int    `json:"memory_mib,omitempty"`
 	DiskBytes int64  `json:"disk_bytes,omitempty"`
 	KeepAlive bool   `json:"keep_alive,omitempty"`
+	// Cold boots the image even when a template of it could start the
+	// VM warm (docs/snapshots.md, "Templates").
+	Cold bool `json:"cold,omitempty"`
 }
 
 // BuildImageRequest is the body of POST /v1/images/build.
@@ -300,6 +303,9 @@ type PruneReport struct {
 	// staging directories, default root filesystem work directories.
 	Leftovers     int   `json:"leftovers"`
 	LeftoverBytes int64 `json:"leftover_bytes"`
+	// Templates of images that are gone.
+	Templates     int   `json:"templates,omitempty"`
+	TemplateBytes int64 `json:"template_bytes,omitempty"`
 	// Warnings say what could not be removed, and what to do about it.
 	Warnings []string `json:"warnings,omitempty"`
 }

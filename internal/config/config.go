@@ -46,6 +46,10 @@ type Config struct {
 
 	// DefaultImageName is the image used when a command names none.
 	DefaultImageName string
+	// WarmTemplates keeps the default image's first booted VM as a
+	// template, and starts later VMs of an image from its template
+	// (docs/snapshots.md, "Templates").
+	WarmTemplates bool
 	// AutoStopStaleAfter stops a VM left stale this long; 0 disables it.
 	AutoStopStaleAfter  time.Duration
 	StatsPollInterval   time.Duration
@@ -88,6 +92,7 @@ func Default() Config {
 		LogLevel:            slog.LevelInfo,
 		WebListenAddr:       "127.0.0.1:7777",
 		DefaultImageName:    "default",
+		WarmTemplates:       true,
 		StatsPollInterval:   10 * time.Second,
 		MetricsPollInterval: 60 * time.Second,
 		BridgeName:          "banger0",

@@ -111,6 +111,7 @@ jailer_gid = 901
 jailer_chroot_base = "/var/lib/banger/jail"
 ssh_key_path = "/keys/banger"
 default_image_name = "alpine"
+warm_templates = false
 auto_stop_stale_after = "45m"
 stats_poll_interval = "5s"
 metrics_poll_interval = "2m"
@@ -139,6 +140,7 @@ func everyKeyConfig() Config {
 		JailerChrootBase:    "/var/lib/banger/jail",
 		SSHKeyPath:          "/keys/banger",
 		DefaultImageName:    "alpine",
+		WarmTemplates:       false,
 		AutoStopStaleAfter:  45 * time.Minute,
 		StatsPollInterval:   5 * time.Second,
 		MetricsPollInterval: 2 * time.Minute,
@@ -177,6 +179,7 @@ jailer_gid = 0
 jailer_chroot_base = ""
 ssh_key_path = ""
 default_image_name = "default"
+warm_templates = true
 auto_stop_stale_after = "0"
 stats_poll_interval = "10s"
 metrics_poll_interval = "1m"

@@ -106,6 +106,9 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 		return vmm.State{}, err
 	}
 	g := savedGuest{Version: Version, Key: fsutil.RandomHex(), Root: d.rootOf(h.PID)}
+	if err := copyGuest(g.Root, filepath.Join(dir, guestCopy)); err != nil {
+		return vmm.State{}, fmt.Errorf("writing vm memory: %w", err)
+	}
 	b, _ := json.Marshal(g)
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return vmm.State{}, fmt.Errorf("writing vm memory: %w", err)
@@ -147,9 +150,6 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	d.mu.Lock()
 	f := d.frozen[g.Key]
 	d.mu.Unlock()
-	if f == nil {
-		return nil, errors.New("the state's guest memory is not this VMM's (it ran on, or the VMM restarted)")
-	}
 	for _, disk := range spec.Disks {
 		if _, err := os.Stat(disk.Path); err != nil {
 			return nil, fmt.Errorf("checking disk %s: %w", disk.ID, err)
@@ -158,6 +158,16 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	h, err := d.startProcess(spec)
 	if err != nil {
 		return nil, err
+	}
+	if f == nil {
+		// Its guest ran on: a new guest from the state's copy.
+		if err := d.cloneGuest(st.Dir, h.PID); err != nil {
+			syscall.Kill(h.PID, syscall.SIGKILL)
+			vmm.WaitExit(ctx, h)
+			return nil, err
+		}
+		d.gateOf(h.PID).pause()
+		return h, nil
 	}
 	d.mu.Lock()
 	d.srvs[h.PID], d.roots[h.PID], d.saved[h.PID] = f.srv, f.root, g.Key
