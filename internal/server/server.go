@@ -91,6 +91,7 @@ func (s *Server) routes() {
 	s.vmRoutes()
 	s.forwardRoutes()
 	s.snapshotRoutes()
+	s.templateRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()

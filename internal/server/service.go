@@ -14,6 +14,7 @@ type Service interface {
 	Daemon
 	VMs
 	Snapshots
+	Templates
 	Images
 	Kernels
 	Sessions
