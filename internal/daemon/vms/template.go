@@ -221,20 +221,25 @@ func (m *Manager) saveTemplate(ctx context.Context, snap vmm.Snapshotter, row st
 		p.Step("sync", "flushing the guest's file writes to its disks")
 		m.syncGuest(ctx, row.Name, h)
 		p.Step("pause", "pausing "+row.Name)
-		m.setPaused(row.Name, true)
-		if err := snap.Pause(ctx, h); err != nil {
-			m.setPaused(row.Name, false)
-			return fmt.Errorf("pausing: %w", err)
+		// Recorded paused first: a daemon that dies during the save
+		// leaves a VM that says what it is ('vm resume' runs it).
+		row.State = api.VMPaused
+		if err := m.saveVM(row); err != nil {
+			return err
 		}
+		m.setPaused(row.Name, true)
 		defer func() {
 			if err := snap.Resume(context.Background(), h); err != nil {
 				m.log.Warn("resuming a vm after saving a template of it", "vm", row.Name, "err", err)
-				row.State = api.VMPaused
-				m.saveVM(row)
 				return
 			}
 			m.setPaused(row.Name, false)
+			row.State = api.VMRunning
+			m.saveVM(row)
 		}()
+		if err := snap.Pause(ctx, h); err != nil {
+			return fmt.Errorf("pausing: %w", err)
+		}
 	}
 	p.Step("save", fmt.Sprintf("saving the memory of %s (%d MiB)", row.Name, row.MemoryMiB))
 	st, err := writeState(ctx, snap, h, filepath.Join(dir, StateDir), filepath.Join(final, StateDir))

@@ -1,0 +1,82 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/api"
+)
+
+// TestWarmCreateBusybox keeps a booted busybox VM as a template and
+// creates a VM from it: the new VM answers SSH under its own name with
+// its own, re-pinned host key, while the VM it was saved from runs on.
+// With BANGER_E2E_FIGURES=1 it also measures warm against cold creates
+// of the same image (median of five each, from the create command to the
+// output of a first command in the guest).
+func TestWarmCreateBusybox(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerBusybox("bb")
+	e.ok("vm", "create", "--name", "src", "--image", "bb", "--memory", "512", "--disk-size", "1G")
+	src := e.vm("src")
+	e.ok("image", "snapshot", "src", "--name", "bbt")
+	var tpl api.Template
+	if err := json.Unmarshal([]byte(e.ok("image", "show", "--json", "bbt")), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	if tpl.Image != "bb" || tpl.StateBytes <= 0 || tpl.Bytes <= tpl.StateBytes {
+		t.Fatalf("template = %+v; want of image bb, with its state and disks on disk", tpl)
+	}
+	if out := e.ok("image", "list"); !strings.Contains(out, "bbt") {
+		t.Errorf("image list does not show the template:\n%s", out)
+	}
+
+	e.ok("vm", "create", "--name", "w1", "--image", "bbt")
+	w1 := e.vm("w1")
+	if w1.State != api.VMRunning || w1.Image != "bb" || w1.IP == src.IP || w1.MAC == src.MAC {
+		t.Fatalf("warm vm = %+v; want running, of image bb, its own address", w1)
+	}
+	if w1.HostKey == "" || w1.HostKey == src.HostKey {
+		t.Errorf("warm vm's pinned host key %q; want its own, not its template's %q", w1.HostKey, src.HostKey)
+	}
+	if got := e.ssh("w1", "hostname"); strings.TrimSpace(got) != "w1" {
+		t.Errorf("warm vm's hostname over ssh = %q, want w1", got)
+	}
+	if got := e.ssh("w1", "cat /etc/machine-id 2>/dev/null || true"); strings.TrimSpace(got) == strings.TrimSpace(e.ssh("src", "cat /etc/machine-id 2>/dev/null || true")) {
+		t.Errorf("warm vm shares its template's machine-id %q", got)
+	}
+	if got := e.ssh("src", "hostname"); strings.TrimSpace(got) != "src" {
+		t.Errorf("the template's vm says it is %q after the save, want src", got)
+	}
+	e.ok("vm", "delete", "--force", "w1")
+	e.assertNetworkFreed("w1")
+
+	if os.Getenv("BANGER_E2E_FIGURES") == "" {
+		return
+	}
+	timeCreate := func(name string, args ...string) time.Duration {
+		t0 := time.Now()
+		e.ok(append([]string{"vm", "create", "--name", name}, args...)...)
+		if out := e.ssh(name, "echo", "ready"); strings.TrimSpace(out) != "ready" {
+			t.Fatalf("%s: first command printed %q", name, out)
+		}
+		d := time.Since(t0)
+		e.ok("vm", "delete", "--force", name)
+		return d
+	}
+	var cold, warm []time.Duration
+	for i := 0; i < 5; i++ {
+		cold = append(cold, timeCreate(fmt.Sprintf("c%d", i), "--image", "bb", "--memory", "512", "--disk-size", "1G"))
+		warm = append(warm, timeCreate(fmt.Sprintf("w%d", i), "--image", "bbt"))
+	}
+	mc, mw := median(cold), median(warm)
+	t.Logf("busybox, 512 MiB: cold create to first output median %s %v; warm median %s %v; warm/cold %.2f",
+		mc.Round(10*time.Millisecond), cold, mw.Round(10*time.Millisecond), warm, float64(mw)/float64(mc))
+	t.Logf("template bbt: %d bytes on disk, %d of them saved state (vmm %s)", tpl.Bytes, tpl.StateBytes, tpl.VMMVersion)
+}
