@@ -3,14 +3,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"banger/api"
+	"banger/client"
 )
 
 // TestWarmCreateBusybox keeps a booted busybox VM as a template and
@@ -23,6 +26,19 @@ func TestWarmCreateBusybox(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerBusybox("bb")
+	testWarmCreate(t, e, "bb", true)
+}
+
+// TestWarmCreateDebian is the same on the Debian image (OpenSSH, which
+// must serve its new host keys), without the memory sweep.
+func TestWarmCreateDebian(t *testing.T) {
+	e := newEnv(t, "")
+	e.startDaemon()
+	e.registerDebian("bb")
+	testWarmCreate(t, e, "bb", false)
+}
+
+func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 	e.ok("vm", "create", "--name", "src", "--image", "bb", "--memory", "512", "--disk-size", "1G")
 	src := e.vm("src")
 	e.ok("image", "snapshot", "src", "--name", "bbt")
@@ -76,7 +92,47 @@ func TestWarmCreateBusybox(t *testing.T) {
 		warm = append(warm, timeCreate(fmt.Sprintf("w%d", i), "--image", "bbt"))
 	}
 	mc, mw := median(cold), median(warm)
-	t.Logf("busybox, 512 MiB: cold create to first output median %s %v; warm median %s %v; warm/cold %.2f",
+	t.Logf("%s, 512 MiB: cold create to first output median %s %v; warm median %s %v; warm/cold %.2f", image,
 		mc.Round(10*time.Millisecond), cold, mw.Round(10*time.Millisecond), warm, float64(mw)/float64(mc))
 	t.Logf("template bbt: %d bytes on disk, %d of them saved state (vmm %s)", tpl.Bytes, tpl.StateBytes, tpl.VMMVersion)
+
+	if !sweep {
+		return
+	}
+	// Where a warm create spends its time, and how the restore grows with
+	// the guest's memory: one template per memory size.
+	cl := client.New(filepath.Join(e.rt, "banger", "bangerd.sock"))
+	for _, mem := range []int{256, 512, 1024} {
+		src, name := fmt.Sprintf("m%d", mem), fmt.Sprintf("t%d", mem)
+		e.ok("vm", "create", "--name", src, "--image", "bb", "--memory", fmt.Sprint(mem), "--disk-size", "1G")
+		e.ok("image", "snapshot", src, "--name", name)
+		e.ok("vm", "delete", "--force", src)
+		var mt api.Template
+		if err := json.Unmarshal([]byte(e.ok("image", "show", "--json", name)), &mt); err != nil {
+			t.Fatal(err)
+		}
+		steps := map[string]time.Time{}
+		var order []string
+		t0 := time.Now()
+		if _, err := cl.CreateVM(context.Background(), api.CreateVMRequest{Name: "x" + name, Image: name}, func(ev api.Event) {
+			if _, ok := steps[ev.Step]; !ok {
+				steps[ev.Step] = time.Now()
+				order = append(order, ev.Step)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		end := time.Now()
+		var parts []string
+		for i, st := range order {
+			next := end
+			if i+1 < len(order) {
+				next = steps[order[i+1]]
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", st, next.Sub(steps[st]).Round(10*time.Millisecond)))
+		}
+		t.Logf("%d MiB guest: state %d MiB on disk (template %d MiB); warm create %s: %s",
+			mem, mt.StateBytes>>20, mt.Bytes>>20, end.Sub(t0).Round(10*time.Millisecond), strings.Join(parts, ", "))
+		e.ok("vm", "delete", "--force", "x"+name)
+	}
 }
