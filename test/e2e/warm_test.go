@@ -34,19 +34,19 @@ func TestWarmCreateBusybox(t *testing.T) {
 func TestWarmCreateDebian(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
-	e.registerDebian("bb")
-	testWarmCreate(t, e, "bb", false)
+	e.registerDebian("deb")
+	testWarmCreate(t, e, "deb", false)
 }
 
 func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
-	e.ok("vm", "create", "--name", "src", "--image", "bb", "--memory", "512", "--disk-size", "1G")
+	e.ok("vm", "create", "--name", "src", "--image", image, "--memory", "512", "--disk-size", "1G")
 	src := e.vm("src")
 	e.ok("image", "snapshot", "src", "--name", "bbt")
 	var tpl api.Template
 	if err := json.Unmarshal([]byte(e.ok("image", "show", "--json", "bbt")), &tpl); err != nil {
 		t.Fatal(err)
 	}
-	if tpl.Image != "bb" || tpl.StateBytes <= 0 || tpl.Bytes <= tpl.StateBytes {
+	if tpl.Image != image || tpl.StateBytes <= 0 || tpl.Bytes <= tpl.StateBytes {
 		t.Fatalf("template = %+v; want of image bb, with its state and disks on disk", tpl)
 	}
 	if out := e.ok("image", "list"); !strings.Contains(out, "bbt") {
@@ -55,7 +55,7 @@ func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 
 	e.ok("vm", "create", "--name", "w1", "--image", "bbt")
 	w1 := e.vm("w1")
-	if w1.State != api.VMRunning || w1.Image != "bb" || w1.IP == src.IP || w1.MAC == src.MAC {
+	if w1.State != api.VMRunning || w1.Image != image || w1.IP == src.IP || w1.MAC == src.MAC {
 		t.Fatalf("warm vm = %+v; want running, of image bb, its own address", w1)
 	}
 	if w1.HostKey == "" || w1.HostKey == src.HostKey {
@@ -88,7 +88,7 @@ func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 	}
 	var cold, warm []time.Duration
 	for i := 0; i < 5; i++ {
-		cold = append(cold, timeCreate(fmt.Sprintf("c%d", i), "--image", "bb", "--memory", "512", "--disk-size", "1G"))
+		cold = append(cold, timeCreate(fmt.Sprintf("c%d", i), "--image", image, "--memory", "512", "--disk-size", "1G"))
 		warm = append(warm, timeCreate(fmt.Sprintf("w%d", i), "--image", "bbt"))
 	}
 	mc, mw := median(cold), median(warm)
@@ -104,7 +104,7 @@ func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 	cl := client.New(filepath.Join(e.rt, "banger", "bangerd.sock"))
 	for _, mem := range []int{256, 512, 1024} {
 		src, name := fmt.Sprintf("m%d", mem), fmt.Sprintf("t%d", mem)
-		e.ok("vm", "create", "--name", src, "--image", "bb", "--memory", fmt.Sprint(mem), "--disk-size", "1G")
+		e.ok("vm", "create", "--name", src, "--image", image, "--memory", fmt.Sprint(mem), "--disk-size", "1G")
 		e.ok("image", "snapshot", src, "--name", name)
 		e.ok("vm", "delete", "--force", src)
 		var mt api.Template
