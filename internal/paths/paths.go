@@ -15,15 +15,15 @@ type Layout struct {
 	ConfigFile string // ConfigDir/config.toml
 	SSHDir     string // ConfigDir/ssh
 
-	StateDir  string // $XDG_STATE_HOME/banger: database, logs, managed artifacts
-	DBPath    string
-	LogFile   string
-	WebToken  string // the web UI's secret (0600)
-	ImagesDir string
-	// TemplatesDir holds the VM templates, inside the image store.
+	StateDir   string // $XDG_STATE_HOME/banger: database, logs, managed artifacts
+	DBPath     string
+	LogFile    string
+	WebToken   string // the web UI's secret (0600)
+	ImagesDir  string
+	KernelsDir string
+	VMsDir     string
+	// TemplatesDir holds VM templates, inside the image store.
 	TemplatesDir string
-	KernelsDir   string
-	VMsDir       string
 
 	CacheDir    string // $XDG_CACHE_HOME/banger
 	OCICacheDir string
@@ -63,23 +63,24 @@ func FromEnv() (Layout, error) {
 // New builds a layout from its four roots.
 func New(configDir, stateDir, cacheDir, runtimeDir string) Layout {
 	return Layout{
-		ConfigDir:    configDir,
-		ConfigFile:   filepath.Join(configDir, "config.toml"),
-		SSHDir:       filepath.Join(configDir, "ssh"),
-		StateDir:     stateDir,
-		DBPath:       filepath.Join(stateDir, "banger.db"),
-		LogFile:      filepath.Join(stateDir, "bangerd.log"),
-		WebToken:     filepath.Join(stateDir, "web-token"),
-		ImagesDir:    filepath.Join(stateDir, "images"),
+		ConfigDir:   configDir,
+		ConfigFile:  filepath.Join(configDir, "config.toml"),
+		SSHDir:      filepath.Join(configDir, "ssh"),
+		StateDir:    stateDir,
+		DBPath:      filepath.Join(stateDir, "banger.db"),
+		LogFile:     filepath.Join(stateDir, "bangerd.log"),
+		WebToken:    filepath.Join(stateDir, "web-token"),
+		ImagesDir:   filepath.Join(stateDir, "images"),
+		KernelsDir:  filepath.Join(stateDir, "kernels"),
+		VMsDir:      filepath.Join(stateDir, "vms"),
+		CacheDir:    cacheDir,
+		OCICacheDir: filepath.Join(cacheDir, "oci"),
+		RuntimeDir:  runtimeDir,
+		SocketPath:  filepath.Join(runtimeDir, "bangerd.sock"),
+		LockPath:    filepath.Join(runtimeDir, "bangerd.lock"),
+		PIDPath:     filepath.Join(runtimeDir, "bangerd.pid"),
+
 		TemplatesDir: filepath.Join(stateDir, "images", "templates"),
-		KernelsDir:   filepath.Join(stateDir, "kernels"),
-		VMsDir:       filepath.Join(stateDir, "vms"),
-		CacheDir:     cacheDir,
-		OCICacheDir:  filepath.Join(cacheDir, "oci"),
-		RuntimeDir:   runtimeDir,
-		SocketPath:   filepath.Join(runtimeDir, "bangerd.sock"),
-		LockPath:     filepath.Join(runtimeDir, "bangerd.lock"),
-		PIDPath:      filepath.Join(runtimeDir, "bangerd.pid"),
 	}
 }
 

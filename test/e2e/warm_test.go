@@ -21,24 +21,28 @@ import (
 // its own, re-pinned host key, while the VM it was saved from runs on.
 // With BANGER_E2E_FIGURES=1 it also measures warm against cold creates
 // of the same image (median of five each, from the create command to the
-// output of a first command in the guest).
+// output of a first command in the guest); with BANGER_E2E_WARM_STEPS=1
+// the steps of a warm create for 256, 512 and 1024 MiB guests.
 func TestWarmCreateBusybox(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerBusybox("bb")
-	testWarmCreate(t, e, "bb", true)
+	testWarmCreate(t, e, "bb", []int{256, 512, 1024})
 }
 
 // TestWarmCreateDebian is the same on the Debian image (OpenSSH, which
-// must serve its new host keys), without the memory sweep.
+// must serve its new host keys); its steps for a 512 MiB guest only.
 func TestWarmCreateDebian(t *testing.T) {
 	e := newEnv(t, "")
 	e.startDaemon()
 	e.registerDebian("deb")
-	testWarmCreate(t, e, "deb", false)
+	testWarmCreate(t, e, "deb", []int{512})
 }
 
-func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
+// testWarmCreate checks a warm create of image; with BANGER_E2E_FIGURES
+// set it times five cold and five warm creates, and with
+// BANGER_E2E_WARM_STEPS the steps of a warm create for each memory size.
+func testWarmCreate(t *testing.T, e *env, image string, sizes []int) {
 	e.ok("vm", "create", "--name", "src", "--image", image, "--memory", "512", "--disk-size", "1G")
 	src := e.vm("src")
 	e.ok("image", "snapshot", "src", "--name", "bbt")
@@ -73,9 +77,16 @@ func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 	e.ok("vm", "delete", "--force", "w1")
 	e.assertNetworkFreed("w1")
 
-	if os.Getenv("BANGER_E2E_FIGURES") == "" {
-		return
+	if os.Getenv("BANGER_E2E_FIGURES") != "" {
+		warmFigures(t, e, image, tpl)
 	}
+	if os.Getenv("BANGER_E2E_WARM_STEPS") != "" {
+		warmSteps(t, e, image, sizes)
+	}
+}
+
+// warmFigures times five cold and five warm creates of image, alternating.
+func warmFigures(t *testing.T, e *env, image string, tpl api.Template) {
 	timeCreate := func(name string, args ...string) time.Duration {
 		t0 := time.Now()
 		e.ok(append([]string{"vm", "create", "--name", name}, args...)...)
@@ -96,13 +107,13 @@ func testWarmCreate(t *testing.T, e *env, image string, sweep bool) {
 		mc.Round(10*time.Millisecond), cold, mw.Round(10*time.Millisecond), warm, float64(mw)/float64(mc))
 	t.Logf("template bbt: %d bytes on disk, %d of them saved state (vmm %s)", tpl.Bytes, tpl.StateBytes, tpl.VMMVersion)
 
-	if !sweep {
-		return
-	}
-	// Where a warm create spends its time, and how the restore grows with
-	// the guest's memory: one template per memory size.
+}
+
+// warmSteps logs where a warm create spends its time, and how the restore
+// grows with the guest's memory: one template per memory size.
+func warmSteps(t *testing.T, e *env, image string, sizes []int) {
 	cl := client.New(filepath.Join(e.rt, "banger", "bangerd.sock"))
-	for _, mem := range []int{256, 512, 1024} {
+	for _, mem := range sizes {
 		src, name := fmt.Sprintf("m%d", mem), fmt.Sprintf("t%d", mem)
 		e.ok("vm", "create", "--name", src, "--image", image, "--memory", fmt.Sprint(mem), "--disk-size", "1G")
 		e.ok("image", "snapshot", src, "--name", name)
