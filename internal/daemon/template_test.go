@@ -396,3 +396,49 @@ func agentAnswers(ctx context.Context, w *world, vm string) error {
 	_, err = cl.Output(ctx, []string{"true"}, nil)
 	return err
 }
+
+// A daemon that died during a warm create (the row still creating) ends
+// the restored VMM at its next start and leaves nothing of the VM; one
+// that died while a template was saved finds the VM recorded paused, and
+// the template's partial files are removed.
+func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
+	w, nw, _ := warmWorld(t, false)
+	ctx := context.Background()
+	w.create("src")
+	if _, err := w.D.SnapshotVM(ctx, "src", "tpl", nil); err != nil {
+		t.Fatal(err)
+	}
+	warm, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "w", Image: "tpl"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.D.Close() // the "crash": VMM processes keep running
+	w.setRow("w", func(r *store.VM) { r.State = api.VMCreating })
+	w.setRow("src", func(r *store.VM) { r.State = api.VMPaused })
+	partial := filepath.Join(w.Layout.TemplatesDir, ".tmp-tpl2-0123")
+	if err := os.MkdirAll(filepath.Join(partial, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w.restart()
+	if procRuns(warm.PID) {
+		t.Error("the VMM of the interrupted warm create still runs")
+	}
+	if _, err := w.D.VM(ctx, "w"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the half-created warm vm still has a row (err %v)", err)
+	}
+	if tap := nw.tap("w"); tap != "" {
+		t.Errorf("the half-created warm vm holds tap %s", tap)
+	}
+	if _, err := os.Stat(warm.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the half-created warm vm's directory is still there (%v)", err)
+	}
+	if got := templateLeftovers(t, w); strings.Join(got, ",") != "tpl" {
+		t.Errorf("templates directory after the restart: %v, want tpl only", got)
+	}
+	if vm, err := w.D.VM(ctx, "src"); err != nil || vm.State != api.VMPaused {
+		t.Fatalf("the template's source vm = %+v, %v; want paused", vm, err)
+	}
+	if _, err := w.D.ResumeVM(ctx, "src"); err != nil {
+		t.Errorf("resuming the template's source vm: %v", err)
+	}
+}
