@@ -258,6 +258,9 @@ type CreateVMRequest struct {
 	// config for images made locally, none for images pulled from a
 	// registry.
 	AuthSync *[]string `json:"auth_sync,omitempty"`
+	// Cold boots the image even when a template of it could start the
+	// VM warm (docs/snapshots.md, "Templates").
+	Cold bool `json:"cold,omitempty"`
 }
 
 // BuildImageRequest is the body of POST /v1/images/build.
@@ -308,6 +311,9 @@ type PruneReport struct {
 	// staging directories, default root filesystem work directories.
 	Leftovers     int   `json:"leftovers"`
 	LeftoverBytes int64 `json:"leftover_bytes"`
+	// Templates of images that are gone.
+	Templates     int   `json:"templates,omitempty"`
+	TemplateBytes int64 `json:"template_bytes,omitempty"`
 	// Warnings say what could not be removed, and what to do about it.
 	Warnings []string `json:"warnings,omitempty"`
 }

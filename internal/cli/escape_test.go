@@ -141,6 +141,8 @@ func TestHostileTextIsEscaped(t *testing.T) {
 				"/v1/events":             []api.LogEntry{ev},
 				"/v1/images":             []api.Image{img},
 				"/v1/images/img":         img,
+				"/v1/templates":          []api.Template{{Name: "t", Image: s, From: s, VMM: s, VMMVersion: s, CreatedAt: now}},
+				"/v1/templates/t":        api.Template{Name: "t", Image: s, From: s, VMM: s, VMMVersion: s, Dir: s, CreatedAt: now},
 				"/v1/kernels":            []api.Kernel{kern},
 				"/v1/kernels/catalog":    api.Catalog{Kernels: []api.CatalogEntry{{Name: s, Version: s, Arch: s, Description: s}}},
 			})
@@ -153,6 +155,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 				{"events"},
 				{"image", "list"},
 				{"image", "show", "img"},
+				{"image", "show", "t"},
 				{"kernel", "list"},
 				{"kernel", "list", "--available"},
 			} {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/bytesize"
 	"banger/internal/image"
 )
@@ -18,7 +20,7 @@ func (a *app) imageCmd() *cobra.Command {
 		Aliases: []string{"images"},
 		Short:   "Register, list, promote, delete and prune images (rootfs + kernel sets)",
 	}
-	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageBuildCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd(), a.imagePruneCmd())
+	cmd.AddCommand(a.imageRegisterCmd(), a.imagePullCmd(), a.imageBuildCmd(), a.imageListCmd(), a.imageShowCmd(), a.imagePromoteCmd(), a.imageDeleteCmd(), a.imagePruneCmd(), a.imageSnapshotCmd())
 	return cmd
 }
 
@@ -105,7 +107,10 @@ func (a *app) imageListCmd() *cobra.Command {
 				}
 				rows = append(rows, []string{im.Name, yesNo(im.Managed), im.Source, bytesize.Format(im.Size), k, ago(im.CreatedAt)})
 			}
-			return table(a.stdout, rows)
+			if err := table(a.stdout, rows); err != nil {
+				return err
+			}
+			return a.printTemplates(cmd.Context(), cl)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -124,6 +129,11 @@ func (a *app) imageShowCmd() *cobra.Command {
 				return err
 			}
 			im, err := cl.Image(cmd.Context(), args[0])
+			if errors.Is(err, errdefs.ErrNotFound) {
+				if ok, terr := a.showTemplate(cmd.Context(), cl, args[0], asJSON); ok {
+					return terr
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -185,14 +195,23 @@ func (a *app) imageDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "delete NAME",
 		Aliases: []string{"rm"},
-		Short:   "Delete an image (a managed image's files too; an unmanaged image's files are kept)",
+		Short:   "Delete an image (a managed image's files too; an unmanaged image's files are kept) and its templates, or a template",
 		Args:    exactArgs(1, "an image name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := a.client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if err := cl.DeleteImage(cmd.Context(), args[0], force); err != nil {
+			err = cl.DeleteImage(cmd.Context(), args[0], force)
+			if errors.Is(err, errdefs.ErrNotFound) {
+				if terr := cl.DeleteTemplate(cmd.Context(), args[0]); !errors.Is(terr, errdefs.ErrNotFound) {
+					if terr == nil {
+						fmt.Fprintf(a.stdout, "deleted template %s\n", args[0])
+					}
+					return terr
+				}
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "deleted image %s\n", args[0])
@@ -237,6 +256,9 @@ the pulls and builds in progress to finish, and holds new ones while it runs.`,
 			fmt.Fprintf(a.stdout, "oci cache: removed %s, %s\n", plural(rep.OCIBlobs, "blob"), bytesize.Format(rep.OCIBytes))
 			fmt.Fprintf(a.stdout, "build cache: removed %s, %s\n", plural(rep.BuildSteps, "step"), bytesize.Format(rep.BuildBytes))
 			fmt.Fprintf(a.stdout, "interrupted operations: removed %s, %s\n", plural(rep.Leftovers, "leftover"), bytesize.Format(rep.LeftoverBytes))
+			if rep.Templates > 0 {
+				fmt.Fprintf(a.stdout, "templates of deleted images: removed %s, %s\n", plural(rep.Templates, "template"), bytesize.Format(rep.TemplateBytes))
+			}
 			for _, w := range rep.Warnings {
 				fmt.Fprintln(a.stderr, "warning:", safe(w))
 			}

@@ -60,6 +60,7 @@ exit "$(cat "$status" 2>/dev/null || echo 1)"
 func (a *app) vmRunCmd() *cobra.Command {
 	var wf workspaceFlags
 	var name, image string
+	var cold bool
 	var asJSON bool
 	var auth authSyncFlags
 	cmd := &cobra.Command{
@@ -102,7 +103,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 			if err != nil {
 				return err
 			}
-			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf, authSync: authSync})
+			res, err := a.run(ctx, cl, runPlan{name: name, image: image, cold: cold, repo: repo, wf: wf, authSync: authSync})
 			if err != nil {
 				return err
 			}
@@ -116,7 +117,8 @@ random suffix. If the copy fails, the new VM is deleted.`,
 	wf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "VM name (default: the repository's directory name and a short suffix)")
-	f.StringVar(&image, "image", "", "image to boot (default: default_image_name)")
+	f.StringVar(&image, "image", "", "image or template to start from (default: default_image_name)")
+	f.BoolVar(&cold, "cold", false, "boot the image even when a template of it could start the VM warm")
 	auth.add(cmd)
 	f.BoolVar(&asJSON, "json", false, "print the VM, workspace and bootstrap session as JSON")
 	return cmd
@@ -143,6 +145,7 @@ func checkRunRepo(ctx context.Context, path, mode string) (workspace.Repo, error
 
 type runPlan struct {
 	name, image string
+	cold        bool
 	repo        workspace.Repo
 	wf          workspaceFlags
 	authSync    *[]string // nil: the default
@@ -168,7 +171,7 @@ type runResult struct {
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
 	pv := newProgressView(a.stderr)
 	defer pv.Close()
-	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, AuthSync: p.authSync}, pv.Event)
+	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, AuthSync: p.authSync, Cold: p.cold}, pv.Event)
 	if err != nil {
 		return runResult{}, err
 	}

@@ -77,7 +77,8 @@ Without --image the image named by default_image_name is used.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Name, "name", "", "VM name (a DNS label; the VM is reachable as NAME.vm)")
-	f.StringVar(&req.Image, "image", "", "image to boot (default: default_image_name)")
+	f.StringVar(&req.Image, "image", "", "image or template to start from (default: default_image_name)")
+	f.BoolVar(&req.Cold, "cold", false, "boot the image even when a template of it could start the VM warm")
 	f.IntVar(&req.CPUs, "cpus", 0, "virtual CPUs (default 2)")
 	f.StringVar(&memory, "memory", "", "memory, e.g. 1024 (MiB), 2G (default 1G)")
 	f.StringVar(&diskSize, "disk-size", "", "size of the work disk mounted at /root, e.g. 8G (default 8G)")

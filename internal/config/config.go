@@ -52,6 +52,10 @@ type Config struct {
 
 	// DefaultImageName is the image used when a command names none.
 	DefaultImageName string
+	// WarmTemplates keeps the default image's first booted VM as a
+	// template, and starts later VMs of an image from its template
+	// (docs/snapshots.md, "Templates").
+	WarmTemplates bool
 	// AutoStopStaleAfter stops a VM left stale this long; 0 disables it.
 	AutoStopStaleAfter  time.Duration
 	StatsPollInterval   time.Duration
@@ -95,6 +99,7 @@ func Default() Config {
 		WebListenAddr:       "127.0.0.1:7777",
 		DefaultImageName:    "default",
 		AuthSync:            authsync.All(),
+		WarmTemplates:       true,
 		StatsPollInterval:   10 * time.Second,
 		MetricsPollInterval: 60 * time.Second,
 		BridgeName:          "banger0",

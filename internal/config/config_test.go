@@ -114,6 +114,7 @@ jailer_chroot_base = "/var/lib/banger/jail"
 ssh_key_path = "/keys/banger"
 auth_sync = ["pi"]
 default_image_name = "alpine"
+warm_templates = false
 auto_stop_stale_after = "45m"
 stats_poll_interval = "5s"
 metrics_poll_interval = "2m"
@@ -143,6 +144,7 @@ func everyKeyConfig() Config {
 		SSHKeyPath:          "/keys/banger",
 		AuthSync:            []string{"pi"},
 		DefaultImageName:    "alpine",
+		WarmTemplates:       false,
 		AutoStopStaleAfter:  45 * time.Minute,
 		StatsPollInterval:   5 * time.Second,
 		MetricsPollInterval: 2 * time.Minute,
@@ -182,6 +184,7 @@ jailer_chroot_base = ""
 ssh_key_path = ""
 auth_sync = ["opencode", "claude", "pi"]
 default_image_name = "default"
+warm_templates = true
 auto_stop_stale_after = "0"
 stats_poll_interval = "10s"
 metrics_poll_interval = "1m"

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, auth_sync, default_image_name, " +
+var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, auth_sync, default_image_name, warm_templates, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
 	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
 

@@ -56,6 +56,7 @@ var fields = []field{
 		checkAbs(`"~/.ssh/id_ed25519", or "" for banger's own key`)),
 	authSyncField,
 	textField("default_image_name", `"default"`, func(c *Config) *string { return &c.DefaultImageName }, checkImageName),
+	boolField("warm_templates", func(c *Config) *bool { return &c.WarmTemplates }),
 	durationField("auto_stop_stale_after", `"2h"`, func(c *Config) *time.Duration { return &c.AutoStopStaleAfter }, 0),
 	durationField("stats_poll_interval", `"10s"`, func(c *Config) *time.Duration { return &c.StatsPollInterval }, time.Second),
 	durationField("metrics_poll_interval", `"60s"`, func(c *Config) *time.Duration { return &c.MetricsPollInterval }, time.Second),

@@ -22,6 +22,8 @@ type Layout struct {
 	ImagesDir  string
 	KernelsDir string
 	VMsDir     string
+	// TemplatesDir holds VM templates, inside the image store.
+	TemplatesDir string
 
 	CacheDir    string // $XDG_CACHE_HOME/banger
 	OCICacheDir string
@@ -77,6 +79,8 @@ func New(configDir, stateDir, cacheDir, runtimeDir string) Layout {
 		SocketPath:  filepath.Join(runtimeDir, "bangerd.sock"),
 		LockPath:    filepath.Join(runtimeDir, "bangerd.lock"),
 		PIDPath:     filepath.Join(runtimeDir, "bangerd.pid"),
+
+		TemplatesDir: filepath.Join(stateDir, "images", "templates"),
 	}
 }
 

@@ -92,6 +92,7 @@ func (s *Server) routes() {
 	s.forwardRoutes()
 	s.snapshotRoutes()
 	s.forkRoutes()
+	s.templateRoutes()
 	s.workRoutes()
 	s.statsRoutes()
 	s.copyRoutes()

@@ -15,6 +15,7 @@ type Service interface {
 	VMs
 	Snapshots
 	Forks
+	Templates
 	Images
 	Kernels
 	Sessions

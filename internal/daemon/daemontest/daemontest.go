@@ -67,8 +67,11 @@ func New(t testing.TB, mut func(*daemon.Options)) *World {
 	agentPath := filepath.Join(dir, "banger-vsock-agent")
 	os.WriteFile(agentPath, w.Agent, 0o755)
 	stop := vmm.StopTimeouts{Agent: 2 * time.Second, VMM: 2 * time.Second, Term: time.Second}
+	cfg := config.Default()
+	// Tests that want the default image's automatic template ask for it.
+	cfg.WarmTemplates = false
 	w.Opts = daemon.Options{
-		Layout: layout, Config: config.Default(), Store: st, Logger: slog.New(slog.DiscardHandler),
+		Layout: layout, Config: cfg, Store: st, Logger: slog.New(slog.DiscardHandler),
 		Driver: w.Driver, AgentBinary: agentPath, SSHPublicKey: "ssh-ed25519 AAAAtestkey banger\n",
 		BootTimeout: 2 * time.Second, StopTimeouts: &stop,
 	}

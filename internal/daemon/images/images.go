@@ -151,7 +151,7 @@ func (s *Service) sweepImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{}
+	keep := map[string]bool{s.layout.TemplatesDir: true} // the VM manager's
 	for _, im := range ims {
 		if im.Managed {
 			keep[im.Dir] = true

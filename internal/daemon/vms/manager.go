@@ -95,6 +95,12 @@ type Manager struct {
 
 	claims claims.Set // VM name -> the operation that holds it
 
+	// templates keeps template deletes apart from the creates that read
+	// a template (template.go); tmplClaims keeps two saves of one name
+	// apart.
+	templates  sync.RWMutex
+	tmplClaims claims.Set
+
 	liveMu   sync.Mutex
 	live     map[string]*running // running VMs by name
 	watchers sync.WaitGroup      // exit watchers; Close waits for them
@@ -119,6 +125,7 @@ func New(opts Options) *Manager {
 		bootWait:     opts.BootTimeout,
 		stopTimeouts: *cmp.Or(opts.StopTimeouts, &vmm.DefaultStopTimeouts),
 		claims:       claims.Set{Prefix: "vm/"},
+		tmplClaims:   claims.Set{Prefix: "template/"},
 		live:         map[string]*running{},
 	}
 	m.life, m.stop = context.WithCancel(context.Background())
@@ -137,6 +144,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			return err
 		}
 	}
+	m.sweepTemplates()
 	return m.reconcileVMs(ctx)
 }
 
@@ -145,6 +153,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 // connections; VMs keep running.
 func (m *Manager) Close() {
 	m.claims.Drain()
+	m.tmplClaims.Drain()
 	m.stop()
 	m.watchers.Wait()
 	m.liveMu.Lock()

@@ -248,7 +248,7 @@ func (m *Manager) restoreFork(ctx context.Context, snap vmm.Snapshotter, row *st
 	p.Step("restore", fmt.Sprintf("restoring %s from the saved state", row.Name))
 	h, err := snap.Restore(ctx, spec, st)
 	if err != nil {
-		return fmt.Errorf("restoring the state: %w", err)
+		return &restoreError{err}
 	}
 	undo.push(func() {
 		m.driver.Kill(context.Background(), h)

@@ -98,43 +98,33 @@ func (m *Manager) CreateVM(ctx context.Context, req api.CreateVMRequest, p progr
 			}
 		}
 	}
+	if t, ok, err := m.warmTemplate(ctx, &req); err != nil {
+		return api.VM{}, err
+	} else if ok {
+		return m.createWarm(ctx, req, t, p)
+	}
 	im, err := m.images.Bootable(ctx, req.Image)
 	if err != nil {
 		return api.VM{}, err
 	}
-	return m.createVM(ctx, req, im, p, false)
+	vm, err := m.createVM(ctx, req, im, p, false)
+	if err == nil && req.Image == m.cfg.DefaultImageName {
+		m.autoTemplate(ctx, vm, p)
+	}
+	return vm, err
 }
 
 // createVM makes and boots a VM from im; the caller holds the VM's claim.
 func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.Image, p progress.Func, builder bool) (api.VM, error) {
-	row, err := m.newVMRow(req, im)
-	if err != nil {
-		return api.VM{}, err
-	}
-	authNote := ""
-	if !builder {
-		if row.AuthSync, authNote, err = m.authSyncFor(req, im); err != nil {
-			return api.VM{}, err
-		}
-	}
 	var undo undoStack
 	defer undo.run()
-	err = m.store.Tx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.VM(ctx, req.Name); err == nil {
-			return errdefs.Conflict("vm %q already exists; pick another --name or delete it with 'banger vm delete %s'", req.Name, req.Name)
-		}
-		return tx.PutVM(ctx, row)
-	})
+	row, authNote, err := m.insertVM(ctx, req, im, builder, &undo)
 	if err != nil {
 		return api.VM{}, err
 	}
-	undo.push(func() { m.forgetVM(row) })
 	p.Step("create", fmt.Sprintf("creating vm %s from image %s", row.Name, im.Name))
 	if authNote != "" {
 		p.Step("auth", authNote)
-	}
-	if err := os.MkdirAll(row.Dir, 0o700); err != nil {
-		return api.VM{}, fmt.Errorf("creating vm directory: %w", err)
 	}
 	key, err := m.authorizedKey()
 	if err != nil {
@@ -154,6 +144,33 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 	undo.clear()
 	m.events.Event(ctx, "info", "vm/"+row.Name, "vm "+row.Name+" created and running")
 	return m.VM(ctx, row.Name)
+}
+
+// insertVM records a new VM's row (creating) and makes its directory;
+// undo forgets it.
+func (m *Manager) insertVM(ctx context.Context, req api.CreateVMRequest, im api.Image, builder bool, undo *undoStack) (row store.VM, authNote string, err error) {
+	if row, err = m.newVMRow(req, im); err != nil {
+		return store.VM{}, "", err
+	}
+	if !builder {
+		if row.AuthSync, authNote, err = m.authSyncFor(req, im); err != nil {
+			return store.VM{}, "", err
+		}
+	}
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.VM(ctx, req.Name); err == nil {
+			return errdefs.Conflict("vm %q already exists; pick another --name or delete it with 'banger vm delete %s'", req.Name, req.Name)
+		}
+		return tx.PutVM(ctx, row)
+	})
+	if err != nil {
+		return store.VM{}, "", err
+	}
+	undo.push(func() { m.forgetVM(row) })
+	if err := os.MkdirAll(row.Dir, 0o700); err != nil {
+		return store.VM{}, "", fmt.Errorf("creating vm directory: %w", err)
+	}
+	return row, authNote, nil
 }
 
 func (m *Manager) newVMRow(req api.CreateVMRequest, im api.Image) (store.VM, error) {

@@ -298,14 +298,31 @@ func (m *Manager) saveState(ctx context.Context, snap vmm.Snapshotter, row store
 			return vmm.State{}, fmt.Errorf("removing an old state: %w", err)
 		}
 	}
-	if err := os.Mkdir(tmp, 0o700); err != nil {
+	st, err := writeState(ctx, snap, h, tmp, final)
+	if err != nil {
+		return vmm.State{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return vmm.State{}, fmt.Errorf("committing the saved state: %w", err)
+	}
+	if err := fsutil.SyncDir(row.Dir); err != nil {
+		return vmm.State{}, fmt.Errorf("syncing the vm directory: %w", err)
+	}
+	return st, nil
+}
+
+// writeState saves the paused VM's state into dir, which it creates,
+// with state.json naming its files relative to it, and syncs it. final
+// is where the caller renames dir once it is complete.
+func writeState(ctx context.Context, snap vmm.Snapshotter, h *vmm.Handle, dir, final string) (vmm.State, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return vmm.State{}, fmt.Errorf("creating the state directory: %w", err)
 	}
-	st, err := snap.SaveState(ctx, h, tmp)
+	st, err := snap.SaveState(ctx, h, dir)
 	if err != nil {
 		return vmm.State{}, fmt.Errorf("saving the vm state: %w", err)
 	}
-	if err := confineState(&st, tmp); err != nil {
+	if err := confineState(&st, dir); err != nil {
 		return vmm.State{}, err
 	}
 	st.Dir = final
@@ -313,17 +330,11 @@ func (m *Manager) saveState(ctx context.Context, snap vmm.Snapshotter, row store
 	if err != nil {
 		return vmm.State{}, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, stateMeta), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, stateMeta), b, 0o600); err != nil {
 		return vmm.State{}, fmt.Errorf("writing the state description: %w", err)
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := syncTree(dir); err != nil {
 		return vmm.State{}, fmt.Errorf("syncing the saved state: %w", err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return vmm.State{}, fmt.Errorf("committing the saved state: %w", err)
-	}
-	if err := fsutil.SyncDir(row.Dir); err != nil {
-		return vmm.State{}, fmt.Errorf("syncing the vm directory: %w", err)
 	}
 	return st, nil
 }
@@ -364,7 +375,12 @@ func syncTree(dir string) error {
 // readState reads the VM's complete saved state; ok is false when it has
 // none.
 func readState(row store.VM) (st vmm.State, ok bool, err error) {
-	dir := filepath.Join(row.Dir, StateDir)
+	return readStateDir(filepath.Join(row.Dir, StateDir))
+}
+
+// readStateDir reads the saved state in dir; ok is false when there is
+// none.
+func readStateDir(dir string) (st vmm.State, ok bool, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateMeta))
 	if errors.Is(err, os.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr != nil {
@@ -404,8 +420,13 @@ func discardState(row store.VM) error {
 
 // stateBytes is what the VM's saved state takes on disk.
 func stateBytes(dir string) int64 {
+	return diskBytes(filepath.Join(dir, StateDir))
+}
+
+// diskBytes is what the files under dir take on disk (allocated blocks).
+func diskBytes(dir string) int64 {
 	var n int64
-	filepath.WalkDir(filepath.Join(dir, StateDir), func(_ string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}

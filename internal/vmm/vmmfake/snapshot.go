@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -47,10 +46,6 @@ type savedGuest struct {
 	Root    string `json:"root"`
 	Name    string `json:"name"` // the VM whose guest it is
 }
-
-// guestCopy is the directory beside the state file that holds a copy of
-// the guest's files for forks.
-const guestCopy = "guest"
 
 // frozenGuest is a saved guest kept for Restore.
 type frozenGuest struct {
@@ -163,10 +158,9 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	d.mu.Lock()
 	f := d.frozen[g.Key]
 	d.mu.Unlock()
+	// Another VM's name makes a fork: a new guest from the state's copy,
+	// as does a state whose guest ran on (a template restored again).
 	fork := spec.Name != g.Name
-	if f == nil && !fork {
-		return nil, errors.New("the state's guest memory is not this VMM's (it ran on, or the VMM restarted)")
-	}
 	for _, disk := range spec.Disks {
 		if _, err := os.Stat(disk.Path); err != nil {
 			return nil, fmt.Errorf("checking disk %s: %w", disk.ID, err)
@@ -176,16 +170,13 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	if err != nil {
 		return nil, err
 	}
-	if fork {
-		root := filepath.Join(d.dir, fmt.Sprintf("fork-%d", h.PID))
-		if err := copyGuest(filepath.Join(st.Dir, guestCopy), root); err != nil {
+	if fork || f == nil {
+		if err := d.cloneGuest(st.Dir, h.PID); err != nil {
 			syscall.Kill(h.PID, syscall.SIGKILL)
-			return nil, fmt.Errorf("reading vm memory: %w", err)
+			vmm.WaitExit(ctx, h)
+			return nil, err
 		}
-		d.mu.Lock()
-		d.roots[h.PID] = root
-		d.gateLocked(h.PID).pause()
-		d.mu.Unlock()
+		d.gateOf(h.PID).pause()
 		return h, nil
 	}
 	d.mu.Lock()
@@ -322,37 +313,4 @@ func (c *gatedConn) Write(p []byte) (int, error) {
 func (c *gatedConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return c.Conn.Close()
-}
-
-// copyGuest copies the regular files and directories of the guest state
-// under src to dst, leaving out its sessions: their processes are the
-// saved guest's own. A guest that wrote nothing yet has no src.
-func copyGuest(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return err
-	}
-	return filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && path == src {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if rel == filepath.Join("state", "sessions") {
-			return filepath.SkipDir
-		}
-		to := filepath.Join(dst, rel)
-		switch {
-		case e.IsDir():
-			return os.MkdirAll(to, 0o700)
-		case e.Type().IsRegular():
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(to, b, 0o600)
-		}
-		return nil
-	})
 }

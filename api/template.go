@@ -1,0 +1,34 @@
+package api
+
+import "time"
+
+// Template is a booted VM's saved memory and device state plus copies of
+// its disks, kept so that new VMs of its image start from it (a restore
+// and a new identity) instead of booting (docs/snapshots.md, "Templates").
+type Template struct {
+	Name  string `json:"name"`
+	Image string `json:"image"` // the image its VM was created from
+	// Auto marks the template banger made of its image after a first
+	// boot; creates from the image use it unless asked for a cold boot.
+	Auto bool   `json:"auto,omitempty"`
+	From string `json:"from,omitempty"` // the VM it was saved from
+	// The device model a VM restored from it has.
+	CPUs      int   `json:"cpus"`
+	MemoryMiB int   `json:"memory_mib"`
+	DiskBytes int64 `json:"disk_bytes"`
+	// VMM and VMMVersion wrote the state; another version may refuse it.
+	VMM        string `json:"vmm"`
+	VMMVersion string `json:"vmm_version"`
+	// Bytes is what the template takes on disk (allocated blocks):
+	// StateBytes for the saved state, the rest for its disks.
+	Bytes      int64     `json:"bytes"`
+	StateBytes int64     `json:"state_bytes"`
+	Dir        string    `json:"dir"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// SnapshotImageRequest is the body of POST /v1/vms/{name}/template: keep
+// the VM's state as a template named Name.
+type SnapshotImageRequest struct {
+	Name string `json:"name"`
+}
