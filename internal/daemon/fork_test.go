@@ -5,21 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"banger/api"
 	"banger/api/errdefs"
 	"banger/internal/agentproto"
+	"banger/internal/daemon/daemontest"
 	"banger/internal/daemon/vms"
-	"banger/internal/network"
 	"banger/internal/progress"
 	"banger/internal/store"
 	"banger/internal/testutil/hostileguest"
@@ -27,135 +23,11 @@ import (
 	"banger/internal/vmm/vmmfake"
 )
 
-// leaseNet is a Network that leases a distinct address to each VM and
-// records its TAPs, so a test sees what a fork takes and gives back.
-type leaseNet struct {
-	mu     sync.Mutex
-	leases map[string]netip.Addr
-	taps   map[string]string
-	next   int
-}
-
-func newLeaseNet() *leaseNet {
-	return &leaseNet{leases: map[string]netip.Addr{}, taps: map[string]string{}, next: 2}
-}
-
-func (n *leaseNet) Allocate(ctx context.Context, vm string) (netip.Addr, string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	a, ok := n.leases[vm]
-	if !ok {
-		a = netip.AddrFrom4([4]byte{172, 16, 0, byte(n.next)})
-		n.next++
-		n.leases[vm] = a
-	}
-	return a, network.MAC(a).String(), nil
-}
-func (n *leaseNet) ReleaseLease(ctx context.Context, vm string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.leases, vm)
-	return nil
-}
-func (n *leaseNet) AcquireTAP(ctx context.Context, vm string) (string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if t, ok := n.taps[vm]; ok {
-		return "", fmt.Errorf("vm %s holds %s already", vm, t)
-	}
-	n.taps[vm] = "tap-" + vm
-	return n.taps[vm], nil
-}
-func (n *leaseNet) ReleaseTAP(ctx context.Context, vm string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.taps, vm)
-	return nil
-}
-func (n *leaseNet) KernelArgs(addr netip.Addr) []string {
-	return []string{network.ArgIP + "=" + netip.PrefixFrom(addr, 24).String(), network.ArgGW + "=172.16.0.1", network.ArgDNS + "=1.1.1.1"}
-}
-func (n *leaseNet) Addr(ctx context.Context, vm string) (netip.Addr, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	a, ok := n.leases[vm]
-	return a, ok
-}
-func (n *leaseNet) Addrs(ctx context.Context) (map[string]netip.Addr, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := map[string]netip.Addr{}
-	for k, v := range n.leases {
-		out[k] = v
-	}
-	return out, nil
-}
-func (n *leaseNet) CheckConfig(ctx context.Context, running func(string) bool) error { return nil }
-
-// holds reports whether vm has a lease and a TAP.
-func (n *leaseNet) holds(vm string) (lease, tap bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	_, lease = n.leases[vm]
-	_, tap = n.taps[vm]
-	return lease, tap
-}
-
-// identityGuest answers reseed and reidentify for the fake's guests (whose
-// agent must not touch the host's random pool or network) and records
-// what it was asked, with the state of the links at the time.
-type identityGuest struct {
-	*hostileguest.Guest
-	drv *vmmfake.Driver
-
-	mu    sync.Mutex
-	calls []string
-	ids   []agentproto.ReidentifyRequest
-	// linkDown counts live VMMs whose link was down at each reidentify.
-	linkDown []int
-}
-
-func newIdentityGuest(w *world) *identityGuest {
-	g := &identityGuest{Guest: hostileguest.New(), drv: w.Driver}
-	g.Handle(agentproto.CallReseed, func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
-		g.record(agentproto.CallReseed)
-		return hostileguest.Reply(agentproto.ReseedResult{Bytes: agentproto.ReseedBytes, CreditedBits: 8 * agentproto.ReseedBytes, Reseeded: true})(ctx, h, st)
-	})
-	g.Handle(agentproto.CallReidentify, func(ctx context.Context, h agentproto.Header, st io.ReadWriter) error {
-		var req agentproto.ReidentifyRequest
-		if err := json.Unmarshal(h.Args, &req); err != nil {
-			return err
-		}
-		down := 0
-		for _, vh := range g.drv.Live() {
-			if !g.drv.LinkUp(vh.PID) {
-				down++
-			}
-		}
-		g.mu.Lock()
-		g.ids, g.linkDown = append(g.ids, req), append(g.linkDown, down)
-		g.mu.Unlock()
-		g.record(agentproto.CallReidentify)
-		return hostileguest.Reply(agentproto.Reidentified{Hostname: req.Hostname, MAC: req.MAC, Addr: req.Addr, MachineID: strings.Repeat("ab", 16)})(ctx, h, st)
-	})
-	w.Driver.ServeAgent(g.Serve)
-	return g
-}
-
-func (g *identityGuest) record(call string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.calls = append(g.calls, call)
-}
-
 // forkWorld is a daemon with a leasing network and guests that answer
 // reidentify, and a running VM "dev" counting in a session.
-func forkWorld(t *testing.T) (*world, *leaseNet, *identityGuest, api.VM, func() int) {
-	w := newWorld(t)
-	nw := newLeaseNet()
-	w.Opts.Network = nw
-	w.restart()
-	g := newIdentityGuest(w)
+func forkWorld(t *testing.T) (*world, *daemontest.LeaseNet, *daemontest.IdentityGuest, api.VM, func() int) {
+	dw, nw, g := daemontest.NewForkable(t, nil)
+	w := &world{World: dw, t: t}
 	vm := w.create("dev")
 	return w, nw, g, vm, startCounter(t, w, "dev")
 }
@@ -223,9 +95,7 @@ func TestForkRunningVM(t *testing.T) {
 		t.Error("the fork's copy of the saved state is left")
 	}
 	// Identity: reseeded, then reidentified, with the link down.
-	g.mu.Lock()
-	calls, ids, down := g.calls, g.ids, g.linkDown
-	g.mu.Unlock()
+	calls, ids, down := g.Record()
 	if !slices.Equal(calls, []string{agentproto.CallReseed, agentproto.CallReidentify}) {
 		t.Errorf("identity calls %v; want reseed then reidentify", calls)
 	}
@@ -255,7 +125,7 @@ func TestForkRunningVM(t *testing.T) {
 	if err := w.D.DeleteVM(ctx, "twin", false); err != nil {
 		t.Fatal(err)
 	}
-	if lease, tap := nw.holds("twin"); lease || tap {
+	if lease, tap := nw.Holds("twin"); lease || tap {
 		t.Errorf("the deleted fork still holds lease %v tap %v", lease, tap)
 	}
 	if _, err := os.Stat(twin.Dir); err == nil {
@@ -344,17 +214,17 @@ func TestForkPausedVM(t *testing.T) {
 func TestForkFailureLeavesNothing(t *testing.T) {
 	cases := []struct {
 		name   string
-		inject func(w *world, g *identityGuest)
+		inject func(w *world, g *daemontest.IdentityGuest)
 	}{
-		{"pause", func(w *world, g *identityGuest) { w.Driver.Fail(vmmfake.StepPause, vmmfake.ErrInjected) }},
-		{"save", func(w *world, g *identityGuest) { w.Driver.Fail(vmmfake.StepSave, vmmfake.ErrInjected) }},
-		{"restore", func(w *world, g *identityGuest) { w.Driver.Fail(vmmfake.StepRestore, vmmfake.ErrInjected) }},
-		{"link", func(w *world, g *identityGuest) { w.Driver.Fail(vmmfake.StepLink, vmmfake.ErrInjected) }},
-		{"agent", func(w *world, g *identityGuest) { w.Driver.Fail(vmmfake.StepAgent, vmmfake.ErrInjected) }},
-		{"reseed", func(w *world, g *identityGuest) {
+		{"pause", func(w *world, g *daemontest.IdentityGuest) { w.Driver.Fail(vmmfake.StepPause, vmmfake.ErrInjected) }},
+		{"save", func(w *world, g *daemontest.IdentityGuest) { w.Driver.Fail(vmmfake.StepSave, vmmfake.ErrInjected) }},
+		{"restore", func(w *world, g *daemontest.IdentityGuest) { w.Driver.Fail(vmmfake.StepRestore, vmmfake.ErrInjected) }},
+		{"link", func(w *world, g *daemontest.IdentityGuest) { w.Driver.Fail(vmmfake.StepLink, vmmfake.ErrInjected) }},
+		{"agent", func(w *world, g *daemontest.IdentityGuest) { w.Driver.Fail(vmmfake.StepAgent, vmmfake.ErrInjected) }},
+		{"reseed", func(w *world, g *daemontest.IdentityGuest) {
 			g.Handle(agentproto.CallReseed, hostileguest.ErrorReply(errdefs.KindInternal, "injected reseed failure"))
 		}},
-		{"reidentify", func(w *world, g *identityGuest) {
+		{"reidentify", func(w *world, g *daemontest.IdentityGuest) {
 			g.Handle(agentproto.CallReidentify, hostileguest.ErrorReply(errdefs.KindInternal, "injected reidentify failure"))
 		}},
 	}
@@ -373,7 +243,7 @@ func TestForkFailureLeavesNothing(t *testing.T) {
 			if _, err := w.D.VM(ctx, "twin"); !errors.Is(err, errdefs.ErrNotFound) {
 				t.Errorf("the failed fork has a row (%v)", err)
 			}
-			if lease, tap := nw.holds("twin"); lease || tap {
+			if lease, tap := nw.Holds("twin"); lease || tap {
 				t.Errorf("the failed fork holds lease %v tap %v", lease, tap)
 			}
 			if live := w.Driver.Live(); len(live) != 1 || live[0].PID != vm.PID {
@@ -460,7 +330,7 @@ func TestForkInterruptedByADaemonCrash(t *testing.T) {
 	if _, err := os.Stat(twin.Dir); err == nil {
 		t.Error("the interrupted fork's directory is left")
 	}
-	if lease, tap := nw.holds("twin"); lease || tap {
+	if lease, tap := nw.Holds("twin"); lease || tap {
 		t.Errorf("the interrupted fork holds lease %v tap %v", lease, tap)
 	}
 }

@@ -28,7 +28,20 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := daemontest.New(t, nil)
+	return serve(t, daemontest.New(t, nil))
+}
+
+// newForkWorld is a world whose VMs can be forked: its network leases
+// addresses and its guests answer reidentify.
+func newForkWorld(t *testing.T) *world {
+	t.Helper()
+	w, _, _ := daemontest.NewForkable(t, nil)
+	return serve(t, w)
+}
+
+// serve serves w's daemon on its socket until the test ends.
+func serve(t *testing.T, w *daemontest.World) *world {
+	t.Helper()
 	sock, err := server.Listen(w.Layout)
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,7 @@ func New(opts Options) (*Server, error) {
 		Instructions: instructions(opts.Scope),
 	})
 	s.addVMTools()
+	s.addForkTool()
 	s.addExecTools()
 	s.addFileTools()
 	s.addWorkspaceTools()
@@ -65,7 +66,7 @@ func (s *Server) MCP() *mcp.Server { return s.mcp }
 func instructions(sc Scope) string {
 	msg := "banger runs development sandboxes as microVMs. Create a VM with vm_create, run commands with vm_exec, " +
 		"move files with file_write and file_read, bring a host git checkout in with workspace_prepare and your work back " +
-		"as a host branch with workspace_export, keep long processes running with session_start, and delete the VM with vm_delete when done."
+		"as a host branch with workspace_export, keep long processes running with session_start, try alternatives side by side with vm_fork, and delete the VM with vm_delete when done."
 	if !sc.AllVMs {
 		msg += " You may only use VMs you created through this server."
 	}

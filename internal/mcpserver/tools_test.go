@@ -20,7 +20,7 @@ import (
 
 var allTools = []string{
 	"file_read", "file_write", "session_list", "session_logs", "session_start", "session_stop",
-	"vm_create", "vm_delete", "vm_exec", "vm_list", "vm_pause", "vm_resume", "workspace_export", "workspace_prepare",
+	"vm_create", "vm_delete", "vm_exec", "vm_fork", "vm_list", "vm_pause", "vm_resume", "workspace_export", "workspace_prepare",
 }
 
 // TestToolsDescribed: every tool is listed with a description and an

@@ -81,7 +81,7 @@ func (s *Server) addVMTools() {
 
 func (s *Server) vmCreate(ctx context.Context, req *mcp.CallToolRequest, in createIn) (*mcp.CallToolResult, vmView, error) {
 	if in.Name == "" {
-		in.Name = "mcp-" + fsutil.RandomHex()[:8]
+		in.Name = generatedName()
 	}
 	if in.Image == "" && len(s.guard.scope.Images) > 0 {
 		in.Image = s.guard.scope.Images[0]
@@ -89,16 +89,7 @@ func (s *Server) vmCreate(ctx context.Context, req *mcp.CallToolRequest, in crea
 	if in.CPUs < 0 || in.MemoryMiB < 0 || in.DiskMiB < 0 {
 		return nil, vmView{}, errdefs.Invalid("cpus, memory_mib and disk_mib must be positive (or omitted for the defaults)")
 	}
-	vms, err := s.cl.VMs(ctx)
-	if err != nil {
-		return nil, vmView{}, err
-	}
-	for _, v := range vms {
-		if v.Name == in.Name {
-			return nil, vmView{}, errdefs.Conflict("vm %q already exists; pick another name", in.Name)
-		}
-	}
-	if err := s.guard.reserve(in.Name, in.Image, vms); err != nil {
+	if err := s.reserveNew(ctx, in.Name, in.Image); err != nil {
 		return nil, vmView{}, err
 	}
 	vm, err := s.cl.CreateVM(ctx, api.CreateVMRequest{
@@ -112,6 +103,25 @@ func (s *Server) vmCreate(ctx context.Context, req *mcp.CallToolRequest, in crea
 		return nil, vmView{}, err
 	}
 	return nil, view(vm, true), nil
+}
+
+// generatedName names a VM the agent did not name.
+func generatedName() string { return "mcp-" + fsutil.RandomHex()[:8] }
+
+// reserveNew checks that no VM is named name and records it as the
+// scope's before a create or fork of image starts (the scope's cap and
+// allowed images apply); release undoes it when that fails.
+func (s *Server) reserveNew(ctx context.Context, name, img string) error {
+	vms, err := s.cl.VMs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range vms {
+		if v.Name == name {
+			return errdefs.Conflict("vm %q already exists; pick another name", name)
+		}
+	}
+	return s.guard.reserve(name, img, vms)
 }
 
 func (s *Server) vmList(ctx context.Context, _ *mcp.CallToolRequest, _ empty) (*mcp.CallToolResult, listOut, error) {

@@ -100,7 +100,7 @@ func TestMCPClient(t *testing.T) {
 		t.Fatalf("the MCP client failed: %s\nstderr:\n%s\ndaemon log tail:\n%s", seen.Error, stderr.String(), e.daemonLog())
 	}
 	for _, want := range []string{"vm_create", "vm_list", "vm_delete", "vm_exec", "file_read", "file_write", "workspace_prepare",
-		"workspace_export", "session_start", "session_list", "session_logs", "session_stop", "vm_pause", "vm_resume"} {
+		"workspace_export", "session_start", "session_list", "session_logs", "session_stop", "vm_pause", "vm_resume", "vm_fork"} {
 		if !slices.Contains(seen.Tools, want) {
 			t.Errorf("tools listed = %v; %s missing", seen.Tools, want)
 		}
