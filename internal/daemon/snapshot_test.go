@@ -205,7 +205,9 @@ func (f *fakeNet) tap(vm string) string {
 	defer f.mu.Unlock()
 	return f.taps[vm]
 }
-func (f *fakeNet) KernelArgs(addr netip.Addr) []string { return nil }
+func (f *fakeNet) KernelArgs(addr netip.Addr) []string {
+	return []string{network.ArgIP + "=" + netip.PrefixFrom(addr, 24).String(), network.ArgGW + "=172.16.0.1"}
+}
 func (f *fakeNet) Addr(ctx context.Context, vm string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
