@@ -240,6 +240,9 @@ type VM struct {
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	StoppedAt  time.Time `json:"stopped_at,omitempty"`
 	Forwards   []Forward `json:"forwards,omitempty"` // host ports forwarded to it (vm show)
+
+	// Network is the egress policy (vm show).
+	Network *NetworkPolicy `json:"network,omitempty"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -250,6 +253,10 @@ type CreateVMRequest struct {
 	MemoryMiB int    `json:"memory_mib,omitempty"`
 	DiskBytes int64  `json:"disk_bytes,omitempty"`
 	KeepAlive bool   `json:"keep_alive,omitempty"`
+
+	// Network is the egress policy; nil means the config's
+	// default_network_policy and allow_private_networks.
+	Network *NetworkPolicy `json:"network,omitempty"`
 }
 
 // BuildImageRequest is the body of POST /v1/images/build.

@@ -59,6 +59,7 @@ exit "$(cat "$status" 2>/dev/null || echo 1)"
 
 func (a *app) vmRunCmd() *cobra.Command {
 	var wf workspaceFlags
+	var nf networkFlags
 	var name, image string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -97,7 +98,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 			if err != nil {
 				return err
 			}
-			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf})
+			res, err := a.run(ctx, cl, runPlan{name: name, image: image, repo: repo, wf: wf, network: nf.policy(cmd.Flags())})
 			if err != nil {
 				return err
 			}
@@ -112,6 +113,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "VM name (default: the repository's directory name and a short suffix)")
 	f.StringVar(&image, "image", "", "image to boot (default: default_image_name)")
+	nf.add(f)
 	f.BoolVar(&asJSON, "json", false, "print the VM, workspace and bootstrap session as JSON")
 	return cmd
 }
@@ -139,6 +141,7 @@ type runPlan struct {
 	name, image string
 	repo        workspace.Repo
 	wf          workspaceFlags
+	network     *api.NetworkPolicy
 }
 
 // runResult is what 'vm run --json' prints.
@@ -161,7 +164,7 @@ type runResult struct {
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
 	pv := newProgressView(a.stderr)
 	defer pv.Close()
-	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image}, pv.Event)
+	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, Network: p.network}, pv.Event)
 	if err != nil {
 		return runResult{}, err
 	}

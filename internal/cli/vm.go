@@ -27,6 +27,7 @@ func (a *app) vmCmd() *cobra.Command {
 
 func (a *app) vmCreateCmd() *cobra.Command {
 	var req api.CreateVMRequest
+	var nf networkFlags
 	var memory, diskSize string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -38,7 +39,8 @@ works right away. On a terminal it shows live progress.
 
 Without --image the image named by default_image_name is used.`,
 		Example: `  banger vm create --name dev
-  banger vm create --name big --image devbox --cpus 4 --memory 4G --disk-size 20G`,
+  banger vm create --name big --image devbox --cpus 4 --memory 4G --disk-size 20G
+  banger vm create --name agent --network allow --allow registry.npmjs.org --allow '*.pypi.org'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -52,6 +54,7 @@ Without --image the image named by default_image_name is used.`,
 				}
 				req.DiskBytes = int64(mib) << 20
 			}
+			req.Network = nf.policy(cmd.Flags())
 			cl, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -76,6 +79,7 @@ Without --image the image named by default_image_name is used.`,
 	f.StringVar(&memory, "memory", "", "memory, e.g. 1024 (MiB), 2G (default 1G)")
 	f.StringVar(&diskSize, "disk-size", "", "size of the work disk mounted at /root, e.g. 8G (default 8G)")
 	f.BoolVar(&req.KeepAlive, "keep-alive", false, "never stop this VM for being idle")
+	nf.add(f)
 	f.BoolVar(&asJSON, "json", false, "print the VM as JSON")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -150,6 +154,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 			if v.LastError != "" {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
+			rows = append(rows, networkRows(v)...)
 			rows = append(rows, forwardRows(v.Forwards)...)
 			rows = append(rows, usageRows(cmd.Context(), cl, v)...)
 			if evs, err := cl.Events(cmd.Context(), "vm/"+v.Name, 0, 5); err == nil && len(evs) > 0 {

@@ -19,6 +19,7 @@ type Service interface {
 	Sessions
 	Copies
 	Forwards
+	NetworkPolicies
 }
 
 // Daemon is the daemon's own status and event log.
