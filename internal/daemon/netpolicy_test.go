@@ -184,3 +184,36 @@ func TestNetworkPolicyRefusedWhenNotEnforced(t *testing.T) {
 		t.Errorf("err = %v, want unsupported naming CAP_NET_ADMIN", err)
 	}
 }
+
+// --allow-lan alone keeps the VM's mode and list; a create without a
+// mode takes default_network_policy.
+func TestNetworkPolicyAllowLANAloneKeepsMode(t *testing.T) {
+	w, _, _ := enforcingWorld(t)
+	ctx := context.Background()
+	if _, err := w.D.SetNetworkPolicy(ctx, "dev", api.NetworkPolicy{Mode: "allow", Allow: []string{"a.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.D.SetNetworkPolicy(ctx, "dev", api.NetworkPolicy{AllowLAN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&api.NetworkPolicy{Mode: "allow", Allow: []string{"a.test"}, AllowLAN: true}, v.Network); diff != "" {
+		t.Errorf("policy after --allow-lan alone (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkPolicyDefaultFromConfig(t *testing.T) {
+	w := newWorld(t)
+	w.D.Close()
+	w.D = nil
+	w.Opts.Config.DefaultNetworkPolicy = "none"
+	w.restart()
+	ctx := context.Background()
+	v, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "dev", Network: &api.NetworkPolicy{AllowLAN: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Network == nil || v.Network.Mode != "none" || !v.Network.AllowLAN {
+		t.Errorf("policy = %+v, want none (the config's default) with the LAN", v.Network)
+	}
+}

@@ -295,7 +295,10 @@ func containsString(ss []string, s string) bool {
 // config's default_network_policy.
 func (m *Manager) resolvePolicy(req *api.NetworkPolicy) (api.NetworkPolicy, error) {
 	if req == nil {
-		req = &api.NetworkPolicy{Mode: m.cfg.DefaultNetworkPolicy}
+		req = &api.NetworkPolicy{}
+	}
+	if req.Mode == "" && len(req.Allow) == 0 {
+		req.Mode = m.cfg.DefaultNetworkPolicy
 	}
 	p, err := network.ParseEgressPolicy(req.Mode, req.Allow, req.AllowLAN)
 	if err != nil {
@@ -342,6 +345,12 @@ func (m *Manager) SetNetworkPolicy(ctx context.Context, name string, req api.Net
 		return api.VM{}, err
 	}
 	defer release()
+	if req.Mode == "" && len(req.Allow) == 0 {
+		// Only --allow-lan: the VM keeps its mode and list.
+		if cur := m.networkOf(ctx, name); cur != nil {
+			req.Mode, req.Allow = cur.Mode, cur.Allow
+		}
+	}
 	p, err := m.resolvePolicy(&req)
 	if err != nil {
 		return api.VM{}, err
