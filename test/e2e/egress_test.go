@@ -134,7 +134,7 @@ func fetch(e *env, vm, host string) bool {
 
 type reach struct {
 	what, host string
-	want      bool
+	want       bool
 }
 
 func expectReach(t *testing.T, e *env, vm, mode string, cases []reach) {
