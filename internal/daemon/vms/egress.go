@@ -50,6 +50,11 @@ type egressCtl struct {
 	st   *store.Store
 	spec network.EgressSpec
 
+	// syncMu keeps syncs in order: each reads the state database and
+	// applies what it read, so a later read is never overwritten by an
+	// earlier one.
+	syncMu sync.Mutex
+
 	mu      sync.Mutex
 	rules   network.Egress // nil: not enforced
 	byAddr  map[netip.Addr]vmEgress
@@ -127,6 +132,8 @@ func (n *HostNetwork) EgressEnforced() bool {
 // SyncEgress reads every VM's address and policy and applies them.
 func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	e := n.egress
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
 	leases, err := e.st.Leases(ctx)
 	if err != nil {
 		return err
