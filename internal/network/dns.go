@@ -70,7 +70,8 @@ type DNSOptions struct {
 // DNSServer answers <vm>.vm (A) and the guest network's reverse zone (PTR),
 // authoritatively and nothing else: NXDOMAIN for unknown VMs, REFUSED for
 // any other name (it never recurses, so it cannot be used to amplify or to
-// reach the outside).
+// reach the outside) — but for a VM in allow mode, whose listed names it
+// asks of the upstream resolvers (DNSOptions.Egress).
 type DNSServer struct {
 	addr    netip.AddrPort
 	servers []*dns.Server
