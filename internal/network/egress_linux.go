@@ -345,7 +345,6 @@ func (e nftEgress) build(c *nftables.Conn, spec EgressSpec, vms []VMEgress, lanO
 		return err
 	}
 	br := spec.Bridge
-	cidr := spec.CIDR.Masked()
 	add := func(ch *nftables.Chain, cmt string, parts ...[]expr.Any) {
 		r := &nftables.Rule{Table: t, Chain: ch, Exprs: concat(parts...)}
 		if cmt != "" {
@@ -399,14 +398,14 @@ func (e nftEgress) build(c *nftables.Conn, spec EgressSpec, vms []VMEgress, lanO
 			return err
 		}
 	}
-	// Dispatch: each VM's traffic to its own chain; a source that is no
-	// VM's gets the always-deny list.
+	// Dispatch: each VM's traffic to its own chain. A source that is no
+	// VM's is dropped: a guest that takes an address nobody leased must
+	// not escape its policy.
 	for _, v := range vms {
 		k := vmKey(v.Addr)
 		add(egress, "", nfproto4, ipMatch(12, expr.CmpOpEq, netip.PrefixFrom(v.Addr, 32)), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: k}})
 	}
-	add(egress, "banger: always denied (sources that are no VM's)", nfproto4, ipMatch(16, expr.CmpOpNeq, cidr), lookup(deny, 16, 4), verdict(expr.VerdictDrop))
-	add(egress, "", nfproto6, lookup(deny6, 24, 16), verdict(expr.VerdictDrop))
+	add(egress, "banger: nothing from sources that are no VM's", verdict(expr.VerdictDrop))
 
 	add(guard, "banger: replies to the host's own connections", ctReply, verdict(expr.VerdictAccept))
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {

@@ -209,6 +209,25 @@ func TestRootEgressPolicies(t *testing.T) {
 		return HostEgress().Learn(netip.MustParseAddr(guestAddr), []netip.Addr{netip.MustParseAddr(publicA)}, time.Second)
 	})
 	w.expect(t, w.guest, []reachCase{{"learned address", publicA, true}})
+	// A guest that takes an address no VM leased gets nowhere.
+	w.must(t, w.guest, func() error {
+		l, _ := netlink.LinkByName("eth0")
+		a, _ := netlink.ParseAddr("172.16.0.200/24")
+		if err := netlink.AddrAdd(l, a); err != nil {
+			return err
+		}
+		return netlink.RouteReplace(&netlink.Route{Gw: net.ParseIP("172.16.0.1"), Src: net.ParseIP("172.16.0.200")})
+	})
+	w.expect(t, w.guest, []reachCase{{"public server from an unleased address", publicA, false}, {"listed CIDR from an unleased address", publicB, false}})
+	w.must(t, w.guest, func() error {
+		l, _ := netlink.LinkByName("eth0")
+		a, _ := netlink.ParseAddr("172.16.0.200/24")
+		if err := netlink.AddrDel(l, a); err != nil {
+			return err
+		}
+		return netlink.RouteReplace(&netlink.Route{Gw: net.ParseIP("172.16.0.1")})
+	})
+	w.expect(t, w.guest, []reachCase{{"learned address, own address again", publicA, true}})
 	// Learning for a VM not in allow mode changes nothing.
 	w.must(t, w.host, func() error {
 		return HostEgress().Learn(netip.MustParseAddr(peerAddr), []netip.Addr{netip.MustParseAddr(lanServer)}, time.Minute)
