@@ -122,7 +122,9 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 		return api.VM{}, err
 	}
 	if builder && req.Network == nil {
-		req.Network = &api.NetworkPolicy{Mode: config.NetworkFull} // builds download packages
+		// Builds run the user's own scripts and download packages, maybe
+		// from a mirror on the LAN.
+		req.Network = &api.NetworkPolicy{Mode: config.NetworkFull, AllowLAN: true}
 	}
 	policy, err := m.resolvePolicy(req.Network)
 	if err != nil {
