@@ -243,6 +243,9 @@ type VM struct {
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	StoppedAt  time.Time `json:"stopped_at,omitempty"`
 	Forwards   []Forward `json:"forwards,omitempty"` // host ports forwarded to it (vm show)
+
+	// Network is the egress policy (vm show).
+	Network *NetworkPolicy `json:"network,omitempty"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -261,6 +264,10 @@ type CreateVMRequest struct {
 	// Cold boots the image even when a template of it could start the
 	// VM warm (docs/snapshots.md, "Templates").
 	Cold bool `json:"cold,omitempty"`
+
+	// Network is the egress policy; nil means the config's
+	// default_network_policy and allow_private_networks.
+	Network *NetworkPolicy `json:"network,omitempty"`
 }
 
 // BuildImageRequest is the body of POST /v1/images/build.

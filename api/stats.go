@@ -103,4 +103,6 @@ type NetMetrics struct {
 type UpdateVMRequest struct {
 	// KeepAlive exempts the VM from auto_stop_stale_after.
 	KeepAlive *bool `json:"keep_alive,omitempty"`
+	// Network replaces the egress policy, applied at once to a running VM.
+	Network *NetworkPolicy `json:"network,omitempty"`
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,10 +65,18 @@ func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st
 		}
 	}
 	n := vms.NewHostNetwork(cfg, st, os.Getuid())
-	dns, err := network.ListenDNS(network.DNSOptions{Addr: network.DNSAddr(cfg), Resolver: n.IPAM(), CIDR: cfg.CIDR, Logger: log})
+	// Egress policies need nftables; a daemon without CAP_NET_ADMIN finds
+	// out at its first sync and records policies without enforcing them.
+	n.EnforceEgress(network.HostEgress(), log)
+	var upstreams []netip.AddrPort
+	for _, a := range cfg.DefaultDNS {
+		upstreams = append(upstreams, netip.AddrPortFrom(a, 53))
+	}
+	dns, err := network.ListenDNS(network.DNSOptions{Addr: network.DNSAddr(cfg), Resolver: n.IPAM(), CIDR: cfg.CIDR, Logger: log,
+		Egress: n.EgressDNS(), Upstreams: upstreams})
 	if err != nil {
 		log.Warn("not serving DNS for .vm names", "err", err)
-		return n, func() {}, nil
+		return n, n.Close, nil
 	}
-	return n, func() { dns.Close() }, nil
+	return n, func() { dns.Close(); n.Close() }, nil
 }

@@ -59,6 +59,7 @@ exit "$(cat "$status" 2>/dev/null || echo 1)"
 
 func (a *app) vmRunCmd() *cobra.Command {
 	var wf workspaceFlags
+	var nf networkFlags
 	var name, image string
 	var cold bool
 	var asJSON bool
@@ -103,7 +104,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 			if err != nil {
 				return err
 			}
-			res, err := a.run(ctx, cl, runPlan{name: name, image: image, cold: cold, repo: repo, wf: wf, authSync: authSync})
+			res, err := a.run(ctx, cl, runPlan{name: name, image: image, cold: cold, repo: repo, wf: wf, authSync: authSync, network: nf.policy(cmd.Flags())})
 			if err != nil {
 				return err
 			}
@@ -120,6 +121,7 @@ random suffix. If the copy fails, the new VM is deleted.`,
 	f.StringVar(&image, "image", "", "image or template to start from (default: default_image_name)")
 	f.BoolVar(&cold, "cold", false, "boot the image even when a template of it could start the VM warm")
 	auth.add(cmd)
+	nf.add(f)
 	f.BoolVar(&asJSON, "json", false, "print the VM, workspace and bootstrap session as JSON")
 	return cmd
 }
@@ -149,6 +151,7 @@ type runPlan struct {
 	repo        workspace.Repo
 	wf          workspaceFlags
 	authSync    *[]string // nil: the default
+	network     *api.NetworkPolicy
 }
 
 // runResult is what 'vm run --json' prints.
@@ -171,7 +174,7 @@ type runResult struct {
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
 	pv := newProgressView(a.stderr)
 	defer pv.Close()
-	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, AuthSync: p.authSync, Cold: p.cold}, pv.Event)
+	vm, err := cl.CreateVM(ctx, api.CreateVMRequest{Name: p.name, Image: p.image, AuthSync: p.authSync, Cold: p.cold, Network: p.network}, pv.Event)
 	if err != nil {
 		return runResult{}, err
 	}

@@ -28,6 +28,7 @@ func (a *app) vmCmd() *cobra.Command {
 
 func (a *app) vmCreateCmd() *cobra.Command {
 	var req api.CreateVMRequest
+	var nf networkFlags
 	var memory, diskSize string
 	var asJSON bool
 	var auth authSyncFlags
@@ -41,7 +42,8 @@ works right away. On a terminal it shows live progress.
 Without --image the image named by default_image_name is used.`,
 		Example: `  banger vm create --name dev
   banger vm create --name big --image devbox --cpus 4 --memory 4G --disk-size 20G
-  banger vm create --name scratch --image pulled-box --auth-sync opencode`,
+  banger vm create --name scratch --image pulled-box --auth-sync opencode
+  banger vm create --name agent --network allow --allow registry.npmjs.org --allow '*.pypi.org'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -58,6 +60,7 @@ Without --image the image named by default_image_name is used.`,
 				}
 				req.DiskBytes = int64(mib) << 20
 			}
+			req.Network = nf.policy(cmd.Flags())
 			cl, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -84,6 +87,7 @@ Without --image the image named by default_image_name is used.`,
 	f.StringVar(&diskSize, "disk-size", "", "size of the work disk mounted at /root, e.g. 8G (default 8G)")
 	f.BoolVar(&req.KeepAlive, "keep-alive", false, "never stop this VM for being idle")
 	auth.add(cmd)
+	nf.add(f)
 	f.BoolVar(&asJSON, "json", false, "print the VM as JSON")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -159,6 +163,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 			if v.LastError != "" {
 				rows = append(rows, []string{"last error:", v.LastError})
 			}
+			rows = append(rows, networkRows(v)...)
 			rows = append(rows, forwardRows(v.Forwards)...)
 			rows = append(rows, usageRows(cmd.Context(), cl, v)...)
 			if evs, err := cl.Events(cmd.Context(), "vm/"+v.Name, 0, 5); err == nil && len(evs) > 0 {

@@ -68,6 +68,12 @@ type Config struct {
 	CIDR        netip.Prefix
 	TapPoolSize int
 	DefaultDNS  []netip.Addr // IPv4 resolvers handed to guests
+	// DefaultNetworkPolicy is the egress policy of VMs created without
+	// --network: NetworkFull, NetworkNone or NetworkAllow.
+	DefaultNetworkPolicy string
+	// AllowPrivateNetworks lifts the always-deny list (private ranges,
+	// link-local, other VMs, the host) for every VM.
+	AllowPrivateNetworks bool
 
 	VMM string // VMMFirecracker or VMMQEMU
 	// KernelCatalogURL is an extra kernel catalog index: an http(s) or
@@ -95,21 +101,22 @@ type Config struct {
 // Default returns the configuration used for every key the file omits.
 func Default() Config {
 	return Config{
-		LogLevel:            slog.LevelInfo,
-		WebListenAddr:       "127.0.0.1:7777",
-		DefaultImageName:    "default",
-		AuthSync:            authsync.All(),
-		WarmTemplates:       true,
-		StatsPollInterval:   10 * time.Second,
-		MetricsPollInterval: 60 * time.Second,
-		BridgeName:          "banger0",
-		BridgeIP:            netip.AddrFrom4([4]byte{172, 16, 0, 1}),
-		CIDR:                netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, 0, 0}), 24),
-		TapPoolSize:         8,
-		DefaultDNS:          []netip.Addr{netip.AddrFrom4([4]byte{1, 1, 1, 1})},
-		VMM:                 VMMFirecracker,
-		DefaultImageSource:  DefaultImageAuto,
-		DefaultImageRef:     "debian:bookworm",
+		LogLevel:             slog.LevelInfo,
+		WebListenAddr:        "127.0.0.1:7777",
+		DefaultImageName:     "default",
+		AuthSync:             authsync.All(),
+		WarmTemplates:        true,
+		StatsPollInterval:    10 * time.Second,
+		MetricsPollInterval:  60 * time.Second,
+		BridgeName:           "banger0",
+		BridgeIP:             netip.AddrFrom4([4]byte{172, 16, 0, 1}),
+		CIDR:                 netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, 0, 0}), 24),
+		TapPoolSize:          8,
+		DefaultDNS:           []netip.Addr{netip.AddrFrom4([4]byte{1, 1, 1, 1})},
+		DefaultNetworkPolicy: NetworkFull,
+		VMM:                  VMMFirecracker,
+		DefaultImageSource:   DefaultImageAuto,
+		DefaultImageRef:      "debian:bookworm",
 	}
 }
 

@@ -75,6 +75,7 @@ func TestParseGoodValues(t *testing.T) {
 			c.CIDR = netip.MustParsePrefix("172.16.0.0/29")
 			c.TapPoolSize = 5
 		}},
+		{"network policy", "default_network_policy = \"allow\"\nallow_private_networks = true", func(c *Config) { c.DefaultNetworkPolicy, c.AllowPrivateNetworks = "allow", true }},
 		{"default_dns list", `default_dns = "9.9.9.9, 149.112.112.112"`, func(c *Config) { c.DefaultDNS = addrs("9.9.9.9", "149.112.112.112") }},
 		{"vmm qemu", `vmm = "qemu"`, func(c *Config) { c.VMM = VMMQEMU }},
 		{"kernel_catalog_url https", `kernel_catalog_url = "https://example.com/k.json"`, func(c *Config) { c.KernelCatalogURL = "https://example.com/k.json" }},
@@ -123,6 +124,8 @@ bridge_ip = "10.9.8.1"
 cidr = "10.9.8.0/28"
 tap_pool_size = 4
 default_dns = "9.9.9.9,1.0.0.1"
+default_network_policy = "none"
+allow_private_networks = true
 vmm = "qemu"
 kernel_catalog_url = "https://example.com/kernels.json"
 default_kernel_ref = "debian-6.1"
@@ -133,32 +136,34 @@ debian_mirror = "http://mirror.local/debian"
 
 func everyKeyConfig() Config {
 	return Config{
-		LogLevel:            slog.LevelDebug,
-		WebListenAddr:       "127.0.0.1:9000",
-		FirecrackerBin:      "/opt/firecracker",
-		FirecrackerJailer:   true,
-		JailerBin:           "/opt/jailer",
-		JailerUID:           900,
-		JailerGID:           901,
-		JailerChrootBase:    "/var/lib/banger/jail",
-		SSHKeyPath:          "/keys/banger",
-		AuthSync:            []string{"pi"},
-		DefaultImageName:    "alpine",
-		WarmTemplates:       false,
-		AutoStopStaleAfter:  45 * time.Minute,
-		StatsPollInterval:   5 * time.Second,
-		MetricsPollInterval: 2 * time.Minute,
-		BridgeName:          "bg1",
-		BridgeIP:            netip.MustParseAddr("10.9.8.1"),
-		CIDR:                netip.MustParsePrefix("10.9.8.0/28"),
-		TapPoolSize:         4,
-		DefaultDNS:          addrs("9.9.9.9", "1.0.0.1"),
-		VMM:                 VMMQEMU,
-		KernelCatalogURL:    "https://example.com/kernels.json",
-		DefaultKernelRef:    "debian-6.1",
-		DefaultImageSource:  DefaultImageDebootstrap,
-		DefaultImageRef:     "ghcr.io/org/devbox:2024",
-		DebianMirror:        "http://mirror.local/debian",
+		LogLevel:             slog.LevelDebug,
+		WebListenAddr:        "127.0.0.1:9000",
+		FirecrackerBin:       "/opt/firecracker",
+		FirecrackerJailer:    true,
+		JailerBin:            "/opt/jailer",
+		JailerUID:            900,
+		JailerGID:            901,
+		JailerChrootBase:     "/var/lib/banger/jail",
+		SSHKeyPath:           "/keys/banger",
+		DefaultImageName:     "alpine",
+		AuthSync:             []string{"pi"},
+		WarmTemplates:        false,
+		AutoStopStaleAfter:   45 * time.Minute,
+		StatsPollInterval:    5 * time.Second,
+		MetricsPollInterval:  2 * time.Minute,
+		BridgeName:           "bg1",
+		BridgeIP:             netip.MustParseAddr("10.9.8.1"),
+		CIDR:                 netip.MustParsePrefix("10.9.8.0/28"),
+		TapPoolSize:          4,
+		DefaultDNS:           addrs("9.9.9.9", "1.0.0.1"),
+		DefaultNetworkPolicy: NetworkNone,
+		AllowPrivateNetworks: true,
+		VMM:                  VMMQEMU,
+		KernelCatalogURL:     "https://example.com/kernels.json",
+		DefaultKernelRef:     "debian-6.1",
+		DefaultImageSource:   DefaultImageDebootstrap,
+		DefaultImageRef:      "ghcr.io/org/devbox:2024",
+		DebianMirror:         "http://mirror.local/debian",
 	}
 }
 
@@ -193,6 +198,8 @@ bridge_ip = "172.16.0.1"
 cidr = "172.16.0.0/24"
 tap_pool_size = 8
 default_dns = "1.1.1.1"
+default_network_policy = "full"
+allow_private_networks = false
 vmm = "firecracker"
 kernel_catalog_url = ""
 default_kernel_ref = ""

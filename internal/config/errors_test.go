@@ -10,7 +10,7 @@ import (
 
 var validKeys = "(valid keys: log_level, web_listen_addr, firecracker_bin, firecracker_jailer, jailer_bin, jailer_uid, jailer_gid, jailer_chroot_base, ssh_key_path, auth_sync, default_image_name, warm_templates, " +
 	"auto_stop_stale_after, stats_poll_interval, metrics_poll_interval, bridge_name, bridge_ip, cidr, " +
-	"tap_pool_size, default_dns, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
+	"tap_pool_size, default_dns, default_network_policy, allow_private_networks, vmm, kernel_catalog_url, default_kernel_ref, default_image_source, default_image_ref, debian_mirror)"
 
 func TestParseErrors(t *testing.T) {
 	t.Setenv("HOME", "/home/ann")
@@ -172,6 +172,10 @@ func TestParseErrors(t *testing.T) {
 			`config.toml:1: default_dns: 2606:4700::1111 is not an IPv4 address; ` + dnsHint},
 		{"default_dns array", `default_dns = ["1.1.1.1"]`,
 			`config.toml:1: default_dns: expected a string, got an array; write it like default_dns = "1.1.1.1,8.8.8.8"`},
+
+		// network policy
+		{"network policy unknown", `default_network_policy = "open"`,
+			`config.toml:1: default_network_policy: "open" is not a network policy; use "full", "none" or "allow"`},
 
 		// vmm
 		{"vmm unknown", `vmm = "kvm"`,

@@ -85,6 +85,8 @@ var fields = []field{
 		check:  func(c Config) error { return checkDNS(c.DefaultDNS) },
 		format: formatDNS,
 	},
+	textField("default_network_policy", `"full"`, func(c *Config) *string { return &c.DefaultNetworkPolicy }, checkNetworkPolicy),
+	boolField("allow_private_networks", func(c *Config) *bool { return &c.AllowPrivateNetworks }),
 	textField("vmm", `"firecracker"`, func(c *Config) *string { return &c.VMM }, checkVMM),
 	pathField("kernel_catalog_url", `"https://example.com/kernels.json"`, func(c *Config) *string { return &c.KernelCatalogURL }, checkCatalogURL),
 	textField("default_kernel_ref", `"debian-6.1"`, func(c *Config) *string { return &c.DefaultKernelRef }, checkKernelRef),

@@ -61,12 +61,17 @@ type DNSOptions struct {
 	CIDR netip.Prefix
 	// Logger receives per-query failures; nil discards them.
 	Logger *slog.Logger
+	// Egress enforces allow-mode policies by name (optional); Upstreams
+	// are the resolvers it asks for allowed names (default_dns, port 53).
+	Egress    EgressDNS
+	Upstreams []netip.AddrPort
 }
 
 // DNSServer answers <vm>.vm (A) and the guest network's reverse zone (PTR),
 // authoritatively and nothing else: NXDOMAIN for unknown VMs, REFUSED for
 // any other name (it never recurses, so it cannot be used to amplify or to
-// reach the outside).
+// reach the outside) — but for a VM in allow mode, whose listed names it
+// asks of the upstream resolvers (DNSOptions.Egress).
 type DNSServer struct {
 	addr    netip.AddrPort
 	servers []*dns.Server
@@ -78,7 +83,7 @@ func ListenDNS(o DNSOptions) (*DNSServer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &dnsHandler{res: o.Resolver, cidr: o.CIDR.Masked(), log: o.Logger}
+	h := &dnsHandler{res: o.Resolver, cidr: o.CIDR.Masked(), log: o.Logger, egress: o.Egress, upstreams: o.Upstreams}
 	h.revZone, h.revBits = reverseZone(h.cidr)
 	pc, ln, err := listenBoth(o.Addr)
 	if err != nil {
@@ -167,6 +172,9 @@ type dnsHandler struct {
 	revZone string // in-addr.arpa zone covering cidr, cut to whole octets
 	revBits int    // prefix length of revZone
 	log     *slog.Logger
+
+	egress    EgressDNS
+	upstreams []netip.AddrPort
 }
 
 func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -181,8 +189,10 @@ func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case r.Question[0].Qclass != dns.ClassINET && r.Question[0].Qclass != dns.ClassANY:
 		m.Rcode = dns.RcodeRefused
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), dnsQueryMax)
-		h.answer(ctx, m, r.Question[0])
+		ctx, cancel := context.WithTimeout(context.Background(), 2*dnsQueryMax)
+		if vm, p, ok := h.allowMode(w); !ok || !h.egressAnswer(ctx, m, r, vm, p) {
+			h.answer(ctx, m, r.Question[0])
+		}
 		cancel()
 	}
 	size := dns.MinMsgSize
@@ -196,6 +206,25 @@ func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if err := w.WriteMsg(m); err != nil {
 		h.log.Debug("writing dns reply", "err", err)
 	}
+}
+
+// allowMode reports whether the query comes from a VM in allow mode.
+func (h *dnsHandler) allowMode(w dns.ResponseWriter) (netip.Addr, EgressPolicy, bool) {
+	if h.egress == nil {
+		return netip.Addr{}, EgressPolicy{}, false
+	}
+	var src netip.Addr
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		src = a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		src = a.AddrPort().Addr().Unmap()
+	}
+	if !h.cidr.Contains(src) {
+		return netip.Addr{}, EgressPolicy{}, false
+	}
+	p, ok := h.egress.PolicyOf(src)
+	return src, p, ok && p.Mode == EgressAllow
 }
 
 func (h *dnsHandler) answer(ctx context.Context, m *dns.Msg, q dns.Question) {

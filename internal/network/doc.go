@@ -12,6 +12,9 @@
 //   - The daemon, unprivileged, uses what System made: IPAM hands out
 //     addresses, Pool hands out TAPs, DNSServer answers names, KernelArgs
 //     tells the guest its address, CheckConfigChange guards the lease table.
+//   - Egress (egress.go) keeps each VM's network policy in banger's
+//     egress tables (HostEgress); it needs CAP_NET_ADMIN, so only a daemon
+//     running as root enforces policies.
 //
 // Every host effect sits behind a narrow interface (Links, Firewall,
 // Sysctl, Resolved, Units) so the orchestration is unit-tested with fakes;

@@ -246,7 +246,12 @@ func (f nftFirewall) Apply(want FirewallSpec) error {
 	return nil
 }
 
+// Remove deletes banger's NAT table and, with it, the daemon's egress
+// tables (EgressTable): teardown leaves no banger rule behind.
 func (f nftFirewall) Remove() (bool, error) {
+	if _, err := HostEgress().Remove(); err != nil {
+		return false, err
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return false, err

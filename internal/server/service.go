@@ -22,6 +22,7 @@ type Service interface {
 	Copies
 	Forwards
 	AuthSyncs
+	NetworkPolicies
 }
 
 // Daemon is the daemon's own status and event log.

@@ -40,10 +40,17 @@ func (s *Server) updateVM(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.KeepAlive == nil {
-		writeError(w, errdefs.Invalid("nothing to change; set keep_alive"))
+	if req.KeepAlive == nil && req.Network == nil {
+		writeError(w, errdefs.Invalid("nothing to change; set keep_alive or network"))
 		return
 	}
-	vm, err := s.d.SetKeepAlive(r.Context(), r.PathValue("name"), *req.KeepAlive)
+	var vm api.VM
+	var err error
+	if req.Network != nil {
+		vm, err = s.d.SetNetworkPolicy(r.Context(), r.PathValue("name"), *req.Network)
+	}
+	if err == nil && req.KeepAlive != nil {
+		vm, err = s.d.SetKeepAlive(r.Context(), r.PathValue("name"), *req.KeepAlive)
+	}
 	reply(w, vm, err)
 }

@@ -145,7 +145,16 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 	}
 	m.sweepTemplates()
-	return m.reconcileVMs(ctx)
+	if err := m.reconcileVMs(ctx); err != nil {
+		return err
+	}
+	// Restore the VMs' egress rules (a restart finds them in place and
+	// leaves them as they are).
+	if err := m.syncEgress(ctx); err != nil {
+		m.log.Warn("restoring egress rules", "err", err)
+		m.events.Event(ctx, "warn", "daemon", "egress rules could not be restored: "+err.Error())
+	}
+	return nil
 }
 
 // Close waits for the operations in flight (their requests are cancelled

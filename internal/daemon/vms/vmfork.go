@@ -93,7 +93,16 @@ func (m *Manager) ForkVM(ctx context.Context, src string, req api.ForkVMRequest,
 		if _, err := tx.VM(ctx, row.Name); err == nil {
 			return errdefs.Conflict("vm %q already exists; pick another --name or delete it with 'banger vm delete %s'", row.Name, row.Name)
 		}
-		return tx.PutVM(ctx, row)
+		if err := tx.PutVM(ctx, row); err != nil {
+			return err
+		}
+		// The twin keeps its parent's egress policy.
+		if policy, ok, err := tx.VMNetwork(ctx, parent.Name); err != nil {
+			return err
+		} else if ok {
+			return tx.PutVMNetwork(ctx, row.Name, policy)
+		}
+		return nil
 	})
 	if err != nil {
 		return api.VM{}, err
@@ -243,6 +252,10 @@ func (m *Manager) restoreFork(ctx context.Context, snap vmm.Snapshotter, row *st
 	}
 	id, err := m.forkIdentity(row.Name, addr, spec.Net.MAC)
 	if err != nil {
+		return err
+	}
+	// Its egress rules are in place before the guest runs.
+	if err := m.syncEgress(ctx); err != nil {
 		return err
 	}
 	p.Step("restore", fmt.Sprintf("restoring %s from the saved state", row.Name))

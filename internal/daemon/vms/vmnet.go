@@ -35,17 +35,20 @@ type HostNetwork struct {
 	db   network.Store
 	ipam *network.IPAM
 	pool *network.Pool
+	// egress keeps VMs' egress policies on the host (egress.go).
+	egress *egressCtl
 }
 
 // NewHostNetwork builds the network over the state database.
 func NewHostNetwork(cfg config.Config, st *store.Store, uid int) *HostNetwork {
 	db := network.FromStore(st)
 	return &HostNetwork{
-		cfg:  cfg,
-		st:   st,
-		db:   db,
-		ipam: network.NewIPAM(db, cfg),
-		pool: network.NewPool(network.PoolOptions{Config: cfg, Store: db, UID: uid}),
+		cfg:    cfg,
+		st:     st,
+		db:     db,
+		ipam:   network.NewIPAM(db, cfg),
+		pool:   network.NewPool(network.PoolOptions{Config: cfg, Store: db, UID: uid}),
+		egress: newEgressCtl(cfg, st),
 	}
 }
 

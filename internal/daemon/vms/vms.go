@@ -12,6 +12,7 @@ import (
 
 	"banger/api"
 	"banger/api/errdefs"
+	"banger/internal/config"
 	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/network"
@@ -40,9 +41,16 @@ func (m *Manager) VMs(ctx context.Context) ([]api.VM, error) {
 			return nil, err
 		}
 	}
+	pols, err := m.store.VMNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]api.VM, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, toAPI(r, addrs[r.Name]))
+		v := toAPI(r, addrs[r.Name])
+		p, ok := pols[r.Name]
+		v.Network = m.shownPolicy(p, ok)
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -57,7 +65,9 @@ func (m *Manager) VM(ctx context.Context, name string) (api.VM, error) {
 	if m.net != nil {
 		addr, _ = m.net.Addr(ctx, name)
 	}
-	return toAPI(r, addr), nil
+	v := toAPI(r, addr)
+	v.Network = m.networkOf(ctx, name)
+	return v, nil
 }
 
 // toAPI is the row with what is derived from its handle and address.
@@ -137,6 +147,10 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 		if _, _, err := m.net.Allocate(ctx, row.Name); err != nil {
 			return api.VM{}, err
 		}
+		// The guest's rules are in place before it first runs.
+		if err := m.syncEgress(ctx); err != nil {
+			return api.VM{}, err
+		}
 	}
 	if err := m.boot(ctx, &row, im, p, builder); err != nil {
 		return api.VM{}, err
@@ -157,11 +171,23 @@ func (m *Manager) insertVM(ctx context.Context, req api.CreateVMRequest, im api.
 			return store.VM{}, "", err
 		}
 	}
+	if builder && req.Network == nil {
+		// Builds run the user's own scripts and download packages, maybe
+		// from a mirror on the LAN.
+		req.Network = &api.NetworkPolicy{Mode: config.NetworkFull, AllowLAN: true}
+	}
+	policy, err := m.resolvePolicy(req.Network)
+	if err != nil {
+		return store.VM{}, "", err
+	}
 	err = m.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.VM(ctx, req.Name); err == nil {
 			return errdefs.Conflict("vm %q already exists; pick another --name or delete it with 'banger vm delete %s'", req.Name, req.Name)
 		}
-		return tx.PutVM(ctx, row)
+		if err := tx.PutVM(ctx, row); err != nil {
+			return err
+		}
+		return tx.PutVMNetwork(ctx, row.Name, policy)
 	})
 	if err != nil {
 		return store.VM{}, "", err
@@ -221,6 +247,9 @@ func (m *Manager) forgetVM(r store.VM) {
 	}
 	if err := m.store.Tx(ctx, func(tx *store.Tx) error { return tx.DeleteVM(ctx, r.Name) }); err != nil {
 		m.log.Warn("deleting vm row", "vm", r.Name, "err", err)
+	}
+	if err := m.syncEgress(ctx); err != nil {
+		m.log.Warn("removing the vm's egress rules", "vm", r.Name, "err", err)
 	}
 }
 

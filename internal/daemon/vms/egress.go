@@ -1,0 +1,384 @@
+package vms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"golang.org/x/sys/unix"
+
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/internal/config"
+	"banger/internal/network"
+	"banger/internal/store"
+)
+
+// PolicyNetwork is a Network that enforces egress policies (HostNetwork
+// does, once EnforceEgress gave it the host's rules).
+type PolicyNetwork interface {
+	// SyncEgress applies the recorded policy of every VM that holds an
+	// address. Running it twice changes nothing.
+	SyncEgress(ctx context.Context) error
+	// EgressEnforced reports whether policies reach the host; when not,
+	// only the default full policy may be asked for.
+	EgressEnforced() bool
+}
+
+// Intervals of the denial events: counters are read every
+// egressPollEvery; a VM gets at most one event per egressEventEvery,
+// summing what was denied in between.
+const (
+	egressPollEvery  = 2 * time.Second
+	egressEventEvery = 10 * time.Second
+	maxRefusedNames  = 5
+)
+
+// egressCtl keeps the VMs' policies on the host: it syncs banger's egress
+// table from the state database, answers banger's DNS server
+// (network.EgressDNS) and turns deny counters and refused names into
+// rate-limited events.
+type egressCtl struct {
+	cfg  config.Config
+	st   *store.Store
+	spec network.EgressSpec
+
+	// syncMu keeps syncs in order: each reads the state database and
+	// applies what it read, so a later read is never overwritten by an
+	// earlier one.
+	syncMu sync.Mutex
+
+	mu      sync.Mutex
+	rules   network.Egress // nil: not enforced
+	byAddr  map[netip.Addr]vmEgress
+	pending map[netip.Addr]*denials
+	log     *slog.Logger
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+type vmEgress struct {
+	name   string
+	policy network.EgressPolicy
+}
+
+type denials struct {
+	packets uint64
+	names   []string
+	more    int
+	last    time.Time // of the last event
+}
+
+func newEgressCtl(cfg config.Config, st *store.Store) *egressCtl {
+	return &egressCtl{
+		cfg: cfg, st: st,
+		spec:   network.EgressSpec{Bridge: cfg.BridgeName, BridgeIP: cfg.BridgeIP, CIDR: cfg.CIDR, DNSPort: network.DNSPort},
+		byAddr: map[netip.Addr]vmEgress{}, pending: map[netip.Addr]*denials{},
+		log: slog.New(slog.DiscardHandler),
+	}
+}
+
+// EnforceEgress makes n apply egress policies with rules (the host's
+// nftables: network.HostEgress()) and starts reading the deny counters;
+// Close stops it. Without it policies are recorded but not enforced.
+func (n *HostNetwork) EnforceEgress(rules network.Egress, log *slog.Logger) {
+	e := n.egress
+	e.mu.Lock()
+	e.rules, e.log = rules, log
+	e.mu.Unlock()
+	e.stop = make(chan struct{})
+	e.done.Add(1)
+	go func() {
+		defer e.done.Done()
+		t := time.NewTicker(egressPollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stop:
+				return
+			case <-t.C:
+				e.poll()
+			}
+		}
+	}()
+}
+
+// Close stops reading the deny counters and waits for it; the rules stay.
+func (n *HostNetwork) Close() {
+	if n.egress.stop != nil {
+		close(n.egress.stop)
+		n.egress.done.Wait()
+		n.egress.stop = nil
+	}
+}
+
+// EgressDNS is what banger's DNS server asks about allow-mode VMs.
+func (n *HostNetwork) EgressDNS() network.EgressDNS { return n.egress }
+
+func (n *HostNetwork) EgressEnforced() bool {
+	n.egress.mu.Lock()
+	defer n.egress.mu.Unlock()
+	return n.egress.rules != nil
+}
+
+// SyncEgress reads every VM's address and policy and applies them.
+func (n *HostNetwork) SyncEgress(ctx context.Context) error {
+	e := n.egress
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	leases, err := e.st.Leases(ctx)
+	if err != nil {
+		return err
+	}
+	pols, err := e.st.VMNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	byAddr := map[netip.Addr]vmEgress{}
+	var vms []network.VMEgress
+	for _, l := range leases {
+		rec, ok := pols[l.VM]
+		p := e.effective(rec, ok)
+		byAddr[l.Addr] = vmEgress{name: l.VM, policy: p}
+		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.byAddr = byAddr
+	if e.rules == nil {
+		return nil
+	}
+	if err := e.rules.Sync(e.spec, vms); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			e.rules = nil
+			e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
+			return nil
+		}
+		return fmt.Errorf("applying egress policies: %w", err)
+	}
+	return nil
+}
+
+// effective is the policy a VM's rules carry: the recorded one (full
+// when none is, for VMs older than policies) with allow_private_networks
+// from the config.
+func (e *egressCtl) effective(p api.NetworkPolicy, recorded bool) network.EgressPolicy {
+	out, err := network.ParseEgressPolicy(p.Mode, p.Allow, p.AllowLAN || e.cfg.AllowPrivateNetworks)
+	if err != nil || !recorded {
+		out = network.EgressPolicy{Mode: network.EgressFull, AllowLAN: e.cfg.AllowPrivateNetworks}
+	}
+	return out
+}
+
+func (e *egressCtl) PolicyOf(a netip.Addr) (network.EgressPolicy, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.byAddr[a]
+	return v.policy, ok
+}
+
+func (e *egressCtl) Learn(vm netip.Addr, ips []netip.Addr, ttl time.Duration) error {
+	e.mu.Lock()
+	rules := e.rules
+	e.mu.Unlock()
+	if rules == nil {
+		return nil
+	}
+	return rules.Learn(vm, ips, ttl)
+}
+
+func (e *egressCtl) Refused(vm netip.Addr, name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.pendingOf(vm)
+	name = printable(strings.TrimSuffix(name, "."))
+	switch {
+	case containsString(d.names, name):
+	case len(d.names) < maxRefusedNames:
+		d.names = append(d.names, name)
+	default:
+		d.more++
+	}
+}
+
+func (e *egressCtl) pendingOf(vm netip.Addr) *denials {
+	d := e.pending[vm]
+	if d == nil {
+		d = &denials{}
+		e.pending[vm] = d
+	}
+	return d
+}
+
+// poll reads the deny counters and records the events that are due.
+func (e *egressCtl) poll() {
+	e.mu.Lock()
+	rules := e.rules
+	e.mu.Unlock()
+	if rules == nil {
+		return
+	}
+	got, err := rules.Denied()
+	if err != nil {
+		e.log.Debug("reading egress deny counters", "err", err)
+	}
+	type event struct{ vm, msg string }
+	var due []event
+	now := time.Now()
+	e.mu.Lock()
+	for _, d := range got {
+		e.pendingOf(d.Addr).packets += d.Packets
+	}
+	for addr, d := range e.pending {
+		if d.packets == 0 && len(d.names) == 0 || now.Sub(d.last) < egressEventEvery {
+			continue
+		}
+		vm, ok := e.byAddr[addr]
+		if !ok {
+			delete(e.pending, addr)
+			continue
+		}
+		due = append(due, event{vm.name, denialMessage(vm, d)})
+		*d = denials{last: now}
+	}
+	e.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].vm < due[j].vm })
+	ctx := context.Background()
+	for _, ev := range due {
+		err := e.st.Tx(ctx, func(tx *store.Tx) error { return tx.AddEvent(ctx, "warn", "vm/"+ev.vm, ev.msg) })
+		if err != nil {
+			e.log.Warn("recording an egress event", "vm", ev.vm, "err", err)
+		}
+	}
+}
+
+func denialMessage(vm vmEgress, d *denials) string {
+	var parts []string
+	if d.packets > 0 {
+		parts = append(parts, fmt.Sprintf("dropped %d packets to destinations its network policy (%s) denies", d.packets, vm.policy))
+	}
+	if len(d.names) > 0 {
+		s := "refused DNS names " + strings.Join(d.names, ", ")
+		if d.more > 0 {
+			s += fmt.Sprintf(" and %d more", d.more)
+		}
+		parts = append(parts, s)
+	}
+	return "egress: vm " + vm.name + " " + strings.Join(parts, "; ")
+}
+
+// printable keeps a guest's name safe to show: at most 100 bytes, with
+// anything but printable ASCII replaced.
+func printable(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePolicy is the policy a new VM records: the request's, else the
+// config's default_network_policy.
+func (m *Manager) resolvePolicy(req *api.NetworkPolicy) (api.NetworkPolicy, error) {
+	if req == nil {
+		req = &api.NetworkPolicy{}
+	}
+	if req.Mode == "" && len(req.Allow) == 0 {
+		req.Mode = m.cfg.DefaultNetworkPolicy
+	}
+	p, err := network.ParseEgressPolicy(req.Mode, req.Allow, req.AllowLAN)
+	if err != nil {
+		return api.NetworkPolicy{}, err
+	}
+	if pn, ok := m.net.(PolicyNetwork); ok && !pn.EgressEnforced() && (p.Mode != network.EgressFull || len(p.Allow) > 0) {
+		return api.NetworkPolicy{}, errdefs.Unsupported("network policy %s needs banger's nftables rules, which this daemon cannot write (it runs without CAP_NET_ADMIN); run bangerd as root, or use --network full", p.Mode)
+	}
+	return api.NetworkPolicy{Mode: string(p.Mode), Allow: p.Allow, AllowLAN: p.AllowLAN}, nil
+}
+
+// syncEgress applies every VM's policy to the host, if the network
+// enforces policies.
+func (m *Manager) syncEgress(ctx context.Context) error {
+	if pn, ok := m.net.(PolicyNetwork); ok {
+		return pn.SyncEgress(ctx)
+	}
+	return nil
+}
+
+// networkOf is the policy vm show reports.
+func (m *Manager) networkOf(ctx context.Context, name string) *api.NetworkPolicy {
+	p, ok, err := m.store.VMNetwork(ctx, name)
+	if err != nil {
+		m.log.Warn("reading a vm's network policy", "vm", name, "err", err)
+		return nil
+	}
+	return m.shownPolicy(p, ok)
+}
+
+func (m *Manager) shownPolicy(p api.NetworkPolicy, ok bool) *api.NetworkPolicy {
+	if !ok {
+		p = api.NetworkPolicy{Mode: config.NetworkFull}
+	}
+	p.AllowLAN = p.AllowLAN || m.cfg.AllowPrivateNetworks
+	return &p
+}
+
+// SetNetworkPolicy replaces a VM's egress policy; a running VM gets it at
+// once, without a reboot (connections already open stay open).
+func (m *Manager) SetNetworkPolicy(ctx context.Context, name string, req api.NetworkPolicy) (api.VM, error) {
+	release, err := m.claim(name, opUpdate)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer release()
+	if req.Mode == "" && len(req.Allow) == 0 {
+		// Only --allow-lan: the VM keeps its mode and list.
+		if cur := m.networkOf(ctx, name); cur != nil {
+			req.Mode, req.Allow = cur.Mode, cur.Allow
+		}
+	}
+	p, err := m.resolvePolicy(&req)
+	if err != nil {
+		return api.VM{}, err
+	}
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := vmRow(ctx, &tx.Reader, name); err != nil {
+			return err
+		}
+		return tx.PutVMNetwork(ctx, name, p)
+	})
+	if err != nil {
+		return api.VM{}, err
+	}
+	if err := m.syncEgress(ctx); err != nil {
+		return api.VM{}, err
+	}
+	m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" network policy is now "+m.shownPolicyString(p))
+	return m.VM(ctx, name)
+}
+
+func (m *Manager) shownPolicyString(p api.NetworkPolicy) string {
+	s := m.shownPolicy(p, true)
+	return network.EgressPolicy{Mode: network.EgressMode(s.Mode), Allow: s.Allow, AllowLAN: s.AllowLAN}.String()
+}
