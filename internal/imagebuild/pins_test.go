@@ -62,10 +62,16 @@ func hostArch(t *testing.T) string {
 // npmTarball is an npm package tarball holding package/bin/hello.
 func npmTarball(t *testing.T, hello string) []byte {
 	t.Helper()
+	return tarballOf(t, map[string]string{"package/package.json": `{"name":"@banger/hello-linux"}`, "package/bin/hello": hello})
+}
+
+// tarballOf is a .tgz of files (name: content), all mode 0755.
+func tarballOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
-	for name, data := range map[string]string{"package/package.json": `{"name":"@banger/hello-linux"}`, "package/bin/hello": hello} {
+	for name, data := range files {
 		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
 		tw.Write([]byte(data))
 	}

@@ -71,14 +71,16 @@ install_pin() {
 	lock)
 		# npm ci installs exactly the lockfile and checks every tarball
 		# against its integrity. Install scripts are not run: they would
-		# fetch prebuilt binaries from outside the registry.
+		# fetch prebuilt binaries from outside the registry. npm's cache
+		# stays in the step's temporary directory, out of /root.
 		dest=$prefix/lib/banger-$1
 		if ! [ -x "$prefix/bin/node" ] || ! [ -e "$prefix/bin/npm" ]; then
 			echo "$1 needs node and npm, which are missing" >&2
 			rc=1
 		elif rm -rf "$dest" && mkdir -p "$dest" && lockfile "$6" package.json >"$dest/package.json" &&
 			lockfile "$6" package-lock.json >"$dest/package-lock.json" &&
-			(cd "$dest" && PATH="$prefix/bin:$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund --registry "$NPM_REGISTRY/") &&
+			(cd "$dest" && PATH="$prefix/bin:$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+				--registry "$NPM_REGISTRY/" --cache "$tmp/npm-cache") &&
 			[ -e "$dest/$7" ]; then
 			ln -sf "$dest/$7" "$prefix/bin/$1" || rc=1
 		else
