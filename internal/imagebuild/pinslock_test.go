@@ -47,13 +47,12 @@ func runLockStep(t *testing.T, tgz []byte, integrity string) (prefix string, out
 	if nerr != nil || perr != nil {
 		t.Skip("needs node and npm on the host to stand in for the pinned ones")
 	}
-	var reg *httptest.Server
-	reg = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/hi-cli":
 			json.NewEncoder(w).Encode(map[string]any{"name": "hi-cli", "dist-tags": map[string]string{"latest": "1.0.0"},
 				"versions": map[string]any{"1.0.0": map[string]any{"name": "hi-cli", "version": "1.0.0", "bin": map[string]string{"hi": "hi.js"},
-					"dist": map[string]string{"tarball": reg.URL + "/hi-cli/-/hi-cli-1.0.0.tgz", "integrity": integrity}}}})
+					"dist": map[string]string{"tarball": "http://" + r.Host + "/hi-cli/-/hi-cli-1.0.0.tgz", "integrity": integrity}}}})
 		case "/hi-cli/-/hi-cli-1.0.0.tgz":
 			w.Write(tgz)
 		default:
