@@ -210,7 +210,7 @@ func TestDevboxToolsReportFailedDownloads(t *testing.T) {
 	}
 	cmd := exec.Command("sh", "-c", string(script))
 	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_BEST_EFFORT=1",
-		"BANGER_TOOLS_PREFIX=" + t.TempDir(), "BANGER_ROOT_HOME=" + t.TempDir()}
+		"BANGER_TOOLS_PREFIX=" + t.TempDir(), "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("best-effort tools step: %v\n%s", err, out)

@@ -107,7 +107,7 @@ func runToolsStep(t *testing.T, fsys fstest.MapFS, served []byte, bestEffort boo
 	}
 	prefix = t.TempDir()
 	cmd := exec.Command("sh", "-c", string(script))
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "BANGER_NPM_REGISTRY=" + reg.URL, "BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir()}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "BANGER_NPM_REGISTRY=" + reg.URL, "BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir()}
 	if bestEffort {
 		cmd.Env = append(cmd.Env, "BANGER_BEST_EFFORT=1")
 	}

@@ -75,7 +75,7 @@ func runLockStep(t *testing.T, tgz []byte, integrity string) (prefix string, out
 	os.Symlink(npm, filepath.Join(prefix, "bin", "npm"))
 	cmd := exec.Command("sh", "-c", string(script))
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_NPM_REGISTRY=" + reg.URL,
-		"BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(),
+		"BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir(),
 		// npm retries a failed integrity check with back-off; once is enough here.
 		"npm_config_fetch_retries=0"}
 	out, err = cmd.CombinedOutput()

@@ -48,7 +48,9 @@ fetch() {
 
 # install_pin TOOL KIND PACKAGE VERSION SHA512 LOCK PATH
 install_pin() {
-	tmp=$(mktemp -d)
+	# Not /tmp: a tmpfs there would hold the largest tarball and its
+	# unpacked content in memory.
+	tmp=$(mktemp -d "${BANGER_TOOLS_TMP:-/var/tmp}/banger-tools.XXXXXX")
 	rc=0
 	case "$2" in
 	bin)
