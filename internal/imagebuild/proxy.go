@@ -7,13 +7,16 @@ import (
 	"strings"
 )
 
-// proxyVars are the proxy settings a build step inherits from the daemon:
-// curl reads the lower-case ones (and HTTPS_PROXY), npm and apt both.
-var proxyVars = []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+// proxyVars are the settings a build step inherits from the daemon: the
+// proxies (curl reads the lower-case ones and HTTPS_PROXY, npm and apt
+// both) and BANGER_NPM_REGISTRY, a registry mirror for the devbox tools
+// (an internal one, or plain HTTP through a proxy where TLS is
+// intercepted: the pinned SHA-512 decides either way).
+var proxyVars = []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "BANGER_NPM_REGISTRY"}
 
-// ProxyEnv is the daemon's proxy settings for a builder VM, so a guest
-// with no route of its own reaches the registries the way the host does.
-// A proxy on the host's loopback is not reachable from the guest under
+// ProxyEnv is the daemon's proxy settings (and npm registry mirror) for a
+// builder VM, so a guest with no route of its own reaches the registries
+// the way the host does. A proxy or mirror on the host's loopback is not reachable from the guest under
 // that address: it is given as gateway (the bridge address, where the
 // guest reaches the host) instead, so a proxy listening there (or on all
 // addresses) serves the guest too.

@@ -50,8 +50,13 @@ func TestDevboxTools(t *testing.T) {
 	client := pinnedOpencode(t, pins["opencode"])
 
 	e := newEnv(t, "")
-	proxy := startMirrorProxy(t, e, ":0", []string{"registry.npmjs.org:443"})
-	e.vars = append(e.vars, "http_proxy="+proxy.URL, "https_proxy="+proxy.URL, "HTTP_PROXY="+proxy.URL, "HTTPS_PROXY="+proxy.URL)
+	// The guest asks the registry in plain HTTP through the proxy, which
+	// fetches it over HTTPS from the host: the host's TLS trust (a
+	// TLS-inspecting egress here) stays on the host, the pinned SHA-512
+	// still decides, and tarballs are cached between runs.
+	proxy := startMirrorProxy(t, e, ":0", []string{"registry.npmjs.org"}, filepath.Join(fixture.Dir(t), "npm-proxy-cache"))
+	e.vars = append(e.vars, "http_proxy="+proxy.URL, "https_proxy="+proxy.URL, "HTTP_PROXY="+proxy.URL, "HTTPS_PROXY="+proxy.URL,
+		"BANGER_NPM_REGISTRY=http://registry.npmjs.org")
 	e.startDaemon()
 	k := fixture.DebianKernel(t)
 	ref := pushDebianFixture(t, e)
@@ -65,10 +70,10 @@ func TestDevboxTools(t *testing.T) {
 	for _, s := range build.Steps {
 		t.Logf("step %s: %s", s.Name, s.Duration.Round(time.Second))
 	}
-	t.Logf("devbox image build: %s; proxy: %d mirror files, %d registry tunnels, %d refused",
-		time.Since(tb).Round(time.Second), proxy.served.Load(), proxy.tunnels.Load(), proxy.refused.Load())
-	if proxy.tunnels.Load() == 0 {
-		t.Error("the build never tunnelled to the npm registry through the proxy")
+	t.Logf("devbox image build: %s; proxy: %d answers from upstream, %d registry tarballs from its cache, %d refused",
+		time.Since(tb).Round(time.Second), proxy.served.Load(), proxy.cached.Load(), proxy.refused.Load())
+	if proxy.served.Load()+proxy.cached.Load() == 0 {
+		t.Error("the build never reached the registry through the proxy")
 	}
 	if want := []string{"mise", "opencode", "claude", "pi"}; !slices.Equal(build.Image.Tools, want) {
 		t.Errorf("image tools = %v, want %v", build.Image.Tools, want)
