@@ -133,9 +133,14 @@ func TestDevboxTools(t *testing.T) {
 	if fwd := nextStep(t, out, "banger vm forward "); fwd != "" {
 		e.ok(strings.Fields(fwd)[1:]...)
 	}
+	// The API through the printed address (for /root: the service logs
+	// each directory's instance once, and /root/repo must be the client's).
 	url := strings.Fields(attach)[2]
-	if code, body := e.curl(url + "/path?directory=/root/repo"); code != "200" || !strings.Contains(body, `"directory":"/root/repo"`) {
+	if code, body := e.curl(url + "/path?directory=/root"); code != "200" || !strings.Contains(body, `"directory":"/root"`) {
 		t.Errorf("GET %s/path through the printed address: %s %s", url, code, body)
+	}
+	if o, _, _ := e.run("vm", "ssh", "dev", "--", "grep -hs 'directory=/root/repo' /root/.local/share/opencode/log/*.log"); strings.TrimSpace(o) != "" {
+		t.Fatalf("the service had opened /root/repo before the client attached:\n%s", o)
 	}
 	home := t.TempDir()
 	line := client + strings.TrimPrefix(attach, "opencode")
