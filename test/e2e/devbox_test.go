@@ -91,7 +91,8 @@ func TestDevboxTools(t *testing.T) {
 		t.Errorf("vm run says tools are missing:\n%s", out)
 	}
 
-	for tool, cmd := range map[string]string{"opencode": "opencode --version", "claude": "claude --version", "pi": "pi --version", "mise": "mise --version"} {
+	// pi prints its version on stderr.
+	for tool, cmd := range map[string]string{"opencode": "opencode --version 2>&1", "claude": "claude --version 2>&1", "pi": "pi --version 2>&1", "mise": "mise --version 2>&1"} {
 		got := e.ssh("dev", cmd)
 		if !strings.Contains(got, pins[tool]) {
 			t.Errorf("%s in the vm: %q; want version %s", cmd, got, pins[tool])
