@@ -169,6 +169,9 @@ type runResult struct {
 	// guest's opencode service.
 	NameResolves bool `json:"name_resolves"`
 	OpencodePort int  `json:"opencode_port,omitempty"`
+	// OpencodeListening says the guest's opencode service listened on
+	// 4096 when vm run ended (it may still be starting when not).
+	OpencodeListening bool `json:"opencode_listening"`
 }
 
 func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult, error) {
@@ -192,6 +195,9 @@ func (a *app) run(ctx context.Context, cl *client.Client, p runPlan) (runResult,
 	res.NameResolves, res.OpencodePort = opencodeRoute(ctx, vm.Name)
 	if im, err := cl.Image(ctx, vm.Image); err == nil {
 		res.ImageTools = im.Tools
+	}
+	if res.ImageTools == nil || slices.Contains(res.ImageTools, "opencode") {
+		res.OpencodeListening = opencodeListening(ctx, cl, vm.Name, opencodeWait)
 	}
 	s, err := cl.StartSession(ctx, vm.Name, api.StartSessionRequest{
 		Name: BootstrapSession, Argv: []string{"sh", "-c", bootstrapScript}, Cwd: ws.GuestPath,
@@ -233,6 +239,9 @@ func printNextSteps(w io.Writer, r runResult) {
 		}
 		fmt.Fprintf(w, "  banger vm forward %s %s --detach\n  opencode attach http://127.0.0.1:%d --dir %s\n  banger vm acp %s\n",
 			n, spec, r.OpencodePort, dir, n)
+	}
+	if has("opencode") && !r.OpencodeListening {
+		fmt.Fprintf(w, "  (the opencode service is not listening on %d yet; 'banger vm ports %s' lists it once it is)\n", opencodeGuestPort, n)
 	}
 	for _, tool := range []string{"claude", "pi"} {
 		if has(tool) {

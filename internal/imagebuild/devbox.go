@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-//go:embed devbox/*.sh
+//go:embed devbox/*.sh devbox/tools.json devbox/pi/package.json devbox/pi/package-lock.json
 var devboxFS embed.FS
 
 // DevboxSteps are the steps that make a base image a banger devbox: base
@@ -26,6 +26,13 @@ func DevboxSteps(docker bool) []Step {
 	for i, n := range names {
 		steps[i] = Step{Name: "devbox/" + strings.TrimLeft(n, "0123456789-"), Script: devboxScript(n)}
 	}
+	// The tools step carries its pins: changing a pin changes the step's
+	// key, so a rebuild reinstalls from there.
+	tools, err := toolsScript(devboxFS, DevboxPins())
+	if err != nil {
+		panic(err) // embedded and tested: cannot happen
+	}
+	steps[1].Script = tools
 	return steps
 }
 

@@ -246,7 +246,7 @@ func (s *Service) runBuildStep(ctx context.Context, req api.BuildImageRequest, b
 	if err := uploadStep(ctx, cl, step); err != nil {
 		return err
 	}
-	env := imagebuild.StepEnv(req.Name, req.BestEffort)
+	env := append(imagebuild.StepEnv(req.Name, req.BestEffort), imagebuild.ProxyEnv(os.Getenv, s.cfg.BridgeIP)...)
 	lw := progress.NewLineWriter(p, "log")
 	st, err := cl.Run(ctx, agentproto.ExecRequest{Argv: []string{"/bin/sh", "-e", "./step.sh"}, Dir: imagebuild.GuestDir, Env: env},
 		agentproto.Stdio{Stdout: lw, Stderr: lw})

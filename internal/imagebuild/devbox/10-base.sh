@@ -4,7 +4,9 @@
 set -eu
 
 if [ -f /etc/alpine-release ]; then
-	command -v sshd >/dev/null 2>&1 || apk add --no-cache openssh git curl ca-certificates
+	# openrc starts sshd and the opencode service at boot; opencode's musl
+	# binary needs libstdc++.
+	apk add --no-cache openssh git curl ca-certificates openrc libstdc++ libgcc
 	rc-update add sshd default >/dev/null 2>&1 || true
 elif command -v apt-get >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive

@@ -1,11 +1,20 @@
-# banger devbox: coding tools. mise, opencode, claude and pi on glibc
-# images; opencode only on Alpine. Needs the network in the builder VM.
-# BANGER_BEST_EFFORT=1 turns a failed download into a warning.
+# banger devbox: coding tools from the npm registry. mise, opencode,
+# claude and pi (with the node and npm it runs on) on glibc images;
+# opencode only on musl (Alpine). Every package is pinned in the devbox
+# tools manifest (pins, above) to a version and the registry's SHA-512
+# integrity: a tarball that does not match is refused. Downloads go
+# through http_proxy/https_proxy when the build passes them.
+# BANGER_BEST_EFFORT=1 turns a failed download into a warning; the image
+# then records which tools it lacks.
 set -eu
+
+prefix=${BANGER_TOOLS_PREFIX:-/usr/local}
+roothome=${BANGER_ROOT_HOME:-/root}
+record=$prefix/share/banger/devbox-tools
 
 fail() {
 	if [ "${BANGER_BEST_EFFORT:-}" = 1 ]; then
-		echo "warning: $* (skipped; rebuild with network access to get it)" >&2
+		echo "warning: $* (skipped; rebuild with access to the npm registry to get it)" >&2
 		return 0
 	fi
 	echo "$*" >&2
@@ -13,74 +22,100 @@ fail() {
 }
 
 arch=$(uname -m)
-case "$arch" in
-x86_64) npmarch=x64 ;;
-aarch64) npmarch=arm64 ;;
-*) fail "no coding tools for architecture $arch"; exit 0 ;;
-esac
+libc=glibc
+for f in /lib/ld-musl-*.so.1; do
+	[ -e "$f" ] && libc=musl
+done
 
-# npm_bin PACKAGE FILE: the standalone binary FILE from the npm package,
-# fetched from the registry without node.
-npm_bin() {
-	meta=$(curl -fsSL "https://registry.npmjs.org/$1/latest") || return 1
-	url=$(printf '%s' "$meta" | sed -n 's/.*"tarball":"\([^"]*\)".*/\1/p' | head -n1)
-	[ -n "$url" ] || return 1
-	tmp=$(mktemp -d)
-	if curl -fsSL "$url" | tar -xz -C "$tmp" && [ -f "$tmp/package/bin/$2" ]; then
-		install -m 0755 "$tmp/package/bin/$2" "/usr/local/bin/$2"
-		rm -rf "$tmp"
-		return 0
-	fi
-	rm -rf "$tmp"
-	return 1
-}
-
-# installer URL SHELL [NAME=value...]: downloads URL's install script to a
-# file, then runs it with SHELL. Piping curl into a shell would take the
-# shell's exit status, and a shell reading nothing succeeds: a failed
-# download would pass unnoticed.
-installer() {
-	url=$1 shell=$2
-	shift 2
-	script=$(mktemp) || return 1
-	if ! curl -fsSL "$url" -o "$script" || ! [ -s "$script" ]; then
+# fetch PACKAGE VERSION SHA512 OUT: the package's registry tarball in OUT,
+# checked against the pinned SHA-512. A mismatch removes OUT.
+fetch() {
+	base=${1##*/}
+	url="$NPM_REGISTRY/$1/-/$base-$2.tgz"
+	echo "fetching $1@$2"
+	if ! curl -fsSL --retry 2 --max-filesize 1073741824 -o "$4" "$url"; then
 		echo "downloading $url failed" >&2
-		rm -f "$script"
+		rm -f "$4"
 		return 1
 	fi
-	if env "$@" "$shell" "$script"; then rc=0; else rc=$?; fi
-	rm -f "$script"
+	got=$(sha512sum "$4" | cut -d' ' -f1)
+	if [ "$got" != "$3" ]; then
+		echo "$1@$2: the tarball's sha512 $got is not the pinned $3; refusing it" >&2
+		rm -f "$4"
+		return 1
+	fi
+}
+
+# install_pin TOOL KIND PACKAGE VERSION SHA512 LOCK PATH
+install_pin() {
+	# Not /tmp: a tmpfs there would hold the largest tarball and its
+	# unpacked content in memory.
+	tmp=$(mktemp -d "${BANGER_TOOLS_TMP:-/var/tmp}/banger-tools.XXXXXX")
+	rc=0
+	case "$2" in
+	bin)
+		if fetch "$3" "$4" "$5" "$tmp/p.tgz" && tar -xzf "$tmp/p.tgz" -C "$tmp" "$7" && [ -f "$tmp/$7" ]; then
+			mkdir -p "$prefix/bin"
+			install -m 0755 "$tmp/$7" "$prefix/bin/.$1.new" && mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
+		else
+			rc=1
+		fi
+		;;
+	dir)
+		dest=$prefix/lib/node_modules/$3
+		if fetch "$3" "$4" "$5" "$tmp/p.tgz" && tar -xzf "$tmp/p.tgz" -C "$tmp" && [ -f "$tmp/package/$7" ]; then
+			rm -rf "$dest" && mkdir -p "${dest%/*}" "$prefix/bin" && mv "$tmp/package" "$dest" &&
+				ln -sf "$dest/$7" "$prefix/bin/$1" || rc=1
+		else
+			rc=1
+		fi
+		;;
+	lock)
+		# npm ci installs exactly the lockfile and checks every tarball
+		# against its integrity. Install scripts are not run: they would
+		# fetch prebuilt binaries from outside the registry. npm's cache
+		# stays in the step's temporary directory, out of /root.
+		dest=$prefix/lib/banger-$1
+		if ! [ -x "$prefix/bin/node" ] || ! [ -e "$prefix/bin/npm" ]; then
+			echo "$1 needs node and npm, which are missing" >&2
+			rc=1
+		elif rm -rf "$dest" && mkdir -p "$dest" && lockfile "$6" package.json >"$dest/package.json" &&
+			lockfile "$6" package-lock.json >"$dest/package-lock.json" &&
+			(cd "$dest" && PATH="$prefix/bin:$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+				--registry "$NPM_REGISTRY/" --cache "$tmp/npm-cache") &&
+			[ -e "$dest/$7" ]; then
+			ln -sf "$dest/$7" "$prefix/bin/$1" || rc=1
+		else
+			rc=1
+		fi
+		;;
+	esac
+	rm -rf "$tmp"
 	return "$rc"
 }
 
-if [ -f /etc/alpine-release ]; then
-	command -v opencode >/dev/null 2>&1 || npm_bin "opencode-linux-$npmarch-musl" opencode || fail "could not download opencode"
-	exit 0
-fi
-
-command -v opencode >/dev/null 2>&1 || npm_bin "opencode-linux-$npmarch" opencode || fail "could not download opencode"
-
-if ! command -v mise >/dev/null 2>&1; then
-	if ! installer https://mise.run sh MISE_INSTALL_PATH=/usr/local/bin/mise || ! [ -x /usr/local/bin/mise ]; then
-		fail "could not install mise"
+mkdir -p "${record%/*}"
+: >"$record.new"
+found=0
+while read -r tool parch plibc kind pkg ver sum lock path; do
+	[ "$parch" = "$arch" ] && [ "$plibc" = "$libc" ] || continue
+	found=1
+	if [ -e "$prefix/bin/$tool" ] && grep -qs "^$tool $ver $pkg " "$record"; then
+		echo "$tool $ver $pkg $sum" >>"$record.new"
+		continue
 	fi
-fi
-if command -v mise >/dev/null 2>&1 && ! grep -qs 'mise activate' /root/.bashrc; then
-	echo 'eval "$(mise activate bash)"' >>/root/.bashrc
-fi
-
-if ! command -v claude >/dev/null 2>&1; then
-	if installer https://claude.ai/install.sh bash && [ -x /root/.local/bin/claude ]; then
-		ln -sf /root/.local/bin/claude /usr/local/bin/claude
+	if install_pin "$tool" "$kind" "$pkg" "$ver" "$sum" "$lock" "$path"; then
+		echo "$tool $ver $pkg $sum" >>"$record.new"
+		echo "installed $tool $ver"
 	else
-		fail "could not install claude"
+		fail "could not install $tool ($pkg@$ver)"
 	fi
-fi
+done <<EOF
+$(pins)
+EOF
+mv -f "$record.new" "$record"
+[ "$found" = 1 ] || fail "no coding tools are pinned for $arch ($libc)"
 
-if ! command -v pi >/dev/null 2>&1; then
-	if command -v mise >/dev/null 2>&1 && mise use -g node@lts && mise exec node@lts -- npm install -g @mariozechner/pi-coding-agent; then
-		pi=$(mise exec node@lts -- sh -c 'command -v pi') && ln -sf "$pi" /usr/local/bin/pi
-	else
-		fail "could not install pi"
-	fi
+if [ -x "$prefix/bin/mise" ] && [ -d "$roothome" ] && ! grep -qs 'mise activate' "$roothome/.bashrc"; then
+	echo 'eval "$(mise activate bash)"' >>"$roothome/.bashrc"
 fi

@@ -1,17 +1,20 @@
 # banger devbox: the opencode service on 0.0.0.0:4096, started at boot
-# when opencode is installed.
+# when opencode is installed and restarted when it fails (systemd, or
+# OpenRC's supervise-daemon on Alpine).
 set -eu
 
 if [ -f /etc/alpine-release ]; then
 	cat > /etc/init.d/opencode <<'RC'
 #!/sbin/openrc-run
 description="opencode server for banger"
+supervisor=supervise-daemon
+respawn_delay=2
 command=/usr/local/bin/opencode
 command_args="serve --hostname 0.0.0.0 --port 4096"
-command_background=true
-pidfile=/run/opencode.pid
 directory=/root
+export HOME=/root
 depend() { need net; }
+start_pre() { [ -x "$command" ]; }
 RC
 	chmod 0755 /etc/init.d/opencode
 	rc-update add opencode default >/dev/null 2>&1 || true
