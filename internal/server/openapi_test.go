@@ -382,6 +382,11 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	// This world has no network, so the fork stream ends in its error line
 	// (a fork needs an address of its own); the stream is checked all the same.
 	c.do(call{method: "POST", route: "/v1/vms/{name}/fork", params: vm, body: api.ForkVMRequest{Name: "twin"}})
+	c.do(call{method: "POST", route: "/v1/vms/{name}/template", params: vm, body: api.SnapshotImageRequest{Name: "dev-t"}, ok: true})
+	c.do(call{method: "GET", route: "/v1/templates", ok: true})
+	c.do(call{method: "GET", route: "/v1/templates/{name}", params: p("name", "dev-t"), ok: true})
+	c.do(call{method: "DELETE", route: "/v1/templates/{name}", params: p("name", "dev-t"), ok: true})
+	c.do(call{method: "GET", route: "/v1/templates/{name}", params: p("name", "nope")})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/suspend", params: vm, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/start", params: vm, query: url.Values{"cold": {"true"}}, ok: true})
 	c.do(call{method: "POST", route: "/v1/vms/{name}/restart", params: vm, ok: true})
