@@ -442,3 +442,44 @@ func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 		t.Errorf("resuming the template's source vm: %v", err)
 	}
 }
+
+// A template holds whatever credentials its VM received: a VM that is
+// not to receive them never starts from it. An explicit template is
+// refused with the way out; the automatic one is passed over for a boot.
+func TestTemplateCredentialsStayWhereTheyBelong(t *testing.T) {
+	w, _, _ := warmWorld(t, true)
+	ctx := context.Background()
+	boots := w.Driver.Boots()
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "first"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	auto, err := w.D.Template(ctx, "default-warm")
+	if err != nil || len(auto.AuthSync) == 0 {
+		t.Fatalf("automatic template = %+v, %v; want it to record its vm's auth sync list", auto, err)
+	}
+	none := []string{}
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "clean", AuthSync: &none}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Driver.Boots() - boots; got != 2 {
+		t.Errorf("%d boots; want the vm without credentials booted, not restored from a template that holds them", got)
+	}
+	opencode := []string{"opencode"}
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "src", AuthSync: &opencode, Cold: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.D.SnapshotVM(ctx, "src", "oc", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.D.CreateVM(ctx, api.CreateVMRequest{Name: "bare", Image: "oc", AuthSync: &none}, nil)
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "--auth-sync opencode") || !strings.Contains(err.Error(), "--cold") {
+		t.Errorf("create without credentials from a template that holds opencode's: %v; want a conflict naming --auth-sync opencode and --cold", err)
+	}
+	if _, err := w.D.VM(ctx, "bare"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the refused create left vm bare: %v", err)
+	}
+	both := []string{"opencode", "claude"}
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "ok", Image: "oc", AuthSync: &both}, nil); err != nil {
+		t.Errorf("create with opencode's credentials and more from the template: %v", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -31,6 +33,12 @@ func (m *Manager) warmTemplate(ctx context.Context, req *api.CreateVMRequest) (a
 			return api.Template{}, false, errdefs.Invalid("template %q is of a vm with %d cpus, %d MiB of memory and a %d MiB disk; drop --cpus, --memory and --disk-size, or boot its image with 'banger vm create --image %s --cold'",
 				t.Name, t.CPUs, t.MemoryMiB, t.DiskBytes>>20, t.Image)
 		}
+		if extra, err := m.credentialsBeyond(ctx, *req, t); err != nil {
+			return api.Template{}, false, err
+		} else if len(extra) > 0 {
+			return api.Template{}, false, errdefs.Conflict("template %q was saved from vm %s, which received the host's %s credentials, and so may hold them; vm %q is not to receive them: pass --auth-sync %s, or boot its image with 'banger vm create --image %s --cold'",
+				t.Name, t.From, strings.Join(extra, ", "), req.Name, strings.Join(t.AuthSync, ","), t.Image)
+		}
 		return t, true, nil
 	case !errors.Is(err, errdefs.ErrNotFound):
 		return api.Template{}, false, err
@@ -42,7 +50,35 @@ func (m *Manager) warmTemplate(ctx context.Context, req *api.CreateVMRequest) (a
 	if err != nil || !t.Auto || t.Image != req.Image || !fits(*req, t, true) {
 		return api.Template{}, false, nil
 	}
+	// A VM that is not to receive every credential the template's VM
+	// received boots instead.
+	if extra, err := m.credentialsBeyond(ctx, *req, t); err != nil || len(extra) > 0 {
+		return api.Template{}, false, err
+	}
 	return t, true, nil
+}
+
+// credentialsBeyond lists the tools whose credentials t's VM received
+// but a VM made by req would not: a VM restored from t would hold them.
+func (m *Manager) credentialsBeyond(ctx context.Context, req api.CreateVMRequest, t api.Template) ([]string, error) {
+	if len(t.AuthSync) == 0 {
+		return nil, nil
+	}
+	im, err := m.images.Image(ctx, t.Image)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: %w", t.Name, err)
+	}
+	tools, _, err := m.authSyncFor(req, im)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	for _, tool := range t.AuthSync {
+		if !slices.Contains(tools, tool) {
+			extra = append(extra, tool)
+		}
+	}
+	return extra, nil
 }
 
 // fits reports whether a create's sizes are t's: a size left out is
