@@ -8,3 +8,10 @@ func SetKeepAliveTiming(interval, timeout time.Duration) (restore func()) {
 	keepAliveInterval, keepAliveTimeout = interval, timeout
 	return func() { keepAliveInterval, keepAliveTimeout = i, t }
 }
+
+// SetSyncAttempts replaces the SYNC retransmit schedule for a benchmark.
+func SetSyncAttempts(d []time.Duration) (restore func()) {
+	old := syncAttempts
+	syncAttempts = d
+	return func() { syncAttempts = old }
+}

@@ -31,8 +31,19 @@ const (
 	maxSyncLine = 128
 )
 
-// syncAttempt bounds one SYNC's wait for its ACK.
-const syncAttempt = 750 * time.Millisecond
+// syncAttempts bound each SYNC's wait for its ACK: short at first, then
+// 750 ms for every further one. A guest just restored from a snapshot
+// usually loses the first SYNC (its agent still runs the yamux session of
+// the connection that was live at the save, which takes the line for a
+// frame and ends), so the second must not wait long; a guest slower than
+// the first waits answers every SYNC in order, and the host skips the
+// ACKs of the earlier ones.
+var syncAttempts = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 750 * time.Millisecond}
+
+// syncAttempt is the wait for the ACK of the n-th SYNC (from 1).
+func syncAttempt(n int) time.Duration {
+	return syncAttempts[min(n, len(syncAttempts))-1]
+}
 
 // HostSync runs the host half of the sync exchange and returns a conn that
 // yields any bytes read past the ACK. It retries until ctx is done.
@@ -62,7 +73,7 @@ func HostSync(ctx context.Context, conn net.Conn) (net.Conn, error) {
 // error.
 func awaitAck(br *bufio.Reader, conn net.Conn, n int) (bool, error) {
 	want := ackPrefix + strconv.Itoa(n)
-	if err := conn.SetReadDeadline(time.Now().Add(syncAttempt)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(syncAttempt(n))); err != nil {
 		return false, fmt.Errorf("setting sync deadline: %w", err)
 	}
 	for {
