@@ -85,7 +85,9 @@ func TestDevboxTools(t *testing.T) {
 	repo.git("add", "-A")
 	repo.git("commit", "-q", "-m", "mise pins hello")
 	tr := time.Now()
-	out := e.ok("vm", "run", repo.dir, "--name", "dev", "--image", "devbox")
+	// The mise fixture stands for a mirror on the LAN, served on the
+	// host's bridge address, which the egress policy denies unless asked.
+	out := e.ok("vm", "run", repo.dir, "--name", "dev", "--image", "devbox", "--allow-lan")
 	t.Logf("vm run from the devbox image: %s\n%s", time.Since(tr).Round(time.Second), out)
 	if strings.Contains(out, "not in image") {
 		t.Errorf("vm run says tools are missing:\n%s", out)
