@@ -14,7 +14,6 @@ import (
 	"banger/api"
 	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/disk"
 	"banger/internal/fsutil"
 	"banger/internal/image"
 	"banger/internal/progress"
@@ -115,10 +114,7 @@ func (m *Manager) templateState(t api.Template) (WarmSource, error) {
 	if err != nil {
 		return WarmSource{}, fmt.Errorf("template %q: %w; delete it with 'banger image delete %s'", t.Name, err, t.Name)
 	}
-	return WarmSource{State: st, Disks: map[string]string{
-		RootfsFile: filepath.Join(t.Dir, RootfsFile),
-		WorkFile:   filepath.Join(t.Dir, WorkFile),
-	}}, nil
+	return WarmSource{State: st, Dir: t.Dir}, nil
 }
 
 // SnapshotVM keeps a running or paused VM's state and disks as a
@@ -247,17 +243,8 @@ func (m *Manager) saveTemplate(ctx context.Context, snap vmm.Snapshotter, row st
 		return err
 	}
 	t.VMMVersion = st.VMMVersion
-	for _, f := range []string{RootfsFile, WorkFile} {
-		src := filepath.Join(row.Dir, f)
-		total, err := disk.DataSize(src)
-		if err != nil {
-			return fmt.Errorf("sizing %s: %w", f, err)
-		}
-		c := progress.NewCounter(p, "disk", "copying "+f, total)
-		if _, err := disk.Copy(ctx, src, filepath.Join(dir, f), disk.WithProgress(c)); err != nil {
-			return err
-		}
-		c.Done()
+	if err := copyDisks(ctx, row.Dir, dir, p); err != nil {
+		return err
 	}
 	return fsutil.SyncDir(dir)
 }

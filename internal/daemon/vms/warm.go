@@ -3,12 +3,10 @@ package vms
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"banger/api"
 	"banger/api/errdefs"
 	"banger/internal/bytesize"
-	"banger/internal/disk"
 	"banger/internal/progress"
 	"banger/internal/store"
 	"banger/internal/vmm"
@@ -19,10 +17,10 @@ import (
 type WarmSource struct {
 	// State is the saved memory and device state.
 	State vmm.State
-	// Disks are the disk files saved with State, by file name in a VM
+	// Dir holds the disk files saved with State, named as in a VM
 	// directory (RootfsFile, WorkFile); they are copied (reflink, else
 	// sparse) into the new VM's directory.
-	Disks map[string]string
+	Dir string
 }
 
 // restoreAs starts row, a new VM whose row is recorded (creating) and
@@ -48,20 +46,8 @@ func (m *Manager) restoreAs(ctx context.Context, src WarmSource, row *store.VM, 
 			m.saveVM(*row)
 		}
 	}()
-	for _, f := range []string{RootfsFile, WorkFile} {
-		from, ok := src.Disks[f]
-		if !ok {
-			return fmt.Errorf("the saved state has no %s", f)
-		}
-		total, err := disk.DataSize(from)
-		if err != nil {
-			return fmt.Errorf("sizing %s: %w", f, err)
-		}
-		c := progress.NewCounter(p, "disk", f, total)
-		if _, err := disk.Copy(ctx, from, filepath.Join(row.Dir, f), disk.WithProgress(c)); err != nil {
-			return err
-		}
-		c.Done()
+	if err := copyDisks(ctx, src.Dir, row.Dir, p); err != nil {
+		return err
 	}
 	p.Step("restore", fmt.Sprintf("restoring %s from a saved state (%s)", row.Name, bytesize.Format(uint64(max(src.State.Bytes, 0)))))
 	return m.restoreFork(ctx, snap, row, im, src.State, &undo, p)
