@@ -122,7 +122,7 @@ func (m *Manager) ForkVM(ctx context.Context, src string, req api.ForkVMRequest,
 	if err != nil {
 		return api.VM{}, err
 	}
-	if err := m.restoreFork(ctx, snap, &row, im, st, &undo, p); err != nil {
+	if err := m.restoreNew(ctx, snap, &row, im, st, &undo, p); err != nil {
 		return api.VM{}, err
 	}
 	undo.clear()
@@ -235,10 +235,11 @@ func copyDisks(ctx context.Context, src, dst string, p progress.Func) error {
 	return nil
 }
 
-// restoreFork starts the fork from st with its own TAP and address, gives
-// it its identity with its link down, pins its new host keys and marks it
-// running. Every step it takes is pushed on undo.
-func (m *Manager) restoreFork(ctx context.Context, snap vmm.Snapshotter, row *store.VM, im api.Image, st vmm.State, undo *undoStack, p progress.Func) error {
+// restoreNew starts a new VM (a fork, or a warm create from a template)
+// from st with its own TAP and address, gives it its identity with its
+// link down, pins its new host keys and marks it running. Every step it
+// takes is pushed on undo.
+func (m *Manager) restoreNew(ctx context.Context, snap vmm.Snapshotter, row *store.VM, im api.Image, st vmm.State, undo *undoStack, p progress.Func) error {
 	if err := os.MkdirAll(row.RuntimeDir, 0o700); err != nil {
 		return fmt.Errorf("creating runtime dir: %w", err)
 	}

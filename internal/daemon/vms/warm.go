@@ -50,5 +50,5 @@ func (m *Manager) restoreAs(ctx context.Context, src WarmSource, row *store.VM, 
 		return err
 	}
 	p.Step("restore", fmt.Sprintf("restoring %s from a saved state (%s)", row.Name, bytesize.Format(uint64(max(src.State.Bytes, 0)))))
-	return m.restoreFork(ctx, snap, row, im, src.State, &undo, p)
+	return m.restoreNew(ctx, snap, row, im, src.State, &undo, p)
 }
