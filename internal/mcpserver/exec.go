@@ -97,9 +97,11 @@ func (s *Server) vmExec(ctx context.Context, _ *mcp.CallToolRequest, in execIn) 
 // killing it (by detaching) when timeout passes or ctx ends. It returns
 // only once every goroutine it started is done.
 func relay(ctx context.Context, conn *stdiomux.Conn, stdin string, stdout, stderr *headBuffer, timeout time.Duration) (stdiomux.End, bool, error) {
-	defer conn.Close()
 	var wg sync.WaitGroup
-	defer wg.Wait() // after Close, which unblocks a stdin write the command never read
+	defer func() {
+		conn.Close() // unblocks a stdin write the command never read
+		wg.Wait()
+	}()
 	wg.Go(func() {
 		if stdin == "" {
 			conn.CloseStdin()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -122,9 +123,10 @@ func (g *Ops) authEvent(ctx context.Context, res api.AuthSync, when string) {
 }
 
 // readSmall reads a regular file of at most maxAuthFile bytes; the bound
-// holds even if the file grows while it is read.
+// holds even if the file grows while it is read. It opens without
+// blocking, so a FIFO in a credential file's place is refused, not waited on.
 func readSmall(p string) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

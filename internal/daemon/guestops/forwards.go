@@ -1,6 +1,7 @@
 package guestops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -139,20 +140,13 @@ func checkPortSpecs(specs []api.PortSpec) error {
 		if s.HostPort < 0 || s.HostPort > 65535 {
 			return errdefs.Invalid("host port %d is out of range; use 1-65535, or 0 for the guest's port", s.HostPort)
 		}
-		if h := cmpOr(s.HostPort, s.GuestPort); seen[h] {
+		if h := cmp.Or(s.HostPort, s.GuestPort); seen[h] {
 			return errdefs.Invalid("host port %d is named twice; each host port forwards to one guest port", h)
 		} else {
 			seen[h] = true
 		}
 	}
 	return nil
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
 }
 
 // listenAll opens every listener and registers the forwards, or none.
@@ -187,7 +181,7 @@ func (g *Ops) listenAll(vm string, req api.ForwardRequest) ([]*forward, error) {
 // listen binds 127.0.0.1 only: a forward never exposes a guest beyond
 // this host's own users.
 func (g *Ops) listen(vm string, s api.PortSpec, anyPort bool) (net.Listener, error) {
-	port := cmpOr(s.HostPort, s.GuestPort)
+	port := cmp.Or(s.HostPort, s.GuestPort)
 	ln, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err == nil {
 		return ln, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -169,11 +170,17 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 
 // effective is the policy a VM's rules carry: the recorded one (full
 // when none is, for VMs older than policies) with allow_private_networks
-// from the config.
+// from the config. A recorded policy this version no longer accepts
+// fails closed: none, not full.
 func (e *egressCtl) effective(p api.NetworkPolicy, recorded bool) network.EgressPolicy {
-	out, err := network.ParseEgressPolicy(p.Mode, p.Allow, p.AllowLAN || e.cfg.AllowPrivateNetworks)
-	if err != nil || !recorded {
-		out = network.EgressPolicy{Mode: network.EgressFull, AllowLAN: e.cfg.AllowPrivateNetworks}
+	lan := p.AllowLAN || e.cfg.AllowPrivateNetworks
+	if !recorded {
+		return network.EgressPolicy{Mode: network.EgressFull, AllowLAN: e.cfg.AllowPrivateNetworks}
+	}
+	out, err := network.ParseEgressPolicy(p.Mode, p.Allow, lan)
+	if err != nil {
+		e.log.Warn("a recorded egress policy does not parse; the vm gets none", "policy", p, "err", err)
+		return network.EgressPolicy{Mode: network.EgressNone, AllowLAN: lan}
 	}
 	return out
 }
@@ -201,7 +208,7 @@ func (e *egressCtl) Refused(vm netip.Addr, name string) {
 	d := e.pendingOf(vm)
 	name = printable(strings.TrimSuffix(name, "."))
 	switch {
-	case containsString(d.names, name):
+	case slices.Contains(d.names, name):
 	case len(d.names) < maxRefusedNames:
 		d.names = append(d.names, name)
 	default:
@@ -287,15 +294,6 @@ func printable(s string) string {
 		}
 		return r
 	}, s)
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // resolvePolicy is the policy a new VM records: the request's, else the

@@ -137,6 +137,7 @@ func (m *Manager) forkRow(parent store.VM, name string) store.VM {
 	return store.VM{VM: api.VM{
 		ID: id, Name: name, Image: parent.Image, State: api.VMCreating, VMM: m.driver.Name(),
 		CPUs: parent.CPUs, MemoryMiB: parent.MemoryMiB, DiskBytes: parent.DiskBytes,
+		AuthSync:   parent.AuthSync, // the twin holds what its parent received
 		Dir:        filepath.Join(m.layout.VMsDir, id),
 		RuntimeDir: filepath.Join(m.layout.RuntimeDir, "vm", id),
 		CreatedAt:  time.Now(),

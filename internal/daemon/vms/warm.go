@@ -42,8 +42,6 @@ func (m *Manager) restoreAs(ctx context.Context, src WarmSource, row *store.VM, 
 	defer func() {
 		if err != nil {
 			undo.run()
-			row.State, row.Handle, row.TAP, row.LastError = api.VMError, nil, "", lastError(err)
-			m.saveVM(*row)
 		}
 	}()
 	if err := copyDisks(ctx, src.Dir, row.Dir, p); err != nil {
