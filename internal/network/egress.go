@@ -167,10 +167,26 @@ func validDNSName(s string) bool {
 }
 
 // Prefixes are the CIDRs on the allow list.
+//
+// A prefix inside another on the list is left out: an interval set
+// refuses overlapping elements.
 func (p EgressPolicy) Prefixes() []netip.Prefix {
-	var out []netip.Prefix
+	var all []netip.Prefix
 	for _, a := range p.Allow {
 		if pr, err := netip.ParsePrefix(a); err == nil {
+			all = append(all, pr)
+		}
+	}
+	var out []netip.Prefix
+	for i, pr := range all {
+		inside := false
+		for j, o := range all {
+			if i != j && o.Bits() < pr.Bits() && o.Contains(pr.Addr()) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
 			out = append(out, pr)
 		}
 	}

@@ -207,7 +207,7 @@ func (nftEgress) read(c *nftables.Conn) (*egressState, error) {
 }
 
 func vmComment(v VMEgress) string {
-	return fmt.Sprintf("banger: policy of %s: %s [%s]", v.Addr, v.Policy, v.Policy.digest(v.Addr))
+	return fmt.Sprintf("banger: policy of %s (%s) [%s]", v.Addr, v.Policy.Mode, v.Policy.digest(v.Addr)) // the digest stands for the allow list: a comment holds at most 256 bytes
 }
 
 func baseComment(s EgressSpec) string {

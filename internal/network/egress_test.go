@@ -1,6 +1,7 @@
 package network
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -65,5 +66,36 @@ func TestEgressAllowsName(t *testing.T) {
 		if got := p.AllowsName(name); got != want {
 			t.Errorf("AllowsName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// An interval set refuses overlapping elements, so a CIDR inside another
+// on the list is left out of the set (the outer one covers it).
+func TestPrefixesLeaveOutNestedOnes(t *testing.T) {
+	p, err := ParseEgressPolicy("allow", []string{"203.0.113.7", "203.0.113.0/24", "198.51.100.0/25", "198.51.100.128/25", "registry.npmjs.org"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, pr := range p.Prefixes() {
+		got = append(got, pr.String())
+	}
+	if want := "198.51.100.0/25 198.51.100.128/25 203.0.113.0/24"; strings.Join(got, " ") != want {
+		t.Errorf("Prefixes = %v, want %s", got, want)
+	}
+}
+
+// The rule comment stays within the kernel's 256 bytes whatever the list.
+func TestVMCommentIsShort(t *testing.T) {
+	var allow []string
+	for i := range maxAllowEntries {
+		allow = append(allow, "registry"+strings.Repeat("x", 40)+string(rune('a'+i%26))+".example.org")
+	}
+	p, err := ParseEgressPolicy("allow", allow, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := vmComment(VMEgress{Addr: netip.MustParseAddr("172.16.0.200"), Policy: p}); len(c) > 128 {
+		t.Errorf("comment of %d bytes: %q", len(c), c)
 	}
 }
