@@ -76,6 +76,12 @@ func (h *dnsHandler) egressAnswer(ctx context.Context, m *dns.Msg, r *dns.Msg, v
 			return true
 		}
 	}
+	// A guest must not cache an address past the time it stays open.
+	for _, rr := range up.Answer {
+		if h := rr.Header(); h.Ttl > uint32(learnedMaxTTL/time.Second) {
+			h.Ttl = uint32(learnedMaxTTL / time.Second)
+		}
+	}
 	m.Rcode = up.Rcode
 	m.Answer, m.Ns = up.Answer, up.Ns
 	m.RecursionAvailable = true
