@@ -90,5 +90,7 @@ func (k *keepAlive) close() {
 // HoldKeepAlive stops (true) or restarts (false) the host's pings, for a
 // guest its owner pauses: a paused guest cannot answer, and its
 // connection, with every session attached through it, must outlive the
-// pause. Calls still work while pings are held; they wait for the guest.
+// pause. Calls may still be made while pings are held; they wait for the
+// guest, but a write that cannot go out for keepAliveTimeout (a paused
+// guest's buffers full) still fails, as yamux bounds every write.
 func (c *Client) HoldKeepAlive(hold bool) { c.ka.hold(hold) }

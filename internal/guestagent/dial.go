@@ -53,17 +53,22 @@ func dialGuestPort(ctx context.Context, procDir string, port int) (net.Conn, err
 	defer cancel()
 	var d net.Dialer
 	var last error
+	refused := false
 	for _, addr := range dialTargets(procDir, port) {
 		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr.String(), strconv.Itoa(port)))
 		if err == nil {
 			return c, nil
 		}
 		last = err
-		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENETUNREACH) {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refused = true
+		}
+		// A guest without IPv6 answers ::1 with EAFNOSUPPORT: try the next.
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENETUNREACH) && !errors.Is(err, syscall.EAFNOSUPPORT) {
 			break
 		}
 	}
-	if errors.Is(last, syscall.ECONNREFUSED) {
+	if refused && (errors.Is(last, syscall.ECONNREFUSED) || errors.Is(last, syscall.EAFNOSUPPORT) || errors.Is(last, syscall.EADDRNOTAVAIL)) {
 		return nil, errdefs.Unavailable("nothing listens on tcp port %d in the guest (connection refused); "+
 			"start the service, or see what listens with 'banger vm ports'", port)
 	}

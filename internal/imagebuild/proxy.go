@@ -36,7 +36,11 @@ func ProxyEnv(getenv func(string) string, gateway netip.Addr) []string {
 }
 
 func guestProxy(v string, gateway netip.Addr) string {
-	u, err := url.Parse(v)
+	raw := v
+	if !strings.Contains(v, "://") {
+		raw = "http://" + v // curl and npm take host:port alone
+	}
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || !gateway.IsValid() {
 		return v
 	}

@@ -31,3 +31,18 @@ func TestProxyEnv(t *testing.T) {
 		t.Errorf("no proxy on the host: %q", got)
 	}
 }
+
+// A proxy written as host:port alone, as curl and npm accept it, is
+// rewritten for the guest too.
+func TestGuestProxyWithoutScheme(t *testing.T) {
+	gw := netip.MustParseAddr("172.16.0.1")
+	for in, want := range map[string]string{
+		"127.0.0.1:3128":        "http://172.16.0.1:3128",
+		"localhost:3128":        "http://172.16.0.1:3128",
+		"proxy.corp.example:80": "proxy.corp.example:80",
+	} {
+		if got := guestProxy(in, gw); got != want {
+			t.Errorf("guestProxy(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

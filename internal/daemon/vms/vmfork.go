@@ -168,14 +168,17 @@ func (m *Manager) forkMaterial(ctx context.Context, snap vmm.Snapshotter, parent
 		m.setPaused(parent.Name, true)
 		p.Step("pause", "pausing "+parent.Name)
 		paused := time.Now()
+		if err := snap.Pause(ctx, h); err != nil {
+			// Never paused: nothing to resume, and it is not recorded paused.
+			m.setPaused(parent.Name, false)
+			os.Remove(marker)
+			return vmm.State{}, fmt.Errorf("pausing vm %q: %w", parent.Name, err)
+		}
 		defer func() {
 			if rerr := m.resumeForked(parent, h, paused, p); rerr != nil && err == nil {
 				err = rerr
 			}
 		}()
-		if err := snap.Pause(ctx, h); err != nil {
-			return vmm.State{}, fmt.Errorf("pausing vm %q: %w", parent.Name, err)
-		}
 	}
 	tmp := filepath.Join(dir, forkState)
 	if err := os.Mkdir(tmp, 0o700); err != nil {
