@@ -60,20 +60,25 @@ func (c *Client) Socket() string { return c.socket }
 func IsNotRunning(err error) bool { return errors.Is(err, errdefs.ErrUnavailable) }
 
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(data)
+	if body == nil {
+		return c.send(ctx, method, path, nil, "")
 	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, method, path, bytes.NewReader(data), "application/json")
+}
+
+// send makes a call with body rd of type contentType (none when rd is
+// nil), naming a daemon that does not answer as not running.
+func (c *Client) send(ctx context.Context, method, path string, rd io.Reader, contentType string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://bangerd/"+api.Version+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

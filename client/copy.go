@@ -74,17 +74,8 @@ func (s *CopyStream) Close() error { return s.resp.Body.Close() }
 // CopyIn streams the tar archive r into the guest directory dir (created
 // when missing).
 func (c *Client) CopyIn(ctx context.Context, vm, dir string, r io.Reader) (api.CopyResult, error) {
-	u := "http://bangerd/" + api.Version + "/vms/" + esc(vm) + "/files?" + url.Values{"path": {dir}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, "PUT", u, io.NopCloser(r))
+	resp, err := c.send(ctx, "PUT", "/vms/"+esc(vm)+"/files?"+url.Values{"path": {dir}}.Encode(), io.NopCloser(r), "application/x-tar")
 	if err != nil {
-		return api.CopyResult{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-tar")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return api.CopyResult{}, ctx.Err()
-		}
 		return api.CopyResult{}, fmt.Errorf("copying into vm %s through bangerd: %w", vm, err)
 	}
 	defer resp.Body.Close()
