@@ -165,3 +165,19 @@ type StopTimeouts struct {
 
 // DefaultStopTimeouts suit software-emulated guests, the slowest kind.
 var DefaultStopTimeouts = StopTimeouts{Agent: 20 * time.Second, VMM: 20 * time.Second, Term: 5 * time.Second}
+
+// MemoryMapper is implemented by Snapshotters whose saved states can keep
+// the guest's memory in a file of its own that a Restore maps privately
+// (copy on write) instead of reading it: a restore then costs the pages
+// the guest touches, not its memory size, and every VM restored from one
+// state shares the pages none of them changed. Templates, restored many
+// times, are mapped once when they are saved.
+type MemoryMapper interface {
+	// MapMemory rewrites the state in st.Dir so that its memory is such a
+	// file, and returns its new description; a state that has one already
+	// is returned as it is. spec describes the saved VM as a Restore's
+	// would, its disks the copies saved with the state (they are opened
+	// but never written); its TAP is not opened and its runtime directory
+	// is used and emptied. On error st is left as it was and still loads.
+	MapMemory(ctx context.Context, spec Spec, st State) (State, error)
+}

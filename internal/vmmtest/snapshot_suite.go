@@ -2,7 +2,11 @@ package vmmtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +38,7 @@ func RunSnapshot(t *testing.T, s SnapshotSetup) {
 	}
 	t.Run("PauseResume", func(t *testing.T) { testPauseResume(t, s) })
 	t.Run("SaveKillRestore", func(t *testing.T) { testSaveRestore(t, s) })
+	t.Run("MapMemory", func(t *testing.T) { testMapMemory(t, s) })
 }
 
 // boot creates and starts a VM and waits for its agent.
@@ -203,4 +208,100 @@ func copyDisks(t *testing.T, src, dst []vmm.Disk) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// testMapMemory checks vmm.MemoryMapper: a saved state whose memory is
+// mapped into a file of its own restores, twice at once, to the guest as
+// it was saved; a spec that does not match leaves the state as it was.
+func testMapMemory(t *testing.T, s SnapshotSetup) {
+	d := s.NewDriver(t)
+	mm, ok := d.(vmm.MemoryMapper)
+	if !ok {
+		t.Skipf("the %s driver does not implement vmm.MemoryMapper", d.Name())
+	}
+	sn := d.(vmm.Snapshotter)
+	ctx := context.Background()
+	spec := s.Spec(t)
+	h := bootForSnapshot(t, s, d, spec)
+	boot0, n0 := counter(t, s, d, h, 2)
+	if err := sn.Pause(ctx, h); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	dir := t.TempDir()
+	st, err := sn.SaveState(ctx, h, dir)
+	if err != nil {
+		t.Fatalf("SaveState: %v", err)
+	}
+	if err := d.Kill(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	// The mapping runs on copies of the saved VM's disks, as a template's.
+	saved := s.Spec(t)
+	copyDisks(t, spec.Disks, saved.Disks)
+
+	bad := saved
+	bad.MemoryMiB += 64
+	if _, err := mm.MapMemory(ctx, bad, st); err == nil && st.Files["memory"] == "" {
+		t.Errorf("MapMemory with %d MiB of a state saved with %d MiB succeeded", bad.MemoryMiB, st.MemoryMiB)
+	}
+	checkSavedState(t, d, spec, st, dir)
+
+	mapped, err := mm.MapMemory(ctx, saved, st)
+	if err != nil {
+		t.Fatalf("MapMemory: %v\nconsole:\n%s", err, tail(saved.ConsoleLog))
+	}
+	checkSavedState(t, d, spec, mapped, dir)
+	if mapped.Files["memory"] == "" {
+		t.Errorf("mapped state %+v has no memory file", mapped)
+	}
+	if again, err := mm.MapMemory(ctx, saved, mapped); err != nil || !maps.Equal(again.Files, mapped.Files) {
+		t.Errorf("MapMemory of a mapped state = %+v, %v; want it unchanged", again.Files, err)
+	}
+	if ents, _ := os.ReadDir(saved.RuntimeDir); len(ents) > 0 {
+		t.Errorf("MapMemory left %s in its runtime dir", ents[0].Name())
+	}
+
+	// Two VMs restored from the mapped state run at once, each from the
+	// instant of the save, and neither writes the state's memory.
+	before := fileSum(t, filepath.Join(dir, mapped.Files["memory"]))
+	var hs []*vmm.Handle
+	for i := 0; i < 2; i++ {
+		spec2 := s.Spec(t)
+		copyDisks(t, spec.Disks, spec2.Disks)
+		h2, err := sn.Restore(ctx, spec2, mapped)
+		if err != nil {
+			t.Fatalf("Restore %d of the mapped state: %v\nconsole:\n%s", i, err, tail(spec2.ConsoleLog))
+		}
+		t.Cleanup(func() { d.Kill(context.Background(), h2) })
+		if err := sn.Resume(ctx, h2); err != nil {
+			t.Fatalf("Resume %d: %v", i, err)
+		}
+		hs = append(hs, h2)
+	}
+	for i, h2 := range hs {
+		boot1, n1 := counter(t, s, d, h2, n0+1)
+		if boot1 != boot0 || n1 < n0 {
+			t.Errorf("restore %d: guest counter at boot %s count %d, want boot %s count >= %d", i, boot1, n1, boot0, n0)
+		}
+	}
+	for _, h2 := range hs {
+		d.Kill(ctx, h2)
+	}
+	if after := fileSum(t, filepath.Join(dir, mapped.Files["memory"])); after != before {
+		t.Error("running VMs restored from a mapped state wrote to its memory file")
+	}
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -35,13 +35,8 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 	if err != nil {
 		return nil, err
 	}
-	local, err := d.binaryVersion(ctx)
-	if err != nil {
+	if err := d.checkVersion(ctx, st); err != nil {
 		return nil, err
-	}
-	if st.VMMVersion != local {
-		return nil, fmt.Errorf("%w: it was saved by QEMU %s and this host runs QEMU %s, which need not load it; boot the VM cold from its disks instead (its memory state is lost)",
-			ErrIncompatibleState, st.VMMVersion, local)
 	}
 	saved, err := readModel(files[stateModel])
 	if err != nil {
@@ -71,6 +66,19 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (*vmm
 		return nil, err
 	}
 	return h, nil
+}
+
+// checkVersion refuses a state another QEMU version wrote.
+func (d *Driver) checkVersion(ctx context.Context, st vmm.State) error {
+	local, err := d.binaryVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if st.VMMVersion != local {
+		return fmt.Errorf("%w: it was saved by QEMU %s and this host runs QEMU %s, which need not load it; boot the VM cold from its disks instead (its memory state is lost)",
+			ErrIncompatibleState, st.VMMVersion, local)
+	}
+	return nil
 }
 
 // migrateIn loads stream into a QEMU started with -incoming defer.
