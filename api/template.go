@@ -25,8 +25,11 @@ type Template struct {
 	VMMVersion string `json:"vmm_version"`
 	// Bytes is what the template takes on disk (allocated blocks):
 	// StateBytes for the saved state, the rest for its disks.
-	Bytes      int64     `json:"bytes"`
-	StateBytes int64     `json:"state_bytes"`
+	Bytes      int64 `json:"bytes"`
+	StateBytes int64 `json:"state_bytes"`
+	// SpareBytes is what its spare copy of its disks takes on disk, made
+	// ahead for the next warm create (not part of Bytes); 0 while none.
+	SpareBytes int64     `json:"spare_bytes,omitempty"`
 	Dir        string    `json:"dir"`
 	CreatedAt  time.Time `json:"created_at"`
 }

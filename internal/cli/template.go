@@ -97,6 +97,7 @@ func (a *app) showTemplate(ctx context.Context, cl *client.Client, name string, 
 		{"image:", t.Image},
 		{"from vm:", orDash(t.From) + autoNote(t)},
 		{"size:", fmt.Sprintf("%s on disk, %s of it saved memory and device state", bytesize.Format(uint64(max(t.Bytes, 0))), bytesize.Format(uint64(max(t.StateBytes, 0))))},
+		{"spare:", spareLine(t)},
 		{"vm:", fmt.Sprintf("%d cpus, %d MiB memory, %s disk", t.CPUs, t.MemoryMiB, bytesize.Format(uint64(max(t.DiskBytes, 0))))},
 		{"saved by:", t.VMM + " " + t.VMMVersion},
 		{"created:", t.CreatedAt.Local().Format("2006-01-02 15:04:05")},
@@ -108,4 +109,12 @@ func autoNote(t api.Template) string {
 		return " (made automatically after the image's first boot; warm_templates = false turns this off)"
 	}
 	return ""
+}
+
+// spareLine says what the template's spare disks take.
+func spareLine(t api.Template) string {
+	if t.SpareBytes <= 0 {
+		return "none now (the next warm create copies the disks, then one is made)"
+	}
+	return bytesize.Format(uint64(t.SpareBytes)) + " on disk: a copy of its disks made ahead, which the next warm create takes"
 }

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -481,5 +484,109 @@ func TestTemplateCredentialsStayWhereTheyBelong(t *testing.T) {
 	both := []string{"opencode", "claude"}
 	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "ok", Image: "oc", AuthSync: &both}, nil); err != nil {
 		t.Errorf("create with opencode's credentials and more from the template: %v", err)
+	}
+}
+
+// waitSpare waits until template name has (or, with want false, has
+// not) a spare copy of its disks.
+func waitSpare(t *testing.T, w *world, name string, want bool) api.Template {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tpl, err := w.D.Template(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tpl.SpareBytes > 0) == want {
+			return tpl
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("template %s: spare bytes %d after 30 s, want a spare: %v", name, tpl.SpareBytes, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestWarmCreateTakesTheSpareDisks(t *testing.T) {
+	w, _, _ := warmWorld(t, false)
+	ctx := context.Background()
+	w.create("src")
+	tpl, err := w.D.SnapshotVM(ctx, "src", "tpl", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the template's disks hold, which every VM of it must start with.
+	want := map[string][]byte{}
+	for _, f := range []string{"rootfs.ext4", "work.ext4"} {
+		if want[f], err = os.ReadFile(filepath.Join(tpl.Dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tpl = waitSpare(t, w, "tpl", true)
+	spare, err := os.ReadDir(filepath.Join(tpl.Dir, "spare"))
+	if err != nil || len(spare) != 2 {
+		t.Fatalf("spare dir holds %v, %v; want the two disks", spare, err)
+	}
+	inode := func(p string) uint64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	spareRoot := inode(filepath.Join(tpl.Dir, "spare", "rootfs.ext4"))
+
+	vm, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "w1", Image: "tpl"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inode(filepath.Join(vm.Dir, "rootfs.ext4")); got != spareRoot {
+		t.Errorf("the warm vm's rootfs is inode %d, not the spare's %d: it was copied, not taken", got, spareRoot)
+	}
+	for f, data := range want {
+		got, err := os.ReadFile(filepath.Join(vm.Dir, f))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("the warm vm's %s differs from the template's (%v)", f, err)
+		}
+	}
+	// A new spare is made for the next create, and a create finds one
+	// or copies: a second create right away works either way.
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "w2", Image: "tpl"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tpl = waitSpare(t, w, "tpl", true)
+	if tpl.Bytes <= 0 || tpl.SpareBytes <= 0 {
+		t.Errorf("template = %+v; want its bytes and its spare's apart", tpl)
+	}
+	ents, _ := os.ReadDir(tpl.Dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("template dir holds %s after the creates", e.Name())
+		}
+	}
+
+	// What an interrupted refill or take leaves is swept at start, and
+	// the spare is made again.
+	for _, leftover := range []string{".tmp-spare-0123", ".tmp-taken-4567"} {
+		if err := os.MkdirAll(filepath.Join(tpl.Dir, leftover), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(tpl.Dir, "spare")); err != nil {
+		t.Fatal(err)
+	}
+	w.restart()
+	waitSpare(t, w, "tpl", true)
+	ents, _ = os.ReadDir(tpl.Dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("template dir holds %s after a restart", e.Name())
+		}
+	}
+	if err := w.D.DeleteTemplate(ctx, "tpl"); err != nil {
+		t.Fatal(err)
+	}
+	if got := templateLeftovers(t, w); len(got) != 0 {
+		t.Errorf("templates directory holds %v after the delete", got)
 	}
 }

@@ -101,6 +101,11 @@ type Manager struct {
 	templates  sync.RWMutex
 	tmplClaims claims.Set
 
+	// spares are the goroutines making templates' spare disks (spare.go).
+	spareMu   sync.Mutex
+	refilling map[string]bool
+	spares    sync.WaitGroup
+
 	liveMu   sync.Mutex
 	live     map[string]*running // running VMs by name
 	watchers sync.WaitGroup      // exit watchers; Close waits for them
@@ -127,6 +132,7 @@ func New(opts Options) *Manager {
 		claims:       claims.Set{Prefix: "vm/"},
 		tmplClaims:   claims.Set{Prefix: "template/"},
 		live:         map[string]*running{},
+		refilling:    map[string]bool{},
 	}
 	m.life, m.stop = context.WithCancel(context.Background())
 	return m
@@ -145,6 +151,11 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 	}
 	m.sweepTemplates()
+	if ts, err := m.Templates(ctx); err == nil {
+		for _, t := range ts {
+			m.refillSpare(t.Name)
+		}
+	}
 	if err := m.reconcileVMs(ctx); err != nil {
 		return err
 	}
@@ -164,6 +175,7 @@ func (m *Manager) Close() {
 	m.claims.Drain()
 	m.tmplClaims.Drain()
 	m.stop()
+	m.spares.Wait()
 	m.watchers.Wait()
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()

@@ -100,7 +100,7 @@ func (m *Manager) readTemplate(name string) (api.Template, error) {
 		return api.Template{}, fmt.Errorf("reading template %q: its description names %q", name, t.Name)
 	}
 	t.Dir = dir
-	t.Bytes = diskBytes(dir)
+	t.Bytes, t.SpareBytes = templateBytes(dir)
 	t.StateBytes = diskBytes(filepath.Join(dir, StateDir))
 	return t, nil
 }
@@ -169,6 +169,7 @@ func (m *Manager) snapshot(ctx context.Context, vm, name string, auto bool, p pr
 	if err := m.saveTemplate(ctx, snap, row, &t, tmp, final, p); err != nil {
 		return api.Template{}, fmt.Errorf("keeping vm %q as template %q: %w", vm, name, err)
 	}
+	m.mapTemplateMemory(ctx, row, tmp, final, p)
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return api.Template{}, err
@@ -190,6 +191,7 @@ func (m *Manager) snapshot(ctx context.Context, vm, name string, auto bool, p pr
 		return api.Template{}, err
 	}
 	m.events.Event(ctx, "info", "image/"+row.Image, fmt.Sprintf("template %s of image %s saved from vm %s (%s)", name, row.Image, vm, bytesize.Format(uint64(max(out.Bytes, 0)))))
+	m.refillSpare(name)
 	return out, nil
 }
 
@@ -322,6 +324,9 @@ func (m *Manager) RemoveTemplatesOf(ctx context.Context, imageName string) (n in
 // sweepTemplates removes what interrupted saves and deletes left.
 func (m *Manager) sweepTemplates() {
 	leftovers, _ := filepath.Glob(filepath.Join(m.templatesDir(), tmpPrefix+"*"))
+	// and inside templates: spares being made or taken (spare.go)
+	inside, _ := filepath.Glob(filepath.Join(m.templatesDir(), "*", tmpPrefix+"*"))
+	leftovers = append(leftovers, inside...)
 	for _, l := range leftovers {
 		if err := os.RemoveAll(l); err != nil {
 			m.log.Warn("removing an interrupted template", "dir", l, "err", err)

@@ -3,6 +3,7 @@ package vms
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -44,7 +45,10 @@ func (m *Manager) restoreAs(ctx context.Context, src WarmSource, row *store.VM, 
 			undo.run()
 		}
 	}()
-	if err := copyDisks(ctx, src.Dir, row.Dir, p); err != nil {
+	if m.takeSpare(src.Dir, row.Dir) {
+		p.Step("disk", "took the template's spare copy of its disks")
+		m.refillSpare(filepath.Base(src.Dir))
+	} else if err := copyDisks(ctx, src.Dir, row.Dir, p); err != nil {
 		return err
 	}
 	p.Step("restore", fmt.Sprintf("restoring %s from a saved state (%s)", row.Name, bytesize.Format(uint64(max(src.State.Bytes, 0)))))
