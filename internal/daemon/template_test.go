@@ -590,3 +590,46 @@ func TestWarmCreateTakesTheSpareDisks(t *testing.T) {
 		t.Errorf("templates directory holds %v after the delete", got)
 	}
 }
+
+func TestTemplateMemoryIsMapped(t *testing.T) {
+	w, _, _ := warmWorld(t, false)
+	ctx := context.Background()
+	src := w.create("src")
+	tpl, err := w.D.SnapshotVM(ctx, "src", "tpl", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := w.Driver.MapCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d MapMemory calls for one template, want 1", len(calls))
+	}
+	spec := calls[0]
+	if spec.CPUs != src.CPUs || spec.MemoryMiB != src.MemoryMiB || len(spec.Disks) < 2 || spec.Net == nil || spec.Net.TAP != "" {
+		t.Errorf("MapMemory spec = %+v; want the vm's sizes, its disks and a network device without a TAP", spec)
+	}
+	for _, d := range spec.Disks[:2] {
+		if !strings.HasPrefix(d.Path, w.Layout.TemplatesDir+string(filepath.Separator)) {
+			t.Errorf("MapMemory ran on %s, not on the template's copy", d.Path)
+		}
+	}
+	if _, err := os.Stat(spec.RuntimeDir); !os.IsNotExist(err) {
+		t.Errorf("the mapping's runtime dir %s is left: %v", spec.RuntimeDir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(tpl.Dir, "state", "state.json"))
+	if err != nil || !strings.Contains(string(b), `"mapped"`) || !strings.Contains(string(b), tpl.Dir) {
+		t.Errorf("template state.json = %s, %v; want the mapped state, in the template's directory", b, err)
+	}
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "w1", Image: "tpl"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A mapping that fails leaves a template that restores all the same.
+	w.Driver.Fail(vmmfake.StepMap, errors.New("qemu exited while loading the stream"))
+	if _, err := w.D.SnapshotVM(ctx, "src", "tpl2", nil); err != nil {
+		t.Fatalf("a template whose mapping failed: %v", err)
+	}
+	w.Driver.Fail(vmmfake.StepMap, nil)
+	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "w2", Image: "tpl2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,9 +42,6 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 	if err != nil || !ok {
 		return fmt.Errorf("reading the saved state: %v", err)
 	}
-	if st.Files["memory"] != "" {
-		return nil
-	}
 	im, err := m.images.Bootable(ctx, row.Image)
 	if err != nil {
 		return err
@@ -53,7 +50,7 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 	// and a runtime directory of its own.
 	src := row
 	src.Dir = dir
-	src.RuntimeDir = filepath.Join(filepath.Dir(row.RuntimeDir), ".map-"+fsutil.RandomHex()[:12])
+	src.RuntimeDir = filepath.Join(filepath.Dir(row.RuntimeDir), ".map-"+fsutil.RandomHex())
 	if err := os.MkdirAll(src.RuntimeDir, 0o700); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ const (
 	StepResume   = "resume"    // Resume fails
 	StepSave     = "save"      // SaveState fails after writing part of the state
 	StepRestore  = "restore"   // Restore fails
+	StepMap      = "map"       // MapMemory fails
 )
 
 // Driver is the fake driver. The zero value is not usable; call New.
@@ -48,11 +49,12 @@ type Driver struct {
 	roots map[int]string // guest state directory by VMM pid, when not dir/<pid>
 	// gates pause the agent connections of a VMM (by pid); saved and
 	// frozen hold the guests whose state was saved (snapshot.go).
-	gates  map[int]*gate
-	saved  map[int]string
-	frozen map[string]*frozenGuest
-	specs  map[int]vmm.Spec
-	boots  int
+	gates    map[int]*gate
+	saved    map[int]string
+	frozen   map[string]*frozenGuest
+	mapCalls []vmm.Spec
+	specs    map[int]vmm.Spec
+	boots    int
 	// agentOffs counts guests powered off by their agent's shutdown call.
 	agentOffs int
 	released  map[int]bool // pids whose VMM files were released

@@ -1,0 +1,62 @@
+package vmmfake
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+
+	"banger/internal/vmm"
+)
+
+// mappedFile is what the fake's MapMemory adds to a state, by role
+// "mapped": it stands for a real driver's memory file.
+const mappedFile = "mapped"
+
+var _ vmm.MemoryMapper = (*Driver)(nil)
+
+// MapMemory implements vmm.MemoryMapper as its contract says, as far as
+// a caller can see: spec must describe the saved VM (its sizes) on disks
+// that exist, with a runtime directory and no TAP to open; the state
+// gains a file, and a mapped state is returned as it is. The specs it was
+// given are kept for tests (MapCalls).
+func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vmm.State, error) {
+	if st.Files[mappedFile] != "" {
+		return st, nil
+	}
+	if err := d.failing(StepMap); err != nil {
+		return st, err
+	}
+	if st.CPUs != spec.CPUs || st.MemoryMiB != spec.MemoryMiB {
+		return st, fmt.Errorf("the state is of a vm with %d cpus and %d MiB, not %d and %d", st.CPUs, st.MemoryMiB, spec.CPUs, spec.MemoryMiB)
+	}
+	if fi, err := os.Stat(spec.RuntimeDir); err != nil || !fi.IsDir() {
+		return st, fmt.Errorf("runtime dir %s: %v", spec.RuntimeDir, err)
+	}
+	if spec.Net != nil && spec.Net.TAP != "" {
+		return st, fmt.Errorf("MapMemory was given TAP %s, which it must not open", spec.Net.TAP)
+	}
+	for _, disk := range spec.Disks {
+		if _, err := os.Stat(disk.Path); err != nil {
+			return st, fmt.Errorf("checking disk %s: %w", disk.ID, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(st.Dir, mappedFile), []byte(Version+"\n"), 0o600); err != nil {
+		return st, err
+	}
+	d.mu.Lock()
+	d.mapCalls = append(d.mapCalls, spec)
+	d.mu.Unlock()
+	out := st
+	out.Files = maps.Clone(st.Files)
+	out.Files[mappedFile] = mappedFile
+	return out, nil
+}
+
+// MapCalls returns the specs MapMemory mapped states with.
+func (d *Driver) MapCalls() []vmm.Spec {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]vmm.Spec(nil), d.mapCalls...)
+}
