@@ -592,7 +592,7 @@ func TestWarmCreateTakesTheSpareDisks(t *testing.T) {
 }
 
 func TestTemplateMemoryIsMapped(t *testing.T) {
-	w, _, _ := warmWorld(t, false)
+	w, nw, _ := warmWorld(t, false)
 	ctx := context.Background()
 	src := w.create("src")
 	tpl, err := w.D.SnapshotVM(ctx, "src", "tpl", nil)
@@ -604,14 +604,21 @@ func TestTemplateMemoryIsMapped(t *testing.T) {
 		t.Fatalf("%d MapMemory calls for one template, want 1", len(calls))
 	}
 	spec := calls[0]
-	if spec.CPUs != src.CPUs || spec.MemoryMiB != src.MemoryMiB || len(spec.Disks) < 2 || spec.Net == nil || spec.Net.TAP != "" {
-		t.Errorf("MapMemory spec = %+v; want the vm's sizes, its disks and a network device without a TAP", spec)
+	if spec.CPUs != src.CPUs || spec.MemoryMiB != src.MemoryMiB || len(spec.Disks) < 2 || spec.Net == nil || spec.Net.TAP == "" {
+		t.Errorf("MapMemory spec = %+v; want the vm's sizes, its disks and a network device on a TAP", spec)
 	}
 	for _, d := range spec.Disks[:2] {
 		if !strings.HasPrefix(d.Path, w.Layout.TemplatesDir+string(filepath.Separator)) {
 			t.Errorf("MapMemory ran on %s, not on the template's copy", d.Path)
 		}
 	}
+	nw.mu.Lock()
+	for vm, tap := range nw.taps {
+		if strings.HasPrefix(vm, ".map-") {
+			t.Errorf("the mapping still holds %s", tap)
+		}
+	}
+	nw.mu.Unlock()
 	if _, err := os.Stat(spec.RuntimeDir); !os.IsNotExist(err) {
 		t.Errorf("the mapping's runtime dir %s is left: %v", spec.RuntimeDir, err)
 	}

@@ -177,7 +177,9 @@ type MemoryMapper interface {
 	// file, and returns its new description; a state that has one already
 	// is returned as it is. spec describes the saved VM as a Restore's
 	// would, its disks the copies saved with the state (they are opened
-	// but never written); its TAP is not opened and its runtime directory
-	// is used and emptied. On error st is left as it was and still loads.
+	// but never written), its TAP one the caller holds for the call (the
+	// guest never runs, but the VMM may announce spec's MAC on it); its
+	// runtime directory is used and emptied. On error st is left as it
+	// was and still loads.
 	MapMemory(ctx context.Context, spec Spec, st State) (State, error)
 }

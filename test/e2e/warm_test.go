@@ -63,7 +63,7 @@ func testWarmCreate(t *testing.T, e *env, image string, sizes []int) {
 		t.Fatal(err)
 	}
 	if st.Files["memory"] == "" {
-		t.Errorf("template state %+v has no memory file: its memory was not mapped", st)
+		t.Errorf("template state %+v has no memory file: its memory was not mapped; events:\n%s", st, e.ok("events", "-n", "10"))
 	}
 	waitSpare(t, e, "bbt")
 	if out := e.ok("image", "list"); !strings.Contains(out, "bbt") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"banger/internal/fsutil"
 	"banger/internal/progress"
@@ -17,6 +18,27 @@ import (
 // template's memory: that VMM never runs its guest, and the MAC is not
 // part of the saved device model.
 const offlineMAC = "02:00:00:00:00:01"
+
+// mapTAPPrefix marks the TAP a mapping holds (by the name it holds it
+// under); what a crash left is freed at start.
+const mapTAPPrefix = ".map-"
+
+// releaseMapTAPs frees the TAPs mappings held when the daemon died.
+func (m *Manager) releaseMapTAPs(ctx context.Context) {
+	if m.net == nil {
+		return
+	}
+	held, err := m.store.TapAssignments(ctx)
+	if err != nil {
+		m.log.Warn("reading tap assignments", "err", err)
+		return
+	}
+	for _, a := range held {
+		if strings.HasPrefix(a.VM, mapTAPPrefix) {
+			m.net.ReleaseTAP(ctx, a.VM)
+		}
+	}
+}
 
 // mapTemplateMemory rewrites the saved state of the template being made
 // in dir (whose disks are copied there already) so that its memory is a
@@ -50,7 +72,7 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 	// and a runtime directory of its own.
 	src := row
 	src.Dir = dir
-	src.RuntimeDir = filepath.Join(filepath.Dir(row.RuntimeDir), ".map-"+fsutil.RandomHex())
+	src.RuntimeDir = filepath.Join(filepath.Dir(row.RuntimeDir), mapTAPPrefix+fsutil.RandomHex())
 	if err := os.MkdirAll(src.RuntimeDir, 0o700); err != nil {
 		return err
 	}
@@ -60,8 +82,19 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 		return err
 	}
 	spec.ConsoleLog = filepath.Join(src.RuntimeDir, "console.log")
-	if row.TAP != "" {
-		spec.Net = &vmm.Net{MAC: offlineMAC}
+	if row.TAP != "" && m.net != nil {
+		// The network device's features depend on its backend (a TAP
+		// offers offloads a hub port does not), and a stream loads only
+		// where they match: the mapping's QEMU holds a TAP of the pool
+		// for the time it runs, with no lease, so nothing it might send
+		// goes anywhere (egress drops what no lease owns).
+		key := mapTAPPrefix + filepath.Base(src.RuntimeDir)
+		tap, err := m.net.AcquireTAP(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer m.net.ReleaseTAP(context.Background(), key)
+		spec.Net = &vmm.Net{TAP: tap, MAC: offlineMAC}
 	}
 	p.Step("map", fmt.Sprintf("mapping the template's memory (%d MiB) into a file its warm creates share", row.MemoryMiB))
 	mapped, err := mm.MapMemory(ctx, spec, st)

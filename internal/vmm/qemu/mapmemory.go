@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"banger/internal/vmm"
@@ -24,9 +23,9 @@ var _ vmm.MemoryMapper = (*Driver)(nil)
 // shared, without ever running the guest, then saves that QEMU again with
 // x-ignore-shared: the new stream holds only the device state, and the
 // file the memory. Restores of the result map the file privately
-// (Restore). The QEMU it runs has its network device on a hub port of
-// its own, not on spec's TAP: the netdev backend is not part of the
-// saved state.
+// (Restore). The QEMU it runs has its network device on spec's TAP:
+// virtio-net offers the offloads of its backend, and a stream saved on a
+// TAP loads only where they are offered.
 func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vmm.State, error) {
 	if st.Driver != "qemu" {
 		return st, fmt.Errorf("%w: it was saved by the %q driver, not qemu", ErrIncompatibleState, st.Driver)
@@ -58,7 +57,7 @@ func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vm
 	if diff := saved.diff(deviceModel(args)); diff != "" {
 		return st, fmt.Errorf("%w: the VM's device model differs from the saved one (%s)", ErrIncompatibleState, diff)
 	}
-	h, err := d.launch(ctx, spec, accel, mem, append(offline(args), "-incoming", "defer"))
+	h, err := d.launch(ctx, spec, accel, mem, append(args, "-incoming", "defer"))
 	if err != nil {
 		return st, err
 	}
@@ -98,18 +97,6 @@ func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vm
 	}
 	out.Bytes = diskUsage(st.Dir, out.Files)
 	return out, nil
-}
-
-// offline puts the network device of a QEMU command line on a hub port
-// instead of a TAP, for a QEMU whose guest never runs.
-func offline(args []string) []string {
-	out := append([]string(nil), args...)
-	for i := 0; i+1 < len(out); i++ {
-		if out[i] == "-netdev" && strings.HasPrefix(out[i+1], "tap,") {
-			out[i+1] = "hubport,id=net0,hubid=0"
-		}
-	}
-	return out
 }
 
 func syncFile(path string) error {

@@ -18,7 +18,7 @@ var _ vmm.MemoryMapper = (*Driver)(nil)
 
 // MapMemory implements vmm.MemoryMapper as its contract says, as far as
 // a caller can see: spec must describe the saved VM (its sizes) on disks
-// that exist, with a runtime directory and no TAP to open; the state
+// that exist, with a runtime directory; the state
 // gains a file, and a mapped state is returned as it is. The specs it was
 // given are kept for tests (MapCalls).
 func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vmm.State, error) {
@@ -33,9 +33,6 @@ func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vm
 	}
 	if fi, err := os.Stat(spec.RuntimeDir); err != nil || !fi.IsDir() {
 		return st, fmt.Errorf("runtime dir %s: %v", spec.RuntimeDir, err)
-	}
-	if spec.Net != nil && spec.Net.TAP != "" {
-		return st, fmt.Errorf("MapMemory was given TAP %s, which it must not open", spec.Net.TAP)
 	}
 	for _, disk := range spec.Disks {
 		if _, err := os.Stat(disk.Path); err != nil {
