@@ -207,17 +207,22 @@ func (m *Manager) pinHostKey(ctx context.Context, row *store.VM, cl *agentproto.
 	if err != nil {
 		return fmt.Errorf("reading the guest's ssh host key: %w", err)
 	}
-	if len(keys.Keys) == 0 {
+	return m.pinKeys(ctx, row, keys.Keys)
+}
+
+// pinKeys pins keys, the guest's SSH host keys, as row's.
+func (m *Manager) pinKeys(ctx context.Context, row *store.VM, keys []string) error {
+	if len(keys) == 0 {
 		return errors.New("the guest reported no ssh host key")
 	}
-	row.HostKey = keys.Keys[0]
+	row.HostKey = keys[0]
 	ip := ""
 	if m.net != nil {
 		if a, ok := m.net.Addr(ctx, row.Name); ok {
 			ip = a.String()
 		}
 	}
-	return m.hosts.Pin(row.Name, ip, keys.Keys)
+	return m.hosts.Pin(row.Name, ip, keys)
 }
 
 func (m *Manager) saveVM(r store.VM) error {
@@ -256,7 +261,7 @@ func (m *Manager) waitSSH(ctx context.Context, row *store.VM, cl *agentproto.Cli
 				return ctx.Err()
 			}
 			return errdefs.Unavailable("vm %s: ssh did not answer within %s; console:\n%s", row.Name, limit, vmm.TailLines(filepath.Join(row.Dir, ConsoleLog), 15))
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"banger/api"
@@ -358,12 +359,19 @@ func (m *Manager) forkIdentity(name string, addr netip.Addr, mac string) (agentp
 // clock is best effort; the other two are not: a fork that shares its
 // parent's random stream or keys is refused.
 func (m *Manager) reidentify(ctx context.Context, row *store.VM, cl *agentproto.Client, id agentproto.ReidentifyRequest) error {
-	if res, err := cl.SetClock(ctx, time.Now()); err != nil {
-		m.log.Warn("setting a fork's clock", "vm", row.Name, "err", err)
-	} else {
-		m.log.Info("fork's clock set", "vm", row.Name, "moved", res.Moved)
-	}
-	if _, err := cl.Reseed(ctx, nil); err != nil {
+	// The clock and the reseed are independent calls: one round trip to
+	// a guest that has just woken up, not two.
+	var clock sync.WaitGroup
+	clock.Go(func() {
+		if res, err := cl.SetClock(ctx, time.Now()); err != nil {
+			m.log.Warn("setting a fork's clock", "vm", row.Name, "err", err)
+		} else {
+			m.log.Info("fork's clock set", "vm", row.Name, "moved", res.Moved)
+		}
+	})
+	_, err := cl.Reseed(ctx, nil)
+	clock.Wait()
+	if err != nil {
 		return err
 	}
 	res, err := cl.Reidentify(ctx, id)
@@ -372,7 +380,8 @@ func (m *Manager) reidentify(ctx context.Context, row *store.VM, cl *agentproto.
 	}
 	m.log.Info("fork reidentified", "vm", row.Name, "machine_id", res.MachineID)
 	if len(res.HostKeys.Keys) > 0 {
-		return m.pinHostKey(ctx, row, cl)
+		// The keys the guest made, as it reported them.
+		return m.pinKeys(ctx, row, res.HostKeys.Keys)
 	}
 	return nil
 }
