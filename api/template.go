@@ -16,9 +16,11 @@ type Template struct {
 	CPUs      int   `json:"cpus"`
 	MemoryMiB int   `json:"memory_mib"`
 	DiskBytes int64 `json:"disk_bytes"`
-	// AuthSync is the auth sync list of the VM it was saved from: the
-	// credentials its disks and memory may hold. A create whose VM is not
-	// to receive all of them does not start from it.
+	// AuthSync names the tools whose credentials the VM it was saved
+	// from had ever received (at a boot, on request, or from the state it
+	// was restored from): the credentials its disks and memory may hold.
+	// A create whose VM is not to receive all of them does not start
+	// from it.
 	AuthSync []string `json:"auth_sync,omitempty"`
 	// VMM and VMMVersion wrote the state; another version may refuse it.
 	VMM        string `json:"vmm"`

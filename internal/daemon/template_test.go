@@ -447,6 +447,7 @@ func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 // not to receive them never starts from it. An explicit template is
 // refused with the way out; the automatic one is passed over for a boot.
 func TestTemplateCredentialsStayWhereTheyBelong(t *testing.T) {
+	hostCreds(t)
 	w, _, _ := warmWorld(t, true)
 	ctx := context.Background()
 	boots := w.Driver.Boots()

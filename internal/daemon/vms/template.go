@@ -163,11 +163,15 @@ func (m *Manager) snapshot(ctx context.Context, vm, name string, auto bool, p pr
 	defer os.RemoveAll(tmp) // gone once renamed
 	final := filepath.Join(m.templatesDir(), name)
 	t := api.Template{
-		Name: name, Image: row.Image, Auto: auto, From: vm, AuthSync: row.AuthSync, CPUs: row.CPUs, MemoryMiB: row.MemoryMiB,
+		Name: name, Image: row.Image, Auto: auto, From: vm, CPUs: row.CPUs, MemoryMiB: row.MemoryMiB,
 		DiskBytes: row.DiskBytes, VMM: m.driver.Name(), CreatedAt: time.Now(),
 	}
 	if err := m.saveTemplate(ctx, snap, row, &t, tmp, final, p); err != nil {
 		return api.Template{}, fmt.Errorf("keeping vm %q as template %q: %w", vm, name, err)
+	}
+	// Read after the save: a copy recorded before it may be in the state.
+	if t.AuthSync, err = m.Credentials(ctx, vm); err != nil {
+		return api.Template{}, err
 	}
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {

@@ -119,6 +119,9 @@ func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api
 	if err != nil {
 		return api.VM{}, err
 	}
+	if err := m.inheritCredentials(ctx, row.Name, t.AuthSync); err != nil {
+		return api.VM{}, err
+	}
 	p.Step("create", fmt.Sprintf("creating vm %s from template %s of image %s", row.Name, t.Name, t.Image))
 	if authNote != "" {
 		p.Step("auth", authNote)
