@@ -27,6 +27,7 @@ type identities struct {
 	reseeds int
 	reqs    []agentproto.ReidentifyRequest
 	refuse  bool
+	hold    func() // if set, runs before a reidentify is answered
 }
 
 func (g *identities) serve(w *world) {
@@ -41,6 +42,12 @@ func (g *identities) serve(w *world) {
 		var req agentproto.ReidentifyRequest
 		if err := json.Unmarshal(h.Args, &req); err != nil {
 			return err
+		}
+		g.mu.Lock()
+		hold := g.hold
+		g.mu.Unlock()
+		if hold != nil {
+			hold()
 		}
 		g.mu.Lock()
 		refuse := g.refuse

@@ -97,9 +97,10 @@ func fits(req api.CreateVMRequest, t api.Template, defaults bool) bool {
 // createWarm makes a VM from template t; the caller holds its claim. On
 // failure nothing is left: no disk, lease, TAP, process or row.
 func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api.Template, p progress.Func) (api.VM, error) {
-	// A delete waits for the creates that read the template.
-	m.templates.RLock()
-	defer m.templates.RUnlock()
+	// A delete waits for the creates reading the template, until their
+	// restore has what it needs of its files (restoredone.go).
+	unlock := m.readLockTemplates()
+	defer unlock()
 	t, err := m.Template(ctx, t.Name)
 	if err != nil {
 		return api.VM{}, err
@@ -108,6 +109,7 @@ func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api
 	if err != nil {
 		return api.VM{}, err
 	}
+	src.Done = unlock
 	im, err := m.images.Bootable(ctx, t.Image)
 	if err != nil {
 		return api.VM{}, fmt.Errorf("template %q: %w", t.Name, err)
