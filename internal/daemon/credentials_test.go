@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -100,5 +101,45 @@ func TestCredentialsCarriedByForksAndWarmCreates(t *testing.T) {
 	}
 	if !slices.Equal(again.AuthSync, []string{"pi"}) {
 		t.Errorf("template of a warm-created vm records %q, want [pi] (its template held them)", again.AuthSync)
+	}
+}
+
+// A template saved before the record existed recorded only its VM's auth
+// sync list, which a 'vm auth sync' could exceed: it counts as holding
+// every tool's credentials.
+func TestOlderTemplateCountsAsHoldingEveryCredential(t *testing.T) {
+	w, _, _ := warmWorld(t, false)
+	ctx := context.Background()
+	none := []string{}
+	w.createWith(api.CreateVMRequest{Name: "src", AuthSync: &none})
+	tpl, err := w.D.SnapshotVM(ctx, "src", "old", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tpl.Received || len(tpl.AuthSync) != 0 {
+		t.Fatalf("new template = received %v, %q; want a record of nothing received", tpl.Received, tpl.AuthSync)
+	}
+	// Rewrite its description as a banger from before the record wrote it.
+	meta := filepath.Join(tpl.Dir, "template.json")
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	delete(raw, "auth_sync_received")
+	b, _ = json.Marshal(raw)
+	if err := os.WriteFile(meta, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.D.Template(ctx, "old")
+	if err != nil || !slices.Equal(got.AuthSync, []string{"opencode", "claude", "pi"}) {
+		t.Errorf("older template = %+v, %v; want it to count as holding every tool", got, err)
+	}
+	_, err = w.D.CreateVM(ctx, api.CreateVMRequest{Name: "clean", Image: "old", AuthSync: &none}, nil)
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("create with --no-auth-sync from an older template: %v; want a conflict", err)
 	}
 }

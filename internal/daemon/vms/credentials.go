@@ -3,6 +3,7 @@ package vms
 import (
 	"context"
 
+	"banger/internal/authsync"
 	"banger/internal/store"
 )
 
@@ -40,3 +41,8 @@ func (m *Manager) inheritCredentials(ctx context.Context, vm string, received []
 	}
 	return m.store.Tx(ctx, func(tx *store.Tx) error { return tx.AddVMCredentials(ctx, vm, received) })
 }
+
+// olderTemplateCredentials is what a template saved before the record
+// existed counts as holding: it recorded its VM's auth sync list, which a
+// 'vm auth sync' on request could exceed, so every tool's credentials.
+func olderTemplateCredentials() []string { return authsync.All() }

@@ -99,6 +99,9 @@ func (m *Manager) readTemplate(name string) (api.Template, error) {
 	if t.Name != name {
 		return api.Template{}, fmt.Errorf("reading template %q: its description names %q", name, t.Name)
 	}
+	if !t.Received {
+		t.AuthSync = olderTemplateCredentials()
+	}
 	t.Dir = dir
 	t.Bytes = diskBytes(dir)
 	t.StateBytes = diskBytes(filepath.Join(dir, StateDir))
@@ -173,6 +176,7 @@ func (m *Manager) snapshot(ctx context.Context, vm, name string, auto bool, p pr
 	if t.AuthSync, err = m.Credentials(ctx, vm); err != nil {
 		return api.Template{}, err
 	}
+	t.Received = true
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return api.Template{}, err
