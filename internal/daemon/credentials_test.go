@@ -119,7 +119,51 @@ func TestOlderTemplateCountsAsHoldingEveryCredential(t *testing.T) {
 	if !tpl.Received || len(tpl.AuthSync) != 0 {
 		t.Fatalf("new template = received %v, %q; want a record of nothing received", tpl.Received, tpl.AuthSync)
 	}
-	// Rewrite its description as a banger from before the record wrote it.
+	stripReceived(t, tpl)
+	got, err := w.D.Template(ctx, "old")
+	if err != nil || !slices.Equal(got.AuthSync, []string{"opencode", "claude", "pi"}) {
+		t.Errorf("older template = %+v, %v; want it to count as holding every tool", got, err)
+	}
+	_, err = w.D.CreateVM(ctx, api.CreateVMRequest{Name: "clean", Image: "old", AuthSync: &none}, nil)
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("create with --no-auth-sync from an older template: %v; want a conflict", err)
+	}
+}
+
+// An automatic template from before the record would pass for holding
+// every credential and be passed over by the default image's VMs that
+// get none: the next cold boot of the image replaces it, so creates are
+// warm again.
+func TestOlderAutomaticTemplateReplaced(t *testing.T) {
+	w, _, _ := warmWorld(t, true)
+	ctx := context.Background()
+	none := []string{}
+	w.createWith(api.CreateVMRequest{Name: "first", AuthSync: &none})
+	auto, err := w.D.Template(ctx, "default-warm")
+	if err != nil || !auto.Auto {
+		t.Fatalf("automatic template = %+v, %v", auto, err)
+	}
+	stripReceived(t, auto)
+	boots := w.Driver.Boots()
+	w.createWith(api.CreateVMRequest{Name: "second", AuthSync: &none})
+	if got := w.Driver.Boots() - boots; got != 1 {
+		t.Fatalf("%d boots for a vm without credentials; want a cold boot, the older template passed over", got)
+	}
+	again, err := w.D.Template(ctx, "default-warm")
+	if err != nil || !again.Received || again.From != "second" || len(again.AuthSync) != 0 {
+		t.Fatalf("automatic template after the cold boot = %+v, %v; want it made again from vm second with its record", again, err)
+	}
+	boots = w.Driver.Boots()
+	w.createWith(api.CreateVMRequest{Name: "third", AuthSync: &none})
+	if got := w.Driver.Boots() - boots; got != 0 {
+		t.Errorf("%d boots for the next vm; want it restored from the new template", got)
+	}
+}
+
+// stripReceived rewrites t's description as a banger from before the
+// credential record wrote it.
+func stripReceived(t *testing.T, tpl api.Template) {
+	t.Helper()
 	meta := filepath.Join(tpl.Dir, "template.json")
 	b, err := os.ReadFile(meta)
 	if err != nil {
@@ -133,13 +177,5 @@ func TestOlderTemplateCountsAsHoldingEveryCredential(t *testing.T) {
 	b, _ = json.Marshal(raw)
 	if err := os.WriteFile(meta, b, 0o600); err != nil {
 		t.Fatal(err)
-	}
-	got, err := w.D.Template(ctx, "old")
-	if err != nil || !slices.Equal(got.AuthSync, []string{"opencode", "claude", "pi"}) {
-		t.Errorf("older template = %+v, %v; want it to count as holding every tool", got, err)
-	}
-	_, err = w.D.CreateVM(ctx, api.CreateVMRequest{Name: "clean", Image: "old", AuthSync: &none}, nil)
-	if !errors.Is(err, errdefs.ErrConflict) {
-		t.Errorf("create with --no-auth-sync from an older template: %v; want a conflict", err)
 	}
 }

@@ -2,8 +2,11 @@ package vms
 
 import (
 	"context"
+	"fmt"
 
+	"banger/api"
 	"banger/internal/authsync"
+	"banger/internal/progress"
 	"banger/internal/store"
 )
 
@@ -46,3 +49,20 @@ func (m *Manager) inheritCredentials(ctx context.Context, vm string, received []
 // existed counts as holding: it recorded its VM's auth sync list, which a
 // 'vm auth sync' on request could exceed, so every tool's credentials.
 func olderTemplateCredentials() []string { return authsync.All() }
+
+// replaceOlderAuto removes t, an image's automatic template, if it was
+// saved before the record: it counts as holding every credential, so the
+// VMs of its image that are not to receive them all (those of a pulled
+// image, by default) would never start from it again. It reports whether
+// t is gone, so that the VM just booted is kept in its place.
+func (m *Manager) replaceOlderAuto(ctx context.Context, t api.Template, p progress.Func) bool {
+	if !t.Auto || t.Received {
+		return false
+	}
+	p.Step("template", fmt.Sprintf("replacing template %s, saved before banger recorded the credentials a template's vm received", t.Name))
+	if err := m.DeleteTemplate(ctx, t.Name); err != nil {
+		m.log.Warn("replacing an older automatic template", "template", t.Name, "err", err)
+		return false
+	}
+	return true
+}

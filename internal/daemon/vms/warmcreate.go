@@ -158,8 +158,10 @@ func (m *Manager) autoTemplate(ctx context.Context, vm api.VM, p progress.Func) 
 	if _, ok := m.driver.(vmm.Snapshotter); !ok {
 		return
 	}
-	if _, err := m.Template(ctx, name); err == nil {
-		return
+	if t, err := m.Template(ctx, name); err == nil {
+		if !m.replaceOlderAuto(ctx, t, p) {
+			return
+		}
 	}
 	p.Step("template", fmt.Sprintf("keeping %s as template %s, so that the next vm of image %s starts warm (warm_templates = false turns this off)", vm.Name, name, vm.Image))
 	if _, err := m.snapshot(ctx, vm.Name, name, true, p); err != nil {
