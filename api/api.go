@@ -77,6 +77,9 @@ type Image struct {
 	Tools     []string  `json:"tools"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Templates are the image's templates (api/template.go), in list and
+	// show answers; left out when it has none.
+	Templates []Template `json:"templates,omitempty"`
 }
 
 // RegisterImageRequest is the body of POST /v1/images.

@@ -16,10 +16,17 @@ type Template struct {
 	CPUs      int   `json:"cpus"`
 	MemoryMiB int   `json:"memory_mib"`
 	DiskBytes int64 `json:"disk_bytes"`
-	// AuthSync is the auth sync list of the VM it was saved from: the
-	// credentials its disks and memory may hold. A create whose VM is not
-	// to receive all of them does not start from it.
+	// AuthSync names the tools whose credentials the VM it was saved
+	// from had ever received (at a boot, on request, or from the state it
+	// was restored from): the credentials its disks and memory may hold.
+	// A create whose VM is not to receive all of them does not start
+	// from it.
 	AuthSync []string `json:"auth_sync,omitempty"`
+	// Received marks a template whose AuthSync is what its VM received.
+	// Templates saved before banger kept that record have only their VM's
+	// auth sync list, which can be narrower; they count as holding every
+	// tool's credentials (AuthSync says so when they are read).
+	Received bool `json:"auth_sync_received,omitempty"`
 	// VMM and VMMVersion wrote the state; another version may refuse it.
 	VMM        string `json:"vmm"`
 	VMMVersion string `json:"vmm_version"`

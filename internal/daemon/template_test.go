@@ -30,6 +30,7 @@ type identities struct {
 	reseeds int
 	reqs    []agentproto.ReidentifyRequest
 	refuse  bool
+	hold    func() // if set, runs before a reidentify is answered
 }
 
 func (g *identities) serve(w *world) {
@@ -44,6 +45,12 @@ func (g *identities) serve(w *world) {
 		var req agentproto.ReidentifyRequest
 		if err := json.Unmarshal(h.Args, &req); err != nil {
 			return err
+		}
+		g.mu.Lock()
+		hold := g.hold
+		g.mu.Unlock()
+		if hold != nil {
+			hold()
 		}
 		g.mu.Lock()
 		refuse := g.refuse
@@ -450,6 +457,7 @@ func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 // not to receive them never starts from it. An explicit template is
 // refused with the way out; the automatic one is passed over for a boot.
 func TestTemplateCredentialsStayWhereTheyBelong(t *testing.T) {
+	hostCreds(t)
 	w, _, _ := warmWorld(t, true)
 	ctx := context.Background()
 	boots := w.Driver.Boots()

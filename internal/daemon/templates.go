@@ -6,6 +6,48 @@ import (
 	"banger/api"
 )
 
+// Images lists the images, each with its templates: the list the API,
+// the CLI's 'image list --json' and the web UI show.
+func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
+	ims, err := d.Service.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := d.Manager.Templates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ims {
+		ims[i].Templates = templatesOf(ts, ims[i].Name)
+	}
+	return ims, nil
+}
+
+// Image returns an image with its templates.
+func (d *Daemon) Image(ctx context.Context, name string) (api.Image, error) {
+	im, err := d.Service.Image(ctx, name)
+	if err != nil {
+		return im, err
+	}
+	ts, err := d.Manager.Templates(ctx)
+	if err != nil {
+		return api.Image{}, err
+	}
+	im.Templates = templatesOf(ts, name)
+	return im, nil
+}
+
+// templatesOf picks image's templates out of ts; nil for none.
+func templatesOf(ts []api.Template, image string) []api.Template {
+	var out []api.Template
+	for _, t := range ts {
+		if t.Image == image {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // Templates belong to the VM manager (internal/daemon/vms/template.go)
 // and to their image: deleting or pruning images removes them too.
 

@@ -30,6 +30,10 @@ type page struct {
 	Kernels []api.Kernel
 	Events  []api.LogEntry // newest first
 
+	// The dashboard's templates, and the one a delete confirms.
+	Templates []api.Template
+	Template  *api.Template
+
 	VM          *vmView
 	Sessions    []api.Session
 	SessionsErr string
@@ -105,6 +109,10 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	}
 	p := page{Title: "VMs", VMs: vms, Blank: vmView{State: api.VMStopped, Uptime: "-", CPU: "-", Mem: "-", IP: "-"}}
 	if p.Images, err = s.d.Images(ctx); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	if p.Templates, err = s.d.Templates(ctx); err != nil {
 		s.failErr(w, r, err)
 		return
 	}

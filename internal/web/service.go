@@ -9,7 +9,8 @@ import (
 )
 
 // Service is what the web UI needs of the daemon: reads of VMs, images,
-// kernels, sessions and events, and the three VM actions.
+// kernels, templates, sessions and events, the three VM actions and
+// the template delete.
 type Service interface {
 	VMs(ctx context.Context) ([]api.VM, error)
 	VM(ctx context.Context, name string) (api.VM, error)
@@ -22,4 +23,5 @@ type Service interface {
 	Sessions(ctx context.Context, vm string) ([]api.Session, error)
 	SessionLogs(ctx context.Context, vm, name string, req api.SessionLogsRequest, w io.Writer) error
 	Events(ctx context.Context, subject string, afterID int64, limit int) ([]api.LogEntry, error)
+	Templates
 }

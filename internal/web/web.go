@@ -123,6 +123,8 @@ func (s *Server) routeTable() []route {
 		{"POST /vms/{name}/{action}", http.HandlerFunc(s.act)},
 		{"GET /vms/{name}/sessions/{session}", http.HandlerFunc(s.sessionPage)},
 		{"GET /vms/{name}/sessions/{session}/log", http.HandlerFunc(s.sessionLog)},
+		{"GET /templates/{name}/confirm", http.HandlerFunc(s.templateConfirm)},
+		{"POST /templates/{name}/delete", http.HandlerFunc(s.templateDelete)},
 		{"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusNotFound, "no such page: "+r.URL.Path)
 		})},
@@ -166,7 +168,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"index", "vm", "session", "confirm", "error"} {
+	for _, name := range []string{"index", "vm", "session", "confirm", "tconfirm", "error"} {
 		pages[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(assets,
 			"assets/templates/layout.html", "assets/templates/parts.html", "assets/templates/"+name+".html"))
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -85,6 +86,7 @@ func (g *Ops) syncAuth(ctx context.Context, vm string, tools []string, cl *agent
 		return res, fmt.Errorf("finding the home directory to sync credentials into vm %s from: %w", vm, err)
 	}
 	var files []agentproto.File
+	var sent []string // the tools of files, each once
 	for _, t := range authsync.Files(tools) {
 		data, err := readSmall(filepath.Join(home, t.File))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -98,9 +100,16 @@ func (g *Ops) syncAuth(ctx context.Context, vm string, tools []string, cl *agent
 		}
 		files = append(files, agentproto.File{Path: t.File, Mode: 0o600, Content: data})
 		res.Files = append(res.Files, t.File)
+		if !slices.Contains(sent, t.Name) {
+			sent = append(sent, t.Name)
+		}
 	}
 	if len(files) == 0 {
 		return res, nil
+	}
+	// Recorded first: a copy that fails half way may have left some.
+	if err := g.vms.RecordCredentials(ctx, vm, sent); err != nil {
+		return res, fmt.Errorf("could not record the credentials (%s) vm %s is to receive, so none were copied: %w", strings.Join(sent, ", "), vm, err)
 	}
 	if err := cl.PutFiles(ctx, files); err != nil {
 		return res, fmt.Errorf("could not copy credentials (%s) into vm %s: %w", strings.Join(res.Files, ", "), vm, err)

@@ -23,6 +23,9 @@ type VMs interface {
 	Agent(ctx context.Context, vm string) (*agentproto.Client, error)
 	// VM returns a VM's record (its auth_sync list, for the auth sync).
 	VM(ctx context.Context, vm string) (api.VM, error)
+	// RecordCredentials records that vm is about to receive the
+	// credentials of tools; on error it must not receive them.
+	RecordCredentials(ctx context.Context, vm string, tools []string) error
 	// Hold claims a VM for an operation until release is called.
 	Hold(vm, what string) (release func(), err error)
 }

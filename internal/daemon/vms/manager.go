@@ -96,8 +96,8 @@ type Manager struct {
 	claims claims.Set // VM name -> the operation that holds it
 
 	// templates keeps template deletes apart from the creates that read
-	// a template (template.go); tmplClaims keeps two saves of one name
-	// apart.
+	// a template until their restore has its files (restoredone.go);
+	// tmplClaims keeps two saves of one name apart.
 	templates  sync.RWMutex
 	tmplClaims claims.Set
 

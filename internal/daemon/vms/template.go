@@ -99,6 +99,9 @@ func (m *Manager) readTemplate(name string) (api.Template, error) {
 	if t.Name != name {
 		return api.Template{}, fmt.Errorf("reading template %q: its description names %q", name, t.Name)
 	}
+	if !t.Received {
+		t.AuthSync = olderTemplateCredentials()
+	}
 	t.Dir = dir
 	t.Bytes, t.SpareBytes = templateBytes(dir)
 	t.StateBytes = diskBytes(filepath.Join(dir, StateDir))
@@ -163,13 +166,18 @@ func (m *Manager) snapshot(ctx context.Context, vm, name string, auto bool, p pr
 	defer os.RemoveAll(tmp) // gone once renamed
 	final := filepath.Join(m.templatesDir(), name)
 	t := api.Template{
-		Name: name, Image: row.Image, Auto: auto, From: vm, AuthSync: row.AuthSync, CPUs: row.CPUs, MemoryMiB: row.MemoryMiB,
+		Name: name, Image: row.Image, Auto: auto, From: vm, CPUs: row.CPUs, MemoryMiB: row.MemoryMiB,
 		DiskBytes: row.DiskBytes, VMM: m.driver.Name(), CreatedAt: time.Now(),
 	}
 	if err := m.saveTemplate(ctx, snap, row, &t, tmp, final, p); err != nil {
 		return api.Template{}, fmt.Errorf("keeping vm %q as template %q: %w", vm, name, err)
 	}
 	m.mapTemplateMemory(ctx, row, tmp, final, p)
+	// Read after the save: a copy recorded before it may be in the state.
+	if t.AuthSync, err = m.Credentials(ctx, vm); err != nil {
+		return api.Template{}, err
+	}
+	t.Received = true
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return api.Template{}, err

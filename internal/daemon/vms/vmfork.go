@@ -123,6 +123,14 @@ func (m *Manager) ForkVM(ctx context.Context, src string, req api.ForkVMRequest,
 	if err != nil {
 		return api.VM{}, err
 	}
+	// Read after the save: the twin holds what its parent had received.
+	received, err := m.Credentials(ctx, parent.Name)
+	if err == nil {
+		err = m.inheritCredentials(ctx, row.Name, received)
+	}
+	if err != nil {
+		return api.VM{}, err
+	}
 	if err := m.restoreNew(ctx, snap, &row, im, st, &undo, p); err != nil {
 		return api.VM{}, err
 	}

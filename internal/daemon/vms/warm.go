@@ -22,6 +22,9 @@ type WarmSource struct {
 	// directory (RootfsFile, WorkFile); they are copied (reflink, else
 	// sparse) into the new VM's directory.
 	Dir string
+	// Done, when set, is called once the restore no longer reads the
+	// files of State and Dir (restoredone.go); they may go from then on.
+	Done func()
 }
 
 // restoreAs starts row, a new VM whose row is recorded (creating) and
@@ -36,6 +39,7 @@ func (m *Manager) restoreAs(ctx context.Context, src WarmSource, row *store.VM, 
 	if err != nil {
 		return err
 	}
+	snap = doneAfterRestore(snap, src.Done)
 	if m.net == nil {
 		return errdefs.Unsupported("vm %q: a restored vm needs banger's network to be given its own address; create it with --cold", row.Name)
 	}

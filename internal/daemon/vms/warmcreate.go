@@ -97,9 +97,10 @@ func fits(req api.CreateVMRequest, t api.Template, defaults bool) bool {
 // createWarm makes a VM from template t; the caller holds its claim. On
 // failure nothing is left: no disk, lease, TAP, process or row.
 func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api.Template, p progress.Func) (api.VM, error) {
-	// A delete waits for the creates that read the template.
-	m.templates.RLock()
-	defer m.templates.RUnlock()
+	// A delete waits for the creates reading the template, until their
+	// restore has what it needs of its files (restoredone.go).
+	unlock := m.readLockTemplates()
+	defer unlock()
 	t, err := m.Template(ctx, t.Name)
 	if err != nil {
 		return api.VM{}, err
@@ -108,6 +109,7 @@ func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api
 	if err != nil {
 		return api.VM{}, err
 	}
+	src.Done = unlock
 	im, err := m.images.Bootable(ctx, t.Image)
 	if err != nil {
 		return api.VM{}, fmt.Errorf("template %q: %w", t.Name, err)
@@ -117,6 +119,9 @@ func (m *Manager) createWarm(ctx context.Context, req api.CreateVMRequest, t api
 	defer undo.run()
 	row, authNote, err := m.insertVM(ctx, req, im, false, &undo)
 	if err != nil {
+		return api.VM{}, err
+	}
+	if err := m.inheritCredentials(ctx, row.Name, t.AuthSync); err != nil {
 		return api.VM{}, err
 	}
 	p.Step("create", fmt.Sprintf("creating vm %s from template %s of image %s", row.Name, t.Name, t.Image))
@@ -153,8 +158,10 @@ func (m *Manager) autoTemplate(ctx context.Context, vm api.VM, p progress.Func) 
 	if _, ok := m.driver.(vmm.Snapshotter); !ok {
 		return
 	}
-	if _, err := m.Template(ctx, name); err == nil {
-		return
+	if t, err := m.Template(ctx, name); err == nil {
+		if !m.replaceOlderAuto(ctx, t, p) {
+			return
+		}
 	}
 	p.Step("template", fmt.Sprintf("keeping %s as template %s, so that the next vm of image %s starts warm (warm_templates = false turns this off)", vm.Name, name, vm.Image))
 	if _, err := m.snapshot(ctx, vm.Name, name, true, p); err != nil {
