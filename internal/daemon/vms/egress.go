@@ -130,7 +130,7 @@ func (n *HostNetwork) EgressEnforced() bool {
 	return n.egress.rules != nil
 }
 
-// SyncEgress reads every VM's address and policy and applies them.
+// SyncEgress reads every VM's address, policy and TAP and applies them.
 func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	e := n.egress
 	e.syncMu.Lock()
@@ -143,13 +143,21 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	held, err := e.st.TapAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	taps := map[string]string{}
+	for _, a := range held {
+		taps[strings.ToLower(a.VM)] = a.Tap
+	}
 	byAddr := map[netip.Addr]vmEgress{}
 	var vms []network.VMEgress
 	for _, l := range leases {
 		rec, ok := pols[l.VM]
 		p := e.effective(rec, ok)
 		byAddr[l.Addr] = vmEgress{name: l.VM, policy: p}
-		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p})
+		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p, Tap: taps[strings.ToLower(l.VM)]})
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
