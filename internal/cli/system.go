@@ -27,7 +27,7 @@ banger is usually not on root's PATH, so run it as:
 
   sudo "$(command -v banger)" system setup`,
 	}
-	cmd.AddCommand(a.systemSetupCmd(), a.systemTeardownCmd(), a.systemStatusCmd())
+	cmd.AddCommand(a.systemSetupCmd(), a.systemTeardownCmd(), a.systemStatusCmd(), a.systemEgressHelperCmd())
 	return cmd
 }
 
@@ -55,8 +55,9 @@ func (a *app) systemSetupCmd() *cobra.Command {
 bridge_ip on cidr, tap_pool_size TAPs owned by the user who ran sudo, an
 nftables table 'ip banger' (masquerade, forwarding for the bridge, DNS on
 bridge_ip:53 to the daemon), IPv4 forwarding, *.vm routing in
-systemd-resolved, and the boot unit banger-network.service that rebuilds all
-this at boot. Run it again after changing those settings; a second run changes
+systemd-resolved, the boot unit banger-network.service that rebuilds all
+this at boot, and banger-egress.service, the helper that writes your
+daemon's egress policies into nftables (see 'system egress-helper'). Run it again after changing those settings; a second run changes
 nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
