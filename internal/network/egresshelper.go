@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"banger/api/errdefs"
@@ -158,7 +159,13 @@ func (c *EgressClient) call(req helperRequest) (helperResponse, error) {
 	for attempt := 0; ; attempt++ {
 		fresh := c.conn == nil
 		if fresh {
-			if err := c.dialLocked(); err != nil {
+			// A helper that answered before and broke is restarting:
+			// wait for it. A first connection (Ping) is not waited for.
+			wait := time.Duration(0)
+			if attempt > 0 || c.lastSync != nil {
+				wait = helperRestartWait
+			}
+			if err := c.dialLocked(wait); err != nil {
 				return helperResponse{}, err
 			}
 			if c.lastSync != nil && req.Op != "sync" {
@@ -180,8 +187,17 @@ func (c *EgressClient) call(req helperRequest) (helperResponse, error) {
 	}
 }
 
-func (c *EgressClient) dialLocked() error {
+// helperRestartWait is how long a dial waits for a helper that is
+// restarting (its socket missing or refusing).
+const helperRestartWait = 3 * time.Second
+
+func (c *EgressClient) dialLocked(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	conn, err := net.DialTimeout("unix", c.socket, 2*time.Second)
+	for err != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		conn, err = net.DialTimeout("unix", c.socket, 2*time.Second)
+	}
 	if err != nil {
 		return fmt.Errorf("reaching the egress helper at %s: %w; run '%s' (it installs and starts the helper)", c.socket, err, SetupCommand)
 	}
