@@ -378,9 +378,13 @@ func TestRootEgressAntiSpoofing(t *testing.T) {
 		a, _ := netlink.ParseAddr(peerAddr + "/32")
 		return netlink.AddrAdd(l, a)
 	})
-	// Control: with no tables, the borrowed address gets out.
+	// Control: with no tables, the borrowed address gets out, and the
+	// host believes the guest's ARP for it.
 	if !w.udpArrives(t, w.guest, peerAddr, publicA) {
 		t.Fatal("control: a datagram from the borrowed address did not arrive without any rules")
+	}
+	if mac := w.hostNeighbour(t, peerAddr); mac != w.guestMAC(t) {
+		t.Fatalf("control: the host's neighbour entry for %s is %q, want the guest's %s", peerAddr, mac, w.guestMAC(t))
 	}
 	// The guest may reach nothing, its peer everything.
 	w.sync(t, vmPolicy(guestAddr, EgressNone, false), vmPolicy(peerAddr, EgressFull, false))
@@ -392,6 +396,9 @@ func TestRootEgressAntiSpoofing(t *testing.T) {
 	}
 	if w.udpArrives(t, w.guest, guestAddr, publicA) {
 		t.Error("the guest's own datagram got out under none")
+	}
+	if mac := w.hostNeighbour(t, peerAddr); mac == w.guestMAC(t) {
+		t.Errorf("the host took the guest's ARP claim to %s (%s)", peerAddr, mac)
 	}
 	// A TAP no VM holds sends nothing.
 	free := vmPolicy(peerAddr, EgressFull, false)
@@ -411,4 +418,63 @@ func TestRootEgressAntiSpoofing(t *testing.T) {
 	if !w.udpArrives(t, w.peer, peerAddr, publicA) {
 		t.Error("the peer's own datagram did not arrive once its tap was bound again")
 	}
+}
+
+// hostNeighbour flushes the host's neighbour entry for addr, makes the
+// host ask for it (a datagram to it) and returns the MAC it learned, ""
+// when none answered. The peer answers no ARP meanwhile, so only the
+// guest's claim to the peer's address could answer.
+func (w *egressWorld) hostNeighbour(t *testing.T, addr string) string {
+	t.Helper()
+	arp := func(on bool) func() error {
+		return func() error {
+			l, _ := netlink.LinkByName("eth0")
+			if on {
+				return netlink.LinkSetARPOn(l)
+			}
+			return netlink.LinkSetARPOff(l)
+		}
+	}
+	w.must(t, w.peer, arp(false))
+	defer w.must(t, w.peer, arp(true))
+	var mac string
+	w.must(t, w.host, func() error {
+		br, err := netlink.LinkByName(w.spec.Bridge)
+		if err != nil {
+			return err
+		}
+		ip := net.ParseIP(addr)
+		netlink.NeighDel(&netlink.Neigh{LinkIndex: br.Attrs().Index, IP: ip})
+		c, err := net.Dial("udp4", net.JoinHostPort(addr, "9"))
+		if err != nil {
+			return err
+		}
+		c.Write([]byte("who?"))
+		c.Close()
+		time.Sleep(500 * time.Millisecond)
+		ns, err := netlink.NeighList(br.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if n.IP.Equal(ip) && n.HardwareAddr != nil {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return nil
+	})
+	return mac
+}
+
+func (w *egressWorld) guestMAC(t *testing.T) string {
+	t.Helper()
+	var mac string
+	w.must(t, w.guest, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err == nil {
+			mac = l.Attrs().HardwareAddr.String()
+		}
+		return err
+	})
+	return mac
 }
