@@ -136,9 +136,16 @@ func TestRootEgressHelper(t *testing.T) {
 	if after := (&egressWorld{nsWorld: w}).listTable(t); after != before {
 		t.Errorf("the tables changed across a helper restart:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	// Another user cannot even connect.
+	// Another user cannot even connect; and were the socket open to all,
+	// the helper would still hang up on them (SO_PEERCRED).
 	if out, err := runAs(t, exe, "intruder", env, testUID+1, testGID+1); err != nil {
 		t.Errorf("another uid: %v\n%s", err, out)
+	}
+	if err := os.Chmod(env.Socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runAs(t, exe, "intruder-open", env, testUID+1, testGID+1); err != nil {
+		t.Errorf("another uid on an open socket: %v\n%s", err, out)
 	}
 }
 
@@ -174,6 +181,12 @@ func TestRootEgressHelperProcess(t *testing.T) {
 			System: NewSystem(WithStateDir(env.StateDir))})
 	case "client":
 		err = helperClient(env)
+	case "intruder-open":
+		if err = HelperEgress(env.Socket).Ping(); err == nil {
+			err = errors.New("another uid was answered on an open socket")
+		} else {
+			err = nil
+		}
 	case "intruder":
 		err = HelperEgress(env.Socket).Ping()
 		if err == nil || !errors.Is(err, syscall.EACCES) {

@@ -205,3 +205,26 @@ func TestHelperClientNamesTheFixWhenNoHelperAnswers(t *testing.T) {
 		t.Errorf("ping without a helper: %v; want an error naming system setup", err)
 	}
 }
+
+// The helper answers its own version, refuses another and anything that
+// is not a request, before it looks at any record.
+func TestHelperRefusesOtherVersionsAndGarbage(t *testing.T) {
+	o := EgressHelperOptions{}
+	for _, c := range []struct {
+		line string
+		kind errdefs.Kind
+		want string
+	}{
+		{`{"v":2,"op":"sync"}`, errdefs.KindUnsupported, "protocol version 2; this helper speaks 1"},
+		{`{"op":"ping"}`, errdefs.KindUnsupported, "protocol version 0"},
+		{`not json`, errdefs.KindInvalid, "not a request"},
+	} {
+		resp := handleHelper([]byte(c.line), o)
+		if errdefs.Kind(resp.Kind) != c.kind || !strings.Contains(resp.Error, c.want) {
+			t.Errorf("%s: %+v; want %s containing %q", c.line, resp, c.kind, c.want)
+		}
+	}
+	if resp := handleHelper([]byte(`{"v":1,"op":"ping"}`), o); resp.Error != "" {
+		t.Errorf("ping: %+v", resp)
+	}
+}
