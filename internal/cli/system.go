@@ -103,9 +103,9 @@ func (a *app) systemTeardownCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove exactly what 'system setup' created",
-		Long: `Remove the boot unit, the *.vm routing, the nftables table 'ip banger', and
-the TAPs and bridge banger created; turn IPv4 forwarding off only if banger
-turned it on. Interfaces banger did not create are left alone. Refuses while
+		Long: `Remove the boot unit and the egress helper's unit, the *.vm routing, the
+nftables tables 'ip banger' and banger_egress, and the TAPs and bridge
+banger created; turn IPv4 forwarding off only if banger turned it on. Interfaces banger did not create are left alone. Refuses while
 VMs use their TAPs unless --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -131,8 +131,8 @@ func (a *app) systemStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each piece of the host network and what fixes it",
-		Long: `Check the bridge, the TAPs, IPv4 forwarding, NAT, *.vm routing and the boot
-unit without changing anything. NAT can only be checked as root. The exit
+		Long: `Check the bridge, the TAPs, IPv4 forwarding, NAT, *.vm routing, the boot
+unit and the egress helper without changing anything. NAT can only be checked as root. The exit
 status is 1 when a piece is missing or wrong.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
