@@ -228,3 +228,84 @@ func TestHelperRefusesOtherVersionsAndGarbage(t *testing.T) {
 		t.Errorf("ping: %+v", resp)
 	}
 }
+
+// TestHelperClientWaitsForARestartingHelper: a helper that goes away and
+// comes back within helperRestartWait costs the daemon no failed call.
+func TestHelperClientWaitsForARestartingHelper(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "h.sock")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ops []string
+	// serve answers on ln; the first helper dies after one answer (its
+	// connection and socket gone), the second lives until ln closes.
+	serve := func(ln net.Listener, dies bool) {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r := bufio.NewReader(c)
+			for {
+				line, err := readLine(r)
+				if err != nil {
+					break
+				}
+				var req helperRequest
+				json.Unmarshal(line, &req)
+				mu.Lock()
+				ops = append(ops, req.Op)
+				mu.Unlock()
+				c.Write([]byte(`{"v":1}` + "\n"))
+				if dies {
+					break
+				}
+			}
+			c.Close()
+			if dies {
+				ln.Close()
+				return
+			}
+		}
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go serve(ln, true)
+	c := HelperEgress(sock)
+	if err := c.Sync(EgressSpec{Bridge: "banger0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // the first helper is gone
+	back := make(chan net.Listener, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(500 * time.Millisecond)
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Error(err)
+			back <- nil
+			return
+		}
+		wg.Add(1)
+		go serve(l, false)
+		back <- l
+	}()
+	if err := c.Learn(netip.MustParseAddr("172.16.0.2"), nil, time.Minute); err != nil {
+		t.Errorf("a call while the helper restarts: %v", err)
+	}
+	c.Close()
+	if l := <-back; l != nil {
+		l.Close()
+	}
+	wg.Wait()
+	mu.Lock()
+	got := strings.Join(ops, " ")
+	mu.Unlock()
+	if got != "sync sync learn" {
+		t.Errorf("ops = %q; want the sync, then after the restart the sync again and the learn", got)
+	}
+}
