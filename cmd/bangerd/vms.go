@@ -65,9 +65,12 @@ func hostNetwork(ctx context.Context, cfg config.Config, layout paths.Layout, st
 		}
 	}
 	n := vms.NewHostNetwork(cfg, st, os.Getuid())
-	// Egress policies need nftables; a daemon without CAP_NET_ADMIN finds
-	// out at its first sync and records policies without enforcing them.
-	n.EnforceEgress(network.HostEgress(), log)
+	// Egress policies need nftables: written directly with CAP_NET_ADMIN,
+	// else through the user's egress helper ('system setup' installs it).
+	// Without either, policies other than full are refused.
+	n.EnforceEgressWith(func() (network.Egress, error) {
+		return network.DaemonEgress(network.EgressHelperDir, os.Getuid())
+	}, log)
 	var upstreams []netip.AddrPort
 	for _, a := range cfg.DefaultDNS {
 		upstreams = append(upstreams, netip.AddrPortFrom(a, 53))

@@ -20,7 +20,7 @@ func (a *app) doctorCmd() *cobra.Command {
 		Short: "Check that this host can run banger VMs, and say how to fix what is missing",
 		Long: `Check this host: KVM, the VMM binary (Firecracker, or QEMU with vmm = "qemu"),
 the default image's kernel, e2fsprogs, the tun device, banger's bridge, TAP
-pool, NAT, forwarding and .vm name resolution, free disk, the SSH key and the
+pool, NAT, forwarding, the egress helper and .vm name resolution, free disk, the SSH key and the
 daemon. Every check that does not pass prints the command that
 fixes it. The exit status is 1 when any check fails.`,
 		Args: cobra.NoArgs,

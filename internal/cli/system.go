@@ -27,7 +27,7 @@ banger is usually not on root's PATH, so run it as:
 
   sudo "$(command -v banger)" system setup`,
 	}
-	cmd.AddCommand(a.systemSetupCmd(), a.systemTeardownCmd(), a.systemStatusCmd())
+	cmd.AddCommand(a.systemSetupCmd(), a.systemTeardownCmd(), a.systemStatusCmd(), a.systemEgressHelperCmd())
 	return cmd
 }
 
@@ -55,8 +55,9 @@ func (a *app) systemSetupCmd() *cobra.Command {
 bridge_ip on cidr, tap_pool_size TAPs owned by the user who ran sudo, an
 nftables table 'ip banger' (masquerade, forwarding for the bridge, DNS on
 bridge_ip:53 to the daemon), IPv4 forwarding, *.vm routing in
-systemd-resolved, and the boot unit banger-network.service that rebuilds all
-this at boot. Run it again after changing those settings; a second run changes
+systemd-resolved, the boot unit banger-network.service that rebuilds all
+this at boot, and banger-egress.service, the helper that writes your
+daemon's egress policies into nftables (see 'system egress-helper'). Run it again after changing those settings; a second run changes
 nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,9 +103,9 @@ func (a *app) systemTeardownCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove exactly what 'system setup' created",
-		Long: `Remove the boot unit, the *.vm routing, the nftables table 'ip banger', and
-the TAPs and bridge banger created; turn IPv4 forwarding off only if banger
-turned it on. Interfaces banger did not create are left alone. Refuses while
+		Long: `Remove the boot unit and the egress helper's unit, the *.vm routing, the
+nftables tables 'ip banger' and banger_egress, and the TAPs and bridge
+banger created; turn IPv4 forwarding off only if banger turned it on. Interfaces banger did not create are left alone. Refuses while
 VMs use their TAPs unless --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -130,8 +131,8 @@ func (a *app) systemStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each piece of the host network and what fixes it",
-		Long: `Check the bridge, the TAPs, IPv4 forwarding, NAT, *.vm routing and the boot
-unit without changing anything. NAT can only be checked as root. The exit
+		Long: `Check the bridge, the TAPs, IPv4 forwarding, NAT, *.vm routing, the boot
+unit and the egress helper without changing anything. NAT can only be checked as root. The exit
 status is 1 when a piece is missing or wrong.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

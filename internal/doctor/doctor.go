@@ -82,6 +82,7 @@ func Checks() []Check {
 		{"ip-forward", networkPiece("ip-forward")},
 		{"nat", networkPiece("nat")},
 		{"boot-unit", checkBootUnit},
+		{"egress", checkEgressHelper},
 		{"vm-dns", checkVMDNS},
 		{"disk", checkDisk},
 		{"ssh-key", checkSSHKey},

@@ -13,8 +13,12 @@
 //     addresses, Pool hands out TAPs, DNSServer answers names, KernelArgs
 //     tells the guest its address, CheckConfigChange guards the lease table.
 //   - Egress (egress.go) keeps each VM's network policy in banger's
-//     egress tables (HostEgress); it needs CAP_NET_ADMIN, so only a daemon
-//     running as root enforces policies.
+//     egress tables, and binds each TAP to its VM's address. Writing them
+//     needs CAP_NET_ADMIN: a daemon running as root uses HostEgress; an
+//     unprivileged one uses HelperEgress, the client of the egress helper
+//     (egresshelper*.go), a root process 'system setup' installs that
+//     checks every request against the user's setup record
+//     (DaemonEgress picks).
 //
 // Every host effect sits behind a narrow interface (Links, Firewall,
 // Sysctl, Resolved, Units) so the orchestration is unit-tested with fakes;

@@ -237,6 +237,12 @@ func (p EgressPolicy) digest(addr netip.Addr) string {
 type VMEgress struct {
 	Addr   netip.Addr
 	Policy EgressPolicy
+	// Tap is the TAP the VM holds while it runs ("" when stopped). IPv4
+	// and ARP entering the bridge from one of banger's TAPs must carry
+	// the address of the VM holding that TAP: a guest that takes another
+	// VM's address must not get that VM's policy. Traffic from a TAP no
+	// VM holds is dropped.
+	Tap string
 }
 
 // EgressSpec is the network the policy rules guard.

@@ -136,6 +136,62 @@ type egressState struct {
 	lanOK   []netip.Addr
 	dnsRedi []netip.Addr
 	sets    map[string]bool
+	taps    []tapBinding // the bridge table's anti-spoofing set
+}
+
+// tapBinding is one element of the bridge table's tap_addr set: the only
+// IPv4 source allowed in from a TAP.
+type tapBinding struct {
+	tap  string
+	addr netip.Addr
+}
+
+func compareBinding(a, b tapBinding) int {
+	if c := strings.Compare(a.tap, b.tap); c != 0 {
+		return c
+	}
+	return a.addr.Compare(b.addr)
+}
+
+// tapBindings are the bindings vms ask for, sorted.
+func tapBindings(vms []VMEgress) []tapBinding {
+	var out []tapBinding
+	for _, v := range vms {
+		if v.Tap != "" {
+			out = append(out, tapBinding{v.Tap, v.Addr})
+		}
+	}
+	slices.SortFunc(out, compareBinding)
+	return out
+}
+
+// bindingKey is the concatenated set key: the interface name padded to
+// IFNAMSIZ, then the IPv4 address.
+func bindingKey(b tapBinding) []byte {
+	k := make([]byte, unix.IFNAMSIZ, unix.IFNAMSIZ+4)
+	copy(k, b.tap)
+	return append(k, b.addr.AsSlice()...)
+}
+
+func readBindings(c *nftables.Conn) ([]tapBinding, error) {
+	set, err := c.GetSetByName(egressBridgeTable(), "tap_addr")
+	if err != nil {
+		return nil, nil // no bridge table (or an older one): rebuilt
+	}
+	els, err := c.GetSetElements(set)
+	if err != nil {
+		return nil, fmt.Errorf("reading the taps' addresses: %w", err)
+	}
+	var out []tapBinding
+	for _, e := range els {
+		if len(e.Key) != unix.IFNAMSIZ+4 {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(e.Key[unix.IFNAMSIZ:])
+		out = append(out, tapBinding{strings.TrimRight(string(e.Key[:unix.IFNAMSIZ]), "\x00"), a})
+	}
+	slices.SortFunc(out, compareBinding)
+	return out, nil
 }
 
 func (nftEgress) read(c *nftables.Conn) (*egressState, error) {
@@ -203,6 +259,9 @@ func (nftEgress) read(c *nftables.Conn) (*egressState, error) {
 		}
 		slices.SortFunc(*s.into, netip.Addr.Compare)
 	}
+	if st.taps, err = readBindings(c); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -246,7 +305,8 @@ func (e nftEgress) Sync(spec EgressSpec, vms []VMEgress) error {
 		}
 		return flushEgress(c)
 	}
-	same := slices.Equal(st.lanOK, lanOK) && slices.Equal(st.dnsRedi, redirect) && len(st.vms) == len(vms)
+	same := slices.Equal(st.lanOK, lanOK) && slices.Equal(st.dnsRedi, redirect) && len(st.vms) == len(vms) &&
+		slices.Equal(st.taps, tapBindings(vms))
 	keep := map[netip.Addr]bool{}
 	for _, v := range vms {
 		if st.vms[v.Addr] == vmComment(v) {
@@ -417,7 +477,7 @@ func (e nftEgress) build(c *nftables.Conn, spec EgressSpec, vms []VMEgress, lanO
 	}
 	add(guard, "banger: nothing else from guests reaches the host", verdict(expr.VerdictDrop))
 
-	return e.buildBridge(c, spec, lanOK)
+	return e.buildBridge(c, spec, lanOK, tapBindings(vms))
 }
 
 func (nftEgress) addVM(c *nftables.Conn, t *nftables.Table, spec EgressSpec, v VMEgress, deny, deny6 *nftables.Set) error {
@@ -459,9 +519,11 @@ func (nftEgress) addVM(c *nftables.Conn, t *nftables.Table, spec EgressSpec, v V
 	return nil
 }
 
-// buildBridge adds the bridge-family table: IP from a TAP to another port
-// of the bridge (VM to VM) is dropped unless the sender may reach the LAN.
-func (nftEgress) buildBridge(c *nftables.Conn, spec EgressSpec, lanOK []netip.Addr) error {
+// buildBridge adds the bridge-family table: IPv4 and ARP from a TAP must
+// carry the address of the VM holding it (prerouting, before anything
+// routes or bridges it), and IP from a TAP to another port of the bridge
+// (VM to VM) is dropped unless the sender may reach the LAN.
+func (nftEgress) buildBridge(c *nftables.Conn, spec EgressSpec, lanOK []netip.Addr, taps []tapBinding) error {
 	t := egressBridgeTable()
 	c.AddTable(t)
 	lan := &nftables.Set{Table: t, Name: "lan_ok", KeyType: nftables.TypeIPAddr}
@@ -478,6 +540,9 @@ func (nftEgress) buildBridge(c *nftables.Conn, spec EgressSpec, lanOK []netip.Ad
 	proto := func(p uint16) []expr.Any {
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(p)}}
 	}
+	if err := addAntiSpoof(c, t, onBridge, proto, taps); err != nil {
+		return err
+	}
 	for _, r := range []struct {
 		cmt   string
 		exprs []expr.Any
@@ -485,6 +550,49 @@ func (nftEgress) buildBridge(c *nftables.Conn, spec EgressSpec, lanOK []netip.Ad
 		{"banger: VMs allowed the LAN reach other VMs", concat(onBridge, proto(unix.ETH_P_IP), lookup(lan, 12, 4), verdict(expr.VerdictAccept))},
 		{"banger: no IP between VMs", concat(onBridge, proto(unix.ETH_P_IP), verdict(expr.VerdictDrop))},
 		{"banger: no IPv6 between VMs", concat(onBridge, proto(unix.ETH_P_IPV6), verdict(expr.VerdictDrop))},
+	} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs, UserData: comment(r.cmt)})
+	}
+	return nil
+}
+
+// addAntiSpoof adds the bridge table's prerouting chain: from one of
+// banger's TAPs, IPv4 whose source and ARP whose sender address is not
+// the one bound to that TAP (tap_addr) is dropped. An ARP probe (sender
+// 0.0.0.0) claims no address and passes.
+func addAntiSpoof(c *nftables.Conn, t *nftables.Table, onBridge []expr.Any, proto func(uint16) []expr.Any, taps []tapBinding) error {
+	set := &nftables.Set{Table: t, Name: "tap_addr", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr), Concatenation: true}
+	els := make([]nftables.SetElement, 0, len(taps))
+	for _, b := range taps {
+		els = append(els, nftables.SetElement{Key: bindingKey(b)})
+	}
+	if err := c.AddSet(set, els); err != nil {
+		return err
+	}
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Table: t, Name: "prerouting", Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-200), Policy: &accept})
+	// The key is built in 32-bit registers: the name fills 8..11, the
+	// address 12.
+	notBound := func(offset uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 8},
+			&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+			&expr.Lookup{SourceRegister: 8, SetName: set.Name, SetID: set.ID, Invert: true},
+		}
+	}
+	arpSender := uint32(14) // after hardware and protocol types, sizes, opcode and sender MAC
+	probe := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: arpSender, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+	for _, r := range []struct {
+		cmt   string
+		exprs []expr.Any
+	}{
+		{"banger: IPv4 from a tap carries the address of the VM holding it", concat(onBridge, proto(unix.ETH_P_IP), notBound(12), verdict(expr.VerdictDrop))},
+		{"banger: ARP probes claim no address", concat(onBridge, proto(unix.ETH_P_ARP), probe, verdict(expr.VerdictAccept))},
+		{"banger: ARP from a tap carries the address of the VM holding it", concat(onBridge, proto(unix.ETH_P_ARP), notBound(arpSender), verdict(expr.VerdictDrop))},
 	} {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs, UserData: comment(r.cmt)})
 	}

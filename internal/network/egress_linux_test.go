@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"banger/internal/config"
 	"banger/internal/testutil"
 )
 
@@ -171,7 +172,15 @@ func vmPolicy(addr string, mode EgressMode, lan bool, allow ...string) VMEgress 
 	if err != nil {
 		panic(err)
 	}
-	return VMEgress{Addr: netip.MustParseAddr(addr), Policy: p}
+	v := VMEgress{Addr: netip.MustParseAddr(addr), Policy: p}
+	// The ports newEgressWorld plugs the two stand-in VMs into.
+	switch addr {
+	case guestAddr:
+		v.Tap = TapName(config.Default().BridgeName, 8)
+	case peerAddr:
+		v.Tap = TapName(config.Default().BridgeName, 9)
+	}
+	return v
 }
 
 func TestRootEgressPolicies(t *testing.T) {
@@ -330,4 +339,142 @@ func TestRootTeardownRemovesEgressTables(t *testing.T) {
 	if s := w.listTable(t); s != "" {
 		t.Errorf("teardown left the egress tables:\n%s", s)
 	}
+}
+
+// udpArrives reports whether a datagram sent from ns with source src
+// reaches dst (in the uplink): nothing needs to come back, so it shows
+// what leaves the bridge, whatever the replies do.
+func (w *egressWorld) udpArrives(t *testing.T, ns *testutil.NetNS, src, dst string) bool {
+	t.Helper()
+	var pc net.PacketConn
+	w.must(t, w.uplink, func() (err error) {
+		pc, err = (&net.ListenConfig{Control: freeBind}).ListenPacket(context.Background(), "udp4", dst+":0")
+		return err
+	})
+	defer pc.Close()
+	w.must(t, ns, func() error {
+		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)}, pc.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 3 {
+			c.Write([]byte("spoof?"))
+		}
+		return nil
+	})
+	pc.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+	_, _, err := pc.ReadFrom(make([]byte, 16))
+	return err == nil
+}
+
+// TestRootEgressAntiSpoofing: a guest that takes another VM's address
+// does not get that VM's policy; its packets from the borrowed address
+// are dropped on the bridge.
+func TestRootEgressAntiSpoofing(t *testing.T) {
+	w := newEgressWorld(t)
+	w.must(t, w.guest, func() error {
+		l, _ := netlink.LinkByName("eth0")
+		a, _ := netlink.ParseAddr(peerAddr + "/32")
+		return netlink.AddrAdd(l, a)
+	})
+	// Control: with no tables, the borrowed address gets out, and the
+	// host believes the guest's ARP for it.
+	if !w.udpArrives(t, w.guest, peerAddr, publicA) {
+		t.Fatal("control: a datagram from the borrowed address did not arrive without any rules")
+	}
+	if mac := w.hostNeighbour(t, peerAddr); mac != w.guestMAC(t) {
+		t.Fatalf("control: the host's neighbour entry for %s is %q, want the guest's %s", peerAddr, mac, w.guestMAC(t))
+	}
+	// The guest may reach nothing, its peer everything.
+	w.sync(t, vmPolicy(guestAddr, EgressNone, false), vmPolicy(peerAddr, EgressFull, false))
+	if !w.udpArrives(t, w.peer, peerAddr, publicA) {
+		t.Error("the peer's own datagram did not arrive under full")
+	}
+	if w.udpArrives(t, w.guest, peerAddr, publicA) {
+		t.Error("a datagram from the guest with the peer's address got out under the peer's policy")
+	}
+	if w.udpArrives(t, w.guest, guestAddr, publicA) {
+		t.Error("the guest's own datagram got out under none")
+	}
+	if mac := w.hostNeighbour(t, peerAddr); mac == w.guestMAC(t) {
+		t.Errorf("the host took the guest's ARP claim to %s (%s)", peerAddr, mac)
+	}
+	// A TAP no VM holds sends nothing.
+	free := vmPolicy(peerAddr, EgressFull, false)
+	free.Tap = ""
+	w.sync(t, vmPolicy(guestAddr, EgressNone, false), free)
+	if w.udpArrives(t, w.peer, peerAddr, publicA) {
+		t.Error("a datagram from a tap no VM holds got out")
+	}
+	// The binding moves with the TAP: a resync that rebinds changes the
+	// table, one that does not leaves it alone.
+	w.sync(t, vmPolicy(guestAddr, EgressNone, false), vmPolicy(peerAddr, EgressFull, false))
+	before := w.listTable(t)
+	w.sync(t, vmPolicy(guestAddr, EgressNone, false), vmPolicy(peerAddr, EgressFull, false))
+	if after := w.listTable(t); after != before {
+		t.Errorf("a second sync changed the tables:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if !w.udpArrives(t, w.peer, peerAddr, publicA) {
+		t.Error("the peer's own datagram did not arrive once its tap was bound again")
+	}
+}
+
+// hostNeighbour flushes the host's neighbour entry for addr, makes the
+// host ask for it (a datagram to it) and returns the MAC it learned, ""
+// when none answered. The peer answers no ARP meanwhile, so only the
+// guest's claim to the peer's address could answer.
+func (w *egressWorld) hostNeighbour(t *testing.T, addr string) string {
+	t.Helper()
+	arp := func(on bool) func() error {
+		return func() error {
+			l, _ := netlink.LinkByName("eth0")
+			if on {
+				return netlink.LinkSetARPOn(l)
+			}
+			return netlink.LinkSetARPOff(l)
+		}
+	}
+	w.must(t, w.peer, arp(false))
+	defer w.must(t, w.peer, arp(true))
+	var mac string
+	w.must(t, w.host, func() error {
+		br, err := netlink.LinkByName(w.spec.Bridge)
+		if err != nil {
+			return err
+		}
+		ip := net.ParseIP(addr)
+		netlink.NeighDel(&netlink.Neigh{LinkIndex: br.Attrs().Index, IP: ip})
+		c, err := net.Dial("udp4", net.JoinHostPort(addr, "9"))
+		if err != nil {
+			return err
+		}
+		c.Write([]byte("who?"))
+		c.Close()
+		time.Sleep(500 * time.Millisecond)
+		ns, err := netlink.NeighList(br.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if n.IP.Equal(ip) && n.HardwareAddr != nil {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return nil
+	})
+	return mac
+}
+
+func (w *egressWorld) guestMAC(t *testing.T) string {
+	t.Helper()
+	var mac string
+	w.must(t, w.guest, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err == nil {
+			mac = l.Attrs().HardwareAddr.String()
+		}
+		return err
+	})
+	return mac
 }

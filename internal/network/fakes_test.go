@@ -180,6 +180,15 @@ type fakeUnits struct {
 	available bool
 	units     map[string]string
 	installs  int
+	restarts  map[string]int
+}
+
+func (f *fakeUnits) Restart(name string) error {
+	if f.restarts == nil {
+		f.restarts = map[string]int{}
+	}
+	f.restarts[name]++
+	return nil
 }
 
 func (f *fakeUnits) Available() bool { return f.available }

@@ -38,8 +38,10 @@ type Record struct {
 	// Resolved: banger routed *.vm lookups through systemd-resolved.
 	Resolved bool `json:"resolved"`
 	// Unit is the boot unit banger wrote, "" if none.
-	Unit      string    `json:"unit,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Unit string `json:"unit,omitempty"`
+	// EgressUnit is the egress helper's unit banger wrote, "" if none.
+	EgressUnit string    `json:"egress_unit,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // recordName is the file of the record of spec's network in ns:

@@ -86,7 +86,7 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 		if err := s.refuseReaddressingBusyTaps(old.Spec, spec); err != nil {
 			return r, err
 		}
-		rec.ForwardEnabled, rec.Resolved, rec.Unit = old.ForwardEnabled, old.Resolved, old.Unit
+		rec.ForwardEnabled, rec.Resolved, rec.Unit, rec.EgressUnit = old.ForwardEnabled, old.Resolved, old.Unit, old.EgressUnit
 		if old.Spec.Bridge != spec.Bridge {
 			if err := s.removeLinks(&r, old.Spec.Bridge, false); err != nil {
 				return r, fmt.Errorf("removing the previous bridge %s: %w", old.Spec.Bridge, err)
@@ -116,6 +116,9 @@ func (s *System) Setup(ctx context.Context, spec Spec, o SetupOptions) (r Report
 	}
 	if rec.Unit, err = s.ensureUnit(&r, spec, o, rec.Unit, ns); err != nil {
 		return r, fmt.Errorf("installing %s: %w", UnitName, err)
+	}
+	if rec.EgressUnit, err = s.ensureEgressUnit(&r, spec, o, rec.EgressUnit, ns); err != nil {
+		return r, fmt.Errorf("installing %s: %w", EgressUnitName, err)
 	}
 	return r, nil
 }
@@ -396,6 +399,44 @@ func (s *System) ensureUnit(r *Report, spec Spec, o SetupOptions, before string,
 	}
 	r.add("unit", Created, "%s enabled: rebuilds this network at boot (runs %s)", UnitName, s.exe)
 	return UnitName, nil
+}
+
+// ensureEgressUnit installs, enables and (re)starts the egress helper of
+// spec's user, so that user's unprivileged daemon can enforce egress
+// policies. A root daemon writes the tables itself and needs none.
+func (s *System) ensureEgressUnit(r *Report, spec Spec, o SetupOptions, before string, ns Namespace) (string, error) {
+	run := egressHelperCommand(spec)
+	switch {
+	case spec.UID == 0:
+		r.add("egress", Skipped, "a daemon running as root writes its egress tables itself")
+		return before, nil
+	case o.SkipUnit:
+		r.add("egress", Skipped, "not asked to install %s", EgressUnitName)
+		return before, nil
+	case !ns.Host():
+		r.add("egress", Skipped, "%s is not the host's, so no unit runs the egress helper; to enforce egress policies keep '%s' running in it", ns, run)
+		return before, nil
+	case !s.units.Available():
+		r.add("egress", Skipped, "systemd is not running here; to enforce egress policies keep '%s' running (start it again after each boot)", run)
+		return before, nil
+	}
+	content := egressUnitContent(s.exe, spec)
+	ok, err := s.units.Check(EgressUnitName, content)
+	if err != nil {
+		return before, err
+	}
+	if ok {
+		r.add("egress", Unchanged, "%s is enabled", EgressUnitName)
+		return EgressUnitName, nil
+	}
+	if err := s.units.Install(EgressUnitName, content); err != nil {
+		return before, err
+	}
+	if err := s.units.Restart(EgressUnitName); err != nil {
+		return EgressUnitName, err
+	}
+	r.add("egress", Created, "%s enabled and started: applies uid %d's egress policies (socket in %s)", EgressUnitName, spec.UID, EgressHelperDir)
+	return EgressUnitName, nil
 }
 
 func suffix(items []string) string {

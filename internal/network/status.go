@@ -62,7 +62,7 @@ func (s *System) Status(ctx context.Context, spec Spec) Status {
 		spec.Uplink = rec.Spec.Uplink // a setup --uplink choice is not in the config
 	}
 	st := Status{Spec: spec, Record: rec}
-	for _, check := range []func(Spec) PieceStatus{s.bridgeStatus, s.tapsStatus, s.forwardStatus, s.natStatus, s.resolvedStatus, s.unitStatus} {
+	for _, check := range []func(Spec) PieceStatus{s.bridgeStatus, s.tapsStatus, s.forwardStatus, s.natStatus, s.resolvedStatus, s.unitStatus, s.egressStatus} {
 		p := check(spec)
 		if (p.State == StateMissing || p.State == StateWrong) && p.Fix == "" {
 			p.Fix = SetupCommand
@@ -206,4 +206,32 @@ func (s *System) unitStatus(spec Spec) PieceStatus {
 		return piece("unit", StateMissing, "%s is missing, outdated or disabled, so the network is gone after a reboot", UnitName)
 	}
 	return piece("unit", StateOK, "%s is enabled", UnitName)
+}
+
+// egressStatus reports whether spec's user's egress helper answers: an
+// unprivileged daemon needs it to enforce network policies.
+func (s *System) egressStatus(spec Spec) PieceStatus {
+	if spec.UID == 0 {
+		return piece("egress", StateOK, "a daemon running as root writes its egress tables itself; no helper is needed")
+	}
+	ns, err := s.netns()
+	if err != nil {
+		return piece("egress", StateUnknown, "%v", err)
+	}
+	socket := EgressHelperSocket(s.helperDir, spec.UID, ns)
+	if err := s.pingHelper(socket); err == nil {
+		return piece("egress", StateOK, "the egress helper answers at %s, so network policies are enforced", socket)
+	}
+	const why = "so the daemon refuses network policies none and allow, and full VMs are not kept from private ranges and link-local"
+	if rec, _ := s.ReadRecord(); rec != nil && rec.EgressUnit != "" {
+		p := piece("egress", StateWrong, "%s is installed but no egress helper answers at %s, %s", rec.EgressUnit, socket, why)
+		p.Fix = "sudo systemctl restart " + rec.EgressUnit + "; see 'journalctl -u " + rec.EgressUnit + "'"
+		return p
+	}
+	if !ns.Host() || !s.units.Available() {
+		p := piece("egress", StateOff, "no egress helper answers at %s (no unit runs it here), %s", socket, why)
+		p.Fix = "keep '" + egressHelperCommand(spec) + "' running"
+		return p
+	}
+	return piece("egress", StateMissing, "no egress helper answers at %s, %s", socket, why)
 }

@@ -72,6 +72,10 @@ type System struct {
 	stateDir string
 	exe      string
 	log      *slog.Logger
+	// helperDir holds the egress helpers' sockets; pingHelper asks the
+	// one at a socket whether it answers.
+	helperDir  string
+	pingHelper func(socket string) error
 }
 
 // Option changes a System built by NewSystem.
@@ -99,6 +103,12 @@ func WithStateDir(dir string) Option { return func(s *System) { s.stateDir = dir
 // is the running executable.
 func WithExecutable(path string) Option { return func(s *System) { s.exe = path } }
 
+// WithEgressHelper checks for egress helpers in dir with ping instead of
+// EgressHelperDir and a real connection.
+func WithEgressHelper(dir string, ping func(socket string) error) Option {
+	return func(s *System) { s.helperDir, s.pingHelper = dir, ping }
+}
+
 // WithLogger logs each change; the default is silent.
 func WithLogger(l *slog.Logger) Option { return func(s *System) { s.log = l } }
 
@@ -106,14 +116,20 @@ func WithLogger(l *slog.Logger) Option { return func(s *System) { s.log = l } }
 // namespace and on this host's systemd.
 func NewSystem(opts ...Option) *System {
 	s := &System{
-		links:    HostLinks(),
-		fw:       HostFirewall(),
-		sysctl:   HostSysctl(),
-		resolved: HostResolved(),
-		units:    HostUnits(),
-		netns:    currentNamespace,
-		stateDir: DefaultStateDir,
-		log:      slog.New(slog.DiscardHandler),
+		links:     HostLinks(),
+		fw:        HostFirewall(),
+		sysctl:    HostSysctl(),
+		resolved:  HostResolved(),
+		units:     HostUnits(),
+		netns:     currentNamespace,
+		stateDir:  DefaultStateDir,
+		log:       slog.New(slog.DiscardHandler),
+		helperDir: EgressHelperDir,
+		pingHelper: func(socket string) error {
+			c := HelperEgress(socket)
+			defer c.Close()
+			return c.Ping()
+		},
 	}
 	for _, o := range opts {
 		o(s)

@@ -32,7 +32,13 @@ func newFakeHost(t *testing.T) *fakeHost {
 		units:    &fakeUnits{available: true, units: map[string]string{}},
 	}
 	h.sys = NewSystem(WithLinks(h.links), WithFirewall(h.fw), WithSysctl(h.sysctl), WithResolved(h.resolved),
-		WithUnits(h.units), WithStateDir(t.TempDir()), WithExecutable("/opt/banger/bin/banger"))
+		WithUnits(h.units), WithStateDir(t.TempDir()), WithExecutable("/opt/banger/bin/banger"),
+		WithEgressHelper(t.TempDir(), func(socket string) error {
+			if h.units.units[EgressUnitName] == "" {
+				return errors.New("no helper")
+			}
+			return nil
+		}))
 	h.sys.netns = func() (Namespace, error) { return Namespace{}, nil } // the host's, wherever the test runs
 	return h
 }
@@ -57,7 +63,7 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Action{"bridge": Created, "taps": Created, "ip-forward": Changed, "nat": Created, "resolved": Created, "unit": Created}
+	want := map[string]Action{"bridge": Created, "taps": Created, "ip-forward": Changed, "nat": Created, "resolved": Created, "unit": Created, "egress": Created}
 	if got := actions(r); !equalMaps(got, want) {
 		t.Errorf("first setup actions = %v, want %v", got, want)
 	}
@@ -82,6 +88,9 @@ func TestSetupBuildsEverythingThenIsIdempotent(t *testing.T) {
 	}
 	if !strings.Contains(h.units.units[UnitName], "ExecStart=/opt/banger/bin/banger system setup --boot") {
 		t.Errorf("unit = %q", h.units.units[UnitName])
+	}
+	if !strings.Contains(h.units.units[EgressUnitName], "ExecStart=/opt/banger/bin/banger system egress-helper --user 1000") || h.units.restarts[EgressUnitName] != 1 {
+		t.Errorf("egress unit = %q, started %d times; want the helper for uid 1000, started once", h.units.units[EgressUnitName], h.units.restarts[EgressUnitName])
 	}
 	if !h.sys.Status(ctx, spec).Ready() {
 		t.Errorf("status after setup not ready: %+v", h.sys.Status(ctx, spec))
@@ -147,7 +156,7 @@ func TestSetupRepairsDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Action{"bridge": Changed, "taps": Changed, "ip-forward": Changed, "nat": Created, "resolved": Unchanged, "unit": Unchanged}
+	want := map[string]Action{"bridge": Changed, "taps": Changed, "ip-forward": Changed, "nat": Created, "resolved": Unchanged, "unit": Unchanged, "egress": Unchanged}
 	if got := actions(r); !equalMaps(got, want) {
 		t.Errorf("repair actions = %v, want %v", got, want)
 	}
@@ -313,7 +322,7 @@ func TestTeardownRemovesOnlyWhatSetupMade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Action{"bridge": Removed, "taps": Removed, "ip-forward": Unchanged, "nat": Removed, "resolved": Removed, "unit": Removed}
+	want := map[string]Action{"bridge": Removed, "taps": Removed, "ip-forward": Unchanged, "nat": Removed, "resolved": Removed, "unit": Removed, "egress": Removed}
 	if got := actions(r); !equalMaps(got, want) {
 		t.Errorf("teardown actions = %v, want %v", got, want)
 	}

@@ -115,6 +115,10 @@ func (s *System) removeUnit(r *Report, ns Namespace) error {
 		return err
 	}
 	r.add("unit", removedOrAbsent(existed), "%s", UnitName)
+	if existed, err = s.units.Remove(EgressUnitName); err != nil {
+		return err
+	}
+	r.add("egress", removedOrAbsent(existed), "%s", EgressUnitName)
 	return nil
 }
 

@@ -24,8 +24,11 @@ type Units interface {
 	Check(name, content string) (bool, error)
 	// Install writes unit name and enables it.
 	Install(name, content string) error
-	// Remove disables and deletes unit name, reporting whether it existed.
+	// Remove stops, disables and deletes unit name, reporting whether it
+	// existed.
 	Remove(name string) (bool, error)
+	// Restart (re)starts unit name now.
+	Restart(name string) error
 }
 
 // unitContent is the boot unit running exe. It orders itself after
@@ -46,6 +49,37 @@ ExecStart=%s system setup --boot
 [Install]
 WantedBy=multi-user.target
 `, spec.Bridge, spec.Taps, systemdQuote(exe))
+}
+
+// EgressUnitName is the systemd unit running the egress helper.
+const EgressUnitName = "banger-egress.service"
+
+// egressHelperCommand runs the helper for spec's user.
+func egressHelperCommand(spec Spec) string {
+	return fmt.Sprintf(`sudo "$(command -v banger)" system egress-helper --user %d`, spec.UID)
+}
+
+// egressUnitContent runs exe's egress helper for spec's user, restarted
+// whenever it stops. It needs CAP_NET_ADMIN for the tables and CAP_CHOWN
+// to give the user its socket; nothing else.
+func egressUnitContent(exe string, spec Spec) string {
+	return fmt.Sprintf(`# Written by 'banger system setup'; 'banger system teardown' removes it.
+[Unit]
+Description=banger egress helper for uid %d (keeps its VMs' network policies in nftables)
+Wants=%s
+After=%s
+
+[Service]
+ExecStart=%s system egress-helper --user %d
+Restart=always
+RestartSec=2
+NoNewPrivileges=yes
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN
+ProtectSystem=full
+
+[Install]
+WantedBy=multi-user.target
+`, spec.UID, UnitName, UnitName, systemdQuote(exe), spec.UID)
 }
 
 // systemdQuote quotes a path for ExecStart when it needs it.
@@ -94,7 +128,7 @@ func (u systemdUnits) Remove(name string) (bool, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err := systemctl("disable", name); err != nil {
+	if err := systemctl("disable", "--now", name); err != nil {
 		return true, err
 	}
 	if err := os.Remove(path); err != nil {
@@ -102,6 +136,8 @@ func (u systemdUnits) Remove(name string) (bool, error) {
 	}
 	return true, systemctl("daemon-reload")
 }
+
+func (systemdUnits) Restart(name string) error { return systemctl("restart", name) }
 
 func systemctl(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

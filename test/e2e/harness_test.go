@@ -63,6 +63,10 @@ type env struct {
 
 	mu     sync.Mutex
 	daemon *exec.Cmd
+
+	// asUser and daemonWrap, set by newUnprivilegedEnv, run banger and
+	// bangerd as an unprivileged user (see unprivileged_test.go).
+	asUser, daemonWrap []string
 }
 
 // newEnv makes the namespace, directories and config; extra config lines
@@ -101,11 +105,20 @@ func (e *env) inNS(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// asUserNS is inNS for banger's own commands: as the env's user.
+func (e *env) asUserNS(name string, args ...string) *exec.Cmd {
+	if len(e.asUser) == 0 {
+		return e.inNS(name, args...)
+	}
+	return e.inNS(e.asUser[0], append(append(slices.Clone(e.asUser[1:]), name), args...)...)
+}
+
 // startDaemon starts bangerd in the namespace (setting up banger's network
 // there) and waits for it to answer.
 func (e *env) startDaemon(extraArgs ...string) {
 	e.t.Helper()
-	cmd := e.inNS(filepath.Join(binDir, "bangerd"), append([]string{"--setup-network"}, extraArgs...)...)
+	wrap := append(slices.Clone(e.daemonWrap), filepath.Join(binDir, "bangerd"), "--setup-network")
+	cmd := e.inNS(wrap[0], append(wrap[1:], extraArgs...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -170,7 +183,7 @@ func (e *env) run(args ...string) (string, string, int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := e.inNS(filepath.Join(binDir, "banger"), args...)
+	cmd := e.asUserNS(filepath.Join(binDir, "banger"), args...)
 	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
 	cmd.Env = e.vars
 	var out, errb bytes.Buffer

@@ -31,6 +31,8 @@ type PolicyNetwork interface {
 	// EgressEnforced reports whether policies reach the host; when not,
 	// only the default full policy may be asked for.
 	EgressEnforced() bool
+	// EgressRefusal says why policies are not enforced and what fixes it.
+	EgressRefusal() error
 }
 
 // Intervals of the denial events: counters are read every
@@ -56,11 +58,16 @@ type egressCtl struct {
 	// earlier one.
 	syncMu sync.Mutex
 
-	mu      sync.Mutex
-	rules   network.Egress // nil: not enforced
-	byAddr  map[netip.Addr]vmEgress
-	pending map[netip.Addr]*denials
-	log     *slog.Logger
+	mu    sync.Mutex
+	rules network.Egress // nil: not enforced
+	// find looks for rules while there are none (EnforceEgressWith);
+	// why is its last error, lastFind when it ran.
+	find     func() (network.Egress, error)
+	why      error
+	lastFind time.Time
+	byAddr   map[netip.Addr]vmEgress
+	pending  map[netip.Addr]*denials
+	log      *slog.Logger
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -92,6 +99,9 @@ func newEgressCtl(cfg config.Config, st *store.Store) *egressCtl {
 // Close stops it. Without it policies are recorded but not enforced.
 func (n *HostNetwork) EnforceEgress(rules network.Egress, log *slog.Logger) {
 	e := n.egress
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	e.mu.Lock()
 	e.rules, e.log = rules, log
 	e.mu.Unlock()
@@ -106,10 +116,57 @@ func (n *HostNetwork) EnforceEgress(rules network.Egress, log *slog.Logger) {
 			case <-e.stop:
 				return
 			case <-t.C:
+				if e.pickedUp() {
+					if err := n.SyncEgress(context.Background()); err != nil {
+						e.log.Warn("applying egress policies", "err", err)
+					}
+				}
 				e.poll()
 			}
 		}
 	}()
+}
+
+// EnforceEgressWith is EnforceEgress with rules find returns
+// (network.DaemonEgress). When find fails, policies other than full are
+// refused with its error, and find is asked again (at most every
+// egressPollEvery) before each sync and policy check, so an egress helper
+// started after the daemon is picked up; the first sync after that
+// applies every recorded policy.
+func (n *HostNetwork) EnforceEgressWith(find func() (network.Egress, error), log *slog.Logger) {
+	rules, err := find()
+	n.EnforceEgress(rules, log)
+	e := n.egress
+	e.mu.Lock()
+	e.find, e.why, e.lastFind = find, err, time.Now()
+	e.mu.Unlock()
+	if err != nil {
+		e.log.Warn("egress policies other than full are refused until this is fixed", "why", err)
+	}
+}
+
+// pickedUp reports whether find just found rules where there were none.
+func (e *egressCtl) pickedUp() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	had := e.rules != nil
+	return !had && e.rulesLocked() != nil
+}
+
+// rulesLocked returns the rules, asking find again when there are none;
+// e.mu is held.
+func (e *egressCtl) rulesLocked() network.Egress {
+	if e.rules != nil || e.find == nil || time.Since(e.lastFind) < egressPollEvery {
+		return e.rules
+	}
+	e.lastFind = time.Now()
+	if r, err := e.find(); err == nil {
+		e.rules, e.why = r, nil
+		e.log.Info("egress policies are enforced from now on")
+	} else {
+		e.why = err
+	}
+	return e.rules
 }
 
 // Close stops reading the deny counters and waits for it; the rules stay.
@@ -127,10 +184,20 @@ func (n *HostNetwork) EgressDNS() network.EgressDNS { return n.egress }
 func (n *HostNetwork) EgressEnforced() bool {
 	n.egress.mu.Lock()
 	defer n.egress.mu.Unlock()
-	return n.egress.rules != nil
+	return n.egress.rulesLocked() != nil
 }
 
-// SyncEgress reads every VM's address and policy and applies them.
+// EgressRefusal says why policies are not enforced and what fixes it.
+func (n *HostNetwork) EgressRefusal() error {
+	n.egress.mu.Lock()
+	defer n.egress.mu.Unlock()
+	if n.egress.why != nil {
+		return n.egress.why
+	}
+	return errors.New("it runs without CAP_NET_ADMIN and has no egress helper; run " + network.SetupCommand + ", which installs the helper, or run bangerd as root")
+}
+
+// SyncEgress reads every VM's address, policy and TAP and applies them.
 func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	e := n.egress
 	e.syncMu.Lock()
@@ -143,23 +210,31 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	held, err := e.st.TapAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	taps := map[string]string{}
+	for _, a := range held {
+		taps[strings.ToLower(a.VM)] = a.Tap
+	}
 	byAddr := map[netip.Addr]vmEgress{}
 	var vms []network.VMEgress
 	for _, l := range leases {
 		rec, ok := pols[l.VM]
 		p := e.effective(rec, ok)
 		byAddr[l.Addr] = vmEgress{name: l.VM, policy: p}
-		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p})
+		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p, Tap: taps[strings.ToLower(l.VM)]})
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.byAddr = byAddr
-	if e.rules == nil {
+	if e.rulesLocked() == nil {
 		return nil
 	}
 	if err := e.rules.Sync(e.spec, vms); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			e.rules = nil
+			e.rules, e.why = nil, fmt.Errorf("it may not change nftables (%v); run %s, which installs the egress helper, or run bangerd as root", err, network.SetupCommand)
 			e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
 			return nil
 		}
@@ -310,7 +385,7 @@ func (m *Manager) resolvePolicy(req *api.NetworkPolicy) (api.NetworkPolicy, erro
 		return api.NetworkPolicy{}, err
 	}
 	if pn, ok := m.net.(PolicyNetwork); ok && !pn.EgressEnforced() && (p.Mode != network.EgressFull || len(p.Allow) > 0) {
-		return api.NetworkPolicy{}, errdefs.Unsupported("network policy %s needs banger's nftables rules, which this daemon cannot write (it runs without CAP_NET_ADMIN); run bangerd as root, or use --network full", p.Mode)
+		return api.NetworkPolicy{}, errdefs.Unsupported("network policy %s needs banger's nftables rules, which this daemon cannot write: %v; or use --network full", p.Mode, pn.EgressRefusal())
 	}
 	return api.NetworkPolicy{Mode: string(p.Mode), Allow: p.Allow, AllowLAN: p.AllowLAN}, nil
 }

@@ -126,15 +126,16 @@ func (m *Manager) attachNetwork(ctx context.Context, row *store.VM, spec *vmm.Sp
 	if m.net == nil {
 		return netip.Addr{}, nil
 	}
+	// The address first: acquiring the TAP binds it to the address.
+	addr, mac, err := m.net.Allocate(ctx, row.Name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
 	tap, err := m.net.AcquireTAP(ctx, row.Name)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	undo.push(func() { m.net.ReleaseTAP(context.Background(), row.Name) })
-	addr, mac, err := m.net.Allocate(ctx, row.Name)
-	if err != nil {
-		return netip.Addr{}, err
-	}
 	row.TAP = tap
 	spec.Net = &vmm.Net{TAP: tap, MAC: mac}
 	return addr, nil

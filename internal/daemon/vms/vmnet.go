@@ -2,6 +2,7 @@ package vms
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 
 	"banger/internal/config"
@@ -64,12 +65,26 @@ func (n *HostNetwork) ReleaseLease(ctx context.Context, vm string) error {
 	return n.ipam.Release(ctx, vm)
 }
 
+// AcquireTAP hands vm a TAP and binds the VM's address to it in the
+// egress tables before the VMM opens it: until then nothing from that
+// TAP passes the bridge.
 func (n *HostNetwork) AcquireTAP(ctx context.Context, vm string) (string, error) {
-	return n.pool.Acquire(ctx, vm)
+	tap, err := n.pool.Acquire(ctx, vm)
+	if err != nil {
+		return "", err
+	}
+	if err := n.SyncEgress(ctx); err != nil {
+		return "", errors.Join(err, n.pool.Release(context.WithoutCancel(ctx), vm))
+	}
+	return tap, nil
 }
 
+// ReleaseTAP frees vm's TAP and unbinds its address from it.
 func (n *HostNetwork) ReleaseTAP(ctx context.Context, vm string) error {
-	return n.pool.Release(ctx, vm)
+	if err := n.pool.Release(ctx, vm); err != nil {
+		return err
+	}
+	return n.SyncEgress(ctx)
 }
 
 func (n *HostNetwork) KernelArgs(addr netip.Addr) []string { return network.KernelArgs(addr, n.cfg) }
