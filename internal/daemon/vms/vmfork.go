@@ -309,18 +309,23 @@ func (m *Manager) restoreNew(ctx context.Context, snap vmm.Snapshotter, row *sto
 			return err
 		}
 	}
-	if m.onBoot != nil {
-		m.onBoot(ctx, row.Name, cl)
-	}
 	info, err := cl.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("asking the guest agent for its info: %w", err)
 	}
+	// sshd reloads its new host keys while the boot hook runs.
+	var ssh sync.WaitGroup
+	var sshErr error
 	if info.SSH != "off" {
 		p.Step("ssh", "waiting for ssh")
-		if err := m.waitSSH(ctx, row, cl); err != nil {
-			return err
-		}
+		ssh.Go(func() { sshErr = m.waitSSH(ctx, row, cl) })
+	}
+	if m.onBoot != nil {
+		m.onBoot(ctx, row.Name, cl)
+	}
+	ssh.Wait()
+	if sshErr != nil {
+		return sshErr
 	}
 	if err := os.RemoveAll(filepath.Join(row.Dir, forkState)); err != nil {
 		return fmt.Errorf("removing the fork's copy of the state: %w", err)
