@@ -113,7 +113,11 @@ func warmFigures(t *testing.T, e *env, image string, tpl api.Template) {
 		e.ok("vm", "delete", "--force", name)
 		return d
 	}
-	for _, first := range []string{"exec", "ssh"} {
+	rounds := []string{"exec", "ssh"}
+	if only := os.Getenv("BANGER_E2E_WARM_FIRST"); only != "" {
+		rounds = []string{only} // exec or ssh: one round only
+	}
+	for _, first := range rounds {
 		var cold, warm []time.Duration
 		for i := 0; i < 5; i++ {
 			cold = append(cold, timeCreate(fmt.Sprintf("c%d", i), first, "--image", image, "--memory", "512", "--disk-size", "1G"))
