@@ -100,6 +100,11 @@ found=0
 while read -r tool parch plibc kind pkg ver sum lock path; do
 	[ "$parch" = "$arch" ] && [ "$plibc" = "$libc" ] || continue
 	found=1
+	if [ "$kind" = none ]; then
+		# The manifest says why (its reason); the image lacks the tool.
+		echo "note: $tool is not available for $arch ($libc) from the npm registry; the image will not have it" >&2
+		continue
+	fi
 	if [ -e "$prefix/bin/$tool" ] && grep -qs "^$tool $ver $pkg " "$record"; then
 		echo "$tool $ver $pkg $sum" >>"$record.new"
 		continue
