@@ -141,48 +141,18 @@ func checkPin(fsys fs.FS, p Pin) error {
 	return fmt.Errorf("%s: kind %q is not bin, dir, lock or none", p.Tool, p.Kind)
 }
 
-// checkLock makes sure 'npm ci' on the pin's lockfile installs the pinned
-// version and verifies every package it fetches: each entry must carry a
-// sha512 integrity (npm ci checks it; an entry without one would be taken
-// unchecked).
+// checkLock makes sure the step installs the pinned version from the
+// pin's lockfile and verifies every package it fetches: each entry must
+// carry a sha512 integrity (see lockInstall).
 func checkLock(fsys fs.FS, p Pin) error {
 	if !toolName.MatchString(p.Lock) {
 		return fmt.Errorf("%s: lock %q is not a directory name", p.Tool, p.Lock)
 	}
-	b, err := fs.ReadFile(fsys, "devbox/"+p.Lock+"/package-lock.json")
-	if err != nil {
-		return fmt.Errorf("%s: %w", p.Tool, err)
-	}
 	if _, err := fs.ReadFile(fsys, "devbox/"+p.Lock+"/package.json"); err != nil {
 		return fmt.Errorf("%s: %w", p.Tool, err)
 	}
-	var lock struct {
-		LockfileVersion int `json:"lockfileVersion"`
-		Packages        map[string]struct {
-			Version   string `json:"version"`
-			Integrity string `json:"integrity"`
-			Link      bool   `json:"link"`
-		} `json:"packages"`
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		return fmt.Errorf("%s: reading its package-lock.json: %w", p.Tool, err)
-	}
-	if lock.LockfileVersion < 2 {
-		return fmt.Errorf("%s: package-lock.json is version %d; regenerate it with npm 7 or later", p.Tool, lock.LockfileVersion)
-	}
-	top, ok := lock.Packages["node_modules/"+p.Package]
-	if !ok || top.Version != p.Version {
-		return fmt.Errorf("%s: package-lock.json pins %s at %q, the manifest at %q; regenerate the lockfile", p.Tool, p.Package, top.Version, p.Version)
-	}
-	for name, e := range lock.Packages {
-		if name == "" || e.Link {
-			continue
-		}
-		if !strings.HasPrefix(e.Integrity, "sha512-") {
-			return fmt.Errorf("%s: package-lock.json entry %s has no sha512 integrity, so npm ci could not verify it", p.Tool, name)
-		}
-	}
-	return nil
+	_, _, err := lockInstall(fsys, p)
+	return err
 }
 
 // Versions maps each pinned tool to its version, for the libc and arch
@@ -223,7 +193,7 @@ func toolsScript(fsys fs.FS, p Pins) ([]byte, error) {
 			continue
 		}
 		locks[pin.Lock] = true
-		for _, f := range []string{"package.json", "package-lock.json"} {
+		for _, f := range []string{"package.json"} {
 			data, err := fs.ReadFile(fsys, "devbox/"+pin.Lock+"/"+f)
 			if err != nil {
 				return nil, err
@@ -233,6 +203,27 @@ func toolsScript(fsys fs.FS, p Pins) ([]byte, error) {
 			}
 			fmt.Fprintf(&b, "\t%s/%s) cat <<'LOCKFILE'\n%s\nLOCKFILE\n\t\t;;\n", pin.Lock, f, bytes.TrimRight(data, "\n"))
 		}
+	}
+	b.WriteString("\t*) return 1 ;;\n\tesac\n}\n")
+	// lockpkgs LOCK ARCH LIBC: what installing the lockfile puts where
+	// ("pkg DIR TARBALL SHA512 FILE" and "bin NAME TARGET" lines).
+	b.WriteString("lockpkgs() {\n\tcase \"$1 $2 $3\" in\n")
+	for _, pin := range p.Packages {
+		if pin.Kind != "lock" {
+			continue
+		}
+		pkgs, bins, err := lockInstall(fsys, pin)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "\t'%s %s %s') cat <<'LOCKPKGS'\n", pin.Lock, pin.Arch, pin.Libc)
+		for _, k := range pkgs {
+			fmt.Fprintf(&b, "pkg %s %s %s %s\n", k.Dir, k.Tarball, k.SHA512, k.File)
+		}
+		for _, k := range bins {
+			fmt.Fprintf(&b, "bin %s %s\n", k.Name, k.Target)
+		}
+		b.WriteString("LOCKPKGS\n\t\t;;\n")
 	}
 	b.WriteString("\t*) return 1 ;;\n\tesac\n}\n")
 	body, err := fs.ReadFile(fsys, "devbox/20-tools.sh")

@@ -107,7 +107,7 @@ func runToolsStep(t *testing.T, fsys fstest.MapFS, served []byte, bestEffort boo
 		t.Fatal(err)
 	}
 	prefix = t.TempDir()
-	cmd := exec.Command("sh", "-c", string(script))
+	cmd := exec.Command("sh", "-e", writeStep(t, script))
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "BANGER_NPM_REGISTRY=" + reg.URL, "BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir()}
 	if bestEffort {
 		cmd.Env = append(cmd.Env, "BANGER_BEST_EFFORT=1")
@@ -157,7 +157,7 @@ func TestToolsStepRefusesATamperedTarball(t *testing.T) {
 
 func TestParsePinsRefuses(t *testing.T) {
 	lock := func(entries string) string {
-		return `{"lockfileVersion":3,"packages":{"":{"name":"x"},"node_modules/pi-agent":{"version":"1.0.0","integrity":"sha512-AAAA"}` + entries + `}}`
+		return `{"lockfileVersion":3,"packages":{"":{"name":"x"},"node_modules/pi-agent":{"version":"1.0.0","integrity":"` + integrityOf([]byte("x")) + `"}` + entries + `}}`
 	}
 	cases := []struct {
 		name string
@@ -278,4 +278,15 @@ func TestToolsStepNotesAToolWithoutABuild(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(prefix, "bin", "hello")); err != nil {
 		t.Errorf("the other tool was not installed: %v", err)
 	}
+}
+
+// writeStep writes a step's script to a file, as the build uploads it
+// (step.sh, run with sh -e): too long for an argument.
+func writeStep(t *testing.T, script []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "step.sh")
+	if err := os.WriteFile(p, script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

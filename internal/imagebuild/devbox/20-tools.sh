@@ -71,19 +71,12 @@ install_pin() {
 		fi
 		;;
 	lock)
-		# npm ci installs exactly the lockfile and checks every tarball
-		# against its integrity. Install scripts are not run: they would
-		# fetch prebuilt binaries from outside the registry. npm's cache
-		# stays in the step's temporary directory, out of /root.
 		dest=$prefix/lib/banger-$1
-		if ! [ -x "$prefix/bin/node" ] || ! [ -e "$prefix/bin/npm" ]; then
-			echo "$1 needs node and npm, which are missing" >&2
+		if ! [ -x "$prefix/bin/node" ]; then
+			echo "$1 needs node, which is missing" >&2
 			rc=1
-		elif rm -rf "$dest" && mkdir -p "$dest" && lockfile "$6" package.json >"$dest/package.json" &&
-			lockfile "$6" package-lock.json >"$dest/package-lock.json" &&
-			(cd "$dest" && PATH="$prefix/bin:$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-				--registry "$NPM_REGISTRY/" --cache "$tmp/npm-cache") &&
-			[ -e "$dest/$7" ]; then
+		elif install_lock "$6" "$tmp/lock" "$tmp" && [ -e "$tmp/lock/$7" ] &&
+			rm -rf "$dest" && mkdir -p "${dest%/*}" "$prefix/bin" && mv "$tmp/lock" "$dest"; then
 			ln -sf "$dest/$7" "$prefix/bin/$1" || rc=1
 		else
 			rc=1
@@ -92,6 +85,55 @@ install_pin() {
 	esac
 	rm -rf "$tmp"
 	return "$rc"
+}
+
+# install_lock LOCK DEST TMP: the lockfile's packages in DEST as npm ci
+# would put them, without npm: npm and node starting under an emulated CPU
+# take minutes. One curl fetches every tarball (in parallel where curl can),
+# one sha512sum checks them all against the lockfile's integrity, and each
+# is unpacked in its node_modules directory; the top-level packages' bin
+# links follow. Install scripts are not run (npm ci --ignore-scripts).
+install_lock() {
+	lockpkgs "$1" "$arch" "$libc" >"$3/list" || {
+		echo "the $1 lockfile has no install for $arch ($libc)" >&2
+		return 1
+	}
+	mkdir -p "$2/node_modules/.bin" "$3/t" &&
+		lockfile "$1" package.json >"$2/package.json" || return 1
+	: >"$3/curl"
+	: >"$3/sums"
+	n=0
+	while read -r what a b c d; do
+		[ "$what" = pkg ] || continue
+		n=$((n + 1))
+		printf 'url = "%s/%s"\noutput = "%s/t/%s"\n' "$NPM_REGISTRY" "$b" "$3" "$d" >>"$3/curl"
+		printf '%s  %s/t/%s\n' "$c" "$3" "$d" >>"$3/sums"
+	done <"$3/list"
+	echo "fetching the $n packages of $1's lockfile"
+	par=
+	if curl --help all 2>/dev/null | grep -q -e '--parallel-max'; then
+		par="--parallel --parallel-max 8"
+	fi
+	# shellcheck disable=SC2086
+	if ! curl -fsSL --retry 2 --max-filesize 268435456 $par -K "$3/curl"; then
+		echo "downloading the packages of $1's lockfile failed" >&2
+		return 1
+	fi
+	if ! sha512sum -c --quiet "$3/sums" >&2; then
+		echo "$1: a package's sha512 is not the integrity its lockfile pins; refusing it" >&2
+		return 1
+	fi
+	while read -r what a b c d; do
+		case $what in
+		pkg)
+			mkdir -p "$2/$a" &&
+				tar -xzf "$3/t/$d" -C "$2/$a" --strip-components=1 --no-same-owner --no-same-permissions --warning=no-unknown-keyword || return 1
+			;;
+		bin)
+			ln -sf "$b" "$2/node_modules/.bin/$a" && chmod 0755 "$2/node_modules/.bin/$b" || return 1
+			;;
+		esac
+	done <"$3/list"
 }
 
 mkdir -p "${record%/*}"
