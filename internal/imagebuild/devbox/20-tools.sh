@@ -56,7 +56,9 @@ install_pin() {
 	bin)
 		if fetch "$3" "$4" "$5" "$tmp/p.tgz" && tar -xzf "$tmp/p.tgz" -C "$tmp" "$7" && [ -f "$tmp/$7" ]; then
 			mkdir -p "$prefix/bin"
-			install -m 0755 "$tmp/$7" "$prefix/bin/.$1.new" && mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
+			# cp and chmod, not install: not every busybox has it.
+			cp "$tmp/$7" "$prefix/bin/.$1.new" && chmod 0755 "$prefix/bin/.$1.new" &&
+				mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
 		else
 			rc=1
 		fi
