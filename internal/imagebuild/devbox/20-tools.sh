@@ -56,8 +56,10 @@ install_pin() {
 	bin)
 		if fetch "$3" "$4" "$5" "$tmp/p.tgz" && tar -xzf "$tmp/p.tgz" -C "$tmp" "$7" && [ -f "$tmp/$7" ]; then
 			mkdir -p "$prefix/bin"
-			# cp and chmod, not install: not every busybox has it.
-			cp "$tmp/$7" "$prefix/bin/.$1.new" && chmod 0755 "$prefix/bin/.$1.new" &&
+			# chmod and mv, not install: not every busybox has it, and a
+			# rename (tmp is on the same filesystem) does not copy the
+			# hundreds of MB of claude or opencode again.
+			chmod 0755 "$tmp/$7" && mv -f "$tmp/$7" "$prefix/bin/.$1.new" &&
 				mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
 		else
 			rc=1
