@@ -116,7 +116,7 @@ install_lock() {
 	echo "fetching the $n packages of $1's lockfile"
 	par=
 	if curl --help all 2>/dev/null | grep -q -e '--parallel-max'; then
-		par="--parallel --parallel-max 8"
+		par="--parallel --parallel-max 8 --no-progress-meter"
 	fi
 	# shellcheck disable=SC2086
 	if ! curl -fsSL --retry 2 --max-filesize 268435456 $par -K "$3/curl"; then
@@ -127,17 +127,34 @@ install_lock() {
 		echo "$1: a package's sha512 is not the integrity its lockfile pins; refusing it" >&2
 		return 1
 	fi
+	# Every directory in one mkdir; then two lanes of tar (builder VMs have
+	# two CPUs, and each tar costs a process or two, slow to start under
+	# emulation), both awaited.
+	sed -n 's/^pkg \([^ ]*\) .*/\1/p' "$3/list" | (cd "$2" && xargs mkdir -p) || return 1
+	unpack_lane "$3/list" "$2" "$3" 0 &
+	lane0=$!
+	unpack_lane "$3/list" "$2" "$3" 1 &
+	lane1=$!
+	lanes=0
+	wait "$lane0" || lanes=1
+	wait "$lane1" || lanes=1
+	[ "$lanes" = 0 ] || return 1
 	while read -r what a b c d; do
-		case $what in
-		pkg)
-			mkdir -p "$2/$a" &&
-				tar -xzf "$3/t/$d" -C "$2/$a" --strip-components=1 --no-same-owner --no-same-permissions --warning=no-unknown-keyword || return 1
-			;;
-		bin)
-			ln -sf "$b" "$2/node_modules/.bin/$a" && chmod 0755 "$2/node_modules/.bin/$b" || return 1
-			;;
-		esac
+		[ "$what" = bin ] || continue
+		ln -sf "$b" "$2/node_modules/.bin/$a" && chmod 0755 "$2/node_modules/.bin/$b" || return 1
 	done <"$3/list"
+}
+
+# unpack_lane LIST DEST TMP LANE: every other package of LIST (LANE 0 or 1)
+# unpacked in its directory under DEST.
+unpack_lane() {
+	i=0
+	while read -r what a b c d; do
+		[ "$what" = pkg ] || continue
+		i=$((i + 1))
+		[ $((i % 2)) = "$4" ] || continue
+		tar -xzf "$3/t/$d" -C "$2/$a" --strip-components=1 --no-same-owner --no-same-permissions --warning=no-unknown-keyword || return 1
+	done <"$1"
 }
 
 mkdir -p "${record%/*}"
