@@ -74,9 +74,13 @@ type Image struct {
 	// Tools are the devbox tools (mise, opencode, claude, pi) found in the
 	// rootfs when the image was recorded; empty: none; null: an image
 	// recorded before banger looked, so unknown.
-	Tools     []string  `json:"tools"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Tools []string `json:"tools"`
+	// ToolVersions are the versions of Tools that the devbox build pinned
+	// and recorded in the image (/usr/local/share/banger/devbox-tools);
+	// a tool the image holds but the build did not install has none.
+	ToolVersions map[string]string `json:"tool_versions,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 	// Templates are the image's templates (api/template.go), in list and
 	// show answers; left out when it has none.
 	Templates []Template `json:"templates,omitempty"`

@@ -126,7 +126,8 @@ func TestHostileTextIsEscaped(t *testing.T) {
 			sess := api.Session{VM: "dev", Name: s, Argv: []string{"sh", "-c", s}, Cwd: s, StdinMode: api.SessionPipe,
 				State: api.SessionExited, Exit: &api.ExitStatus{Signal: s}, Note: s, StartedAt: now}
 			ports := []agentproto.Port{{Proto: "tcp", Addr: s, Port: 8080, PID: 42, Process: s}}
-			img := api.Image{Name: "img", Rootfs: s, Kernel: s, KernelRef: s, Source: s, Digest: s, CreatedAt: now}
+			img := api.Image{Name: "img", Rootfs: s, Kernel: s, KernelRef: s, Source: s, Digest: s, CreatedAt: now,
+				Tools: []string{"opencode"}, ToolVersions: map[string]string{"opencode": s}}
 			kern := api.Kernel{Name: "k", Version: s, Arch: s, Description: s, Source: s, SHA256: s, CreatedAt: now}
 			ev := api.LogEntry{ID: 1, Time: now, Level: s, Subject: "vm/dev", Message: "could not copy auth files into vm dev: " + s}
 			fakeDaemon(t, map[string]any{

@@ -150,7 +150,7 @@ func (a *app) imageShowCmd() *cobra.Command {
 				{"initrd:", orDash(im.Initrd)},
 				{"modules:", orDash(im.Modules)},
 				{"digest:", orDash(im.Digest)},
-				{"tools:", toolsNote(im.Tools)},
+				{"tools:", toolsNote(im.Tools, im.ToolVersions)},
 				{"created:", im.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 			})
 		},
@@ -290,16 +290,24 @@ func refNote(ref string) string {
 	return " (kernel " + ref + ")"
 }
 
-// toolsNote says which devbox tools an image holds and which it lacks.
-func toolsNote(tools []string) string {
+// toolsNote says which devbox tools an image holds, each with the version
+// the devbox build pinned when the image records one, and which it lacks.
+func toolsNote(tools []string, versions map[string]string) string {
+	have := make([]string, len(tools))
+	for i, t := range tools {
+		have[i] = t
+		if v := versions[t]; v != "" {
+			have[i] += " " + v
+		}
+	}
 	switch missing := image.MissingTools(tools); {
 	case tools == nil:
 		return "unknown (recorded before banger looked for them)"
 	case len(missing) == 0:
-		return strings.Join(tools, ", ")
+		return strings.Join(have, ", ")
 	case len(tools) == 0:
 		return "none (no " + strings.Join(missing, ", ") + ")"
 	default:
-		return strings.Join(tools, ", ") + " (no " + strings.Join(missing, ", ") + ")"
+		return strings.Join(have, ", ") + "; missing: " + strings.Join(missing, ", ")
 	}
 }

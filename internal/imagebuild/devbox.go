@@ -18,7 +18,7 @@ var devboxFS embed.FS
 // need no step: banger writes the agent into every VM it creates, and the
 // agent configures the network from the kernel command line.
 func DevboxSteps(docker bool) []Step {
-	names := []string{"10-base", "20-tools", "30-opencode-service"}
+	names := []string{"10-base", "20-tools"}
 	if docker {
 		names = append(names, "40-docker")
 	}
@@ -27,12 +27,14 @@ func DevboxSteps(docker bool) []Step {
 		steps[i] = Step{Name: "devbox/" + strings.TrimLeft(n, "0123456789-"), Script: devboxScript(n)}
 	}
 	// The tools step carries its pins: changing a pin changes the step's
-	// key, so a rebuild reinstalls from there.
+	// key, so a rebuild reinstalls from there. The opencode service is
+	// written by the same step: a step of its own cost a builder VM's boot
+	// and shutdown for one unit file.
 	tools, err := toolsScript(devboxFS, DevboxPins())
 	if err != nil {
 		panic(err) // embedded and tested: cannot happen
 	}
-	steps[1].Script = tools
+	steps[1].Script = append(tools, devboxScript("30-opencode-service")...)
 	return steps
 }
 

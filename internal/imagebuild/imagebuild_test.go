@@ -208,12 +208,22 @@ func TestDevboxToolsReportFailedDownloads(t *testing.T) {
 	if script == nil {
 		t.Fatal("no devbox tools step")
 	}
-	cmd := exec.Command("sh", "-c", string(script))
-	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_BEST_EFFORT=1",
+	cmd := exec.Command("sh", "-e", writeStep(t, script))
+	etc := t.TempDir()
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_BEST_EFFORT=1", "BANGER_ETC=" + etc,
 		"BANGER_TOOLS_PREFIX=" + t.TempDir(), "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("best-effort tools step: %v\n%s", err, out)
+	}
+	// The same step writes the opencode service, which starts only once
+	// opencode is there.
+	unit, err := os.ReadFile(filepath.Join(etc, "systemd", "system", "opencode.service"))
+	if err != nil || !bytes.Contains(unit, []byte("ConditionPathExists=/usr/local/bin/opencode")) {
+		t.Errorf("the tools step wrote no opencode unit: %v\n%s", err, unit)
+	}
+	if target, err := os.Readlink(filepath.Join(etc, "systemd", "system", "multi-user.target.wants", "opencode.service")); err != nil || target != "/etc/systemd/system/opencode.service" {
+		t.Errorf("the opencode unit is not enabled: %q, %v", target, err)
 	}
 	for _, want := range []string{"could not install opencode", "could not install mise", "could not install claude", "could not install node", "could not install npm", "could not install pi"} {
 		if !bytes.Contains(out, []byte("warning: "+want)) {

@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -39,7 +40,21 @@ type Pin struct {
 	Version   string `json:"version"`
 	Integrity string `json:"integrity,omitempty"` // npm's dist.integrity: sha512-<base64>
 	Lock      string `json:"lock,omitempty"`
-	Path      string `json:"path"`
+	Path      string `json:"path,omitempty"`
+	Reason    string `json:"reason,omitempty"` // kind none: why there is no package
+}
+
+// DevboxArches are the guest architectures (uname -m) the devbox build
+// supports: every tool of DevboxTools has a pin, or a "none" entry
+// saying why it cannot have one, for each of them.
+var DevboxArches = []string{"x86_64", "aarch64"}
+
+// DevboxTools are the tools the tools step installs for each libc: the
+// coding tools with what pi runs on for glibc, opencode alone on musl
+// (Alpine).
+var DevboxTools = map[string][]string{
+	"glibc": {"opencode", "mise", "claude", "node", "npm", "pi"},
+	"musl":  {"opencode"},
 }
 
 // SHA512 is the pin's integrity as the hex digest sha512sum prints.
@@ -102,12 +117,17 @@ func checkPin(fsys fs.FS, p Pin) error {
 	switch {
 	case !toolName.MatchString(p.Tool):
 		return fmt.Errorf("tool %q is not a command name", p.Tool)
-	case !pkgName.MatchString(p.Package) || !pkgVer.MatchString(p.Version):
-		return fmt.Errorf("%s: package %q version %q is not an npm name and exact version", p.Tool, p.Package, p.Version)
 	case p.Libc != "glibc" && p.Libc != "musl":
 		return fmt.Errorf("%s: libc %q is neither glibc nor musl", p.Tool, p.Libc)
 	case !toolName.MatchString(strings.ReplaceAll(p.Arch, "_", "-")):
 		return fmt.Errorf("%s: arch %q is not a uname -m", p.Tool, p.Arch)
+	case p.Kind == "none":
+		if p.Reason == "" || p.Package != "" || p.Version != "" || p.Integrity != "" || p.Path != "" || p.Lock != "" {
+			return fmt.Errorf("%s (%s, %s): kind none takes a reason and no package", p.Tool, p.Arch, p.Libc)
+		}
+		return nil
+	case !pkgName.MatchString(p.Package) || !pkgVer.MatchString(p.Version):
+		return fmt.Errorf("%s: package %q version %q is not an npm name and exact version", p.Tool, p.Package, p.Version)
 	case !plainPath.MatchString(p.Path) || path.Clean(p.Path) != p.Path || strings.HasPrefix(p.Path, "/") || strings.HasPrefix(p.Path, ".."):
 		return fmt.Errorf("%s: path %q must be a clean relative path", p.Tool, p.Path)
 	}
@@ -118,51 +138,21 @@ func checkPin(fsys fs.FS, p Pin) error {
 	case "lock":
 		return checkLock(fsys, p)
 	}
-	return fmt.Errorf("%s: kind %q is not bin, dir or lock", p.Tool, p.Kind)
+	return fmt.Errorf("%s: kind %q is not bin, dir, lock or none", p.Tool, p.Kind)
 }
 
-// checkLock makes sure 'npm ci' on the pin's lockfile installs the pinned
-// version and verifies every package it fetches: each entry must carry a
-// sha512 integrity (npm ci checks it; an entry without one would be taken
-// unchecked).
+// checkLock makes sure the step installs the pinned version from the
+// pin's lockfile and verifies every package it fetches: each entry must
+// carry a sha512 integrity (see lockInstall).
 func checkLock(fsys fs.FS, p Pin) error {
 	if !toolName.MatchString(p.Lock) {
 		return fmt.Errorf("%s: lock %q is not a directory name", p.Tool, p.Lock)
 	}
-	b, err := fs.ReadFile(fsys, "devbox/"+p.Lock+"/package-lock.json")
-	if err != nil {
-		return fmt.Errorf("%s: %w", p.Tool, err)
-	}
 	if _, err := fs.ReadFile(fsys, "devbox/"+p.Lock+"/package.json"); err != nil {
 		return fmt.Errorf("%s: %w", p.Tool, err)
 	}
-	var lock struct {
-		LockfileVersion int `json:"lockfileVersion"`
-		Packages        map[string]struct {
-			Version   string `json:"version"`
-			Integrity string `json:"integrity"`
-			Link      bool   `json:"link"`
-		} `json:"packages"`
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		return fmt.Errorf("%s: reading its package-lock.json: %w", p.Tool, err)
-	}
-	if lock.LockfileVersion < 2 {
-		return fmt.Errorf("%s: package-lock.json is version %d; regenerate it with npm 7 or later", p.Tool, lock.LockfileVersion)
-	}
-	top, ok := lock.Packages["node_modules/"+p.Package]
-	if !ok || top.Version != p.Version {
-		return fmt.Errorf("%s: package-lock.json pins %s at %q, the manifest at %q; regenerate the lockfile", p.Tool, p.Package, top.Version, p.Version)
-	}
-	for name, e := range lock.Packages {
-		if name == "" || e.Link {
-			continue
-		}
-		if !strings.HasPrefix(e.Integrity, "sha512-") {
-			return fmt.Errorf("%s: package-lock.json entry %s has no sha512 integrity, so npm ci could not verify it", p.Tool, name)
-		}
-	}
-	return nil
+	_, _, err := lockInstall(fsys, p)
+	return err
 }
 
 // Versions maps each pinned tool to its version, for the libc and arch
@@ -170,7 +160,7 @@ func checkLock(fsys fs.FS, p Pin) error {
 func (p Pins) Versions(arch, libc string) map[string]string {
 	out := map[string]string{}
 	for _, pin := range p.Packages {
-		if pin.Arch == arch && pin.Libc == libc {
+		if pin.Arch == arch && pin.Libc == libc && pin.Kind != "none" {
 			out[pin.Tool] = pin.Version
 		}
 	}
@@ -185,26 +175,25 @@ func toolsScript(fsys fs.FS, p Pins) ([]byte, error) {
 	fmt.Fprintf(&b, "NPM_REGISTRY=${BANGER_NPM_REGISTRY:-%s}\n", p.Registry)
 	b.WriteString("pins() {\n\tcat <<'PINS'\n")
 	for _, pin := range p.Packages {
-		sum := "-"
-		if pin.Kind != "lock" {
+		sum := ""
+		if pin.Kind == "bin" || pin.Kind == "dir" {
 			var err error
 			if sum, err = pin.SHA512(); err != nil {
 				return nil, err
 			}
 		}
-		lock := pin.Lock
-		if lock == "" {
-			lock = "-"
-		}
-		fmt.Fprintf(&b, "%s %s %s %s %s %s %s %s %s\n", pin.Tool, pin.Arch, pin.Libc, pin.Kind, pin.Package, pin.Version, sum, lock, pin.Path)
+		fmt.Fprintf(&b, "%s %s %s %s %s %s %s %s %s\n", pin.Tool, pin.Arch, pin.Libc, pin.Kind,
+			dash(pin.Package), dash(pin.Version), dash(sum), dash(pin.Lock), dash(pin.Path))
 	}
 	b.WriteString("PINS\n}\n")
 	b.WriteString("# lockfile DIR FILE: a lockfile's content.\nlockfile() {\n\tcase \"$1/$2\" in\n")
+	locks := map[string]bool{}
 	for _, pin := range p.Packages {
-		if pin.Kind != "lock" {
+		if pin.Kind != "lock" || locks[pin.Lock] {
 			continue
 		}
-		for _, f := range []string{"package.json", "package-lock.json"} {
+		locks[pin.Lock] = true
+		for _, f := range []string{"package.json"} {
 			data, err := fs.ReadFile(fsys, "devbox/"+pin.Lock+"/"+f)
 			if err != nil {
 				return nil, err
@@ -216,6 +205,27 @@ func toolsScript(fsys fs.FS, p Pins) ([]byte, error) {
 		}
 	}
 	b.WriteString("\t*) return 1 ;;\n\tesac\n}\n")
+	// lockpkgs LOCK ARCH LIBC: what installing the lockfile puts where
+	// ("pkg DIR TARBALL SHA512 FILE" and "bin NAME TARGET" lines).
+	b.WriteString("lockpkgs() {\n\tcase \"$1 $2 $3\" in\n")
+	for _, pin := range p.Packages {
+		if pin.Kind != "lock" {
+			continue
+		}
+		pkgs, bins, err := lockInstall(fsys, pin)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "\t'%s %s %s') cat <<'LOCKPKGS'\n", pin.Lock, pin.Arch, pin.Libc)
+		for _, k := range pkgs {
+			fmt.Fprintf(&b, "pkg %s %s %s %s\n", k.Dir, k.Tarball, k.SHA512, k.File)
+		}
+		for _, k := range bins {
+			fmt.Fprintf(&b, "bin %s %s\n", k.Name, k.Target)
+		}
+		b.WriteString("LOCKPKGS\n\t\t;;\n")
+	}
+	b.WriteString("\t*) return 1 ;;\n\tesac\n}\n")
 	body, err := fs.ReadFile(fsys, "devbox/20-tools.sh")
 	if err != nil {
 		return nil, err
@@ -223,3 +233,6 @@ func toolsScript(fsys fs.FS, p Pins) ([]byte, error) {
 	b.Write(body)
 	return b.Bytes(), nil
 }
+
+// dash is s, or "-" for an empty field of the pins' shell data.
+func dash(s string) string { return cmp.Or(s, "-") }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,7 +107,7 @@ func runToolsStep(t *testing.T, fsys fstest.MapFS, served []byte, bestEffort boo
 		t.Fatal(err)
 	}
 	prefix = t.TempDir()
-	cmd := exec.Command("sh", "-c", string(script))
+	cmd := exec.Command("sh", "-e", writeStep(t, script))
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "BANGER_NPM_REGISTRY=" + reg.URL, "BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir()}
 	if bestEffort {
 		cmd.Env = append(cmd.Env, "BANGER_BEST_EFFORT=1")
@@ -156,7 +157,7 @@ func TestToolsStepRefusesATamperedTarball(t *testing.T) {
 
 func TestParsePinsRefuses(t *testing.T) {
 	lock := func(entries string) string {
-		return `{"lockfileVersion":3,"packages":{"":{"name":"x"},"node_modules/pi-agent":{"version":"1.0.0","integrity":"sha512-AAAA"}` + entries + `}}`
+		return `{"lockfileVersion":3,"packages":{"":{"name":"x"},"node_modules/pi-agent":{"version":"1.0.0","integrity":"` + integrityOf([]byte("x")) + `"}` + entries + `}}`
 	}
 	cases := []struct {
 		name string
@@ -170,6 +171,8 @@ func TestParsePinsRefuses(t *testing.T) {
 		{"shell in name", func(p *Pin) { p.Package = "x;rm -rf /" }, "", "npm name"},
 		{"escaping path", func(p *Pin) { p.Path = "../etc/passwd" }, "", "clean relative path"},
 		{"unknown kind", func(p *Pin) { p.Kind = "script" }, "", "kind"},
+		{"none with a package", func(p *Pin) { p.Kind = "none"; p.Reason = "not published" }, "", "takes a reason and no package"},
+		{"none without a reason", func(p *Pin) { *p = Pin{Tool: "mise", Arch: "aarch64", Libc: "glibc", Kind: "none"} }, "", "takes a reason"},
 		{"lock without integrity", func(p *Pin) { *p = lockPin() }, lock(`,"node_modules/dep":{"version":"2.0.0"}`), "no sha512 integrity"},
 		{"lock at another version", func(p *Pin) { *p = lockPin(); p.Version = "1.0.1" }, lock(""), "regenerate the lockfile"},
 	}
@@ -202,4 +205,88 @@ func TestParsePinsRefuses(t *testing.T) {
 
 func lockPin() Pin {
 	return Pin{Tool: "pi", Arch: "x86_64", Libc: "glibc", Kind: "lock", Package: "pi-agent", Version: "1.0.0", Lock: "pi", Path: "node_modules/.bin/pi"}
+}
+
+// TestDevboxPinsCoverEveryArch: a build on any supported arch gets every
+// tool of its libc, or a manifest entry saying why the registry has none;
+// each tool is pinned once per arch and libc, and every pin is one the
+// step can verify (ParsePins checks the form of each).
+func TestDevboxPinsCoverEveryArch(t *testing.T) {
+	p, err := ParsePins(devboxFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]Pin{}
+	for _, pin := range p.Packages {
+		k := pin.Tool + "/" + pin.Arch + "/" + pin.Libc
+		if _, dup := seen[k]; dup {
+			t.Errorf("%s is pinned twice", k)
+		}
+		seen[k] = pin
+		if !slices.Contains(DevboxArches, pin.Arch) {
+			t.Errorf("%s: arch %s is not one the build supports (%v)", k, pin.Arch, DevboxArches)
+		}
+		if !slices.Contains(DevboxTools[pin.Libc], pin.Tool) {
+			t.Errorf("%s: %s is not a %s tool (%v)", k, pin.Tool, pin.Libc, DevboxTools[pin.Libc])
+		}
+	}
+	for _, arch := range DevboxArches {
+		for libc, tools := range DevboxTools {
+			for _, tool := range tools {
+				pin, ok := seen[tool+"/"+arch+"/"+libc]
+				switch {
+				case !ok:
+					t.Errorf("no pin for %s on %s (%s): add one to devbox/tools.json, or a kind none entry saying why", tool, arch, libc)
+				case pin.Kind == "none":
+					t.Logf("%s on %s (%s): none (%s)", tool, arch, libc, pin.Reason)
+				case pin.Kind != "lock":
+					// A platform package is for its arch: npm names arm64
+					// and x64, uname aarch64 and x86_64.
+					npmArch := map[string]string{"x86_64": "x64", "aarch64": "arm64"}[arch]
+					if pin.Package != "npm" && !strings.Contains(pin.Package, "-linux-"+npmArch) {
+						t.Errorf("%s on %s: package %s is not the linux-%s build", tool, arch, pin.Package, npmArch)
+					}
+					if (libc == "musl") != strings.HasSuffix(pin.Package, "-musl") {
+						t.Errorf("%s on %s (%s): package %s is for the other libc", tool, arch, libc, pin.Package)
+					}
+				}
+			}
+		}
+	}
+	// The tools step carries them all: an aarch64 guest finds its pins.
+	script := string(DevboxSteps(false)[1].Script)
+	for _, want := range []string{"opencode aarch64 glibc bin opencode-linux-arm64 ", "mise aarch64 glibc none - - - - -"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("the tools step lacks %q", want)
+		}
+	}
+}
+
+// TestToolsStepNotesAToolWithoutABuild: a "none" entry is no failure
+// (even without best effort): the step says the tool is not available and
+// installs the others.
+func TestToolsStepNotesAToolWithoutABuild(t *testing.T) {
+	tgz := npmTarball(t, "#!/bin/sh\necho hello 1.2.3\n")
+	fsys := pinFS(t, tgz, Pin{Tool: "mise", Arch: hostArch(t), Libc: "glibc", Kind: "none", Reason: "not published"})
+	prefix, out, err := runToolsStep(t, fsys, tgz, false)
+	if err != nil {
+		t.Fatalf("tools step: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "mise is not available for "+hostArch(t)+" (glibc)") {
+		t.Errorf("the step does not say mise is not available:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(prefix, "bin", "hello")); err != nil {
+		t.Errorf("the other tool was not installed: %v", err)
+	}
+}
+
+// writeStep writes a step's script to a file, as the build uploads it
+// (step.sh, run with sh -e): too long for an argument.
+func writeStep(t *testing.T, script []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "step.sh")
+	if err := os.WriteFile(p, script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -73,7 +73,7 @@ func runLockStep(t *testing.T, tgz []byte, integrity string) (prefix string, out
 	os.MkdirAll(filepath.Join(prefix, "bin"), 0o755)
 	os.Symlink(node, filepath.Join(prefix, "bin", "node"))
 	os.Symlink(npm, filepath.Join(prefix, "bin", "npm"))
-	cmd := exec.Command("sh", "-c", string(script))
+	cmd := exec.Command("sh", "-e", writeStep(t, script))
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "BANGER_NPM_REGISTRY=" + reg.URL,
 		"BANGER_TOOLS_PREFIX=" + prefix, "BANGER_ROOT_HOME=" + t.TempDir(), "BANGER_TOOLS_TMP=" + t.TempDir(),
 		// npm retries a failed integrity check with back-off; once is enough here.

@@ -21,12 +21,42 @@ func scanImage(row interface{ Scan(...any) error }) (api.Image, error) {
 		&im.KernelRef, &im.Source, &im.Digest, &im.Size, &tools, &created, &updated)
 	im.CreatedAt, im.UpdatedAt = parseTime(created), parseTime(updated)
 	if tools.Valid {
-		im.Tools = []string{}
-		if tools.String != "" {
-			im.Tools = strings.Split(tools.String, ",")
-		}
+		im.Tools, im.ToolVersions = decodeTools(tools.String)
 	}
 	return im, err
+}
+
+// The tools column lists an image's tools, each with its recorded version
+// when it has one: "opencode=1.18.33,pi=0.73.1,mise". Rows written before
+// versions were recorded hold names alone, which read the same way.
+func encodeTools(tools []string, versions map[string]string) sql.NullString {
+	parts := make([]string, len(tools))
+	for i, t := range tools {
+		parts[i] = t
+		if v := versions[t]; v != "" {
+			parts[i] += "=" + v
+		}
+	}
+	return sql.NullString{String: strings.Join(parts, ","), Valid: tools != nil}
+}
+
+func decodeTools(s string) ([]string, map[string]string) {
+	tools := []string{}
+	var versions map[string]string
+	if s == "" {
+		return tools, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(part, "=")
+		tools = append(tools, name)
+		if ok && v != "" {
+			if versions == nil {
+				versions = map[string]string{}
+			}
+			versions[name] = v
+		}
+	}
+	return tools, versions
 }
 
 // Images lists every image ordered by name.
@@ -67,7 +97,7 @@ func (t *Tx) PutImage(ctx context.Context, im api.Image) error {
 	im.UpdatedAt = time.Now()
 	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO images (`+imageCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		im.Name, im.Managed, im.Dir, im.Rootfs, im.WorkSeed, im.Kernel, im.Initrd, im.Modules,
-		im.KernelRef, im.Source, im.Digest, im.Size, sql.NullString{String: strings.Join(im.Tools, ","), Valid: im.Tools != nil}, formatTime(im.CreatedAt), formatTime(im.UpdatedAt))
+		im.KernelRef, im.Source, im.Digest, im.Size, encodeTools(im.Tools, im.ToolVersions), formatTime(im.CreatedAt), formatTime(im.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("writing image %q: %w", im.Name, err)
 	}

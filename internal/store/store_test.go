@@ -144,3 +144,26 @@ func TestImageToolsKeepUnknownApartFromNone(t *testing.T) {
 		}
 	}
 }
+
+// TestImageToolVersionsRoundTrip: each tool's recorded version comes back
+// with it; a tool without one has none, and a row written with names alone
+// (before versions were recorded) reads as tools without versions.
+func TestImageToolVersionsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	want := api.Image{Name: "x", Rootfs: "/r", Source: "build", Tools: []string{"mise", "opencode", "pi"},
+		ToolVersions: map[string]string{"opencode": "1.18.33", "pi": "0.73.1"}}
+	if err := s.Tx(ctx, func(tx *Tx) error { return tx.PutImage(ctx, want) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Image(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(got.Tools, want.Tools) || !cmp.Equal(got.ToolVersions, want.ToolVersions) {
+		t.Errorf("read back tools %v versions %v; want %v %v", got.Tools, got.ToolVersions, want.Tools, want.ToolVersions)
+	}
+	if tools, versions := decodeTools("mise,opencode"); !cmp.Equal(tools, []string{"mise", "opencode"}) || versions != nil {
+		t.Errorf("an old row: %v %v", tools, versions)
+	}
+}

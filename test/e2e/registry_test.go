@@ -53,9 +53,15 @@ func fixtureRegistry(t *testing.T, e *env) string {
 // fixture registry and returns its reference.
 func pushDebianFixture(t *testing.T, e *env) name.Reference {
 	t.Helper()
+	return pushRootfsFixture(t, e, fixture.DebianRootfs(t))
+}
+
+// pushRootfsFixture is pushDebianFixture for the root filesystem in dir.
+func pushRootfsFixture(t *testing.T, e *env, dir string) name.Reference {
+	t.Helper()
 	addr := fixtureRegistry(t, e)
 	layerTar := filepath.Join(t.TempDir(), "layer.tar")
-	if out, err := exec.Command("tar", "-C", fixture.DebianRootfs(t), "--numeric-owner", "--xattrs", "-cf", layerTar, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "-C", dir, "--numeric-owner", "--xattrs", "-cf", layerTar, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
 	}
 	layer, err := tarball.LayerFromFile(layerTar)

@@ -55,7 +55,7 @@ func (s *Service) RegisterImage(ctx context.Context, req api.RegisterImageReques
 		Initrd: req.Initrd, Modules: req.Modules, KernelRef: req.KernelRef,
 		Source: "register", Size: image.ApparentSize(req.Rootfs),
 	}
-	im.Tools = s.detectTools(ctx, im)
+	im.Tools, im.ToolVersions = s.detectTools(ctx, im)
 	err := s.store.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(ctx, req.Name); err == nil {
 			return errdefs.Conflict("image %q already exists; pick another --name or delete it with 'banger image delete %s'", req.Name, req.Name)
@@ -181,7 +181,7 @@ func (s *Service) Store(ctx context.Context, im api.Image, p progress.Func) (api
 func (s *Service) storeImage(ctx context.Context, im api.Image, p progress.Func) (api.Image, error) {
 	p.Step("store", "storing image "+im.Name)
 	if im.Tools == nil {
-		im.Tools = s.detectTools(ctx, im)
+		im.Tools, im.ToolVersions = s.detectTools(ctx, im)
 	}
 	stored, err := image.Promote(ctx, im, s.layout.ImagesDir, p)
 	if err != nil {
@@ -212,14 +212,27 @@ func (s *Service) Bootable(ctx context.Context, name string) (api.Image, error) 
 	return im, nil
 }
 
-// detectTools lists the devbox tools in im's rootfs for the image record;
-// nil (unknown) when the rootfs cannot be read, which is not worth failing
-// the image for.
-func (s *Service) detectTools(ctx context.Context, im api.Image) []string {
+// detectTools lists the devbox tools in im's rootfs for the image record,
+// with the versions its devbox record names for them; nil (unknown) when
+// the rootfs cannot be read, which is not worth failing the image for.
+func (s *Service) detectTools(ctx context.Context, im api.Image) ([]string, map[string]string) {
 	tools, err := image.DetectTools(ctx, im.Rootfs)
 	if err != nil {
 		s.log.Warn("looking for devbox tools in the image", "image", im.Name, "err", err)
-		return nil
+		return nil, nil
 	}
-	return tools
+	recorded, err := image.DetectToolVersions(ctx, im.Rootfs)
+	if err != nil {
+		s.log.Warn("reading the devbox tools record of the image", "image", im.Name, "err", err)
+	}
+	var versions map[string]string
+	for _, t := range tools {
+		if v := recorded[t]; v != "" {
+			if versions == nil {
+				versions = map[string]string{}
+			}
+			versions[t] = v
+		}
+	}
+	return tools, versions
 }

@@ -155,7 +155,7 @@ func (s *Service) buildPulled(ctx context.Context, name string, req api.PullImag
 	} else if err := copyKernelFiles(ctx, req, staging, final, &im, p); err != nil {
 		return api.Image{}, err
 	}
-	im.Tools = s.detectTools(ctx, api.Image{Name: name, Rootfs: res.Path})
+	im.Tools, im.ToolVersions = s.detectTools(ctx, api.Image{Name: name, Rootfs: res.Path})
 	info := img.Info
 	info.ContentSize, info.RootfsSize, info.Files = res.Content, res.Size, res.Files
 	if err := writePullManifest(staging, im, info); err != nil {

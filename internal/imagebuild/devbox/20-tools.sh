@@ -56,7 +56,11 @@ install_pin() {
 	bin)
 		if fetch "$3" "$4" "$5" "$tmp/p.tgz" && tar -xzf "$tmp/p.tgz" -C "$tmp" "$7" && [ -f "$tmp/$7" ]; then
 			mkdir -p "$prefix/bin"
-			install -m 0755 "$tmp/$7" "$prefix/bin/.$1.new" && mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
+			# chmod and mv, not install: not every busybox has it, and a
+			# rename (tmp is on the same filesystem) does not copy the
+			# hundreds of MB of claude or opencode again.
+			chmod 0755 "$tmp/$7" && mv -f "$tmp/$7" "$prefix/bin/.$1.new" &&
+				mv -f "$prefix/bin/.$1.new" "$prefix/bin/$1" || rc=1
 		else
 			rc=1
 		fi
@@ -71,19 +75,12 @@ install_pin() {
 		fi
 		;;
 	lock)
-		# npm ci installs exactly the lockfile and checks every tarball
-		# against its integrity. Install scripts are not run: they would
-		# fetch prebuilt binaries from outside the registry. npm's cache
-		# stays in the step's temporary directory, out of /root.
 		dest=$prefix/lib/banger-$1
-		if ! [ -x "$prefix/bin/node" ] || ! [ -e "$prefix/bin/npm" ]; then
-			echo "$1 needs node and npm, which are missing" >&2
+		if ! [ -x "$prefix/bin/node" ]; then
+			echo "$1 needs node, which is missing" >&2
 			rc=1
-		elif rm -rf "$dest" && mkdir -p "$dest" && lockfile "$6" package.json >"$dest/package.json" &&
-			lockfile "$6" package-lock.json >"$dest/package-lock.json" &&
-			(cd "$dest" && PATH="$prefix/bin:$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-				--registry "$NPM_REGISTRY/" --cache "$tmp/npm-cache") &&
-			[ -e "$dest/$7" ]; then
+		elif install_lock "$6" "$tmp/lock" "$tmp" && [ -e "$tmp/lock/$7" ] &&
+			rm -rf "$dest" && mkdir -p "${dest%/*}" "$prefix/bin" && mv "$tmp/lock" "$dest"; then
 			ln -sf "$dest/$7" "$prefix/bin/$1" || rc=1
 		else
 			rc=1
@@ -94,12 +91,83 @@ install_pin() {
 	return "$rc"
 }
 
+# install_lock LOCK DEST TMP: the lockfile's packages in DEST as npm ci
+# would put them, without npm: npm and node starting under an emulated CPU
+# take minutes. One curl fetches every tarball (in parallel where curl can),
+# one sha512sum checks them all against the lockfile's integrity, and each
+# is unpacked in its node_modules directory; the top-level packages' bin
+# links follow. Install scripts are not run (npm ci --ignore-scripts).
+install_lock() {
+	lockpkgs "$1" "$arch" "$libc" >"$3/list" || {
+		echo "the $1 lockfile has no install for $arch ($libc)" >&2
+		return 1
+	}
+	mkdir -p "$2/node_modules/.bin" "$3/t" &&
+		lockfile "$1" package.json >"$2/package.json" || return 1
+	: >"$3/curl"
+	: >"$3/sums"
+	n=0
+	while read -r what a b c d; do
+		[ "$what" = pkg ] || continue
+		n=$((n + 1))
+		printf 'url = "%s/%s"\noutput = "%s/t/%s"\n' "$NPM_REGISTRY" "$b" "$3" "$d" >>"$3/curl"
+		printf '%s  %s/t/%s\n' "$c" "$3" "$d" >>"$3/sums"
+	done <"$3/list"
+	echo "fetching the $n packages of $1's lockfile"
+	par=
+	if curl --help all 2>/dev/null | grep -q -e '--parallel-max'; then
+		par="--parallel --parallel-max 8 --no-progress-meter"
+	fi
+	# shellcheck disable=SC2086
+	if ! curl -fsSL --retry 2 --max-filesize 268435456 $par -K "$3/curl"; then
+		echo "downloading the packages of $1's lockfile failed" >&2
+		return 1
+	fi
+	if ! sha512sum -c --quiet "$3/sums" >&2; then
+		echo "$1: a package's sha512 is not the integrity its lockfile pins; refusing it" >&2
+		return 1
+	fi
+	# Every directory in one mkdir; then two lanes of tar (builder VMs have
+	# two CPUs, and each tar costs a process or two, slow to start under
+	# emulation), both awaited.
+	sed -n 's/^pkg \([^ ]*\) .*/\1/p' "$3/list" | (cd "$2" && xargs mkdir -p) || return 1
+	unpack_lane "$3/list" "$2" "$3" 0 &
+	lane0=$!
+	unpack_lane "$3/list" "$2" "$3" 1 &
+	lane1=$!
+	lanes=0
+	wait "$lane0" || lanes=1
+	wait "$lane1" || lanes=1
+	[ "$lanes" = 0 ] || return 1
+	while read -r what a b c d; do
+		[ "$what" = bin ] || continue
+		ln -sf "$b" "$2/node_modules/.bin/$a" && chmod 0755 "$2/node_modules/.bin/$b" || return 1
+	done <"$3/list"
+}
+
+# unpack_lane LIST DEST TMP LANE: every other package of LIST (LANE 0 or 1)
+# unpacked in its directory under DEST.
+unpack_lane() {
+	i=0
+	while read -r what a b c d; do
+		[ "$what" = pkg ] || continue
+		i=$((i + 1))
+		[ $((i % 2)) = "$4" ] || continue
+		tar -xzf "$3/t/$d" -C "$2/$a" --strip-components=1 --no-same-owner --no-same-permissions --warning=no-unknown-keyword || return 1
+	done <"$1"
+}
+
 mkdir -p "${record%/*}"
 : >"$record.new"
 found=0
 while read -r tool parch plibc kind pkg ver sum lock path; do
 	[ "$parch" = "$arch" ] && [ "$plibc" = "$libc" ] || continue
 	found=1
+	if [ "$kind" = none ]; then
+		# The manifest says why (its reason); the image lacks the tool.
+		echo "note: $tool is not available for $arch ($libc) from the npm registry; the image will not have it" >&2
+		continue
+	fi
 	if [ -e "$prefix/bin/$tool" ] && grep -qs "^$tool $ver $pkg " "$record"; then
 		echo "$tool $ver $pkg $sum" >>"$record.new"
 		continue
