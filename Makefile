@@ -65,7 +65,7 @@ test: ## unit and in-process integration tests (no root, no VM), with the race d
 E2E_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '^//go:build.*e2e' cmd internal test)))
 
 test-e2e: ## end-to-end tests that boot real guests under QEMU (slow; needs qemu-system-x86, busybox-static, apt sources)
-	$(GO) test -tags e2e -count=1 -timeout 60m $(addprefix ./,$(E2E_PKGS))
+	$(GO) test -tags e2e -count=1 -timeout 80m $(addprefix ./,$(E2E_PKGS))
 
 lint: ## gofmt and go vet
 	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal api client test) || exit 1; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
