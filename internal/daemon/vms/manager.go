@@ -175,7 +175,11 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 func (m *Manager) Close() {
 	m.claims.Drain()
 	m.tmplClaims.Drain()
+	// No spare copy starts once life is over (refillSpare checks it
+	// under spareMu), so the wait below sees every one that did.
+	m.spareMu.Lock()
 	m.stop()
+	m.spareMu.Unlock()
 	m.spares.Wait()
 	m.watchers.Wait()
 	m.liveMu.Lock()
