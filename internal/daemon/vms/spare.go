@@ -88,11 +88,9 @@ func (m *Manager) makeSpare(ctx context.Context, name string) error {
 	if err := fsutil.SyncDir(tmp); err != nil {
 		return err
 	}
-	// A spare made meanwhile stays; this one goes with tmp.
+	// A spare made meanwhile stays (the rename fails with ENOTEMPTY,
+	// which os.IsExist covers); this one goes with tmp.
 	if err := os.Rename(tmp, filepath.Join(dir, spareDir)); err != nil && !os.IsExist(err) {
-		if _, serr := os.Stat(filepath.Join(dir, spareDir)); serr == nil {
-			return nil
-		}
 		return err
 	}
 	return nil

@@ -61,8 +61,11 @@ func (m *Manager) mapTemplateMemory(ctx context.Context, row store.VM, dir, fina
 func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.VM, dir, final string, p progress.Func) error {
 	stateDir := filepath.Join(dir, StateDir)
 	st, ok, err := readStateDir(stateDir)
-	if err != nil || !ok {
-		return fmt.Errorf("reading the saved state: %v", err)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("the template has no saved state in %s", stateDir)
 	}
 	im, err := m.images.Bootable(ctx, row.Image)
 	if err != nil {

@@ -268,10 +268,8 @@ func (m *Manager) restoreNew(ctx context.Context, snap vmm.Snapshotter, row *sto
 	if err != nil {
 		return err
 	}
-	// Its egress rules are in place before the guest runs.
-	if err := m.syncEgress(ctx); err != nil {
-		return err
-	}
+	// Its egress rules came with its TAP (Network.AcquireTAP), before
+	// the guest runs.
 	p.Step("restore", fmt.Sprintf("restoring %s from the saved state", row.Name))
 	h, err := snap.Restore(ctx, spec, st)
 	if err != nil {

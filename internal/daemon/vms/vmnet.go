@@ -18,6 +18,9 @@ type Network interface {
 	// Allocate returns vm's address and MAC, leasing one if it has none.
 	Allocate(ctx context.Context, vm string) (addr netip.Addr, mac string, err error)
 	ReleaseLease(ctx context.Context, vm string) error
+	// AcquireTAP hands vm a TAP; where the network enforces egress it
+	// also puts vm's rules in place (its policy, its lease bound to the
+	// TAP) before returning, so the lease is allocated first.
 	AcquireTAP(ctx context.Context, vm string) (string, error)
 	ReleaseTAP(ctx context.Context, vm string) error
 	KernelArgs(addr netip.Addr) []string

@@ -144,11 +144,9 @@ func (m *Manager) createVM(ctx context.Context, req api.CreateVMRequest, im api.
 		return api.VM{}, err
 	}
 	if m.net != nil {
+		// The guest's egress rules are put in place with its TAP, before
+		// it first runs (Network.AcquireTAP).
 		if _, _, err := m.net.Allocate(ctx, row.Name); err != nil {
-			return api.VM{}, err
-		}
-		// The guest's rules are in place before it first runs.
-		if err := m.syncEgress(ctx); err != nil {
 			return api.VM{}, err
 		}
 	}
