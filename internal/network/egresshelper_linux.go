@@ -71,13 +71,19 @@ func ServeEgressHelper(ctx context.Context, o EgressHelperOptions) error {
 		slots = make(chan struct{}, maxHelperConns)
 		conns sync.Map
 	)
-	stop := context.AfterFunc(ctx, func() {
+	closeAll := func() {
 		ln.Close()
 		conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-	})
-	defer stop()
-	defer wg.Wait()
-	defer os.Remove(path)
+	}
+	stop := context.AfterFunc(ctx, closeAll)
+	// However the loop ends, the listener and every connection close
+	// before the wait, so no idle daemon connection holds the exit up.
+	defer func() {
+		stop()
+		closeAll()
+		wg.Wait()
+		os.Remove(path)
+	}()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -93,6 +99,9 @@ func ServeEgressHelper(ctx context.Context, o EgressHelperOptions) error {
 			continue
 		}
 		conns.Store(c, nil)
+		if ctx.Err() != nil {
+			c.Close() // accepted as ctx ended, after the close of all
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -137,6 +146,12 @@ func listenHelper(dir, path string, uid int) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket; remove it", path)
+		}
+		// A socket someone answers on is a running helper's: taking its
+		// path would leave it unreachable, and its exit would remove ours.
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("an egress helper already answers at %s", path)
 		}
 		os.Remove(path)
 	}

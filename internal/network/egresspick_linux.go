@@ -34,7 +34,7 @@ func DaemonEgress(dir string, uid int) (Egress, error) {
 	c := HelperEgress(socket)
 	if err := c.Ping(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("it runs without CAP_NET_ADMIN and no egress helper answers at %s; run %s, which installs and starts the helper", socket, setupQuoted)
+		return nil, fmt.Errorf("it runs without CAP_NET_ADMIN and no egress helper answers at %s (%w); run %s, which installs and starts the helper", socket, err, setupQuoted)
 	}
 	return c, nil
 }

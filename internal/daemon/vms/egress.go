@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -176,6 +177,12 @@ func (n *HostNetwork) Close() {
 		n.egress.done.Wait()
 		n.egress.stop = nil
 	}
+	// The helper's connection, when the rules go through one.
+	n.egress.mu.Lock()
+	defer n.egress.mu.Unlock()
+	if c, ok := n.egress.rules.(io.Closer); ok {
+		c.Close()
+	}
 }
 
 // EgressDNS is what banger's DNS server asks about allow-mode VMs.
@@ -234,7 +241,7 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 	}
 	if err := e.rules.Sync(e.spec, vms); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			e.rules, e.why = nil, fmt.Errorf("it may not change nftables (%v); run %s, which installs the egress helper, or run bangerd as root", err, network.SetupCommand)
+			e.rules, e.why = nil, fmt.Errorf("it may not change nftables (%w); run %s, which installs the egress helper, or run bangerd as root", err, network.SetupCommand)
 			e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
 			return nil
 		}
