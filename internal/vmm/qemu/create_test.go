@@ -78,7 +78,8 @@ func fakeQEMU(mode string) {
 		select {}
 	}
 	for i := 0; i < 100; i++ { // like QEMU, report in once QMP listens
-		if _, err := os.Stat(filepath.Join(rt, qmpSocket)); err == nil {
+		if c, err := net.Dial("unix", filepath.Join(rt, qmpSocket)); err == nil {
+			c.Close()
 			os.Exit(0)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -226,7 +227,8 @@ func TestCreateFailureLeavesNothingRunning(t *testing.T) {
 		// The ctx ends while qemu's parent waits: it is killed, the
 		// already daemonized child found by the pid file.
 		{mode: "hang", cancelEarly: true, wantErr: "signal: killed"},
-		// The pid file cannot be read: the child is asked to quit over QMP.
+		// The pid file cannot be read: the child is found by the pid
+		// file path on its command line.
 		{mode: "badpid", wantErr: "parsing qemu pid file"},
 	}
 	for _, tt := range tests {

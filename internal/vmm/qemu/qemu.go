@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -127,20 +126,27 @@ func (d *Driver) launch(ctx context.Context, spec vmm.Spec, accel string, mem me
 }
 
 // reap ends the QEMU a failed Create may have left running and empties
-// the runtime dir. The pid file names it; without a usable one, QEMU is
-// asked to quit over QMP. Nothing is left when the parent died before
-// the child was ready: the child then fails to report in and exits.
+// the runtime dir. The pid file names it; without a usable one (QEMU
+// died before writing it, or it holds garbage), it is the process
+// whose command line names this runtime dir's pid file: the pid file
+// was removed before the start, and the runtime dir is this VM's alone.
+// Nothing is left when the parent died before the child was ready: the
+// child then fails to report in and exits.
 func (d *Driver) reap(rt string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	pidPath := filepath.Join(rt, pidFile)
+	var pids []int
 	if pid, err := readPID(rt); err == nil {
-		// The pid file was removed before the start, so it is this
-		// Create's; the command line check guards against pid reuse.
-		if st, err := vmm.ProcStartTime(pid); err == nil && startedWith(pid, filepath.Join(rt, pidFile)) {
+		pids = []int{pid}
+	} else {
+		pids = procsStartedWith(pidPath)
+	}
+	for _, pid := range pids {
+		// The command line check guards against pid reuse.
+		if st, err := vmm.ProcStartTime(pid); err == nil && startedWith(pid, pidPath) {
 			d.Kill(ctx, &vmm.Handle{PID: pid, StartTime: st})
 		}
-	} else {
-		quitQMP(ctx, filepath.Join(rt, qmpSocket))
 	}
 	d.clean(rt)
 }
@@ -151,17 +157,24 @@ func startedWith(pid int, arg string) bool {
 	return err == nil && slices.Contains(strings.Split(string(data), "\x00"), arg)
 }
 
-// quitQMP asks the QEMU behind path to quit and waits for it to hang up,
-// which it does as it exits.
-func quitQMP(ctx context.Context, path string) {
-	q, err := dialQMP(ctx, path)
+// procsStartedWith returns the processes whose command line has arg in
+// it, this one aside.
+func procsStartedWith(arg string) []int {
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
-	defer q.close()
-	if _, err := q.execute("quit", nil); err == nil {
-		io.Copy(io.Discard, q.rd)
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if startedWith(pid, arg) {
+			pids = append(pids, pid)
+		}
 	}
+	return pids
 }
 
 func readPID(rt string) (int, error) {
