@@ -36,8 +36,8 @@ func (h helperCheck) sync(req helperRequest) ([]VMEgress, error) {
 		return nil, errdefs.Conflict("the daemon's network (%s) is not the one set up for uid %d (%s); run %s after changing bridge_name, bridge_ip or cidr",
 			describeSpec(req.Spec), h.rec.UID, describeSpec(&spec), setupQuoted)
 	}
-	if n := len(req.VMs); n > maxHelperVMs || n > guestAddrs(spec.CIDR) {
-		return nil, errdefs.Invalid("%d VMs in one sync; %s holds at most %d", n, spec.CIDR, min(maxHelperVMs, guestAddrs(spec.CIDR)))
+	if n := len(req.VMs); n > maxHelperVMs || n > guestAddrCount(spec.CIDR) {
+		return nil, errdefs.Invalid("%d VMs in one sync; %s holds at most %d", n, spec.CIDR, min(maxHelperVMs, guestAddrCount(spec.CIDR)))
 	}
 	seen, tapSeen := map[netip.Addr]bool{}, map[string]bool{}
 	out := make([]VMEgress, 0, len(req.VMs))
@@ -113,16 +113,6 @@ func (h helperCheck) userTap(name string) error {
 		return errdefs.Invalid("tap %s is not a tap of uid %d on %s; run %s", name, h.rec.UID, h.rec.Bridge, setupQuoted)
 	}
 	return nil
-}
-
-// guestAddrs is how many guest addresses cidr has (without the network,
-// broadcast and bridge addresses), capped to fit an int.
-func guestAddrs(cidr netip.Prefix) int {
-	host := 32 - cidr.Bits()
-	if host >= 30 {
-		return 1 << 30
-	}
-	return max(0, 1<<host-3)
 }
 
 func describeSpec(s *EgressSpec) string {

@@ -170,5 +170,16 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// guestAddrCount is how many addresses of p VMs can lease.
-func guestAddrCount(p netip.Prefix) int { return 1<<(32-p.Bits()) - 3 }
+// guestAddrCount is how many addresses of p VMs can lease (all but the
+// network, broadcast and bridge addresses), capped to fit an int; p may
+// come from a request, so it is checked.
+func guestAddrCount(p netip.Prefix) int {
+	if !p.IsValid() || !p.Addr().Is4() {
+		return 0
+	}
+	host := 32 - p.Bits()
+	if host >= 30 {
+		return 1 << 30
+	}
+	return max(0, 1<<host-3)
+}

@@ -59,13 +59,21 @@ type egressCtl struct {
 	// earlier one.
 	syncMu sync.Mutex
 
+	// mu guards what follows. It is never held while the rules are
+	// looked for or applied (a dial and a round trip to the egress
+	// helper, or an nftables transaction): the DNS server's policy
+	// lookups take it.
 	mu    sync.Mutex
 	rules network.Egress // nil: not enforced
 	// find looks for rules while there are none (EnforceEgressWith);
-	// why is its last error, lastFind when it ran.
+	// why is its last error, lastFind when it ran, finding while it runs.
 	find     func() (network.Egress, error)
 	why      error
 	lastFind time.Time
+	finding  bool
+	// unsynced: rules were found since the last sync that reached them,
+	// so the policies recorded meanwhile are not applied yet.
+	unsynced bool
 	byAddr   map[netip.Addr]vmEgress
 	pending  map[netip.Addr]*denials
 	log      *slog.Logger
@@ -117,7 +125,7 @@ func (n *HostNetwork) EnforceEgress(rules network.Egress, log *slog.Logger) {
 			case <-e.stop:
 				return
 			case <-t.C:
-				if e.pickedUp() {
+				if e.needsSync() {
 					if err := n.SyncEgress(context.Background()); err != nil {
 						e.log.Warn("applying egress policies", "err", err)
 					}
@@ -146,26 +154,39 @@ func (n *HostNetwork) EnforceEgressWith(find func() (network.Egress, error), log
 	}
 }
 
-// pickedUp reports whether find just found rules where there were none.
-func (e *egressCtl) pickedUp() bool {
+// needsSync reports whether rules were found (by this call or by a
+// policy check) and no sync has reached them yet.
+func (e *egressCtl) needsSync() bool {
+	e.currentRules()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	had := e.rules != nil
-	return !had && e.rulesLocked() != nil
+	return e.rules != nil && e.unsynced
 }
 
-// rulesLocked returns the rules, asking find again when there are none;
-// e.mu is held.
-func (e *egressCtl) rulesLocked() network.Egress {
-	if e.rules != nil || e.find == nil || time.Since(e.lastFind) < egressPollEvery {
+// currentRules returns the rules, asking find again when there are none
+// and it last ran egressPollEvery ago. find runs without e.mu held, one
+// call at a time; callers meanwhile see no rules.
+func (e *egressCtl) currentRules() network.Egress {
+	e.mu.Lock()
+	if e.rules != nil || e.find == nil || e.finding || time.Since(e.lastFind) < egressPollEvery {
+		defer e.mu.Unlock()
 		return e.rules
 	}
-	e.lastFind = time.Now()
-	if r, err := e.find(); err == nil {
-		e.rules, e.why = r, nil
-		e.log.Info("egress policies are enforced from now on")
-	} else {
+	e.lastFind, e.finding = time.Now(), true
+	find := e.find
+	e.mu.Unlock()
+
+	r, err := find()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.finding = false
+	switch {
+	case err != nil:
 		e.why = err
+	case e.rules == nil:
+		e.rules, e.why, e.unsynced = r, nil, true
+		e.log.Info("egress policies are enforced from now on")
 	}
 	return e.rules
 }
@@ -189,9 +210,7 @@ func (n *HostNetwork) Close() {
 func (n *HostNetwork) EgressDNS() network.EgressDNS { return n.egress }
 
 func (n *HostNetwork) EgressEnforced() bool {
-	n.egress.mu.Lock()
-	defer n.egress.mu.Unlock()
-	return n.egress.rulesLocked() != nil
+	return n.egress.currentRules() != nil
 }
 
 // EgressRefusal says why policies are not enforced and what fixes it.
@@ -233,21 +252,31 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 		byAddr[l.Addr] = vmEgress{name: l.VM, policy: p}
 		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p, Tap: taps[strings.ToLower(l.VM)]})
 	}
+	rules := e.currentRules()
+	var first bool // the first sync since the rules were found
+	if rules != nil {
+		e.mu.Lock()
+		first, e.unsynced = e.unsynced, false
+		e.mu.Unlock()
+		err = rules.Sync(e.spec, vms)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.byAddr = byAddr
-	if e.rulesLocked() == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if err := e.rules.Sync(e.spec, vms); err != nil {
-		if errors.Is(err, unix.EPERM) {
+	case errors.Is(err, unix.EPERM):
+		if e.rules == rules {
 			e.rules, e.why = nil, fmt.Errorf("it may not change nftables (%w); run %s, which installs the egress helper, or run bangerd as root", err, network.SetupCommand)
-			e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
-			return nil
 		}
+		e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
+		return nil
+	default:
+		// A first sync that failed is tried again at the next poll.
+		e.unsynced = e.unsynced || first && e.rules == rules
 		return fmt.Errorf("applying egress policies: %w", err)
 	}
-	return nil
 }
 
 // effective is the policy a VM's rules carry: the recorded one (full
