@@ -3,6 +3,7 @@ package guestagent
 import (
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,6 +97,11 @@ func TestOpenSSHRotateHostKeysSignalsSSHD(t *testing.T) {
 	if err != nil {
 		t.Skip("needs sleep: ", err)
 	}
+	// A test run under nohup ignores SIGHUP, and its children would
+	// inherit that; a handled signal is reset to its default at exec.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	start := func(name string) *exec.Cmd {
 		link := filepath.Join(t.TempDir(), name)
 		if err := os.Symlink(sleep, link); err != nil {
