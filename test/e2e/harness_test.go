@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,9 +28,35 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// A run of this binary by one of its own tests (the watchdog's) uses
+	// the binaries its parent built.
+	binDir = os.Getenv(envReuseBin)
+	owned := binDir == ""
+	if owned {
+		dir, err := buildBinaries()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		binDir = dir
+	}
+	stop := watch.start()
+	code := m.Run()
+	stop()
+	watch.fire("left after the tests")
+	if owned {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds banger, bangerd and the agent into a new
+// directory.
+func buildBinaries() (string, error) {
 	dir, err := os.MkdirTemp("", "banger-e2e-bin-")
 	if err != nil {
-		panic(err)
+		return "", err
 	}
 	builds := map[string][]string{
 		"banger":             {"build", "-o", filepath.Join(dir, "banger"), "banger/cmd/banger"},
@@ -43,14 +70,11 @@ func TestMain(m *testing.M) {
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		}
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", name, err)
-			os.Exit(1)
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("building %s: %w", name, err)
 		}
 	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return dir, nil
 }
 
 // env is one user's banger world inside its own network namespace.
@@ -95,6 +119,7 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	os.MkdirAll(cfgDir, 0o755)
 	os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte("vmm = \"qemu\"\nlog_level = \"debug\"\n"+extraConfig), 0o644)
 	t.Cleanup(e.cleanup)
+	watch.add(e)
 	return e
 }
 
@@ -230,6 +255,7 @@ func (e *env) cleanup() {
 		}
 	}
 	os.RemoveAll(e.rt)
+	watch.remove(e)
 }
 
 // openStore opens the daemon's state database to look at what it

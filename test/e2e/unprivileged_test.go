@@ -41,6 +41,7 @@ func newUnprivilegedEnv(t *testing.T, extraConfig string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
+	watch.addDir(e, home)
 	e.home = home
 	os.MkdirAll(filepath.Join(home, "config", "banger"), 0o755)
 	os.WriteFile(filepath.Join(home, "config", "banger", "config.toml"), cfg, 0o644)
@@ -64,6 +65,7 @@ func newUnprivilegedEnv(t *testing.T, extraConfig string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(tun) })
+	watch.addDir(e, tun)
 	id := strconv.Itoa(nobody)
 	e.asUser = []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--"}
 	script := fmt.Sprintf(`set -e; mount -t tmpfs -o mode=755 bangertun %[1]s; mknod -m 666 %[1]s/tun c 10 200; mount --bind %[1]s/tun /dev/net/tun; exec "$@"`, tun)

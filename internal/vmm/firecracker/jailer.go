@@ -20,8 +20,10 @@ import (
 type Jailer struct {
 	// Binary is the jailer executable.
 	Binary string
-	// UID and GID are what Firecracker runs as; the chroot's files are
-	// given to them.
+	// UID and GID are what Firecracker runs as. The VM's own writable
+	// disks and its log and metrics files are given to them; shared
+	// read-only inputs (kernel, initrd, read-only disks, saved states)
+	// keep their owner and are readable by GID only.
 	UID, GID int
 	// ChrootBase is where chroots are made (the jailer's default is
 	// /srv/jailer). The kernel and disks are hard-linked into the chroot,
@@ -128,8 +130,12 @@ func (j *Jailer) cgroupDirs(fcBin, id string) []string {
 }
 
 // prepareJail makes the chroot: hard links to the kernel, initrd and
-// disks under the names jailLayout gives them, the log and metrics files,
-// all owned by the jail's uid/gid.
+// disks under the names jailLayout gives them, and the log and metrics
+// files. A hard link is the file itself, so what the jail may do with a
+// link it may do with the original: only what this VM alone owns and
+// writes (its writable disks, log, metrics) is given to the jail's user;
+// the kernel, initrd and read-only disks, which other VMs share, are only
+// made readable by the jail's group (see shareRead).
 func (j *Jailer) prepareJail(spec vmm.Spec, l layout) error {
 	os.RemoveAll(filepath.Dir(l.jailRoot)) // a leftover of an earlier run
 	if err := os.MkdirAll(l.jailRoot, 0o750); err != nil {
@@ -137,23 +143,35 @@ func (j *Jailer) prepareJail(spec vmm.Spec, l layout) error {
 	}
 	// A list, not a map by source: one file may be linked twice (a
 	// kernel that is also the initrd, one image as two disks).
-	links := [][2]string{{spec.Kernel, l.fc.kernel}}
+	type link struct {
+		src, dst string
+		own      bool // the VM's own and written by it: the jail's
+	}
+	links := []link{{spec.Kernel, l.fc.kernel, false}}
 	if spec.Initrd != "" {
-		links = append(links, [2]string{spec.Initrd, l.fc.initrd})
+		links = append(links, link{spec.Initrd, l.fc.initrd, false})
 	}
 	for i, d := range spec.Disks {
-		links = append(links, [2]string{d.Path, l.fc.disks[i]})
+		links = append(links, link{d.Path, l.fc.disks[i], !d.ReadOnly})
 	}
-	for _, link := range links {
-		src, dst := link[0], filepath.Join(l.jailRoot, link[1])
-		if err := os.Link(src, dst); err != nil {
-			if errors.Is(err, syscall.EXDEV) {
-				return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the same filesystem as banger's state directory", src, err)
-			}
-			return fmt.Errorf("linking %s into the chroot: %w", src, err)
+	for _, k := range links {
+		if err := linkIn(k.src, filepath.Join(l.jailRoot, k.dst)); err != nil {
+			return err
 		}
-		if err := os.Chown(dst, j.UID, j.GID); err != nil {
-			return fmt.Errorf("giving %s to the jail's user: %w", dst, err)
+	}
+	// Shared files first: a file this VM also writes (one image as a
+	// read-only and a writable disk) ends up the jail's, as it must.
+	for _, own := range []bool{false, true} {
+		give := j.shareRead
+		if own {
+			give = j.give
+		}
+		for _, k := range links {
+			if k.own == own {
+				if err := give(filepath.Join(l.jailRoot, k.dst)); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for _, f := range []string{l.log, l.metrics} {
@@ -162,11 +180,58 @@ func (j *Jailer) prepareJail(spec vmm.Spec, l layout) error {
 			return fmt.Errorf("creating %s: %w", f, err)
 		}
 		fd.Close()
-		if err := os.Chown(f, j.UID, j.GID); err != nil {
-			return fmt.Errorf("giving %s to the jail's user: %w", f, err)
+		if err := j.give(f); err != nil {
+			return err
 		}
 	}
 	return os.Chown(l.jailRoot, j.UID, j.GID)
+}
+
+// linkIn hard-links src into a chroot as dst.
+func linkIn(src, dst string) error {
+	if err := os.Link(src, dst); err != nil {
+		if errors.Is(err, syscall.EXDEV) {
+			return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the same filesystem as banger's state directory", src, err)
+		}
+		return fmt.Errorf("linking %s into the chroot: %w", src, err)
+	}
+	return nil
+}
+
+// give hands a file the VM alone owns and writes to the jail's user.
+func (j *Jailer) give(path string) error {
+	if err := os.Chown(path, j.UID, j.GID); err != nil {
+		return fmt.Errorf("giving %s to the jail's user: %w", path, err)
+	}
+	return nil
+}
+
+// shareRead lets the jail read a file it shares with other VMs (or that
+// later VMs start from) and nothing more: the file's group becomes the
+// jail's gid with read only, others lose all access (a template's memory
+// may hold secrets), and the owner keeps its bits. A file the jail's user
+// owns (given to it by an earlier banger) goes back to bangerd's user.
+//
+// A file has one group: VMs sharing it must share the gid, as every VM
+// of one bangerd does (jailer_gid is the daemon's). A Firecracker keeps
+// what it opened at configuration (kernel, disks) or at a restore
+// (state), so a later change of group does not reach a running VM.
+func (j *Jailer) shareRead(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	uid := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == j.UID {
+		uid = os.Geteuid()
+	}
+	if err := os.Chown(path, uid, j.GID); err != nil {
+		return fmt.Errorf("letting the jail's group read %s: %w", path, err)
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&0o700|0o040); err != nil {
+		return fmt.Errorf("letting the jail's group read %s: %w", path, err)
+	}
+	return nil
 }
 
 // argv is the jailer command line that runs fcBin for spec; Firecracker's

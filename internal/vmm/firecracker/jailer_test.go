@@ -118,14 +118,24 @@ func TestPrepareJail(t *testing.T) {
 			t.Errorf("%s in the jail is not a hard link to %s", name, src)
 		}
 	}
-	for _, name := range []string{"", "vmlinux", "drive-rootfs", "firecracker.log", "metrics.json"} {
+	// The VM's own writable disk and its files are the jail's; the
+	// kernel, initrd and the read-only disk stay ours, readable by the
+	// jail's group.
+	me := os.Geteuid()
+	for name, want := range map[string][3]int{
+		"": {uid, gid, -1}, "drive-rootfs": {uid, gid, -1}, "firecracker.log": {uid, gid, -1}, "metrics.json": {uid, gid, -1},
+		"vmlinux": {me, gid, 0o640}, "initrd": {me, gid, 0o640}, "drive-work": {me, gid, 0o640},
+	} {
 		fi, err := os.Stat(filepath.Join(l.jailRoot, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		if int(st.Uid) != uid || int(st.Gid) != gid {
-			t.Errorf("%q owned by %d:%d, want %d:%d", name, st.Uid, st.Gid, uid, gid)
+		if int(st.Uid) != want[0] || int(st.Gid) != want[1] {
+			t.Errorf("%q owned by %d:%d, want %d:%d", name, st.Uid, st.Gid, want[0], want[1])
+		}
+		if want[2] >= 0 && int(fi.Mode().Perm()) != want[2] {
+			t.Errorf("%q has mode %v, want %v", name, fi.Mode().Perm(), os.FileMode(want[2]))
 		}
 	}
 	// The jail goes with the VM's files; the originals stay.

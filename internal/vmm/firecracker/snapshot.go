@@ -118,13 +118,21 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 }
 
 // moveOut moves a file Firecracker wrote in its chroot to dst, which must
-// be on the same filesystem (as the disks linked into the chroot are).
+// be on the same filesystem (as the disks linked into the chroot are),
+// and takes it from the jail's user: a saved state is bangerd's, and
+// VMs restored from it only read it (see linkState).
 func moveOut(src, dst string) error {
 	if err := os.Rename(src, dst); err != nil {
 		if errors.Is(err, syscall.EXDEV) {
 			return fmt.Errorf("moving %s out of the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
 		}
 		return fmt.Errorf("moving %s out of the chroot: %w", src, err)
+	}
+	if err := os.Chown(dst, os.Geteuid(), os.Getegid()); err != nil {
+		return fmt.Errorf("taking %s from the jail's user: %w", dst, err)
+	}
+	if err := os.Chmod(dst, 0o600); err != nil {
+		return fmt.Errorf("taking %s from the jail's user: %w", dst, err)
 	}
 	return nil
 }
@@ -208,22 +216,21 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, st vmm.State) (h *v
 var jailStateFiles = map[string]string{RoleMemory: "/state-memory", RoleDevice: "/state-vmstate"}
 
 // linkState hard-links a state's files into the chroot, under the
-// jailer, and gives them to the jail's user, as the disks are.
+// jailer, readable by the jail's group only: warm creates restore many
+// VMs from one template, which a jailed Firecracker must not be able to
+// change.
 func (d *Driver) linkState(l layout, st vmm.State) error {
 	if l.jailRoot == "" {
 		return nil
 	}
 	j := d.opts.Jailer
 	for _, role := range []string{RoleMemory, RoleDevice} {
-		src, dst := filepath.Join(st.Dir, st.Files[role]), filepath.Join(l.jailRoot, jailStateFiles[role])
-		if err := os.Link(src, dst); err != nil {
-			if errors.Is(err, syscall.EXDEV) {
-				return fmt.Errorf("linking %s into the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
-			}
-			return fmt.Errorf("linking %s into the chroot: %w", src, err)
+		dst := filepath.Join(l.jailRoot, jailStateFiles[role])
+		if err := linkIn(filepath.Join(st.Dir, st.Files[role]), dst); err != nil {
+			return err
 		}
-		if err := os.Chown(dst, j.UID, j.GID); err != nil {
-			return fmt.Errorf("giving %s to the jail's user: %w", dst, err)
+		if err := j.shareRead(dst); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -131,7 +131,7 @@ func (m *machine) loadSnapshot(b *Value) (int, any, *Fault) {
 		return 0, nil, f
 	}
 	for _, d := range st.Drives {
-		if err := openable(m.host(d.Path)); err != nil {
+		if err := openDisk(m.host(d.Path), d.ReadOnly); err != nil {
 			return 0, nil, fatal(msgLoadFailed+"Failed to build microVM from snapshot: Cannot restore devices: Block(BackingFile(%s, %q))", rustIOError(err), d.Path)
 		}
 	}

@@ -181,7 +181,7 @@ func (m *machine) putDrive(b *Value) (int, any, *Fault) {
 		if _, ok := b.Field("is_read_only"); !ok || d.path == "" {
 			return 0, nil, badRequest("Drive config error: Unable to create the virtio block device: a virtio block drive needs path_on_host and is_read_only")
 		}
-		if err := openable(m.host(d.path)); err != nil {
+		if err := openDisk(m.host(d.path), d.readOnly); err != nil {
 			return 0, nil, badRequest("Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: %v %s", err, d.path)
 		}
 	}
@@ -324,7 +324,20 @@ func (m *machine) fullConfig() map[string]any {
 }
 
 func openable(path string) error {
-	f, err := os.Open(path)
+	return openFlags(path, os.O_RDONLY)
+}
+
+// openDisk opens a drive's backing file as Firecracker does: for reading
+// and writing unless the drive is read-only.
+func openDisk(path string, readOnly bool) error {
+	if readOnly {
+		return openFlags(path, os.O_RDONLY)
+	}
+	return openFlags(path, os.O_RDWR)
+}
+
+func openFlags(path string, flag int) error {
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
