@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -39,21 +40,8 @@ func TestEgressSyncCarriesTheVMsTap(t *testing.T) {
 // refuses policies with the reason, and picks the rules up when they
 // appear (a helper started after the daemon), applying every policy.
 func TestEgressRulesFoundLater(t *testing.T) {
-	w := newWorld(t)
-	addr := seedLeasedVM(t, w, api.VMStopped)
+	w, addr, n, appear := rulesFoundLater(t)
 	rules := &fakeRules{}
-	var mu sync.Mutex
-	var found network.Egress
-	n := vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
-	n.EnforceEgressWith(func() (network.Egress, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if found == nil {
-			return nil, errors.New("no egress helper answers at /run/banger/egress/1000.sock; run setup")
-		}
-		return found, nil
-	}, nil)
-	t.Cleanup(n.Close)
 	w.Opts.Network = n
 	w.restart()
 	ctx := context.Background()
@@ -61,9 +49,7 @@ func TestEgressRulesFoundLater(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrUnsupported) || !strings.Contains(err.Error(), "no egress helper answers") {
 		t.Fatalf("err = %v; want unsupported with the reason", err)
 	}
-	mu.Lock()
-	found = rules
-	mu.Unlock()
+	appear(rules)
 	deadline := time.Now().Add(20 * time.Second)
 	for len(rules.lastSync()) == 0 {
 		if time.Now().After(deadline) {
@@ -83,24 +69,9 @@ func TestEgressRulesFoundLater(t *testing.T) {
 // policies are enforced), not by the poll, still get every recorded
 // policy at the next poll.
 func TestEgressRulesFoundByAPolicyCheckAreSynced(t *testing.T) {
-	w := newWorld(t)
-	addr := seedLeasedVM(t, w, api.VMStopped)
+	_, addr, n, appear := rulesFoundLater(t)
 	rules := &fakeRules{}
-	var mu sync.Mutex
-	var found network.Egress
-	n := vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
-	n.EnforceEgressWith(func() (network.Egress, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if found == nil {
-			return nil, errors.New("no egress helper answers")
-		}
-		return found, nil
-	}, nil)
-	t.Cleanup(n.Close)
-	mu.Lock()
-	found = rules
-	mu.Unlock()
+	appear(rules)
 	// find runs at most every poll interval: ask until it has run.
 	deadline := time.Now().Add(20 * time.Second)
 	for !n.EgressEnforced() {
@@ -184,4 +155,29 @@ func TestEgressLookupsDoNotWaitForASync(t *testing.T) {
 	<-rules.entered
 	lookup("a sync")
 	releaseSync()
+}
+
+// rulesFoundLater is a host network over a world with a leased VM whose
+// rules are not found (no helper answers) until appear is called.
+func rulesFoundLater(t *testing.T) (w *world, addr netip.Addr, n *vms.HostNetwork, appear func(network.Egress)) {
+	t.Helper()
+	w = newWorld(t)
+	addr = seedLeasedVM(t, w, api.VMStopped)
+	var mu sync.Mutex
+	var found network.Egress
+	n = vms.NewHostNetwork(w.Opts.Config, w.Store, os.Getuid())
+	n.EnforceEgressWith(func() (network.Egress, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if found == nil {
+			return nil, errors.New("no egress helper answers at /run/banger/egress/1000.sock; run setup")
+		}
+		return found, nil
+	}, nil)
+	t.Cleanup(n.Close)
+	return w, addr, n, func(r network.Egress) {
+		mu.Lock()
+		defer mu.Unlock()
+		found = r
+	}
 }
