@@ -76,10 +76,10 @@ const tempSuffix = ".banger-new"
 //     such as RSA and DSA, and certificates) removed, each .pub before its
 //     private key.
 //
-// Why this order: sshd reads the private key and, since OpenSSH 8.x,
-// ignores a .pub that does not match it; older releases offer the .pub's
-// key and sign with the private one, so a mismatched pair breaks that key
-// type. Every reader (sshd, HostKeys, hence the host's pinning) derives
+// Why this order: sshd reads the private key and its .pub; a current sshd
+// logs a .pub that does not match and uses the private key alone, and a
+// release that does not check may offer the .pub's key while signing with
+// the private one, which breaks that key type. Every reader (sshd, HostKeys, hence the host's pinning) derives
 // the public key from the private one when the .pub is missing. So the
 // .pub is absent rather than stale while its private key changes, and at
 // every moment each key type that exists has a private key and either no

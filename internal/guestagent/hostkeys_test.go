@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,7 +74,7 @@ func checkKeyDir(t *testing.T, o *OpenSSH, when string) {
 		line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 		want = append(want, line)
 		pub, err := os.ReadFile(priv + ".pub")
-		if err == nil && !bytes.Equal(bytes.TrimSpace(pub), []byte(line)) {
+		if f := strings.Fields(string(pub)); err == nil && (len(f) < 2 || f[0]+" "+f[1] != line) {
 			t.Fatalf("%s: %s.pub does not match its private key", when, priv)
 		}
 	}
@@ -312,4 +313,51 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestConfigureOpenSSHFirstBootReplacesImageKeys: on a disk's first boot
+// the image's keys (every clone shares them) are replaced by the ones
+// ssh-keygen -A makes, or by an ed25519 key alone without ssh-keygen; the
+// image's other types go, and no staging directory or temporary file is
+// left.
+func TestConfigureOpenSSHFirstBootReplacesImageKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		path string // PATH while configuring; "" keeps it
+		want []string
+	}{
+		{"ssh-keygen", "", []string{"ssh_host_ecdsa_key", "ssh_host_ecdsa_key.pub", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "ssh_host_rsa_key", "ssh_host_rsa_key.pub"}},
+		{"no ssh-keygen", t.TempDir(), []string{"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.path == "" {
+				if _, err := exec.LookPath("ssh-keygen"); err != nil {
+					t.Skip("needs ssh-keygen: ", err)
+				}
+			} else {
+				t.Setenv("PATH", tc.path)
+			}
+			root := t.TempDir()
+			p := Paths{StateDir: filepath.Join(root, "state"), SSHDir: filepath.Join(root, "ssh")}
+			os.MkdirAll(p.SSHDir, 0o755)
+			image, _, err := newEd25519HostKey("ssh_host_ed25519_key")
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(p.SSHDir, image.name), image.private, 0o600)
+			os.WriteFile(filepath.Join(p.SSHDir, image.name+".pub"), image.public, 0o644)
+			os.WriteFile(filepath.Join(p.SSHDir, "ssh_host_dsa_key.pub"), []byte("ssh-dss AAAA image\n"), 0o644)
+			o, err := ConfigureOpenSSH(p, "/usr/sbin/sshd", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keyFiles(t, p.SSHDir); !slices.Equal(got, tc.want) {
+				t.Errorf("files after the first boot = %q, want %q", got, tc.want)
+			}
+			checkKeyDir(t, o, "after the first boot")
+			if hk, _ := o.HostKeys(); slices.Contains(hk.Keys, strings.TrimSpace(string(image.public))) {
+				t.Error("the image's key survived the first boot")
+			}
+		})
+	}
 }
