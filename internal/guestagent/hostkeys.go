@@ -130,7 +130,7 @@ func (d hostKeyDir) install(keys []hostKey, dropOthers bool) error {
 	for i, k := range keys {
 		if err := d.swap(k.name); err != nil {
 			undo()
-			return fmt.Errorf("%w; %d of %d new host keys are in place, each key file matches its .pub", err, i, len(keys))
+			return fmt.Errorf("%w; %d of %d new host keys are in place, the others unchanged, each with its own .pub or none", err, i, len(keys))
 		}
 	}
 	if err := syncDir(d.dir); err != nil {
