@@ -88,6 +88,8 @@ const tempSuffix = ".banger-new"
 // temporary files it left.
 type hostKeyDir struct {
 	dir string
+	// perm is the directory's mode if install has to create it.
+	perm os.FileMode
 	// write creates path with data and perm and fsyncs it.
 	write func(path string, data []byte, perm os.FileMode) error
 	// step, when set, is called before each change to the existing key
@@ -95,14 +97,14 @@ type hostKeyDir struct {
 	step func(what string)
 }
 
-func newHostKeyDir(dir string) hostKeyDir {
-	return hostKeyDir{dir: dir, write: writeFileSynced}
+func newHostKeyDir(dir string, perm os.FileMode) hostKeyDir {
+	return hostKeyDir{dir: dir, perm: perm, write: writeFileSynced}
 }
 
 // install puts keys in place of the keys of the same names and, with
 // dropOthers, removes every other ssh_host_*_key* file afterwards.
 func (d hostKeyDir) install(keys []hostKey, dropOthers bool) error {
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := os.MkdirAll(d.dir, d.perm); err != nil {
 		return fmt.Errorf("creating %s: %w", d.dir, err)
 	}
 	d.removeTemps()

@@ -264,10 +264,13 @@ func TestOpenSSHRotateHostKeysReplacesAndDropsRSA(t *testing.T) {
 // in use, with no temporary file left; a rotation that succeeds replaces
 // both files with a matching pair.
 func TestBuiltinRotateHostKeysWriteFailureKeepsKey(t *testing.T) {
-	p := Paths{StateDir: t.TempDir()}
+	p := Paths{StateDir: filepath.Join(t.TempDir(), "state")}
 	s, err := NewSSHServer(p, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p.StateDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the state directory made for the key: %v, %v; want mode 0700", fi, err)
 	}
 	priv := filepath.Join(p.StateDir, builtinHostKey)
 	oldPriv, oldPub := mustRead(t, priv), mustRead(t, priv+".pub")

@@ -49,7 +49,7 @@ func ConfigureOpenSSH(p Paths, binary string, log *slog.Logger) (*OpenSSH, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &OpenSSH{paths: p, binary: binary, log: log, pidFile: "/run/sshd.pid", keys: newHostKeyDir(p.SSHDir)}
+	o := &OpenSSH{paths: p, binary: binary, log: log, pidFile: "/run/sshd.pid", keys: newHostKeyDir(p.SSHDir, 0o755)}
 	if err := o.ensureHostKeys(); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func NewSSHServer(p Paths, log *slog.Logger) (*SSHServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	keys := newHostKeyDir(p.StateDir)
+	keys := newHostKeyDir(p.StateDir, 0o700)
 	signer, err := loadOrCreateHostKey(keys, builtinHostKey)
 	if err != nil {
 		return nil, err
