@@ -30,6 +30,8 @@ type OpenSSH struct {
 	pidFile string
 	// running is the PID of the sshd that Run keeps, 0 when there is none.
 	running atomic.Int64
+	// keys replaces the host keys in SSHDir.
+	keys hostKeyDir
 }
 
 // FindSSHD returns the image's sshd, or "" when it has none.
@@ -47,7 +49,7 @@ func ConfigureOpenSSH(p Paths, binary string, log *slog.Logger) (*OpenSSH, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &OpenSSH{paths: p, binary: binary, log: log, pidFile: "/run/sshd.pid"}
+	o := &OpenSSH{paths: p, binary: binary, log: log, pidFile: "/run/sshd.pid", keys: newHostKeyDir(p.SSHDir, 0o755)}
 	if err := o.ensureHostKeys(); err != nil {
 		return nil, err
 	}
@@ -62,17 +64,24 @@ func (o *OpenSSH) Kind() string { return "openssh" }
 
 var hostKeyTypes = []string{"ed25519", "ecdsa", "rsa"} // preference order
 
-// HostKeys implements SSHProvider.
+// HostKeys implements SSHProvider: the public half of each private host
+// key, which is what sshd offers (a .pub stands in for a private key the
+// agent cannot read). A .pub without its private key is not reported:
+// sshd cannot offer it.
 func (o *OpenSSH) HostKeys() (agentproto.HostKeys, error) {
 	hk := agentproto.HostKeys{Server: o.Kind()}
+	var errs []error
 	for _, t := range hostKeyTypes {
-		b, err := os.ReadFile(filepath.Join(o.paths.SSHDir, "ssh_host_"+t+"_key.pub"))
-		if err == nil {
-			hk.Keys = append(hk.Keys, strings.TrimSpace(string(b)))
+		key, ok, err := publicHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_"+t+"_key"))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			hk.Keys = append(hk.Keys, key)
 		}
 	}
 	if len(hk.Keys) == 0 {
-		return hk, fmt.Errorf("no host keys in %s", o.paths.SSHDir)
+		return hk, fmt.Errorf("no host keys in %s: %w", o.paths.SSHDir, errors.Join(errs...))
 	}
 	return hk, nil
 }
@@ -95,39 +104,42 @@ func (o *OpenSSH) ensureHostKeys() error {
 
 // newHostKeys replaces every host key in SSHDir with new ones: all the
 // types ssh-keygen -A makes, or an ed25519 key alone when the image has no
-// ssh-keygen.
+// working ssh-keygen. The image's keys stay until the new ones are in
+// place (see hostKeyDir), then the types not made again go.
 func (o *OpenSSH) newHostKeys() error {
-	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
-	for _, f := range old {
-		os.Remove(f)
-	}
-	if err := o.keygen(); err != nil {
+	keys, err := o.keygen()
+	if err != nil {
 		o.log.Warn("ssh-keygen -A failed; generating an ed25519 host key only", "err", err)
-		if _, err := createHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ed25519_key")); err != nil {
+		k, _, err := newEd25519HostKey("ssh_host_ed25519_key")
+		if err != nil {
 			return err
 		}
+		keys = []hostKey{k}
 	}
-	return nil
+	return o.keys.install(keys, true)
 }
 
 // RotateHostKeys implements HostKeyRotator: new host keys, then SIGHUP to
 // the running sshd, which re-executes itself and loads them. Connections
 // already open keep their session. An sshd that is not running reads the
-// new keys when it starts.
+// new keys when it starts. The new keys replace the old ones as
+// hostKeyDir.install does: when they cannot be written, the old keys stay
+// and sshd is not signalled; at no point is the guest without a host key.
 //
 // Unlike the first boot's ssh-keygen -A, rotation makes only the ed25519
 // and ECDSA keys, in process, and drops the RSA key: generating an RSA key
 // takes tens of seconds in a software-emulated guest, and a restore is
 // meant to take well under one.
 func (o *OpenSSH) RotateHostKeys() (agentproto.HostKeys, error) {
-	old, _ := filepath.Glob(filepath.Join(o.paths.SSHDir, "ssh_host_*_key*"))
-	for _, f := range old {
-		os.Remove(f)
-	}
-	if _, err := createHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ed25519_key")); err != nil {
+	ed, _, err := newEd25519HostKey("ssh_host_ed25519_key")
+	if err != nil {
 		return agentproto.HostKeys{}, err
 	}
-	if _, err := createECDSAHostKey(filepath.Join(o.paths.SSHDir, "ssh_host_ecdsa_key")); err != nil {
+	ec, _, err := newECDSAHostKey("ssh_host_ecdsa_key")
+	if err != nil {
+		return agentproto.HostKeys{}, err
+	}
+	if err := o.keys.install([]hostKey{ed, ec}, true); err != nil {
 		return agentproto.HostKeys{}, err
 	}
 	if pid := o.sshdPID(); pid > 0 {
@@ -159,24 +171,45 @@ func (o *OpenSSH) sshdPID() int {
 	return pid
 }
 
-// keygen runs ssh-keygen -A, which writes under <prefix>/etc/ssh.
-func (o *OpenSSH) keygen() error {
-	prefix, ok := strings.CutSuffix(filepath.Clean(o.paths.SSHDir), "/etc/ssh")
-	if !ok {
-		return fmt.Errorf("ssh directory %s does not end in /etc/ssh", o.paths.SSHDir)
-	}
-	args := []string{"-A"}
-	if prefix != "" {
-		args = append(args, "-f", prefix)
-	}
+// keygenStaging starts the name of the directory, in SSHDir, where
+// ssh-keygen -A writes new keys before they are installed.
+const keygenStaging = ".banger-keygen-"
+
+// keygen runs ssh-keygen -A with a new, empty staging directory as its
+// prefix, so it makes every key type it knows there, and returns them.
+func (o *OpenSSH) keygen() ([]hostKey, error) {
 	if err := os.MkdirAll(o.paths.SSHDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	out, err := exec.Command("ssh-keygen", args...).CombinedOutput()
+	stage, err := os.MkdirTemp(o.paths.SSHDir, keygenStaging)
 	if err != nil {
-		return fmt.Errorf("running ssh-keygen -A: %w: %s", err, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("making a directory for new host keys: %w", err)
 	}
-	return nil
+	defer os.RemoveAll(stage)
+	dir := filepath.Join(stage, "etc", "ssh")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("ssh-keygen", "-A", "-f", stage).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("running ssh-keygen -A: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	made, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*_key"))
+	var keys []hostKey
+	for _, f := range made {
+		k := hostKey{name: filepath.Base(f)}
+		if k.private, err = readBounded(f, maxHostKeyFile); err == nil {
+			k.public, err = readBounded(f+".pub", maxHostKeyFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the key ssh-keygen -A made: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("ssh-keygen -A made no host key in %s", dir)
+	}
+	return keys, nil
 }
 
 // sshdSettings come first in sshd's configuration, where the first value

@@ -2,12 +2,6 @@ package guestagent
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +23,11 @@ type SSHServer struct {
 	paths Paths
 	log   *slog.Logger
 	keyed atomic.Pointer[hostKeyed] // replaced whole by RotateHostKeys
+	keys  hostKeyDir
 }
+
+// builtinHostKey is the server's host key file in Paths.StateDir.
+const builtinHostKey = "ssh_host_ed25519_key"
 
 // hostKeyed is the server's host key with the configuration that offers it.
 type hostKeyed struct {
@@ -43,11 +41,12 @@ func NewSSHServer(p Paths, log *slog.Logger) (*SSHServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	signer, err := loadOrCreateHostKey(filepath.Join(p.StateDir, "ssh_host_ed25519_key"))
+	keys := newHostKeyDir(p.StateDir, 0o700)
+	signer, err := loadOrCreateHostKey(keys, builtinHostKey)
 	if err != nil {
 		return nil, err
 	}
-	s := &SSHServer{paths: p, log: log}
+	s := &SSHServer{paths: p, log: log, keys: keys}
 	s.useKey(signer)
 	return s, nil
 }
@@ -62,9 +61,11 @@ func (s *SSHServer) useKey(signer ssh.Signer) {
 }
 
 // RotateHostKeys implements HostKeyRotator: a new ed25519 host key replaces
-// the old one on disk and for every connection accepted from now on.
+// the old one on disk (see hostKeyDir: written aside, fsynced, renamed
+// over it) and then for every connection accepted from now on. When it
+// cannot be written, the server keeps its old key, on disk and in use.
 func (s *SSHServer) RotateHostKeys() (agentproto.HostKeys, error) {
-	signer, err := createHostKey(filepath.Join(s.paths.StateDir, "ssh_host_ed25519_key"))
+	signer, err := createHostKey(s.keys, builtinHostKey)
 	if err != nil {
 		return agentproto.HostKeys{}, err
 	}
@@ -150,10 +151,11 @@ func (s *SSHServer) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Per
 	return nil, fmt.Errorf("key %s is not authorized for %q", ssh.FingerprintSHA256(key), meta.User())
 }
 
-// loadOrCreateHostKey reads an OpenSSH private key, writing a new ed25519
-// one (and its .pub) when there is none.
-func loadOrCreateHostKey(path string) (ssh.Signer, error) {
-	data, err := os.ReadFile(path)
+// loadOrCreateHostKey reads the OpenSSH private key name in d, writing
+// a new ed25519 one (and its .pub) when there is none.
+func loadOrCreateHostKey(d hostKeyDir, name string) (ssh.Signer, error) {
+	path := filepath.Join(d.dir, name)
+	data, err := readBounded(path, maxHostKeyFile)
 	if err == nil {
 		signer, err := ssh.ParsePrivateKey(data)
 		if err != nil {
@@ -164,46 +166,17 @@ func loadOrCreateHostKey(path string) (ssh.Signer, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading host key: %w", err)
 	}
-	return createHostKey(path)
+	return createHostKey(d, name)
 }
 
-func createHostKey(path string) (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+// createHostKey installs a new ed25519 key as name in d.
+func createHostKey(d hostKeyDir, name string) (ssh.Signer, error) {
+	k, signer, err := newEd25519HostKey(name)
 	if err != nil {
-		return nil, fmt.Errorf("generating host key: %w", err)
+		return nil, err
 	}
-	return writeHostKey(path, priv)
-}
-
-// createECDSAHostKey writes a new ECDSA P-256 host key, as ssh-keygen -A
-// makes one.
-func createECDSAHostKey(path string) (ssh.Signer, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating host key: %w", err)
-	}
-	return writeHostKey(path, priv)
-}
-
-// writeHostKey writes priv in OpenSSH's format at path and its public key
-// at path.pub, each replaced atomically.
-func writeHostKey(path string, priv crypto.Signer) (ssh.Signer, error) {
-	block, err := ssh.MarshalPrivateKey(priv, "banger guest host key")
-	if err != nil {
-		return nil, fmt.Errorf("encoding host key: %w", err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("encoding host key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		return nil, fmt.Errorf("writing host key: %w", err)
-	}
-	if err := writeFileAtomic(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
-		return nil, fmt.Errorf("writing host key: %w", err)
+	if err := d.install([]hostKey{k}, false); err != nil {
+		return nil, err
 	}
 	return signer, nil
 }

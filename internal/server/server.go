@@ -153,7 +153,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errdefs.Invalid("decoding request body: %v", err)
+		return errdefs.Invalid("decoding request body: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errdefs.Invalid("decoding request body: data after the JSON value; send exactly one JSON object")

@@ -13,6 +13,7 @@ import (
 type Service interface {
 	Daemon
 	VMs
+	VMUpdates
 	Snapshots
 	Forks
 	Templates

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"banger/api"
 	"banger/api/errdefs"
 )
 
@@ -32,25 +31,4 @@ func (s *Server) vmStats(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.d.VMStats(r.Context(), r.PathValue("name"), history)
 	reply(w, st, err)
-}
-
-func (s *Server) updateVM(w http.ResponseWriter, r *http.Request) {
-	var req api.UpdateVMRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	if req.KeepAlive == nil && req.Network == nil {
-		writeError(w, errdefs.Invalid("nothing to change; set keep_alive or network"))
-		return
-	}
-	var vm api.VM
-	var err error
-	if req.Network != nil {
-		vm, err = s.d.SetNetworkPolicy(r.Context(), r.PathValue("name"), *req.Network)
-	}
-	if err == nil && req.KeepAlive != nil {
-		vm, err = s.d.SetKeepAlive(r.Context(), r.PathValue("name"), *req.KeepAlive)
-	}
-	reply(w, vm, err)
 }

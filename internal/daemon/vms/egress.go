@@ -456,35 +456,7 @@ func (m *Manager) shownPolicy(p api.NetworkPolicy, ok bool) *api.NetworkPolicy {
 // SetNetworkPolicy replaces a VM's egress policy; a running VM gets it at
 // once, without a reboot (connections already open stay open).
 func (m *Manager) SetNetworkPolicy(ctx context.Context, name string, req api.NetworkPolicy) (api.VM, error) {
-	release, err := m.claim(name, opUpdate)
-	if err != nil {
-		return api.VM{}, err
-	}
-	defer release()
-	if req.Mode == "" && len(req.Allow) == 0 {
-		// Only --allow-lan: the VM keeps its mode and list.
-		if cur := m.networkOf(ctx, name); cur != nil {
-			req.Mode, req.Allow = cur.Mode, cur.Allow
-		}
-	}
-	p, err := m.resolvePolicy(&req)
-	if err != nil {
-		return api.VM{}, err
-	}
-	err = m.store.Tx(ctx, func(tx *store.Tx) error {
-		if _, err := vmRow(ctx, &tx.Reader, name); err != nil {
-			return err
-		}
-		return tx.PutVMNetwork(ctx, name, p)
-	})
-	if err != nil {
-		return api.VM{}, err
-	}
-	if err := m.syncEgress(ctx); err != nil {
-		return api.VM{}, err
-	}
-	m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" network policy is now "+m.shownPolicyString(p))
-	return m.VM(ctx, name)
+	return m.UpdateVM(ctx, name, api.UpdateVMRequest{Network: &req})
 }
 
 func (m *Manager) shownPolicyString(p api.NetworkPolicy) string {

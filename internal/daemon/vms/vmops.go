@@ -10,7 +10,6 @@ import (
 
 	"banger/api"
 	"banger/api/errdefs"
-	"banger/internal/store"
 	"banger/internal/vmm"
 )
 
@@ -53,26 +52,5 @@ func (m *Manager) ConsoleLog(ctx context.Context, name string, w io.Writer, foll
 
 // SetKeepAlive exempts a VM from auto-stop, or subjects it again.
 func (m *Manager) SetKeepAlive(ctx context.Context, name string, keep bool) (api.VM, error) {
-	release, err := m.claim(name, opUpdate)
-	if err != nil {
-		return api.VM{}, err
-	}
-	defer release()
-	err = m.store.Tx(ctx, func(tx *store.Tx) error {
-		row, err := vmRow(ctx, &tx.Reader, name)
-		if err != nil {
-			return err
-		}
-		row.KeepAlive = keep
-		return tx.PutVM(ctx, row)
-	})
-	if err != nil {
-		return api.VM{}, err
-	}
-	msg := "vm " + name + " is kept alive: auto-stop will not stop it"
-	if !keep {
-		msg = "vm " + name + " is no longer kept alive: auto-stop may stop it when idle"
-	}
-	m.events.Event(ctx, "info", "vm/"+name, msg)
-	return m.VM(ctx, name)
+	return m.UpdateVM(ctx, name, api.UpdateVMRequest{KeepAlive: &keep})
 }

@@ -1,0 +1,83 @@
+package vms
+
+import (
+	"context"
+
+	"banger/api"
+	"banger/api/errdefs"
+	"banger/internal/store"
+)
+
+// UpdateVM changes a VM's settings (PATCH /v1/vms/{name}): its egress
+// policy, its keep-alive, or both. It applies all of them or none: under
+// one claim of the VM, the whole request is checked first (something to
+// change, the VM exists, the policy is valid and this daemon can enforce
+// it), then every change is recorded in one store transaction. A running
+// VM gets a new policy at once, without a reboot; the rules are synced
+// after the record, as at daemon start, so a sync that fails leaves the
+// recorded policy for the next sync to apply.
+func (m *Manager) UpdateVM(ctx context.Context, name string, req api.UpdateVMRequest) (api.VM, error) {
+	if req.KeepAlive == nil && req.Network == nil {
+		return api.VM{}, errdefs.Invalid("nothing to change for vm %q; set keep_alive (true or false) or network (a policy)", name)
+	}
+	release, err := m.claim(name, opUpdate)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer release()
+	if _, err := vmRow(ctx, &m.store.Reader, name); err != nil {
+		return api.VM{}, err
+	}
+	var policy *api.NetworkPolicy
+	if req.Network != nil {
+		p, err := m.updatedPolicy(ctx, name, *req.Network)
+		if err != nil {
+			return api.VM{}, err
+		}
+		policy = &p
+	}
+	err = m.store.Tx(ctx, func(tx *store.Tx) error {
+		row, err := vmRow(ctx, &tx.Reader, name)
+		if err != nil {
+			return err
+		}
+		if policy != nil {
+			if err := tx.PutVMNetwork(ctx, name, *policy); err != nil {
+				return err
+			}
+		}
+		if req.KeepAlive != nil && row.KeepAlive != *req.KeepAlive {
+			row.KeepAlive = *req.KeepAlive
+			return tx.PutVM(ctx, row)
+		}
+		return nil
+	})
+	if err != nil {
+		return api.VM{}, err
+	}
+	if policy != nil {
+		if err := m.syncEgress(ctx); err != nil {
+			return api.VM{}, err
+		}
+		m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" network policy is now "+m.shownPolicyString(*policy))
+	}
+	if req.KeepAlive != nil {
+		msg := "vm " + name + " is kept alive: auto-stop will not stop it"
+		if !*req.KeepAlive {
+			msg = "vm " + name + " is no longer kept alive: auto-stop may stop it when idle"
+		}
+		m.events.Event(ctx, "info", "vm/"+name, msg)
+	}
+	return m.VM(ctx, name)
+}
+
+// updatedPolicy is the policy req asks a VM to record, checked: a request
+// with only allow_lan keeps the VM's mode and list.
+func (m *Manager) updatedPolicy(ctx context.Context, name string, req api.NetworkPolicy) (api.NetworkPolicy, error) {
+	if req.Mode == "" && len(req.Allow) == 0 {
+		if cur := m.networkOf(ctx, name); cur != nil {
+			req.Mode, req.Allow = cur.Mode, cur.Allow
+		}
+	}
+	return m.resolvePolicy(&req)
+}
