@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
@@ -24,15 +25,35 @@ The agent is not the user, so it works inside a scope: by default it may
 only use VMs this scope created (recorded under banger's state directory,
 so a restarted server keeps them), at most --max-vms of them, from the
 --allow-image images when any are given. Several agents can use separate
-scopes with --scope. See docs/mcp.md for the tools and how to register
-the server with an agent.`,
+scopes with --scope.
+
+The workspace tools copy host checkouts into VMs and write branches back,
+so they are limited too: to the git work tree containing the directory
+banger mcp was started in, plus the directories given with --allow-repo
+(symlinks are followed before comparing, so no path leads out of them).
+Started outside a git checkout and without --allow-repo, the workspace
+tools refuse every path (the VM tools still work). --all-repos lifts the
+limit: the agent may then read any repository of yours into a VM and
+write branches into any of them.
+
+See docs/mcp.md for the tools and how to register the server with an
+agent.`,
 		Example: `  banger mcp
   banger mcp --scope myproject --max-vms 2 --allow-image default
+  banger mcp --allow-repo ~/src/lib --allow-repo ~/src/app
   claude mcp add banger -- banger mcp`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sc.Validate(); err != nil {
 				return err
+			}
+			wd, err := os.Getwd()
+			if err != nil {
+				return fmt.Errorf("finding the directory banger mcp was started in: %w", err)
+			}
+			sc.WorkDir = wd
+			if sc.AllRepos {
+				fmt.Fprintln(cmd.ErrOrStderr(), "banger mcp: WARNING: --all-repos: the agent may copy any git repository of this user into a VM and write branches into any of them")
 			}
 			cl, err := a.client(cmd.Context())
 			if err != nil {
@@ -53,5 +74,7 @@ the server with an agent.`,
 	f.BoolVar(&sc.AllVMs, "all-vms", false, "let the agent use every VM of the user, not only its own (deleting stays limited to its own)")
 	f.IntVar(&sc.MaxVMs, "max-vms", sc.MaxVMs, "most VMs the scope may own at once (0: no cap)")
 	f.StringArrayVar(&sc.Images, "allow-image", nil, "image the agent may create VMs from (repeatable; default: any); the first is its default")
+	f.StringArrayVar(&sc.Repos, "allow-repo", nil, "directory whose git work trees the workspace tools may use, besides the one banger mcp starts in (repeatable)")
+	f.BoolVar(&sc.AllRepos, "all-repos", false, "let the workspace tools use any host path: the agent may read any repository of yours and write branches into any (dangerous)")
 	return cmd
 }

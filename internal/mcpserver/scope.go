@@ -33,6 +33,14 @@ type Scope struct {
 	// Images are the images the client may create VMs from; empty means
 	// any. When set, a create that names no image uses the first one.
 	Images []string
+	// WorkDir is the directory the server was started in: the git work
+	// tree containing it is a host path the workspace tools may use.
+	WorkDir string
+	// Repos are more directories whose git work trees the workspace
+	// tools may use (--allow-repo).
+	Repos []string
+	// AllRepos lets the workspace tools use any host path (--all-repos).
+	AllRepos bool
 }
 
 // DefaultScopeName is the scope of a server started without --scope.
@@ -52,6 +60,14 @@ func (s Scope) Validate() error {
 	for _, im := range s.Images {
 		if err := image.ValidateName("image", im); err != nil {
 			return fmt.Errorf("--allow-image: %w", err)
+		}
+	}
+	for _, r := range s.Repos {
+		if r == "" {
+			return errdefs.Invalid("--allow-repo is empty; give the path of a directory")
+		}
+		if _, err := resolveDir(r); err != nil {
+			return allowRepoErr(r, err)
 		}
 	}
 	return nil

@@ -28,6 +28,7 @@ type Options struct {
 type Server struct {
 	cl    *client.Client
 	guard *guard
+	paths hostPaths
 	mcp   *mcp.Server
 }
 
@@ -39,12 +40,17 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Scope.Validate(); err != nil {
 		return nil, err
 	}
+	paths, err := resolveHostPaths(context.Background(), opts.Scope)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cl:    opts.Client,
 		guard: &guard{scope: opts.Scope, own: newOwnership(opts.StateDir, opts.Scope.Name), now: time.Now},
+		paths: paths,
 	}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "banger", Title: "banger sandboxes", Version: opts.Version}, &mcp.ServerOptions{
-		Instructions: instructions(opts.Scope),
+		Instructions: instructions(opts.Scope, paths),
 	})
 	s.addVMTools()
 	s.addForkTool()
@@ -63,7 +69,7 @@ func (s *Server) Run(ctx context.Context, t mcp.Transport) error {
 // MCP is the underlying SDK server (tests connect in-memory clients to it).
 func (s *Server) MCP() *mcp.Server { return s.mcp }
 
-func instructions(sc Scope) string {
+func instructions(sc Scope, paths hostPaths) string {
 	msg := "banger runs development sandboxes as microVMs. Create a VM with vm_create, run commands with vm_exec, " +
 		"move files with file_write and file_read, bring a host git checkout in with workspace_prepare and your work back " +
 		"as a host branch with workspace_export, keep long processes running with session_start, try alternatives side by side with vm_fork, and delete the VM with vm_delete when done."
@@ -73,6 +79,7 @@ func instructions(sc Scope) string {
 	if sc.MaxVMs > 0 {
 		msg += fmt.Sprintf(" You may have at most %d VM(s) at once.", sc.MaxVMs)
 	}
+	msg += " workspace_prepare and workspace_export may use " + paths.describe() + "."
 	return msg
 }
 

@@ -300,8 +300,6 @@ func TestWorkspace(t *testing.T) {
 		t.Skip("git not installed")
 	}
 	w := newWorld(t)
-	a := w.connect(t, mcpserver.Scope{})
-	a.must("vm_create", map[string]any{"name": "box", "disk_mib": 64}, nil)
 	repo := t.TempDir()
 	git := func(dir string, args ...string) string {
 		t.Helper()
@@ -315,6 +313,8 @@ func TestWorkspace(t *testing.T) {
 	os.WriteFile(filepath.Join(repo, "a.txt"), []byte("a\n"), 0o644)
 	git(repo, "add", "-A")
 	git(repo, "commit", "-q", "-m", "init")
+	a := w.connect(t, mcpserver.Scope{WorkDir: repo})
+	a.must("vm_create", map[string]any{"name": "box", "disk_mib": 64}, nil)
 	guest := filepath.Join(t.TempDir(), "repo") // the fake guest is this host
 
 	a.mu.Lock()

@@ -48,15 +48,16 @@ type exportOut struct {
 }
 
 func (s *Server) addWorkspaceTools() {
+	scope := " host_path may be " + s.paths.describe() + "."
 	mcp.AddTool(s.mcp, &mcp.Tool{
 		Name: "workspace_prepare",
 		Description: "Copy a host git checkout into a VM (default /root/repo) so commands can build and test it there. " +
-			"Reports progress when the client sends a progress token. Bring the work back with workspace_export.",
+			"Reports progress when the client sends a progress token. Bring the work back with workspace_export." + scope,
 	}, s.workspacePrepare)
 	mcp.AddTool(s.mcp, &mcp.Tool{
 		Name: "workspace_export",
 		Description: "Bring a VM's checkout back to the host repository as a new branch: the guest's commits, plus " +
-			"one commit of its uncommitted changes. The host work tree is not touched.",
+			"one commit of its uncommitted changes. The host work tree is not touched." + scope,
 	}, s.workspaceExport)
 }
 
@@ -67,8 +68,12 @@ func (s *Server) workspacePrepare(ctx context.Context, req *mcp.CallToolRequest,
 	if _, _, err := s.vmForUse(ctx, in.VM, false); err != nil {
 		return nil, workspaceOut{}, err
 	}
+	hostPath, err := s.paths.check(ctx, in.HostPath)
+	if err != nil {
+		return nil, workspaceOut{}, err
+	}
 	ws, err := s.cl.PrepareWorkspace(ctx, in.VM, api.WorkspacePrepareRequest{
-		Path: in.HostPath, GuestPath: in.GuestPath, Mode: in.Mode, Branch: in.Branch, ReadOnly: in.ReadOnly,
+		Path: hostPath, GuestPath: in.GuestPath, Mode: in.Mode, Branch: in.Branch, ReadOnly: in.ReadOnly,
 	}, progress(ctx, req))
 	if err != nil {
 		return nil, workspaceOut{}, err
@@ -85,8 +90,12 @@ func (s *Server) workspaceExport(ctx context.Context, req *mcp.CallToolRequest, 
 	if _, _, err := s.vmForUse(ctx, in.VM, false); err != nil {
 		return nil, exportOut{}, err
 	}
+	hostPath, err := s.paths.check(ctx, in.HostPath)
+	if err != nil {
+		return nil, exportOut{}, err
+	}
 	ex, err := s.cl.ExportWorkspace(ctx, in.VM, api.WorkspaceExportRequest{
-		RepoPath: in.HostPath, GuestPath: in.GuestPath, Branch: in.Branch, Force: in.Force,
+		RepoPath: hostPath, GuestPath: in.GuestPath, Branch: in.Branch, Force: in.Force,
 	}, progress(ctx, req))
 	if err != nil {
 		return nil, exportOut{}, err

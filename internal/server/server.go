@@ -5,12 +5,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,24 +27,42 @@ type Server struct {
 	log      *slog.Logger
 	mux      *routeMux
 	shutdown func()
+
+	drain, unwind time.Duration
+	calls         calls
 }
 
 // New builds the routes. shutdown is called when a client asks the daemon
 // to stop.
-func New(d Service, log *slog.Logger, shutdown func()) *Server {
-	s := &Server{d: d, log: log, mux: newRouteMux(), shutdown: shutdown}
+func New(d Service, log *slog.Logger, shutdown func(), opts ...Option) *Server {
+	s := &Server{d: d, log: log, mux: newRouteMux(), shutdown: shutdown, drain: DefaultDrain, unwind: DefaultUnwind}
+	for _, o := range opts {
+		o(s)
+	}
 	s.routes()
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every call is tracked until its
+// handler returns; once the server has stopped, calls are refused.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	end, ok := s.calls.start(r.Method + " " + r.URL.Path)
+	if !ok {
+		writeError(w, errdefs.Unavailable("bangerd is stopping; run the command again to start it"))
+		return
+	}
+	defer end()
+	s.mux.ServeHTTP(w, r)
+}
 
 // Serve answers on l until ctx ends, then drains in-flight calls for up
-// to ten seconds.
+// to the drain time (WithDrain, ten seconds by default).
 //
-// Calls still running after the drain have their contexts cancelled, so
-// that they end (undoing what they had begun) before the daemon closes.
+// Calls still running after the drain have their contexts cancelled, and
+// Serve waits for them to return (undoing what they had begun), so the
+// daemon closes its services only under finished calls. A call that has
+// not returned after the unwind time (WithUnwind, 30 s) is logged by
+// route and left behind, so a wedged handler cannot hang the stop.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	base, cancelCalls := context.WithCancel(context.Background())
 	defer cancelCalls()
@@ -52,16 +72,23 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
+	var err error // the listener's failure, when that ends serving
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		defer func() { <-errc }() // http.ErrServerClosed, once Shutdown closed the listener
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	defer cancel()
-	err := hs.Shutdown(sctx)
+	if hs.Shutdown(sctx) != nil {
+		s.log.Warn("cancelling the API calls still running after the drain", "drain", s.drain, "calls", s.calls.list())
+	}
 	cancelCalls()
-	<-errc
+	if left := s.calls.close(s.unwind); len(left) > 0 {
+		s.log.Error("API calls still running after they were cancelled; stopping without them", "unwind", s.unwind, "calls", left)
+		return errors.Join(err, fmt.Errorf("stopping the API server: %d call(s) did not return %s after they were cancelled: %s",
+			len(left), s.unwind, strings.Join(left, ", ")))
+	}
 	return err
 }
 
