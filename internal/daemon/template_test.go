@@ -409,8 +409,9 @@ func agentAnswers(ctx context.Context, w *world, vm string) error {
 
 // A daemon that died during a warm create (the row still creating) ends
 // the restored VMM at its next start and leaves nothing of the VM; one
-// that died while a template was saved finds the VM recorded paused, and
-// the template's partial files are removed.
+// that died while a template was saved (the VM paused by it, as a fork
+// pauses its parent) resumes the VM, and the template's partial files
+// are removed.
 func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 	w, nw, _ := warmWorld(t, false)
 	ctx := context.Background()
@@ -424,7 +425,16 @@ func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 	}
 	w.D.Close() // the "crash": VMM processes keep running
 	w.setRow("w", func(r *store.VM) { r.State = api.VMCreating })
-	w.setRow("src", func(r *store.VM) { r.State = api.VMPaused })
+	src, err := w.D.VM(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Driver.Pause(ctx, vmHandle(t, w, "src")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src.Dir, "fork.paused"), []byte("paused to save its state: src\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	partial := filepath.Join(w.Layout.TemplatesDir, ".tmp-tpl2-0123")
 	if err := os.MkdirAll(filepath.Join(partial, "state"), 0o700); err != nil {
 		t.Fatal(err)
@@ -445,11 +455,11 @@ func TestWarmCreateInterruptedByADaemonCrash(t *testing.T) {
 	if got := templateLeftovers(t, w); strings.Join(got, ",") != "tpl" {
 		t.Errorf("templates directory after the restart: %v, want tpl only", got)
 	}
-	if vm, err := w.D.VM(ctx, "src"); err != nil || vm.State != api.VMPaused {
-		t.Fatalf("the template's source vm = %+v, %v; want paused", vm, err)
+	if vm, err := w.D.VM(ctx, "src"); err != nil || vm.State != api.VMRunning || w.Driver.Paused(src.PID) {
+		t.Fatalf("the template's source vm = %+v, %v (driver paused %v); want running", vm, err, w.Driver.Paused(src.PID))
 	}
-	if _, err := w.D.ResumeVM(ctx, "src"); err != nil {
-		t.Errorf("resuming the template's source vm: %v", err)
+	if err := agentAnswers(ctx, w, "src"); err != nil {
+		t.Errorf("the template's source vm after the restart: %v", err)
 	}
 }
 

@@ -180,6 +180,11 @@ type MemoryMapper interface {
 	// but never written), its TAP one the caller holds for the call (the
 	// guest never runs, but the VMM may announce spec's MAC on it); its
 	// runtime directory is used and emptied. On error st is left as it
-	// was and still loads.
+	// was and still loads. It never writes into a file of st (they may be
+	// hard links of another state's): it writes new files in st.Dir and
+	// may remove st's.
 	MapMemory(ctx context.Context, spec Spec, st State) (State, error)
+	// Mapped reports whether st's memory is such a file already, so that
+	// MapMemory would return it as it is. It only reads st.
+	Mapped(st State) bool
 }

@@ -254,6 +254,9 @@ func testMapMemory(t *testing.T, s SnapshotSetup) {
 	if mapped.Files["memory"] == "" {
 		t.Errorf("mapped state %+v has no memory file", mapped)
 	}
+	if mm.Mapped(st) || !mm.Mapped(mapped) {
+		t.Errorf("Mapped(saved) = %v, Mapped(mapped) = %v; want false, true", mm.Mapped(st), mm.Mapped(mapped))
+	}
 	if again, err := mm.MapMemory(ctx, saved, mapped); err != nil || !maps.Equal(again.Files, mapped.Files) {
 		t.Errorf("MapMemory of a mapped state = %+v, %v; want it unchanged", again.Files, err)
 	}

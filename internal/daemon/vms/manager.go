@@ -105,6 +105,9 @@ type Manager struct {
 	spareMu   sync.Mutex
 	refilling map[string]bool
 	spares    sync.WaitGroup
+	// remaps is the goroutine mapping older templates' memory at start
+	// (templateremap.go); it starts under spareMu too.
+	remaps sync.WaitGroup
 
 	liveMu   sync.Mutex
 	live     map[string]*running // running VMs by name
@@ -166,6 +169,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		m.log.Warn("restoring egress rules", "err", err)
 		m.events.Event(ctx, "warn", "daemon", "egress rules could not be restored: "+err.Error())
 	}
+	m.mapOlderTemplates(ctx)
 	return nil
 }
 
@@ -175,12 +179,14 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 func (m *Manager) Close() {
 	m.claims.Drain()
 	m.tmplClaims.Drain()
-	// No spare copy starts once life is over (refillSpare checks it
-	// under spareMu), so the wait below sees every one that did.
+	// No spare copy or mapping starts once life is over (refillSpare
+	// and mapOlderTemplates check it under spareMu), so the waits below
+	// see every one that did.
 	m.spareMu.Lock()
 	m.stop()
 	m.spareMu.Unlock()
 	m.spares.Wait()
+	m.remaps.Wait()
 	m.watchers.Wait()
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()

@@ -217,46 +217,18 @@ func (m *Manager) nameFree(ctx context.Context, name string) error {
 	return nil
 }
 
-// saveTemplate pauses the VM, saves its state and copies its disks into
-// dir, and runs it again if it ran. The VM is left as it was whatever
-// happens.
+// saveTemplate saves the VM's state and copies its disks into dir
+// (saveLive: the VM is left as it was whatever happens).
 func (m *Manager) saveTemplate(ctx context.Context, snap vmm.Snapshotter, row store.VM, t *api.Template, dir, final string, p progress.Func) error {
-	h, was := row.Handle, row.State
-	if was == api.VMRunning {
-		// The copied disks must hold what the guest wrote before the save.
-		p.Step("sync", "flushing the guest's file writes to its disks")
-		m.syncGuest(ctx, row.Name, h)
-		p.Step("pause", "pausing "+row.Name)
-		// Recorded paused first: a daemon that dies during the save
-		// leaves a VM that says what it is ('vm resume' runs it).
-		row.State = api.VMPaused
-		if err := m.saveVM(row); err != nil {
-			return err
-		}
-		m.setPaused(row.Name, true)
-		defer func() {
-			if err := snap.Resume(context.Background(), h); err != nil {
-				m.log.Warn("resuming a vm after saving a template of it", "vm", row.Name, "err", err)
-				return
-			}
-			m.setPaused(row.Name, false)
-			row.State = api.VMRunning
-			m.saveVM(row)
-		}()
-		if err := snap.Pause(ctx, h); err != nil {
-			return fmt.Errorf("pausing: %w", err)
-		}
-	}
-	p.Step("save", fmt.Sprintf("saving the memory of %s (%d MiB)", row.Name, row.MemoryMiB))
-	st, err := writeState(ctx, snap, h, filepath.Join(dir, StateDir), filepath.Join(final, StateDir))
+	st, err := m.saveLive(ctx, snap, row, liveSave{
+		StateDir: filepath.Join(dir, StateDir), DiskDir: dir,
+		Durable: true, Final: filepath.Join(final, StateDir), Sync: true,
+	}, p)
 	if err != nil {
 		return err
 	}
 	t.VMMVersion = st.VMMVersion
-	if err := copyDisks(ctx, row.Dir, dir, p); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(dir)
+	return nil
 }
 
 // DeleteTemplate removes a template; VMs made from it are not affected

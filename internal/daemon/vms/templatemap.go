@@ -52,13 +52,16 @@ func (m *Manager) mapTemplateMemory(ctx context.Context, row store.VM, dir, fina
 	if !ok {
 		return
 	}
-	if err := m.mapState(ctx, mm, row, dir, final, p); err != nil {
+	if err := m.mapState(ctx, mm, row, dir, final, row.TAP != "", p); err != nil {
 		m.log.Warn("mapping a template's memory; its restores read the whole stream", "vm", row.Name, "err", err)
 		m.events.Event(ctx, "warn", "vm/"+row.Name, "the template's memory could not be mapped into a file (its warm creates will be slower): "+err.Error())
 	}
 }
 
-func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.VM, dir, final string, p progress.Func) error {
+// mapState maps the memory of the state in dir/state, saved from row (a
+// VM with a network device when withNet), using the disks in dir; final
+// is where dir is or will be renamed.
+func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.VM, dir, final string, withNet bool, p progress.Func) error {
 	stateDir := filepath.Join(dir, StateDir)
 	st, ok, err := readStateDir(stateDir)
 	if err != nil {
@@ -85,7 +88,7 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 		return err
 	}
 	spec.ConsoleLog = filepath.Join(src.RuntimeDir, "console.log")
-	if row.TAP != "" && m.net != nil {
+	if withNet && m.net != nil {
 		// The network device's features depend on its backend (a TAP
 		// offers offloads a hub port does not), and a stream loads only
 		// where they match: the mapping's QEMU holds a TAP of the pool

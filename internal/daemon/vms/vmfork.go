@@ -37,12 +37,11 @@ import (
 // address, and the agent's reidentify (after set_clock and reseed) gives
 // it its own before the link comes up. Its row is "creating" until it
 // runs, so a daemon that dies meanwhile removes it at its next start, as
-// it does a half-made create; the parent's directory holds forkPaused
-// while the fork pauses it, so that the next start resumes it.
+// it does a half-made create; the parent is paused and resumed by
+// saveLive (vmsave.go), whose marker makes the next start resume it.
 const (
-	opFork     op = "fork"
-	forkState     = "fork.state"
-	forkPaused    = "fork.paused"
+	opFork    op = "fork"
+	forkState    = "fork.state"
 )
 
 // ForkVM makes a twin of the running, paused or suspended VM src named
@@ -168,64 +167,7 @@ func (m *Manager) forkMaterial(ctx context.Context, snap vmm.Snapshotter, parent
 		}
 		return st, copyDisks(ctx, parent.Dir, dir, p)
 	}
-	h := parent.Handle
-	if parent.State == api.VMRunning {
-		marker := filepath.Join(parent.Dir, forkPaused)
-		if err := fsutil.WriteFileAtomic(marker, []byte("paused for a fork: "+parent.Name+"\n"), 0o600); err != nil {
-			return vmm.State{}, fmt.Errorf("marking vm %q paused for the fork: %w", parent.Name, err)
-		}
-		m.setPaused(parent.Name, true)
-		p.Step("pause", "pausing "+parent.Name)
-		paused := time.Now()
-		if err := snap.Pause(ctx, h); err != nil {
-			// Never paused: nothing to resume, and it is not recorded paused.
-			m.setPaused(parent.Name, false)
-			os.Remove(marker)
-			return vmm.State{}, fmt.Errorf("pausing vm %q: %w", parent.Name, err)
-		}
-		defer func() {
-			if rerr := m.resumeForked(parent, h, paused, p); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
-	}
-	tmp := filepath.Join(dir, forkState)
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return vmm.State{}, fmt.Errorf("creating the fork's state directory: %w", err)
-	}
-	p.Step("save", fmt.Sprintf("saving the memory of %s (%d MiB)", parent.Name, parent.MemoryMiB))
-	if st, err = snap.SaveState(ctx, h, tmp); err != nil {
-		return vmm.State{}, fmt.Errorf("saving the state of vm %q: %w", parent.Name, err)
-	}
-	if err := confineState(&st, tmp); err != nil {
-		return vmm.State{}, err
-	}
-	st.Dir = tmp
-	if err := copyDisks(ctx, parent.Dir, dir, p); err != nil {
-		return vmm.State{}, err
-	}
-	return st, nil
-}
-
-// resumeForked runs a parent paused for a fork again and removes its
-// marker. A parent that will not run is recorded as paused, with the
-// error saying how to resume it.
-func (m *Manager) resumeForked(parent store.VM, h *vmm.Handle, since time.Time, p progress.Func) error {
-	snap := m.driver.(vmm.Snapshotter)
-	if err := snap.Resume(context.Background(), h); err != nil {
-		parent.State = api.VMPaused
-		m.saveVM(parent)
-		os.Remove(filepath.Join(parent.Dir, forkPaused))
-		return fmt.Errorf("resuming vm %q after saving its state: %w; it is paused: 'banger vm resume %s' runs it", parent.Name, err, parent.Name)
-	}
-	m.setPaused(parent.Name, false)
-	d := time.Since(since).Round(time.Millisecond)
-	p.Step("resume", fmt.Sprintf("%s runs again (paused %s)", parent.Name, d))
-	m.log.Info("vm resumed after saving its state for a fork", "vm", parent.Name, "paused", d)
-	if err := os.Remove(filepath.Join(parent.Dir, forkPaused)); err != nil {
-		m.log.Warn("removing the fork marker", "vm", parent.Name, "err", err)
-	}
-	return nil
+	return m.saveLive(ctx, snap, parent, liveSave{StateDir: filepath.Join(dir, forkState), DiskDir: dir}, p)
 }
 
 // copyDisks copies a VM's private disks from src to dst: reflinks where
@@ -395,33 +337,4 @@ func (m *Manager) reidentify(ctx context.Context, row *store.VM, cl *agentproto.
 		return m.pinKeys(ctx, row, res.HostKeys.Keys)
 	}
 	return nil
-}
-
-// takeForkMarker removes the mark a fork leaves in the directory of the
-// VM it paused, reporting whether there was one.
-func takeForkMarker(r store.VM) bool {
-	marker := filepath.Join(r.Dir, forkPaused)
-	if _, err := os.Stat(marker); err != nil {
-		return false
-	}
-	os.Remove(marker)
-	return true
-}
-
-// resumeAfterFork runs again, at daemon start, a live VM that a fork had
-// paused when the daemon stopped, and returns its row.
-func (m *Manager) resumeAfterFork(ctx context.Context, r store.VM) store.VM {
-	snap, ok := m.driver.(vmm.Snapshotter)
-	if !ok || r.State != api.VMRunning {
-		return r
-	}
-	if err := snap.Resume(ctx, r.Handle); err != nil {
-		m.log.Warn("resuming a vm paused by an interrupted fork", "vm", r.Name, "err", err)
-		r.State = api.VMPaused
-		m.saveVM(r)
-		m.events.Event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was paused for a fork when the daemon stopped and does not resume ("+err.Error()+"); try 'banger vm resume "+r.Name+"'")
-		return r
-	}
-	m.events.Event(ctx, "warn", "vm/"+r.Name, "vm "+r.Name+" was paused for a fork when the daemon stopped; it runs on")
-	return r
 }

@@ -20,7 +20,7 @@ func (m *Manager) reconcileVMs(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		h := r.Handle
-		forkPaused := takeForkMarker(r)
+		savePaused := takePausedMarker(r)
 		if m.reconcileSnapshot(ctx, r) {
 			continue
 		}
@@ -69,8 +69,8 @@ func (m *Manager) reconcileVMs(ctx context.Context) error {
 			m.events.Event(ctx, "warn", "vm/"+r.Name, msg)
 			continue
 		}
-		if forkPaused {
-			r = m.resumeAfterFork(ctx, r)
+		if savePaused {
+			r = m.resumeAfterCrash(ctx, r)
 		}
 		m.adopted(ctx, r)
 	}

@@ -99,6 +99,9 @@ func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vm
 	return out, nil
 }
 
+// Mapped implements vmm.MemoryMapper: a mapped state has a memory file.
+func (d *Driver) Mapped(st vmm.State) bool { return st.Files[stateMemory] != "" }
+
 func syncFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {

@@ -53,6 +53,8 @@ type Driver struct {
 	saved    map[int]string
 	frozen   map[string]*frozenGuest
 	mapCalls []vmm.Spec
+	onMap    func(ctx context.Context)
+	onSave   func(ctx context.Context)
 	specs    map[int]vmm.Spec
 	boots    int
 	// agentOffs counts guests powered off by their agent's shutdown call.

@@ -22,8 +22,18 @@ var _ vmm.MemoryMapper = (*Driver)(nil)
 // gains a file, and a mapped state is returned as it is. The specs it was
 // given are kept for tests (MapCalls).
 func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vmm.State, error) {
-	if st.Files[mappedFile] != "" {
+	if d.Mapped(st) {
 		return st, nil
+	}
+	d.mu.Lock()
+	hold := d.onMap
+	d.mu.Unlock()
+	if hold != nil {
+		// A real mapping runs a VMM for a while, and ends it when ctx ends.
+		hold(ctx)
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
 	}
 	if err := d.failing(StepMap); err != nil {
 		return st, err
@@ -49,6 +59,19 @@ func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vm
 	out.Files = maps.Clone(st.Files)
 	out.Files[mappedFile] = mappedFile
 	return out, nil
+}
+
+// Mapped implements vmm.MemoryMapper.
+func (d *Driver) Mapped(st vmm.State) bool { return st.Files[mappedFile] != "" }
+
+// OnMap makes every MapMemory of a state not yet mapped call hold with
+// its context first, before it fails (Fail(StepMap)) or maps, as long as
+// a mapping by a real VMM would run; MapMemory returns the context's
+// error once hold returns if it ended meanwhile. nil clears it.
+func (d *Driver) OnMap(hold func(ctx context.Context)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.onMap = hold
 }
 
 // MapCalls returns the specs MapMemory mapped states with.
