@@ -102,10 +102,15 @@ func newHostKeyDir(dir string, perm os.FileMode) hostKeyDir {
 }
 
 // install puts keys in place of the keys of the same names and, with
-// dropOthers, removes every other ssh_host_*_key* file afterwards.
-func (d hostKeyDir) install(keys []hostKey, dropOthers bool) error {
+// dropOthers, removes every other ssh_host_*_key* file afterwards. err
+// means the new keys are not all in place (the error says which are);
+// untidy is a failure after they all are (syncing the directory,
+// removing other key types), which the caller logs and goes on: the new
+// keys are the ones on disk, so sshd must load them and the host pin
+// them.
+func (d hostKeyDir) install(keys []hostKey, dropOthers bool) (untidy, err error) {
 	if err := os.MkdirAll(d.dir, d.perm); err != nil {
-		return fmt.Errorf("creating %s: %w", d.dir, err)
+		return nil, fmt.Errorf("creating %s: %w", d.dir, err)
 	}
 	d.removeTemps()
 	var written []string
@@ -124,7 +129,7 @@ func (d hostKeyDir) install(keys []hostKey, dropOthers bool) error {
 			if err := d.write(tmp, f.data, f.perm); err != nil {
 				os.Remove(tmp)
 				undo()
-				return fmt.Errorf("writing the new host key %s: %w; the old host keys are unchanged", filepath.Join(d.dir, f.name), err)
+				return nil, fmt.Errorf("writing the new host key %s: %w; the old host keys are unchanged", filepath.Join(d.dir, f.name), err)
 			}
 			written = append(written, tmp)
 		}
@@ -132,16 +137,14 @@ func (d hostKeyDir) install(keys []hostKey, dropOthers bool) error {
 	for i, k := range keys {
 		if err := d.swap(k.name); err != nil {
 			undo()
-			return fmt.Errorf("%w; %d of %d new host keys are in place, the others unchanged, each with its own .pub or none", err, i, len(keys))
+			return nil, fmt.Errorf("%w; %d of %d new host keys are in place, the others unchanged, each with its own .pub or none", err, i, len(keys))
 		}
 	}
-	if err := syncDir(d.dir); err != nil {
-		return err
+	untidy = syncDir(d.dir)
+	if dropOthers {
+		untidy = errors.Join(untidy, d.dropExcept(keys))
 	}
-	if !dropOthers {
-		return nil
-	}
-	return d.dropExcept(keys)
+	return untidy, nil
 }
 
 // swap switches one key: its .pub goes, the new private key replaces the

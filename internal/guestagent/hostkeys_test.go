@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -400,4 +403,36 @@ func BenchmarkRotateHostKeys(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOpenSSHRotateHostKeysUntidyStillReloads: once the new keys are in
+// place, a failure to remove an old key type does not fail the rotation:
+// sshd is told to load the new keys (they are the ones on disk) and the
+// new keys are reported for the host to pin.
+func TestOpenSSHRotateHostKeysUntidyStillReloads(t *testing.T) {
+	o, _ := keyedOpenSSH(t)
+	// A directory where a key type that is not made again sits: removing
+	// it fails, even for root.
+	stuck := filepath.Join(o.paths.SSHDir, "ssh_host_dsa_key")
+	if err := os.MkdirAll(filepath.Join(stuck, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// This test process stands in for sshd.
+	o.running.Store(int64(os.Getpid()))
+	after, err := o.RotateHostKeys()
+	if err != nil {
+		t.Fatalf("rotation = %v; want success with the new keys in place", err)
+	}
+	select {
+	case <-hup:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sshd was not told to load the new keys")
+	}
+	checkKeyDir(t, o, "after an untidy rotation")
+	if len(after.Keys) != 2 {
+		t.Errorf("host keys = %q, want the new ed25519 and ECDSA keys", after.Keys)
+	}
 }

@@ -116,7 +116,11 @@ func (o *OpenSSH) newHostKeys() error {
 		}
 		keys = []hostKey{k}
 	}
-	return o.keys.install(keys, true)
+	untidy, err := o.keys.install(keys, true)
+	if untidy != nil {
+		o.log.Warn("the new host keys are in place, but tidying after them failed", "err", untidy)
+	}
+	return err
 }
 
 // RotateHostKeys implements HostKeyRotator: new host keys, then SIGHUP to
@@ -139,8 +143,12 @@ func (o *OpenSSH) RotateHostKeys() (agentproto.HostKeys, error) {
 	if err != nil {
 		return agentproto.HostKeys{}, err
 	}
-	if err := o.keys.install([]hostKey{ed, ec}, true); err != nil {
+	untidy, err := o.keys.install([]hostKey{ed, ec}, true)
+	if err != nil {
 		return agentproto.HostKeys{}, err
+	}
+	if untidy != nil {
+		o.log.Warn("the new host keys are in place, but tidying after them failed", "err", untidy)
 	}
 	if pid := o.sshdPID(); pid > 0 {
 		if err := unix.Kill(pid, unix.SIGHUP); err != nil {

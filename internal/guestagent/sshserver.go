@@ -42,7 +42,7 @@ func NewSSHServer(p Paths, log *slog.Logger) (*SSHServer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	keys := newHostKeyDir(p.StateDir, 0o700)
-	signer, err := loadOrCreateHostKey(keys, builtinHostKey)
+	signer, err := loadOrCreateHostKey(keys, builtinHostKey, log)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (s *SSHServer) useKey(signer ssh.Signer) {
 // over it) and then for every connection accepted from now on. When it
 // cannot be written, the server keeps its old key, on disk and in use.
 func (s *SSHServer) RotateHostKeys() (agentproto.HostKeys, error) {
-	signer, err := createHostKey(s.keys, builtinHostKey)
+	signer, err := createHostKey(s.keys, builtinHostKey, s.log)
 	if err != nil {
 		return agentproto.HostKeys{}, err
 	}
@@ -153,7 +153,7 @@ func (s *SSHServer) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Per
 
 // loadOrCreateHostKey reads the OpenSSH private key name in d, writing
 // a new ed25519 one (and its .pub) when there is none.
-func loadOrCreateHostKey(d hostKeyDir, name string) (ssh.Signer, error) {
+func loadOrCreateHostKey(d hostKeyDir, name string, log *slog.Logger) (ssh.Signer, error) {
 	path := filepath.Join(d.dir, name)
 	data, err := readBounded(path, maxHostKeyFile)
 	if err == nil {
@@ -166,17 +166,21 @@ func loadOrCreateHostKey(d hostKeyDir, name string) (ssh.Signer, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading host key: %w", err)
 	}
-	return createHostKey(d, name)
+	return createHostKey(d, name, log)
 }
 
 // createHostKey installs a new ed25519 key as name in d.
-func createHostKey(d hostKeyDir, name string) (ssh.Signer, error) {
+func createHostKey(d hostKeyDir, name string, log *slog.Logger) (ssh.Signer, error) {
 	k, signer, err := newEd25519HostKey(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.install([]hostKey{k}, false); err != nil {
+	untidy, err := d.install([]hostKey{k}, false)
+	if err != nil {
 		return nil, err
+	}
+	if untidy != nil {
+		log.Warn("the new host key is in place, but tidying after it failed", "err", untidy)
 	}
 	return signer, nil
 }
