@@ -26,11 +26,17 @@ type fakeRules struct {
 	syncs  int
 	last   []network.VMEgress
 	denied []network.Denial
+	// failSyncs is how many of the next syncs fail.
+	failSyncs int
 }
 
 func (f *fakeRules) Sync(spec network.EgressSpec, v []network.VMEgress) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failSyncs > 0 {
+		f.failSyncs--
+		return errors.New("nftables: a sync made to fail")
+	}
 	f.syncs++
 	f.last = slices.Clone(v)
 	return nil

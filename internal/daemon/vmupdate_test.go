@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -83,5 +84,51 @@ func TestUpdateVMUnenforceablePolicyChangesNothing(t *testing.T) {
 	}
 	if vm, err := w.D.VM(context.Background(), "dev"); err != nil || vm.KeepAlive {
 		t.Errorf("keep_alive changed with a refused policy: %+v, %v", vm, err)
+	}
+}
+
+// An update whose rules sync fails is recorded whole: the error says so,
+// both events are there (the policy's as a warning), and the egress poll
+// applies the policy once the rules take it.
+func TestUpdateVMSyncFailureIsRecordedAndRetried(t *testing.T) {
+	w, rules, addr := enforcingWorld(t)
+	ctx := context.Background()
+	rules.mu.Lock()
+	rules.failSyncs = 1
+	rules.mu.Unlock()
+	keep := true
+	_, err := w.D.UpdateVM(ctx, "dev", api.UpdateVMRequest{KeepAlive: &keep, Network: &api.NetworkPolicy{Mode: "none"}})
+	if err == nil || !strings.Contains(err.Error(), "recorded") || !strings.Contains(err.Error(), "made to fail") {
+		t.Fatalf("update with a failing sync = %v; want an error saying the change is recorded, with the cause", err)
+	}
+	vm, err := w.D.VM(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !vm.KeepAlive || vm.Network == nil || vm.Network.Mode != "none" {
+		t.Errorf("keep_alive %v, network %+v; want both recorded", vm.KeepAlive, vm.Network)
+	}
+	evs, err := w.D.Events(ctx, "vm/dev", 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned, kept bool
+	for _, e := range evs {
+		warned = warned || e.Level == "warn" && strings.Contains(e.Message, "recorded as none")
+		kept = kept || strings.Contains(e.Message, "is kept alive")
+	}
+	if !warned || !kept {
+		t.Errorf("events %+v; want a warning that the policy is recorded but not applied, and the keep-alive event", evs)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := rules.lastSync()
+		if len(got) == 1 && got[0].Addr == addr && got[0].Policy.Mode == network.EgressNone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rules = %+v; want the none policy applied by the poll after the failed sync", got)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

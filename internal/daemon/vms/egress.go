@@ -71,8 +71,8 @@ type egressCtl struct {
 	why      error
 	lastFind time.Time
 	finding  bool
-	// unsynced: rules were found since the last sync that reached them,
-	// so the policies recorded meanwhile are not applied yet.
+	// unsynced: rules were found, or the last sync failed, so the
+	// recorded policies may not all be applied: the poll syncs.
 	unsynced bool
 	byAddr   map[netip.Addr]vmEgress
 	pending  map[netip.Addr]*denials
@@ -120,14 +120,21 @@ func (n *HostNetwork) EnforceEgress(rules network.Egress, log *slog.Logger) {
 		defer e.done.Done()
 		t := time.NewTicker(egressPollEvery)
 		defer t.Stop()
+		var failed string // the last failure logged, so a lasting one is logged once
 		for {
 			select {
 			case <-e.stop:
 				return
 			case <-t.C:
 				if e.needsSync() {
-					if err := n.SyncEgress(context.Background()); err != nil {
-						e.log.Warn("applying egress policies", "err", err)
+					err := n.SyncEgress(context.Background())
+					switch {
+					case err != nil && err.Error() != failed:
+						e.log.Warn("applying egress policies; trying again at every poll", "err", err)
+						failed = err.Error()
+					case err == nil && failed != "":
+						e.log.Info("egress policies applied after failures")
+						failed = ""
 					}
 				}
 				e.poll()
@@ -154,8 +161,9 @@ func (n *HostNetwork) EnforceEgressWith(find func() (network.Egress, error), log
 	}
 }
 
-// needsSync reports whether rules were found (by this call or by a
-// policy check) and no sync has reached them yet.
+// needsSync reports whether the recorded policies may not all be
+// applied: rules were found (by this call or by a policy check) and no
+// sync has reached them yet, or the last sync failed.
 func (e *egressCtl) needsSync() bool {
 	e.currentRules()
 	e.mu.Lock()
@@ -253,10 +261,9 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 		vms = append(vms, network.VMEgress{Addr: l.Addr, Policy: p, Tap: taps[strings.ToLower(l.VM)]})
 	}
 	rules := e.currentRules()
-	var first bool // the first sync since the rules were found
 	if rules != nil {
 		e.mu.Lock()
-		first, e.unsynced = e.unsynced, false
+		e.unsynced = false
 		e.mu.Unlock()
 		err = rules.Sync(e.spec, vms)
 	}
@@ -273,8 +280,8 @@ func (n *HostNetwork) SyncEgress(ctx context.Context) error {
 		e.log.Warn("egress policies are not enforced: the daemon may not change nftables (run it as root or with CAP_NET_ADMIN)", "err", err)
 		return nil
 	default:
-		// A first sync that failed is tried again at the next poll.
-		e.unsynced = e.unsynced || first && e.rules == rules
+		// Tried again at the next poll, until a sync succeeds.
+		e.unsynced = e.unsynced || e.rules == rules
 		return fmt.Errorf("applying egress policies: %w", err)
 	}
 }

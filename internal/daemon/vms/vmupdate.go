@@ -2,6 +2,7 @@ package vms
 
 import (
 	"context"
+	"fmt"
 
 	"banger/api"
 	"banger/api/errdefs"
@@ -14,8 +15,8 @@ import (
 // change, the VM exists, the policy is valid and this daemon can enforce
 // it), then every change is recorded in one store transaction. A running
 // VM gets a new policy at once, without a reboot; the rules are synced
-// after the record, as at daemon start, so a sync that fails leaves the
-// recorded policy for the next sync to apply.
+// after the record, as at daemon start; a sync that fails is reported
+// (the change stays recorded) and tried again at the next egress poll.
 func (m *Manager) UpdateVM(ctx context.Context, name string, req api.UpdateVMRequest) (api.VM, error) {
 	if req.KeepAlive == nil && req.Network == nil {
 		return api.VM{}, errdefs.Invalid("nothing to change for vm %q; set keep_alive (true or false) or network (a policy)", name)
@@ -55,11 +56,16 @@ func (m *Manager) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 	if err != nil {
 		return api.VM{}, err
 	}
+	// Both changes are recorded: their events are due whatever the sync
+	// does, and a sync that fails is tried again by the egress poll.
+	var syncErr error
 	if policy != nil {
-		if err := m.syncEgress(ctx); err != nil {
-			return api.VM{}, err
+		shown := m.shownPolicyString(*policy)
+		if syncErr = m.syncEgress(ctx); syncErr == nil {
+			m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" network policy is now "+shown)
+		} else {
+			m.events.Event(ctx, "warn", "vm/"+name, fmt.Sprintf("vm %s network policy is recorded as %s, but applying it failed: %v; banger keeps trying", name, shown, syncErr))
 		}
-		m.events.Event(ctx, "info", "vm/"+name, "vm "+name+" network policy is now "+m.shownPolicyString(*policy))
 	}
 	if req.KeepAlive != nil {
 		msg := "vm " + name + " is kept alive: auto-stop will not stop it"
@@ -67,6 +73,9 @@ func (m *Manager) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 			msg = "vm " + name + " is no longer kept alive: auto-stop may stop it when idle"
 		}
 		m.events.Event(ctx, "info", "vm/"+name, msg)
+	}
+	if syncErr != nil {
+		return api.VM{}, fmt.Errorf("vm %s: the change is recorded, but applying its network policy failed (banger keeps trying; see 'banger events --vm %s'): %w", name, name, syncErr)
 	}
 	return m.VM(ctx, name)
 }
