@@ -26,7 +26,8 @@ func WithDrain(d time.Duration) Option { return func(s *Server) { s.drain = d } 
 
 // WithUnwind sets how long a stop waits for cancelled calls to return
 // (DefaultUnwind). A call still running after that is logged by route
-// and left behind, so one wedged handler cannot hang the daemon's stop.
+// and Serve returns without it (a service's Close still waits for the
+// claims such a call holds: docs/daemon.md, Goroutines).
 func WithUnwind(d time.Duration) Option { return func(s *Server) { s.unwind = d } }
 
 // calls tracks the handlers running, so a stop can wait for the ones

@@ -62,7 +62,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Serve waits for them to return (undoing what they had begun), so the
 // daemon closes its services only under finished calls. A call that has
 // not returned after the unwind time (WithUnwind, 30 s) is logged by
-// route and left behind, so a wedged handler cannot hang the stop.
+// route and left behind: Serve returns (a service's Close still waits for
+// any claim such a call holds).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	base, cancelCalls := context.WithCancel(context.Background())
 	defer cancelCalls()
