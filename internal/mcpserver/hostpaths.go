@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"banger/api/errdefs"
@@ -21,6 +22,10 @@ type hostPaths struct {
 	roots []string
 	// none says why roots is empty, for the tools' errors.
 	none string
+	// gitDirs are git directories allowed outside the roots: the one
+	// the work tree banger mcp starts in shares, when it is a linked
+	// work tree of a checkout elsewhere.
+	gitDirs []string
 }
 
 // resolveHostPaths turns the scope's settings into roots, once, at start:
@@ -31,9 +36,12 @@ func resolveHostPaths(ctx context.Context, sc Scope) (hostPaths, error) {
 	hp := hostPaths{all: sc.AllRepos}
 	var notRepo error
 	if sc.WorkDir != "" {
-		root, err := workTreeRoot(ctx, sc.WorkDir)
+		repo, err := openWorkTree(ctx, sc.WorkDir)
 		if err == nil {
-			hp.roots = append(hp.roots, root)
+			hp.roots = append(hp.roots, repo.Root)
+			if common, err := repo.CommonDir(ctx); err == nil && !hp.allows(common) {
+				hp.gitDirs = append(hp.gitDirs, common)
+			}
 		}
 		notRepo = err
 	}
@@ -63,14 +71,15 @@ func allowRepoErr(dir string, err error) error {
 	return errdefs.Invalid("--allow-repo %q: %v; give an existing directory", dir, err)
 }
 
-// workTreeRoot is the top of the git work tree containing dir, symlinks
-// evaluated.
-func workTreeRoot(ctx context.Context, dir string) (string, error) {
+// openWorkTree opens the git work tree containing dir, its Root with
+// symlinks evaluated.
+func openWorkTree(ctx context.Context, dir string) (workspace.Repo, error) {
 	repo, err := workspace.Open(ctx, dir)
 	if err != nil {
-		return "", err
+		return workspace.Repo{}, err
 	}
-	return filepath.EvalSymlinks(repo.Root)
+	repo.Root, err = filepath.EvalSymlinks(repo.Root)
+	return repo, err
 }
 
 // resolveDir makes dir absolute and evaluates its symlinks; it must be a
@@ -140,13 +149,29 @@ func (hp hostPaths) check(ctx context.Context, p string) (string, error) {
 	if !hp.allows(resolved) {
 		return "", hp.outside(p, resolved)
 	}
-	root, err := workTreeRoot(ctx, resolved)
+	repo, err := openWorkTree(ctx, resolved)
 	if err != nil {
 		return "", err
 	}
+	root := repo.Root
 	if !hp.allows(root) {
 		return "", errdefs.Invalid("host_path %q is in the git work tree %s, which reaches outside the host paths this MCP server may use (%s); "+
 			"the user can allow the whole tree by restarting banger mcp with --allow-repo %s", p, root, strings.Join(hp.roots, ", "), root)
+	}
+	// A prepare reads the repository's objects and refs, and an export
+	// writes a branch, in the git directory the work tree shares: a
+	// linked work tree's, or one a .git file names, may lie elsewhere.
+	common, err := repo.CommonDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	if !hp.allows(common) && !slices.Contains(hp.gitDirs, common) {
+		checkout := common
+		if filepath.Base(common) == ".git" {
+			checkout = filepath.Dir(common)
+		}
+		return "", errdefs.Invalid("host_path %q is in the git work tree %s, whose git directory %s (where a workspace reads and an export writes) is outside the host paths this MCP server may use (%s); "+
+			"the user can allow it by restarting banger mcp with --allow-repo %s", p, root, common, strings.Join(hp.roots, ", "), checkout)
 	}
 	return resolved, nil
 }

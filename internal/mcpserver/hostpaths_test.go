@@ -166,3 +166,32 @@ func TestHostPathScopeOutsideRepo(t *testing.T) {
 		t.Errorf("instructions outside a repository: %q", got)
 	}
 }
+
+// TestHostPathScopeLinkedWorkTree: a linked work tree (git worktree add)
+// keeps its refs and objects in its main checkout's git directory, where
+// a workspace reads and an export writes. One inside the scope whose
+// main checkout is outside it is refused, naming that git directory;
+// started in such a work tree, the server allows its own git directory.
+func TestHostPathScopeLinkedWorkTree(t *testing.T) {
+	h := newHostTree(t)
+	linked := filepath.Join(h.repo, "linked")
+	if out, err := exec.Command("git", "-C", h.other, "worktree", "add", "-q", linked).CombinedOutput(); err != nil {
+		t.Fatalf("git worktree add: %v\n%s", err, out)
+	}
+	w := newWorld(t)
+	a := w.connect(t, mcpserver.Scope{WorkDir: h.repo})
+	a.must("vm_create", map[string]any{"name": "box", "disk_mib": 64}, nil)
+	gitDir := filepath.Join(h.other, ".git")
+	a.refused("workspace_prepare", prepare(t, linked), "whose git directory "+gitDir+" (where a workspace reads and an export writes) is outside")
+	a.refused("workspace_export", map[string]any{"vm": "box", "host_path": linked, "guest_path": "/nonexistent", "branch": "x"},
+		"restarting banger mcp with --allow-repo "+h.other)
+	if out, err := exec.Command("git", "-C", h.other, "branch", "--list", "x").Output(); err != nil || len(out) != 0 {
+		t.Errorf("a refused export left a branch in %s: %q, %v", h.other, out, err)
+	}
+
+	// Started in the linked work tree itself: its git directory is the
+	// user's choice.
+	b := w.connect(t, mcpserver.Scope{WorkDir: linked})
+	b.must("vm_create", map[string]any{"name": "box2", "disk_mib": 64}, nil)
+	b.must("workspace_prepare", map[string]any{"vm": "box2", "host_path": linked, "guest_path": filepath.Join(t.TempDir(), "ws")}, nil)
+}

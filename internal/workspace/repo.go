@@ -77,6 +77,22 @@ func (r Repo) HasSubmodules(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
+// CommonDir is the git directory the work tree shares with the others of
+// its repository, absolute with symlinks evaluated: the main checkout's
+// ".git" for a linked work tree (git worktree add), where its refs and
+// objects are; the work tree's own git directory otherwise.
+func (r Repo) CommonDir(ctx context.Context) (string, error) {
+	out, err := git(ctx, r.Root, nil, "rev-parse", "--git-common-dir")
+	if err != nil {
+		return "", err
+	}
+	dir := strings.TrimSpace(string(out))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(r.Root, dir)
+	}
+	return filepath.EvalSymlinks(dir)
+}
+
 // gitDir is the repository's git directory (".git" of a plain checkout).
 func (r Repo) gitDir(ctx context.Context) (string, error) {
 	out, err := git(ctx, r.Root, nil, "rev-parse", "--absolute-git-dir")
