@@ -333,7 +333,7 @@ func TestConfigureOpenSSHFirstBootReplacesImageKeys(t *testing.T) {
 		want []string
 	}{
 		{"ssh-keygen", "", []string{"ssh_host_ecdsa_key", "ssh_host_ecdsa_key.pub", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "ssh_host_rsa_key", "ssh_host_rsa_key.pub"}},
-		{"no ssh-keygen", t.TempDir(), []string{"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"}},
+		{"no ssh-keygen", t.TempDir(), []string{"ssh_host_ecdsa_key", "ssh_host_ecdsa_key.pub", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.path == "" {

@@ -103,18 +103,21 @@ func (o *OpenSSH) ensureHostKeys() error {
 }
 
 // newHostKeys replaces every host key in SSHDir with new ones: all the
-// types ssh-keygen -A makes, or an ed25519 key alone when the image has no
-// working ssh-keygen. The image's keys stay until the new ones are in
+// types ssh-keygen -A makes, or ed25519 and ECDSA keys made in process
+// when the image has no working ssh-keygen. The image's keys stay until the new ones are in
 // place (see hostKeyDir), then the types not made again go.
 func (o *OpenSSH) newHostKeys() error {
 	keys, err := o.keygen()
 	if err != nil {
-		o.log.Warn("ssh-keygen -A failed; generating an ed25519 host key only", "err", err)
-		k, _, err := newEd25519HostKey("ssh_host_ed25519_key")
-		if err != nil {
+		// No ssh-keygen, or one too old to write under -f: the keys a
+		// rotation makes, in process.
+		o.log.Warn("ssh-keygen -A failed; generating ed25519 and ECDSA host keys in the agent", "err", err)
+		ed, _, err1 := newEd25519HostKey("ssh_host_ed25519_key")
+		ec, _, err2 := newECDSAHostKey("ssh_host_ecdsa_key")
+		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		keys = []hostKey{k}
+		keys = []hostKey{ed, ec}
 	}
 	untidy, err := o.keys.install(keys, true)
 	if untidy != nil {
