@@ -1,0 +1,159 @@
+package firecracker_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/vmm"
+	"banger/internal/vmm/firecracker"
+	"banger/internal/vmm/firecracker/fcstandin"
+)
+
+// A compromised Firecracker owns its chroot, so where the daemon expects
+// the memory file it wrote it can leave a symbolic link to a host file,
+// or a hard link to a file it can reach. The save must refuse it, leave
+// no state behind, and change nothing of the file linked to.
+func TestJailerSaveRefusesTamperedMemory(t *testing.T) {
+	requiresRoot(t)
+	for _, tc := range []struct {
+		name string
+		// tamper is fcstandin.Options.Tamper; canary is the file whose
+		// owner and mode must not change.
+		tamper func(spec vmm.Spec, canary string) string
+		canary func(t *testing.T, spec vmm.Spec) string
+		want   string
+	}{
+		{
+			name:   "symlink",
+			canary: func(t *testing.T, spec vmm.Spec) string { return canaryFile(t, t.TempDir()) },
+			tamper: func(_ vmm.Spec, canary string) string { return "memory-symlink=" + canary },
+			want:   "symbolic link",
+		},
+		{
+			// The VM's own writable disk is the jail's user's, so even
+			// with fs.protected_hardlinks the jail may link it.
+			name:   "hard link",
+			canary: func(t *testing.T, spec vmm.Spec) string { return spec.Disks[0].Path },
+			tamper: func(spec vmm.Spec, _ string) string { return "memory-link=/drive-" + spec.Disks[0].ID },
+			want:   "names",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := newSpec(t)
+			canary := tc.canary(t, spec)
+			d := jailedDriver(t, fcstandin.Options{Tamper: tc.tamper(spec, canary)})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			h := create(t, d, spec)
+			t.Cleanup(func() { d.Kill(context.Background(), h) })
+			if err := d.Start(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Pause(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+			before := stat(t, canary)
+			beforeOwner := owner(t, canary)
+			dir := t.TempDir()
+			_, err := d.SaveState(ctx, h, dir)
+			t.Logf("SaveState: %v", err)
+			if err == nil || !strings.Contains(err.Error(), "not a regular file Firecracker wrote") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("SaveState with a tampered memory file: %v; want a refusal naming the %s", err, tc.want)
+			}
+			after := stat(t, canary)
+			if o := owner(t, canary); o != beforeOwner || after.Mode() != before.Mode() {
+				t.Errorf("%s after the save: uid:gid %v mode %v; was %v %v", canary, o, after.Mode(), beforeOwner, before.Mode())
+			}
+			if left := runtimeLeftovers(t, dir); len(left) != 0 {
+				t.Errorf("the refused save left %v in the state dir", left)
+			}
+			jail := h.Sockets["jail"]
+			for _, f := range []string{".memory.partial", ".vmstate.partial"} {
+				if _, err := os.Lstat(filepath.Join(jail, f)); err == nil {
+					t.Errorf("the refused save left %s in the chroot", f)
+				}
+			}
+		})
+	}
+}
+
+// A saved state the jail could have written is linked into a new chroot
+// and made readable by the jail's group at a restore; a memory file that
+// is a symbolic link would hand the jail the file it points to.
+func TestJailerRestoreRefusesSymlinkedState(t *testing.T) {
+	requiresRoot(t)
+	d := jailedDriver(t, fcstandin.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := create(t, d, newSpec(t))
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Pause(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st, err := d.SaveState(ctx, h, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Kill(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	canary := canaryFile(t, t.TempDir())
+	mem := filepath.Join(dir, st.Files[firecracker.RoleMemory])
+	if err := os.Remove(mem); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(canary, mem); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := d.Restore(ctx, forkSpec(t), st)
+	t.Logf("Restore: %v", err)
+	if err == nil {
+		d.Kill(context.Background(), h2)
+	}
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), mem) {
+		t.Errorf("Restore of a state whose memory is a symlink: %v; want a refusal naming %s", err, mem)
+	}
+	fi := stat(t, canary)
+	if o := owner(t, canary); o != [2]int{canaryUID, canaryGID} || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the symlink's target after the restore: uid:gid %v mode %v; want %d:%d 0644", o, fi.Mode().Perm(), canaryUID, canaryGID)
+	}
+}
+
+const canaryUID, canaryGID = 1234, 1235
+
+// canaryFile is a host file outside any jail, owned by neither bangerd
+// nor the jail: uid 1234, gid 1235, mode 0644.
+func canaryFile(t *testing.T, dir string) string {
+	t.Helper()
+	p := writeFile(t, filepath.Join(dir, "canary"), 0o644)
+	if err := os.Chown(p, canaryUID, canaryGID); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// jailedDriver is a driver running the stand-in configured by opts under
+// the fake jailer, as uid 4242 and gid 4243.
+func jailedDriver(t *testing.T, opts fcstandin.Options) *firecracker.Driver {
+	t.Helper()
+	base, err := os.MkdirTemp("", "bgj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	jailer, err := fcstandin.InstallJailer(t.TempDir(), fcstandin.JailerOptions{CgroupRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return firecracker.New(firecracker.Options{
+		Binary: standInBinary(t, opts),
+		Jailer: &firecracker.Jailer{Binary: jailer, UID: 4242, GID: 4243, ChrootBase: base},
+	})
+}
