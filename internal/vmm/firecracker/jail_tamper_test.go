@@ -1,6 +1,7 @@
 package firecracker_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -156,4 +157,58 @@ func jailedDriver(t *testing.T, opts fcstandin.Options) *firecracker.Driver {
 		Binary: standInBinary(t, opts),
 		Jailer: &firecracker.Jailer{Binary: jailer, UID: 4242, GID: 4243, ChrootBase: base},
 	})
+}
+
+// Metrics and TrimLogs read and punch holes in the metrics file and the
+// log in the chroot; a link the jail put in their place must not make
+// them read or cut the file it points to.
+func TestJailerMetricsAndLogRefuseLinks(t *testing.T) {
+	requiresRoot(t)
+	d := jailedDriver(t, fcstandin.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := create(t, d, newSpec(t))
+	t.Cleanup(func() { d.Kill(context.Background(), h) })
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	jail := h.Sockets["jail"]
+	plant := func(name string, content []byte) string {
+		t.Helper()
+		canary := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(canary, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(jail, name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(canary, filepath.Join(jail, name)); err != nil {
+			t.Fatal(err)
+		}
+		return canary
+	}
+	unchanged := func(canary string, want []byte) {
+		t.Helper()
+		if got, err := os.ReadFile(canary); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s changed behind the link in the chroot (%v)", canary, err)
+		}
+	}
+
+	lines := bytes.Repeat([]byte(`{"block_rootfs":{"read_bytes":1}}`+"\n"), 1000)
+	metrics := plant("metrics.json", lines)
+	_, err := d.Metrics(ctx, h)
+	t.Logf("Metrics: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Metrics with metrics.json a symlink: %v; want a refusal", err)
+	}
+	unchanged(metrics, lines)
+
+	big := bytes.Repeat([]byte("guest wrote this to the console\n"), (vmm.LogLimit+vmm.LogKeep)/32)
+	log := plant("firecracker.log", big)
+	err = d.TrimLogs(ctx, h)
+	t.Logf("TrimLogs: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("TrimLogs with firecracker.log a symlink: %v; want a refusal", err)
+	}
+	unchanged(log, big)
 }
