@@ -3,9 +3,11 @@ package firecracker_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,4 +213,65 @@ func TestJailerMetricsAndLogRefuseLinks(t *testing.T) {
 		t.Errorf("TrimLogs with firecracker.log a symlink: %v; want a refusal", err)
 	}
 	unchanged(log, big)
+}
+
+// The API and vsock sockets are in the chroot: a link the jail put in
+// their place must not redirect bangerd's requests to another socket on
+// the host (another VM's API, say).
+func TestJailerSocketsRefuseLinks(t *testing.T) {
+	requiresRoot(t)
+	d := jailedDriver(t, fcstandin.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := create(t, d, newSpec(t))
+	t.Cleanup(func() { d.Kill(context.Background(), h) })
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	decoy := filepath.Join(t.TempDir(), "decoy.sock")
+	ln, err := net.Listen("unix", decoy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	for _, name := range []string{"api.sock", "vsock.sock"} {
+		p := filepath.Join(h.Sockets["jail"], name)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(decoy, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = d.Pause(ctx, h)
+	t.Logf("Pause: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Pause with api.sock a symlink: %v; want a refusal", err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer dcancel()
+	conn, err := d.DialAgent(dctx, h)
+	if err == nil {
+		conn.Close()
+	}
+	t.Logf("DialAgent: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("DialAgent with vsock.sock a symlink: %v; want a refusal", err)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the socket behind the links got %d connections, want none", n)
+	}
 }
