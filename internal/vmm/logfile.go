@@ -59,6 +59,13 @@ func TrimLog(path string, limit, keep int64) error {
 		return fmt.Errorf("trimming %s: %w", path, err)
 	}
 	defer f.Close()
+	return TrimOpenLog(f, path, limit, keep)
+}
+
+// TrimOpenLog is TrimLog on a log already open for reading and writing,
+// for a caller that had to check what it opened (a file in a VMM's
+// chroot); path is for errors.
+func TrimOpenLog(f *os.File, path string, limit, keep int64) error {
 	size, start, err := dataRange(f)
 	if err != nil || size-start <= limit {
 		return err

@@ -28,9 +28,10 @@ type Client struct {
 // bounded by DefaultAPITimeout.
 func NewClient(sock string) *Client {
 	tr := &http.Transport{
+		// Not following a link: under the jailer the socket is in the
+		// jail's chroot (see dialSocket).
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return dialSocket(ctx, sock, "the api socket")
 		},
 		DisableKeepAlives: true,
 	}

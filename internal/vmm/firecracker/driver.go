@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"banger/internal/agentproto"
 	"banger/internal/vmm"
 )
@@ -283,7 +285,18 @@ func (d *Driver) DialAgent(ctx context.Context, h *vmm.Handle) (net.Conn, error)
 			cancel()
 		}
 	}()
-	conn, err := agentproto.DialHybridVsock(ctx, h.Sockets[keyVsock], agentproto.DefaultVsockPort)
+	path := h.Sockets[keyVsock]
+	if h.Sockets[keyJail] != "" {
+		// In the jail's chroot: dialled without following a link (see
+		// dialSocket), through a descriptor held while the dial retries.
+		fd, err := waitSocket(ctx, path, "the vsock socket")
+		if err != nil {
+			return nil, fmt.Errorf("dialing the agent: %w", err)
+		}
+		defer unix.Close(fd)
+		path = procFD(fd)
+	}
+	conn, err := agentproto.DialHybridVsock(ctx, path, agentproto.DefaultVsockPort)
 	if err != nil {
 		if !vmm.Alive(h.PID, h.StartTime) {
 			return nil, fmt.Errorf("dialing the agent: %w (pid %d)", vmm.ErrNotRunning, h.PID)

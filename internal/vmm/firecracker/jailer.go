@@ -162,26 +162,34 @@ func (j *Jailer) prepareJail(spec vmm.Spec, l layout) error {
 	// Shared files first: a file this VM also writes (one image as a
 	// read-only and a writable disk) ends up the jail's, as it must.
 	for _, own := range []bool{false, true} {
-		give := j.shareRead
-		if own {
-			give = j.give
-		}
 		for _, k := range links {
-			if k.own == own {
-				if err := give(filepath.Join(l.jailRoot, k.dst)); err != nil {
-					return err
-				}
+			if k.own != own {
+				continue
+			}
+			dst := filepath.Join(l.jailRoot, k.dst)
+			c := fileCheck{what: "the vm's input"}
+			var err error
+			if own {
+				err = j.give(dst, c)
+			} else {
+				err = j.shareRead(dst, c)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
 	for _, f := range []string{l.log, l.metrics} {
-		fd, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		// A new file in a new chroot: O_EXCL, and the owner changed
+		// through the descriptor, so no name is followed.
+		fd, err := os.OpenFile(f, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", f, err)
 		}
+		err = fd.Chown(j.UID, j.GID)
 		fd.Close()
-		if err := j.give(f); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("giving %s to the jail's user: %w", f, err)
 		}
 	}
 	return os.Chown(l.jailRoot, j.UID, j.GID)
@@ -199,8 +207,15 @@ func linkIn(src, dst string) error {
 }
 
 // give hands a file the VM alone owns and writes to the jail's user.
-func (j *Jailer) give(path string) error {
-	if err := os.Chown(path, j.UID, j.GID); err != nil {
+// path is in the chroot: only a regular file is taken, and changed
+// through a descriptor (see openInJail).
+func (j *Jailer) give(path string, c fileCheck) error {
+	f, err := openInJail(path, os.O_RDONLY, c)
+	if err != nil {
+		return fmt.Errorf("giving %s to the jail's user: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Chown(j.UID, j.GID); err != nil {
 		return fmt.Errorf("giving %s to the jail's user: %w", path, err)
 	}
 	return nil
@@ -211,13 +226,21 @@ func (j *Jailer) give(path string) error {
 // jail's gid with read only, others lose all access (a template's memory
 // may hold secrets), and the owner keeps its bits. A file the jail's user
 // owns (given to it by an earlier banger) goes back to bangerd's user.
+// path is in the chroot: only a regular file is shared, and changed
+// through a descriptor, so a link never hands the jail what it points
+// to (see openInJail).
 //
 // A file has one group: VMs sharing it must share the gid, as every VM
 // of one bangerd does (jailer_gid is the daemon's). A Firecracker keeps
 // what it opened at configuration (kernel, disks) or at a restore
 // (state), so a later change of group does not reach a running VM.
-func (j *Jailer) shareRead(path string) error {
-	fi, err := os.Stat(path)
+func (j *Jailer) shareRead(path string, c fileCheck) error {
+	f, err := openInJail(path, os.O_RDONLY, c)
+	if err != nil {
+		return fmt.Errorf("letting the jail's group read %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
@@ -225,10 +248,10 @@ func (j *Jailer) shareRead(path string) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == j.UID {
 		uid = os.Geteuid()
 	}
-	if err := os.Chown(path, uid, j.GID); err != nil {
+	if err := f.Chown(uid, j.GID); err != nil {
 		return fmt.Errorf("letting the jail's group read %s: %w", path, err)
 	}
-	if err := os.Chmod(path, fi.Mode().Perm()&0o700|0o040); err != nil {
+	if err := f.Chmod(fi.Mode().Perm()&0o700 | 0o040); err != nil {
 		return fmt.Errorf("letting the jail's group read %s: %w", path, err)
 	}
 	return nil

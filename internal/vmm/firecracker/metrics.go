@@ -82,7 +82,9 @@ func collectMetrics(path, statePath string) (vmm.Metrics, error) {
 		// counts none of them twice.
 		st = metricsState{}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// Under the jailer the file is in the jail's chroot: a link there
+	// must not make bangerd read, or punch holes in, another file.
+	f, err := openInJail(path, os.O_RDWR, fileCheck{what: "the metrics file", single: true, fromVMM: true})
 	if err != nil {
 		return vmm.Metrics{}, err
 	}
@@ -110,30 +112,58 @@ func collectMetrics(path, statePath string) (vmm.Metrics, error) {
 	return st.metrics(), nil
 }
 
+// Bounds on what one collection reads: Firecracker's lines are a few
+// KiB, and the file is written by a process a guest may control.
+const (
+	maxMetricsLine = 1 << 20  // a longer line is skipped, not parsed
+	maxMetricsRead = 64 << 20 // the rest waits for the next call
+)
+
 // add reads f from st.Offset and adds every complete line to st. It
 // returns the offset after the last complete line: a line Firecracker is
-// still writing is left for the next call.
+// still writing is left for the next call, unless it is already longer
+// than any line Firecracker writes, which is skipped. It reads at most
+// about maxMetricsRead bytes.
 func (st *metricsState) add(f *os.File) (int64, error) {
 	if _, err := f.Seek(st.Offset, io.SeekStart); err != nil {
 		return 0, err
 	}
 	r := bufio.NewReaderSize(f, 64<<10)
 	end := st.Offset
-	for {
-		line, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return end, nil
-		}
-		if err != nil {
-			return end, err
-		}
-		end += int64(len(line))
+	var line []byte
+	var n int64 // bytes of the current line read so far, holes included
+	long := false
+	for end-st.Offset < maxMetricsRead {
+		chunk, err := r.ReadSlice('\n')
+		n += int64(len(chunk))
 		// Holes read as zeros: where lines were punched out, or where
 		// Firecracker's offset runs ahead of a truncated file.
+		if len(line) == 0 {
+			chunk = bytes.TrimLeft(chunk, "\x00")
+		}
+		if long || len(line)+len(chunk) > maxMetricsLine {
+			long, line = true, line[:0]
+		} else {
+			line = append(line, chunk...)
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if long {
+				end += n
+			}
+			return end, nil
+		case err != nil:
+			return end, err
+		}
+		end += n
 		if line = bytes.Trim(line, "\x00\n"); len(line) > 0 {
 			st.addLine(line)
 		}
+		line, n, long = line[:0], 0, false
 	}
+	return end, nil
 }
 
 // addLine adds one flush's counters. A line that is not a JSON object

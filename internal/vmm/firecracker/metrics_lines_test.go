@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -73,4 +74,34 @@ func TestCollectMetricsLines(t *testing.T) {
 	os.WriteFile(state, []byte("{not json"), 0o600)
 	write(line(7))
 	want(collect(), 7, 1, 10)
+}
+
+// TestCollectMetricsBoundsLines: the metrics file is written by a
+// process the guest may control. A line longer than any Firecracker
+// writes is skipped unread, even while it has no end yet, and the lines
+// after it still count.
+func TestCollectMetricsBoundsLines(t *testing.T) {
+	dir := t.TempDir()
+	path, state := filepath.Join(dir, "metrics.json"), filepath.Join(dir, "metrics.state.json")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	line := `{"block_rootfs":{"read_bytes":3}}` + "\n"
+	// A long line with its end, and one still without (2 MiB each, above
+	// maxMetricsLine).
+	f.WriteString(strings.Repeat("x", 2<<20) + "\n" + line + strings.Repeat("y", 2<<20))
+	if _, err := collectMetrics(path, state); err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(line)
+	m, err := collectMetrics(path, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []vmm.BlockMetrics{{Device: "rootfs", ReadBytes: 6}}
+	if diff := cmp.Diff(want, m.Block); diff != "" {
+		t.Errorf("Block (-want +got):\n%s", diff)
+	}
 }

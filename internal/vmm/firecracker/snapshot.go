@@ -60,12 +60,12 @@ func (d *Driver) Resume(ctx context.Context, h *vmm.Handle) error {
 // written under temporary names, synced, then renamed, so dir never
 // holds a file that looks whole and is not. Firecracker refuses a VM
 // that is not paused.
-func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.State, error) {
+func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (_ vmm.State, err error) {
 	if err := vmm.CheckAlive(h); err != nil {
 		return vmm.State{}, err
 	}
 	jail := h.Sockets[keyJail]
-	dir, err := filepath.Abs(dir)
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return vmm.State{}, err
 	}
@@ -93,57 +93,106 @@ func (d *Driver) SaveState(ctx context.Context, h *vmm.Handle, dir string) (vmm.
 	if err != nil {
 		return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
 	}
-	if jail != "" {
-		for _, role := range []string{RoleMemory, RoleDevice} {
-			if err := moveOut(filepath.Join(jail, fcPath(role)), tmp(role)); err != nil {
-				return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
+	st := vmm.State{Driver: Name, VMMVersion: version, Dir: dir, Files: final, CPUs: mc.VcpuCount, MemoryMiB: mc.MemSizeMib}
+	// A file refused, or any other error, leaves nothing of this save:
+	// neither in dir nor in the chroot.
+	defer func() {
+		if err != nil {
+			for _, role := range []string{RoleMemory, RoleDevice} {
+				os.Remove(tmp(role))
+				if jail != "" {
+					os.Remove(filepath.Join(jail, fcPath(role)))
+				}
 			}
 		}
-	}
-	st := vmm.State{Driver: Name, VMMVersion: version, Dir: dir, Files: final, CPUs: mc.VcpuCount, MemoryMiB: mc.MemSizeMib}
+	}()
 	for _, role := range []string{RoleMemory, RoleDevice} {
-		n, err := syncFile(tmp(role))
-		if err != nil {
-			return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
+		var n int64
+		if jail != "" {
+			n, err = moveOut(filepath.Join(jail, fcPath(role)), tmp(role), role)
+		} else {
+			n, err = syncWritten(tmp(role), role)
 		}
-		if err := os.Rename(tmp(role), filepath.Join(dir, final[role])); err != nil {
+		if err != nil {
 			return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
 		}
 		st.Bytes += n
 	}
-	if err := fsutil.SyncDir(dir); err != nil {
+	for _, role := range []string{RoleMemory, RoleDevice} {
+		if err = os.Rename(tmp(role), filepath.Join(dir, final[role])); err != nil {
+			return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
+		}
+	}
+	if err = fsutil.SyncDir(dir); err != nil {
 		return vmm.State{}, fmt.Errorf("saving vm state: %w", err)
 	}
 	return st, nil
 }
 
-// moveOut moves a file Firecracker wrote in its chroot to dst, which must
-// be on the same filesystem (as the disks linked into the chroot are),
-// and takes it from the jail's user: a saved state is bangerd's, and
-// VMs restored from it only read it (see linkState).
-func moveOut(src, dst string) error {
-	if err := os.Rename(src, dst); err != nil {
-		if errors.Is(err, syscall.EXDEV) {
-			return fmt.Errorf("moving %s out of the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
-		}
-		return fmt.Errorf("moving %s out of the chroot: %w", src, err)
-	}
-	if err := os.Chown(dst, os.Geteuid(), os.Getegid()); err != nil {
-		return fmt.Errorf("taking %s from the jail's user: %w", dst, err)
-	}
-	if err := os.Chmod(dst, 0o600); err != nil {
-		return fmt.Errorf("taking %s from the jail's user: %w", dst, err)
-	}
-	return nil
+// written is what a file Firecracker wrote for a snapshot must be.
+func written(role string) fileCheck {
+	return fileCheck{what: "the saved " + role, single: true, fromVMM: true}
 }
 
-// syncFile flushes path to disk and returns what it takes on disk.
-func syncFile(path string) (int64, error) {
-	f, err := os.Open(path)
+// moveOut moves the file Firecracker wrote in its chroot for role to dst,
+// which must be on the same filesystem (as the disks linked into the
+// chroot are), takes it from the jail's user (a saved state is
+// bangerd's, and VMs restored from it only read it, see linkState),
+// syncs it and returns what it takes on disk. The chroot is the jail's,
+// so src may be anything: only a regular file with one name is taken,
+// and after the rename it is changed only through a descriptor opened
+// without following links. A refused file does not stay at dst.
+func moveOut(src, dst, role string) (int64, error) {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return 0, fmt.Errorf("moving %s out of the chroot: %w", src, err)
+	}
+	if err := written(role).check(src, fi); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		if errors.Is(err, syscall.EXDEV) {
+			return 0, fmt.Errorf("moving %s out of the chroot: %w; put the jailer's chroot base (jailer_chroot_base) on the filesystem of banger's state directory", src, err)
+		}
+		return 0, fmt.Errorf("moving %s out of the chroot: %w", src, err)
+	}
+	n, err := takeWritten(dst, role)
+	if err != nil {
+		os.Remove(dst)
+		return 0, err
+	}
+	return n, nil
+}
+
+// takeWritten gives the file Firecracker wrote at path to bangerd's user,
+// mode 0600, syncs it and returns what it takes on disk.
+func takeWritten(path, role string) (int64, error) {
+	f, err := openInJail(path, os.O_RDONLY, written(role))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	if err := f.Chown(os.Geteuid(), os.Getegid()); err != nil {
+		return 0, fmt.Errorf("taking %s from the jail's user: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return 0, fmt.Errorf("taking %s from the jail's user: %w", path, err)
+	}
+	return syncOpen(f, path)
+}
+
+// syncWritten flushes the file Firecracker wrote at path (without the
+// jailer) to disk and returns what it takes on disk.
+func syncWritten(path, role string) (int64, error) {
+	f, err := openInJail(path, os.O_RDONLY, written(role))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return syncOpen(f, path)
+}
+
+func syncOpen(f *os.File, path string) (int64, error) {
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("syncing %s: %w", path, err)
 	}
@@ -151,10 +200,7 @@ func syncFile(path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return sys.Blocks * 512, nil
-	}
-	return fi.Size(), nil
+	return blocksOf(fi), nil
 }
 
 // Restore starts a new Firecracker for spec and loads st into it, paused.
@@ -225,11 +271,22 @@ func (d *Driver) linkState(l layout, st vmm.State) error {
 	}
 	j := d.opts.Jailer
 	for _, role := range []string{RoleMemory, RoleDevice} {
-		dst := filepath.Join(l.jailRoot, jailStateFiles[role])
-		if err := linkIn(filepath.Join(st.Dir, st.Files[role]), dst); err != nil {
+		// A state is Firecracker's work, and may have been a jail's: a
+		// link in it would share what it points to with this jail.
+		src := filepath.Join(st.Dir, st.Files[role])
+		c := fileCheck{what: "the saved " + role, fromVMM: true}
+		fi, err := os.Lstat(src)
+		if err != nil {
+			return fmt.Errorf("checking the saved %s: %w", role, err)
+		}
+		if err := c.check(src, fi); err != nil {
 			return err
 		}
-		if err := j.shareRead(dst); err != nil {
+		dst := filepath.Join(l.jailRoot, jailStateFiles[role])
+		if err := linkIn(src, dst); err != nil {
+			return err
+		}
+		if err := j.shareRead(dst, c); err != nil {
 			return err
 		}
 	}
@@ -277,8 +334,14 @@ func checkState(spec vmm.Spec, st vmm.State) error {
 			errs = append(errs, fmt.Errorf("the state names no %s file", role))
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(st.Dir, name)); err != nil {
+		path := filepath.Join(st.Dir, name)
+		fi, err := os.Lstat(path)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("checking the saved %s: %w", role, err))
+			continue
+		}
+		if err := (fileCheck{what: "the saved " + role, fromVMM: true}).check(path, fi); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

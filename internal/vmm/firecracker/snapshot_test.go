@@ -216,7 +216,7 @@ func TestSnapshotRefusals(t *testing.T) {
 			s := copyState(t, st)
 			os.Remove(filepath.Join(s.Dir, "memory"))
 			return s
-		}, "checking the saved memory: stat ", false},
+		}, "checking the saved memory: lstat ", false},
 		{"other memory size", nil, func(t *testing.T) vmm.State {
 			s := st
 			s.MemoryMiB *= 2

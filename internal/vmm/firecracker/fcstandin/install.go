@@ -21,6 +21,7 @@ type Options struct {
 	Record           string
 	GuestDir         string
 	Version          string
+	Tamper           string
 }
 
 // Install writes an executable named "firecracker" into dir that runs
@@ -48,6 +49,7 @@ func Install(dir string, opts Options) (string, error) {
 		{EnvRecord, opts.Record},
 		{EnvGuestDir, opts.GuestDir},
 		{EnvVersion, opts.Version},
+		{EnvTamper, opts.Tamper},
 	}
 	if opts.IgnoreCtrlAltDel {
 		env = append(env, [2]string{EnvCtrlAltDel, "ignore"})

@@ -21,6 +21,7 @@ const (
 	EnvRecord     = "FCSTANDIN_RECORD"     // file to append requests to
 	EnvGuestDir   = "FCSTANDIN_GUEST_DIR"
 	EnvVersion    = "FCSTANDIN_VERSION"
+	EnvTamper     = "FCSTANDIN_TAMPER" // see Config.Tamper
 )
 
 // RunIfStandIn runs the stand-in (EnvStandIn=1) or the fake jailer
@@ -134,7 +135,7 @@ func configFromEnv() (Config, error) {
 		Spec: spec, Fail: fails, Crash: os.Getenv(EnvCrash), Hang: os.Getenv(EnvHang),
 		IgnoreCtrlAltDel: os.Getenv(EnvCtrlAltDel) == "ignore",
 		Record:           os.Getenv(EnvRecord), GuestDir: os.Getenv(EnvGuestDir),
-		Version: envOr(EnvVersion, DefaultVersion),
+		Version: envOr(EnvVersion, DefaultVersion), Tamper: os.Getenv(EnvTamper),
 	}, nil
 }
 

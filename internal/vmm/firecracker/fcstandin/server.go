@@ -72,6 +72,11 @@ type Config struct {
 	GuestDir string
 	// Version is the Firecracker version to claim.
 	Version string
+	// Tamper makes the stand-in act as a compromised Firecracker after
+	// it writes a snapshot: "memory-symlink=TARGET" replaces the memory
+	// file with a symbolic link to TARGET, "memory-link=PATH" with a hard
+	// link to PATH (in the VMM's view, e.g. a drive in its jail).
+	Tamper string
 	// Root is the jail every path in a request is relative to, for a
 	// stand-in that could not chroot into it (see InstallJailer); "" is
 	// the host's root.
@@ -153,7 +158,7 @@ func NewServer(cfg Config, id string, console io.Writer, exit func(code int)) *S
 		cfg.Version = DefaultVersion
 	}
 	s := &Server{cfg: cfg, console: console, exit: exit, ctx: context.Background()}
-	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, bindVsock: bindVsock, root: cfg.Root}
+	s.m = &machine{id: id, version: cfg.Version, vcpus: 1, memMiB: 128, bindVsock: bindVsock, root: cfg.Root, tamper: cfg.Tamper}
 	s.m.boot = s.boot
 	s.m.ctrlAltDel = s.ctrlAltDel
 	s.m.saveGuest = s.saveGuest

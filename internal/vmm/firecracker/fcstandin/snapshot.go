@@ -102,6 +102,9 @@ func (m *machine) createSnapshot(b *Value) (int, any, *Fault) {
 	if err := m.saveGuest(m.host(b.String("mem_file_path")), int64(m.memMiB)<<20); err != nil {
 		return 0, nil, badRequest("Create snapshot error: Cannot write memory file: %s", rustIOError(err))
 	}
+	if err := m.tamperMemory(m.host(b.String("mem_file_path"))); err != nil {
+		return 0, nil, badRequest("stand-in: tampering with the memory file: %v", err)
+	}
 	if m.vsock != nil {
 		m.vsock.reset()
 	}

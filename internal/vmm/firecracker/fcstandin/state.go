@@ -66,6 +66,8 @@ type machine struct {
 	// root is the jail the paths of requests are relative to when the
 	// stand-in could not chroot into it; "" otherwise.
 	root string
+	// tamper is Config.Tamper.
+	tamper string
 
 	// hooks into the rest of the stand-in
 	bindVsock  func(path string) (*vsockDev, error)
