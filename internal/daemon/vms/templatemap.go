@@ -154,7 +154,7 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 		key := mapTAPKey(src.RuntimeDir)
 		tap, err := m.net.AcquireTAP(ctx, key)
 		if err != nil {
-			return err
+			return transientError{fmt.Errorf("lending the mapping a tap: %w", err)}
 		}
 		defer m.net.ReleaseTAP(context.Background(), key)
 		spec.Net = &vmm.Net{TAP: tap, MAC: offlineMAC}
