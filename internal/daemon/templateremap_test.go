@@ -295,6 +295,14 @@ func TestFailedTemplateMappingNotRetried(t *testing.T) {
 		if f.Attempts != n || f.Transient || f.Banger == "" || !strings.Contains(f.Error, "Features 0x1 unsupported") {
 			t.Fatalf("recorded failure after start %d: %+v; want attempt %d, not transient, the banger version and the error", n, f, n)
 		}
+		// image show's template line says so.
+		got, err := w.D.Template(ctx, "tpl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mf := got.MapFailure; mf == nil || mf.Attempts != n || mf.Retry != (n < 3) || !strings.Contains(mf.Error, "Features 0x1") {
+			t.Errorf("template's map failure after start %d = %+v; want %d attempts, retry %v", n, mf, n, n < 3)
+		}
 	}
 	w.restart()
 	w.D.Close() // waits for this start's mapping, if it tried one
@@ -328,6 +336,9 @@ func TestFailedTemplateMappingNotRetried(t *testing.T) {
 	w.restart()
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
 		t.Errorf("the recorded failure is left once the template is mapped: %v", err)
+	}
+	if got, err := w.D.Template(ctx, "tpl"); err != nil || got.MapFailure != nil {
+		t.Errorf("the mapped template shows a map failure: %+v, %v", got.MapFailure, err)
 	}
 	if n := calls.Load(); n != 4 {
 		t.Errorf("%d mappings, want 4 (three failed, one after the upgrade)", n)
@@ -378,6 +389,9 @@ func TestTransientTemplateMappingFailuresNotCounted(t *testing.T) {
 				f := waitMapRecord(t, tpl, since)
 				if !f.Transient || f.Attempts != 0 {
 					t.Fatalf("recorded failure after start %d: %+v; want transient, not counted", i, f)
+				}
+				if got, err := w.D.Template(context.Background(), "tpl"); err != nil || got.MapFailure == nil || !got.MapFailure.Transient || !got.MapFailure.Retry {
+					t.Fatalf("template's map failure after start %d = %+v (%v); want transient, retried", i, got.MapFailure, err)
 				}
 			}
 			if k := imageEvents(t, w, "tries again at the next start"); k == 0 {

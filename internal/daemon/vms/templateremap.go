@@ -291,6 +291,22 @@ func (m *Manager) recordMapFailure(t api.Template, id templateID, cause error) (
 	return f, fsutil.WriteFileAtomic(filepath.Join(t.Dir, mapFailedFile), b, 0o600)
 }
 
+// mapFailureOf is the recorded failure to map the memory of the template
+// in dir, unless its memory is mapped now (a crash between the mapping
+// and the record's removal leaves both).
+func (m *Manager) mapFailureOf(dir string) *api.TemplateMapFailure {
+	f, ok := readMapFailure(dir)
+	if !ok {
+		return nil
+	}
+	if mm, ok := m.driver.(vmm.MemoryMapper); ok {
+		if st, ok, err := readStateDir(filepath.Join(dir, StateDir)); err == nil && ok && mm.Mapped(st) {
+			return nil
+		}
+	}
+	return &api.TemplateMapFailure{Error: f.Error, Attempts: f.Attempts, Transient: f.Transient, Retry: !f.exhausted(), At: f.At}
+}
+
 // readMapFailure reads template dir's recorded mapping failure, if any.
 func readMapFailure(dir string) (mapFailure, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, mapFailedFile))
