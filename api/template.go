@@ -39,6 +39,9 @@ type Template struct {
 	SpareBytes int64     `json:"spare_bytes,omitempty"`
 	Dir        string    `json:"dir"`
 	CreatedAt  time.Time `json:"created_at"`
+	// MapFailure is set while mapping the template's memory into a file
+	// failed (templatemap.go).
+	MapFailure *TemplateMapFailure `json:"map_failure,omitempty"`
 }
 
 // SnapshotImageRequest is the body of POST /v1/vms/{name}/template: keep

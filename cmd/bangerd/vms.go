@@ -17,6 +17,10 @@ import (
 	"banger/internal/vmm/qemu"
 )
 
+// The QEMU driver maps templates' memory with a VMM of its own, which a
+// daemon killed meanwhile leaves running: the next start reaps it.
+var _ vms.Reaper = (*qemu.Driver)(nil)
+
 // driver picks the VMM driver the config names.
 func driver(cfg config.Config) vmm.Driver {
 	switch cfg.VMM {

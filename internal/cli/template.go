@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -92,7 +93,7 @@ func (a *app) showTemplate(ctx context.Context, cl *client.Client, name string, 
 	if asJSON {
 		return true, printJSON(a.stdout, t)
 	}
-	return true, table(a.stdout, [][]string{
+	rows := [][]string{
 		{"template:", t.Name + " (" + t.Dir + ")"},
 		{"image:", t.Image},
 		{"from vm:", orDash(t.From) + autoNote(t)},
@@ -101,7 +102,23 @@ func (a *app) showTemplate(ctx context.Context, cl *client.Client, name string, 
 		{"vm:", fmt.Sprintf("%d cpus, %d MiB memory, %s disk", t.CPUs, t.MemoryMiB, bytesize.Format(uint64(max(t.DiskBytes, 0))))},
 		{"saved by:", t.VMM + " " + t.VMMVersion},
 		{"created:", t.CreatedAt.Local().Format("2006-01-02 15:04:05")},
-	})
+	}
+	if t.MapFailure != nil {
+		rows = append(rows, []string{"memory:", mapFailureLine(t)})
+	}
+	return true, table(a.stdout, rows)
+}
+
+// mapFailureLine says why the template's memory is not mapped and
+// whether banger tries again; the error is the VMM's, escaped.
+func mapFailureLine(t api.Template) string {
+	f := t.MapFailure
+	retry := "banger tries again at the next start"
+	if !f.Retry {
+		retry = "banger tries again only after an upgrade, or at the next start once " + safe(filepath.Join(t.Dir, "map-failed.json")) + " is removed"
+	}
+	return fmt.Sprintf("not mapped into a file, so warm creates read all of it: %s (%s, %s); %s",
+		safe(f.Error), plural(f.Attempts, "failure"), ago(f.At), retry)
 }
 
 func autoNote(t api.Template) string {

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"banger/api"
+	"banger/api/errdefs"
 	"banger/internal/vmm/vmmfake"
 )
 
@@ -248,8 +251,35 @@ func TestCloseWaitsForTemplateMapping(t *testing.T) {
 	waitMapped(t, tpl)
 }
 
-// A mapping that fails is recorded and not tried at every start; a start
-// of another banger version tries again.
+// mapRecord is what map-failed.json holds.
+type mapRecord struct {
+	Banger    string    `json:"banger_version"`
+	Attempts  int       `json:"attempts"`
+	Transient bool      `json:"transient"`
+	Error     string    `json:"error"`
+	At        time.Time `json:"at"`
+}
+
+// waitMapRecord waits for a failure of tpl's mapping recorded after since.
+func waitMapRecord(t *testing.T, tpl api.Template, since time.Time) mapRecord {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var f mapRecord
+		b, err := os.ReadFile(filepath.Join(tpl.Dir, "map-failed.json"))
+		if err == nil && json.Unmarshal(b, &f) == nil && f.At.After(since) {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed mapping recorded 30 s after the start (%s, %v)", b, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A mapping that fails is recorded and tried again at the next starts,
+// up to three failures with one banger version; then no more, until a
+// start of another banger version.
 func TestFailedTemplateMappingNotRetried(t *testing.T) {
 	w, _, _ := warmWorld(t, false)
 	ctx := context.Background()
@@ -257,34 +287,28 @@ func TestFailedTemplateMappingNotRetried(t *testing.T) {
 	var calls atomic.Int32
 	w.Driver.OnMap(func(context.Context) { calls.Add(1) })
 	w.Driver.Fail(vmmfake.StepMap, errors.New("qemu: Features 0x1 unsupported"))
-	w.restart()
-	marker := filepath.Join(tpl.Dir, "map-failed.json")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
+	var f mapRecord
+	for n := 1; n <= 3; n++ {
+		since := time.Now()
+		w.restart()
+		f = waitMapRecord(t, tpl, since)
+		if f.Attempts != n || f.Transient || f.Banger == "" || !strings.Contains(f.Error, "Features 0x1 unsupported") {
+			t.Fatalf("recorded failure after start %d: %+v; want attempt %d, not transient, the banger version and the error", n, f, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failed mapping is not recorded 30 s after the start")
+		// image show's template line says so.
+		got, err := w.D.Template(ctx, "tpl")
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if mf := got.MapFailure; mf == nil || mf.Attempts != n || mf.Retry != (n < 3) || !strings.Contains(mf.Error, "Features 0x1") {
+			t.Errorf("template's map failure after start %d = %+v; want %d attempts, retry %v", n, mf, n, n < 3)
+		}
 	}
 	w.restart()
 	w.D.Close() // waits for this start's mapping, if it tried one
 	w.D = nil
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("%d mappings over two starts with the first failing, want 1", n)
-	}
-	b, err := os.ReadFile(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Banger string `json:"banger_version"`
-		Error  string `json:"error"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil || f.Banger == "" || !strings.Contains(f.Error, "Features 0x1 unsupported") {
-		t.Fatalf("recorded failure %s (%v); want the banger version and the error", b, err)
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("%d mappings over four starts with all failing, want 3", n)
 	}
 	noTemporaries(t, w, tpl)
 	// The template restores the stream way meanwhile.
@@ -293,13 +317,17 @@ func TestFailedTemplateMappingNotRetried(t *testing.T) {
 	if _, err := w.D.CreateVM(ctx, api.CreateVMRequest{Name: "warm", Image: "tpl"}, nil); err != nil {
 		t.Fatalf("a warm create from a template whose mapping failed: %v", err)
 	}
-	if n := imageEvents(t, w, "could not be mapped"); n != 1 {
-		t.Errorf("%d events of the failed mapping, want 1", n)
+	if n := imageEvents(t, w, "could not be mapped"); n != 3 {
+		t.Errorf("%d events of the failed mapping, want 3", n)
+	}
+	if n := imageEvents(t, w, "tries again only after an upgrade"); n != 1 {
+		t.Errorf("%d events say banger stopped trying, want 1 (the third failure's)", n)
 	}
 
-	// An upgrade: the failure was another version's.
+	// An upgrade: the failures were another version's.
+	marker := filepath.Join(tpl.Dir, "map-failed.json")
 	f.Banger = "0.0.1-older"
-	b, _ = json.Marshal(f)
+	b, _ := json.Marshal(f)
 	if err := os.WriteFile(marker, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +337,79 @@ func TestFailedTemplateMappingNotRetried(t *testing.T) {
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
 		t.Errorf("the recorded failure is left once the template is mapped: %v", err)
 	}
-	if n := calls.Load(); n != 2 {
-		t.Errorf("%d mappings, want 2 (one failed, one after the upgrade)", n)
+	if got, err := w.D.Template(ctx, "tpl"); err != nil || got.MapFailure != nil {
+		t.Errorf("the mapped template shows a map failure: %+v, %v", got.MapFailure, err)
 	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d mappings, want 4 (three failed, one after the upgrade)", n)
+	}
+}
+
+// tapNet is fakeNet with the pool out of TAPs for mappings while short.
+type tapNet struct {
+	*fakeNet
+	short atomic.Bool
+}
+
+func (n *tapNet) AcquireTAP(ctx context.Context, vm string) (string, error) {
+	if n.short.Load() && strings.HasPrefix(vm, ".map-") {
+		return "", errdefs.Unavailable("no usable tap in the pool of bridge banger0 (tap3 is open in another process that banger does not know about)")
+	}
+	return n.fakeNet.AcquireTAP(ctx, vm)
+}
+
+// A failure that is the machine's at the time, not the template's (a full
+// disk, as a system call or QEMU's message says it; no TAP to lend the
+// mapping), is recorded but not counted: every start tries again, and
+// the mapping succeeds once the machine recovers.
+func TestTransientTemplateMappingFailuresNotCounted(t *testing.T) {
+	tests := []struct {
+		name  string
+		cause func(w *world, n *tapNet, on bool)
+	}{
+		{"enospc", func(w *world, _ *tapNet, on bool) {
+			w.Driver.Fail(vmmfake.StepMap, onOff(on, fmt.Errorf("writing the memory file: %w", syscall.ENOSPC)))
+		}},
+		{"qemu disk full", func(w *world, _ *tapNet, on bool) {
+			w.Driver.Fail(vmmfake.StepMap, onOff(on, errors.New("migration failed: qemu-system-x86_64: failed to save the memory: No space left on device")))
+		}},
+		{"no tap", func(_ *world, n *tapNet, on bool) { n.short.Store(on) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, nw, _ := warmWorld(t, false)
+			n := &tapNet{fakeNet: nw}
+			w.Opts.Network = n
+			w.restart()
+			tpl := unmappedTemplate(t, w)
+			tt.cause(w, n, true)
+			for i := 1; i <= maxAttempts+1; i++ {
+				since := time.Now()
+				w.restart()
+				f := waitMapRecord(t, tpl, since)
+				if !f.Transient || f.Attempts != 0 {
+					t.Fatalf("recorded failure after start %d: %+v; want transient, not counted", i, f)
+				}
+				if got, err := w.D.Template(context.Background(), "tpl"); err != nil || got.MapFailure == nil || !got.MapFailure.Transient || !got.MapFailure.Retry {
+					t.Fatalf("template's map failure after start %d = %+v (%v); want transient, retried", i, got.MapFailure, err)
+				}
+			}
+			if k := imageEvents(t, w, "tries again at the next start"); k == 0 {
+				t.Error("no event says banger tries again at the next start")
+			}
+			tt.cause(w, n, false)
+			w.restart()
+			waitMapped(t, tpl)
+		})
+	}
+}
+
+// maxAttempts is the bound of counted failures per banger version.
+const maxAttempts = 3
+
+func onOff(on bool, err error) error {
+	if on {
+		return err
+	}
+	return nil
 }

@@ -154,7 +154,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 	}
 	m.sweepTemplates()
-	m.releaseMapTAPs(ctx)
+	m.reapMappings(ctx)
 	if ts, err := m.Templates(ctx); err == nil {
 		for _, t := range ts {
 			m.refillSpare(t.Name)

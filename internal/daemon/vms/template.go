@@ -105,6 +105,7 @@ func (m *Manager) readTemplate(name string) (api.Template, error) {
 	t.Dir = dir
 	t.Bytes, t.SpareBytes = templateBytes(dir)
 	t.StateBytes = diskBytes(filepath.Join(dir, StateDir))
+	t.MapFailure = m.mapFailureOf(dir)
 	return t, nil
 }
 

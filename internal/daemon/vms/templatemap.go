@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"banger/internal/fsutil"
 	"banger/internal/progress"
@@ -23,8 +24,60 @@ const offlineMAC = "02:00:00:00:00:01"
 // under); what a crash left is freed at start.
 const mapTAPPrefix = ".map-"
 
-// releaseMapTAPs frees the TAPs mappings held when the daemon died.
-func (m *Manager) releaseMapTAPs(ctx context.Context) {
+// Reaper is implemented by drivers whose VMM processes can outlive a
+// daemon killed while it ran them without a record in the database: the
+// VMM of a memory mapping (vmm.MemoryMapper), which runs in a runtime
+// directory of its own (RuntimeDir/vm/.map-HEX). Reap ends the VMM
+// started with runtime directory runtimeDir, if one still runs, from what
+// it left there alone (a new daemon knows nothing else), guarding against
+// a reused pid, and removes its files from there; a directory with no VMM
+// in it is fine. It fails when such a VMM still runs after ctx ends.
+//
+// At start the manager reaps every mapping's runtime directory before it
+// frees the TAP that mapping held (reapMappings): a TAP still open in a
+// live VMM must not go to another VM. A driver that maps memory without
+// implementing Reaper gets its mappings' directories removed and their
+// TAPs freed unchecked.
+type Reaper interface {
+	Reap(ctx context.Context, runtimeDir string) error
+}
+
+// reapMappings ends the VMMs of the mappings an earlier daemon left (it
+// was killed while they ran), removes their runtime directories and
+// frees the TAPs they held. A mapping whose VMM cannot be ended keeps its
+// directory and its TAP until a later start.
+func (m *Manager) reapMappings(ctx context.Context) {
+	dir := filepath.Join(m.layout.RuntimeDir, "vm")
+	ents, _ := os.ReadDir(dir)
+	reaper, _ := m.driver.(Reaper)
+	kept := map[string]bool{} // TAP keys of mappings still running
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), mapTAPPrefix) {
+			continue
+		}
+		rt := filepath.Join(dir, e.Name())
+		if reaper != nil {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := reaper.Reap(rctx, rt)
+			cancel()
+			if err != nil {
+				kept[mapTAPKey(rt)] = true
+				m.log.Warn("ending the vmm of a mapping a killed daemon left", "dir", rt, "err", err)
+				m.events.Event(ctx, "warn", "daemon", "a template memory mapping left running by an earlier daemon could not be ended ("+err.Error()+"); its TAP stays held until a later start")
+				continue
+			}
+		}
+		m.log.Info("removed a template memory mapping left by an earlier daemon", "dir", rt)
+		if err := os.RemoveAll(rt); err != nil {
+			m.log.Warn("removing a mapping's runtime directory", "dir", rt, "err", err)
+		}
+	}
+	m.releaseMapTAPs(ctx, kept)
+}
+
+// releaseMapTAPs frees the TAPs mappings held when the daemon died, but
+// those of the mappings in kept (by TAP key).
+func (m *Manager) releaseMapTAPs(ctx context.Context, kept map[string]bool) {
 	if m.net == nil {
 		return
 	}
@@ -34,11 +87,15 @@ func (m *Manager) releaseMapTAPs(ctx context.Context) {
 		return
 	}
 	for _, a := range held {
-		if strings.HasPrefix(a.VM, mapTAPPrefix) {
+		if strings.HasPrefix(a.VM, mapTAPPrefix) && !kept[a.VM] {
 			m.net.ReleaseTAP(ctx, a.VM)
 		}
 	}
 }
+
+// mapTAPKey is the name under which the mapping whose runtime directory
+// is rt holds its TAP.
+func mapTAPKey(rt string) string { return mapTAPPrefix + filepath.Base(rt) }
 
 // mapTemplateMemory rewrites the saved state of the template being made
 // in dir (whose disks are copied there already) so that its memory is a
@@ -94,10 +151,10 @@ func (m *Manager) mapState(ctx context.Context, mm vmm.MemoryMapper, row store.V
 		// where they match: the mapping's QEMU holds a TAP of the pool
 		// for the time it runs, with no lease, so nothing it might send
 		// goes anywhere (egress drops what no lease owns).
-		key := mapTAPPrefix + filepath.Base(src.RuntimeDir)
+		key := mapTAPKey(src.RuntimeDir)
 		tap, err := m.net.AcquireTAP(ctx, key)
 		if err != nil {
-			return err
+			return transientError{fmt.Errorf("lending the mapping a tap: %w", err)}
 		}
 		defer m.net.ReleaseTAP(context.Background(), key)
 		spec.Net = &vmm.Net{TAP: tap, MAC: offlineMAC}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,10 +41,14 @@ import (
 //     it copied. A crash at any point leaves the old state or the mapped
 //     one in place, and the copy under a temporary name, swept at start;
 //   - a mapping that fails is recorded in the template's directory
-//     (mapFailedFile) with the banger version that tried, and not tried
-//     again until another banger version starts (an upgrade may fix it),
-//     or the file is removed. A mapping ended by the daemon's stop is not
-//     recorded: the next start tries again.
+//     (mapFailedFile) with the banger version that tried and the number
+//     of its failures with that version, and tried again at later starts
+//     until maxMapAttempts of them failed; then not until another banger
+//     version starts (an upgrade may fix it), or the file is removed. A
+//     failure that is clearly the machine's at that moment, not the
+//     template's (transientMapFailure: a full disk, no TAP to lend), is
+//     recorded but not counted. A mapping ended by the daemon's stop is
+//     not recorded at all: the next start tries again.
 
 // mapFailedFile records, in a template's directory, why its memory could
 // not be mapped (a mapFailure).
@@ -52,9 +57,46 @@ const mapFailedFile = "map-failed.json"
 // mapFailure is what mapFailedFile holds.
 type mapFailure struct {
 	// Banger is the version of the banger that tried (version.String()).
-	Banger string    `json:"banger_version"`
-	Error  string    `json:"error"`
-	At     time.Time `json:"at"`
+	Banger string `json:"banger_version"`
+	// Attempts counts the failures with that version, the transient ones
+	// aside.
+	Attempts int `json:"attempts"`
+	// Transient tells that the last failure was the machine's at the
+	// time (transientMapFailure), not counted in Attempts.
+	Transient bool      `json:"transient,omitempty"`
+	Error     string    `json:"error"`
+	At        time.Time `json:"at"`
+}
+
+// maxMapAttempts is how many failed mappings of one template one banger
+// version tries before it stops trying at every start: one failure may
+// be a busy machine's (QEMU killed by the OOM killer, a timeout), a few
+// in a row are the template's.
+const maxMapAttempts = 3
+
+// exhausted reports whether f stops this banger version from trying.
+func (f mapFailure) exhausted() bool {
+	return f.Banger == version.String() && f.Attempts >= maxMapAttempts
+}
+
+// transientError marks a mapping failure that is the machine's at the
+// moment rather than the template's.
+type transientError struct{ error }
+
+func (e transientError) Unwrap() error { return e.error }
+
+// transientMapFailure reports whether err says nothing about the
+// template, so that it does not count towards maxMapAttempts: no TAP to
+// lend the mapping (transientError), or a full disk or quota, whether a
+// system call says so or QEMU's message does.
+func transientMapFailure(err error) bool {
+	var te transientError
+	if errors.As(err, &te) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	// QEMU reports the C library's strerror: "No space left on device".
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())
 }
 
 // maxMapError bounds the error kept in mapFailedFile: a VMM's error may
@@ -96,8 +138,8 @@ func (m *Manager) remapTemplate(ctx context.Context, mm vmm.MemoryMapper, t api.
 	if err != nil || !ok || mm.Mapped(st) {
 		return // an unreadable state is a create's to report
 	}
-	if f, ok := readMapFailure(t.Dir); ok && f.Banger == version.String() {
-		m.log.Info("not mapping a template's memory: it failed with this banger version", "template", t.Name, "err", f.Error)
+	if f, ok := readMapFailure(t.Dir); ok && f.exhausted() {
+		m.log.Info("not mapping a template's memory: it failed too often with this banger version", "template", t.Name, "attempts", f.Attempts, "err", f.Error)
 		return
 	}
 	id, err := templateIdentity(t.Dir)
@@ -116,12 +158,26 @@ func (m *Manager) remapTemplate(ctx context.Context, mm vmm.MemoryMapper, t api.
 		m.log.Info("mapping a template's memory was interrupted by the daemon's stop; the next start tries again", "template", t.Name)
 	default:
 		m.log.Warn("mapping a template's memory; its restores read the whole stream", "template", t.Name, "err", err)
-		if rerr := m.recordMapFailure(t, id, err); rerr != nil {
+		f, rerr := m.recordMapFailure(t, id, err)
+		if rerr != nil {
 			m.log.Warn("recording a failed mapping", "template", t.Name, "err", rerr)
 		}
 		m.events.Event(ctx, "warn", "image/"+t.Image, fmt.Sprintf(
-			"template %s's memory could not be mapped into a file (its warm creates stay slower): %v; banger tries again after an upgrade, or at the next start once %s is removed",
-			t.Name, err, filepath.Join(t.Dir, mapFailedFile)))
+			"template %s's memory could not be mapped into a file (its warm creates stay slower): %v; %s",
+			t.Name, err, retryNote(f, filepath.Join(t.Dir, mapFailedFile))))
+	}
+}
+
+// retryNote says when banger tries again after failure f, recorded in
+// file.
+func retryNote(f mapFailure, file string) string {
+	switch {
+	case f.Transient:
+		return "banger tries again at the next start"
+	case !f.exhausted():
+		return fmt.Sprintf("banger tries again at the next start (%d of %d failures before it stops)", f.Attempts, maxMapAttempts)
+	default:
+		return fmt.Sprintf("after %d failures banger tries again only after an upgrade, or at the next start once %s is removed", f.Attempts, file)
 	}
 }
 
@@ -206,25 +262,49 @@ func templateIdentity(dir string) (templateID, error) {
 	return templateID{dev: uint64(sys.Dev), ino: sys.Ino, meta: string(meta), state: string(state)}, nil
 }
 
-// recordMapFailure writes mapFailedFile into template t, if it is still
-// the template whose identity is id.
-func (m *Manager) recordMapFailure(t api.Template, id templateID, cause error) error {
+// recordMapFailure records cause in template t's mapFailedFile, if it is
+// still the template whose identity is id, counting it unless it is
+// transient, and returns the record.
+func (m *Manager) recordMapFailure(t api.Template, id templateID, cause error) (mapFailure, error) {
 	msg := cause.Error()
 	if len(msg) > maxMapError {
 		msg = msg[:maxMapError] + "..."
 	}
-	b, err := json.Marshal(mapFailure{Banger: version.String(), Error: msg, At: time.Now()})
-	if err != nil {
-		return err
-	}
+	f := mapFailure{Banger: version.String(), Error: msg, At: time.Now(), Transient: transientMapFailure(cause)}
 	// Under the read lock: a delete does not rename the directory away
 	// while the file is written into it.
 	m.templates.RLock()
 	defer m.templates.RUnlock()
 	if now, err := templateIdentity(t.Dir); err != nil || now != id {
+		return f, nil
+	}
+	if old, ok := readMapFailure(t.Dir); ok && old.Banger == f.Banger {
+		f.Attempts = old.Attempts
+	}
+	if !f.Transient {
+		f.Attempts++
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return f, err
+	}
+	return f, fsutil.WriteFileAtomic(filepath.Join(t.Dir, mapFailedFile), b, 0o600)
+}
+
+// mapFailureOf is the recorded failure to map the memory of the template
+// in dir, unless its memory is mapped now (a crash between the mapping
+// and the record's removal leaves both).
+func (m *Manager) mapFailureOf(dir string) *api.TemplateMapFailure {
+	f, ok := readMapFailure(dir)
+	if !ok {
 		return nil
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(t.Dir, mapFailedFile), b, 0o600)
+	if mm, ok := m.driver.(vmm.MemoryMapper); ok {
+		if st, ok, err := readStateDir(filepath.Join(dir, StateDir)); err == nil && ok && mm.Mapped(st) {
+			return nil
+		}
+	}
+	return &api.TemplateMapFailure{Error: f.Error, Attempts: f.Attempts, Transient: f.Transient, Retry: !f.exhausted(), At: f.At}
 }
 
 // readMapFailure reads template dir's recorded mapping failure, if any.

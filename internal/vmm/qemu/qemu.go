@@ -126,15 +126,25 @@ func (d *Driver) launch(ctx context.Context, spec vmm.Spec, accel string, mem me
 }
 
 // reap ends the QEMU a failed Create may have left running and empties
-// the runtime dir. The pid file names it; without a usable one (QEMU
-// died before writing it, or it holds garbage), it is the process
-// whose command line names this runtime dir's pid file: the pid file
-// was removed before the start, and the runtime dir is this VM's alone.
-// Nothing is left when the parent died before the child was ready: the
-// child then fails to report in and exits.
+// the runtime dir (Reap). Nothing is left when the parent died before
+// the child was ready: the child then fails to report in and exits.
 func (d *Driver) reap(rt string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	d.Reap(ctx, rt)
+	d.clean(rt)
+}
+
+// Reap ends the QEMU started with runtime directory rt, if one runs, and
+// removes what it left in rt: that of a failed Create, or of a mapping
+// (MapMemory) whose daemon was killed before it could end it. The pid
+// file names it; without a usable one (QEMU died before writing it, or
+// it holds garbage), it is the process whose command line names this
+// runtime dir's pid file: the pid file was removed before the start,
+// and a runtime dir is one VM's alone. Either way the command line must
+// name the pid file, so a reused pid is left alone. It fails, leaving
+// rt as it is, when such a QEMU still runs after ctx ends.
+func (d *Driver) Reap(ctx context.Context, rt string) error {
 	pidPath := filepath.Join(rt, pidFile)
 	var pids []int
 	if pid, err := readPID(rt); err == nil {
@@ -142,13 +152,22 @@ func (d *Driver) reap(rt string) {
 	} else {
 		pids = procsStartedWith(pidPath)
 	}
+	var errs []error
 	for _, pid := range pids {
-		// The command line check guards against pid reuse.
-		if st, err := vmm.ProcStartTime(pid); err == nil && startedWith(pid, pidPath) {
-			d.Kill(ctx, &vmm.Handle{PID: pid, StartTime: st})
+		st, err := vmm.ProcStartTime(pid)
+		if err != nil || !startedWith(pid, pidPath) {
+			continue
+		}
+		h := &vmm.Handle{PID: pid, StartTime: st}
+		if err := d.Kill(ctx, h); err != nil && vmm.Alive(pid, st) {
+			errs = append(errs, fmt.Errorf("ending qemu (pid %d) of %s: %w", pid, rt, err))
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	d.clean(rt)
+	return nil
 }
 
 // startedWith reports whether pid's command line has arg in it.

@@ -53,6 +53,7 @@ type Driver struct {
 	saved    map[int]string
 	frozen   map[string]*frozenGuest
 	mapCalls []vmm.Spec
+	mappings []*vmm.Handle // mappings' stand-in VMM processes (reap.go)
 	onMap    func(ctx context.Context)
 	onSave   func(ctx context.Context)
 	specs    map[int]vmm.Spec

@@ -20,29 +20,39 @@ var _ vmm.MemoryMapper = (*Driver)(nil)
 // a caller can see: spec must describe the saved VM (its sizes) on disks
 // that exist, with a runtime directory; the state
 // gains a file, and a mapped state is returned as it is. The specs it was
-// given are kept for tests (MapCalls).
+// given are kept for tests (MapCalls). Meanwhile a stand-in VMM process
+// runs, recorded in the runtime directory (Reap, Mappings).
 func (d *Driver) MapMemory(ctx context.Context, spec vmm.Spec, st vmm.State) (vmm.State, error) {
 	if d.Mapped(st) {
 		return st, nil
 	}
+	if fi, err := os.Stat(spec.RuntimeDir); err != nil || !fi.IsDir() {
+		return st, fmt.Errorf("runtime dir %s: %v", spec.RuntimeDir, err)
+	}
+	// A real mapping runs a VMM for a while, recorded in the runtime
+	// directory, and ends it when it returns or ctx ends.
+	h, err := d.startMapping(spec.RuntimeDir)
+	if err != nil {
+		return st, fmt.Errorf("starting the mapping's vmm: %w", err)
+	}
+	defer d.endMapping(h)
 	d.mu.Lock()
 	hold := d.onMap
 	d.mu.Unlock()
 	if hold != nil {
-		// A real mapping runs a VMM for a while, and ends it when ctx ends.
 		hold(ctx)
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
+	}
+	if err := vmm.CheckAlive(h); err != nil {
+		return st, fmt.Errorf("the mapping's vmm exited while loading the state: %w", err)
 	}
 	if err := d.failing(StepMap); err != nil {
 		return st, err
 	}
 	if st.CPUs != spec.CPUs || st.MemoryMiB != spec.MemoryMiB {
 		return st, fmt.Errorf("the state is of a vm with %d cpus and %d MiB, not %d and %d", st.CPUs, st.MemoryMiB, spec.CPUs, spec.MemoryMiB)
-	}
-	if fi, err := os.Stat(spec.RuntimeDir); err != nil || !fi.IsDir() {
-		return st, fmt.Errorf("runtime dir %s: %v", spec.RuntimeDir, err)
 	}
 	for _, disk := range spec.Disks {
 		if _, err := os.Stat(disk.Path); err != nil {
