@@ -315,14 +315,8 @@ func (m *Manager) saveState(ctx context.Context, snap vmm.Snapshotter, row store
 // with state.json naming its files relative to it, and syncs it. final
 // is where the caller renames dir once it is complete.
 func writeState(ctx context.Context, snap vmm.Snapshotter, h *vmm.Handle, dir, final string) (vmm.State, error) {
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return vmm.State{}, fmt.Errorf("creating the state directory: %w", err)
-	}
-	st, err := snap.SaveState(ctx, h, dir)
+	st, err := saveStateFiles(ctx, snap, h, dir)
 	if err != nil {
-		return vmm.State{}, fmt.Errorf("saving the vm state: %w", err)
-	}
-	if err := confineState(&st, dir); err != nil {
 		return vmm.State{}, err
 	}
 	st.Dir = final

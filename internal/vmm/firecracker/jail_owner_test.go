@@ -60,20 +60,7 @@ func TestJailerKeepsSharedFiles(t *testing.T) {
 			t.Errorf("the vm's own disk %s is owned by uid %d, want the jail's %d", filepath.Base(p), o[0], uid)
 		}
 	}
-	if err := d.Start(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Pause(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st, err := d.SaveState(ctx, h, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Kill(ctx, h); err != nil {
-		t.Fatal(err)
-	}
+	dir, st := runAndSave(ctx, t, d, h)
 	state := []string{filepath.Join(dir, st.Files[firecracker.RoleMemory]), filepath.Join(dir, st.Files[firecracker.RoleDevice])}
 	for _, p := range state {
 		fi := stat(t, p)

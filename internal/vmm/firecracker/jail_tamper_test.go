@@ -93,20 +93,7 @@ func TestJailerRestoreRefusesSymlinkedState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	h := create(t, d, newSpec(t))
-	if err := d.Start(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Pause(ctx, h); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st, err := d.SaveState(ctx, h, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Kill(ctx, h); err != nil {
-		t.Fatal(err)
-	}
+	dir, st := runAndSave(ctx, t, d, h)
 	canary := canaryFile(t, t.TempDir())
 	mem := filepath.Join(dir, st.Files[firecracker.RoleMemory])
 	if err := os.Remove(mem); err != nil {
@@ -274,4 +261,25 @@ func TestJailerSocketsRefuseLinks(t *testing.T) {
 	if n := accepted.Load(); n != 0 {
 		t.Errorf("the socket behind the links got %d connections, want none", n)
 	}
+}
+
+// runAndSave starts, pauses and saves the VM behind h into a new
+// directory, then kills it.
+func runAndSave(ctx context.Context, t *testing.T, d *firecracker.Driver, h *vmm.Handle) (string, vmm.State) {
+	t.Helper()
+	if err := d.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Pause(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st, err := d.SaveState(ctx, h, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Kill(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	return dir, st
 }
