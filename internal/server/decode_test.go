@@ -16,21 +16,7 @@ func TestBodyMustBeOneJSONValue(t *testing.T) {
 	w, cl := serve(t)
 	ctx := context.Background()
 	w.CreateVM(t, "dev")
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", w.Layout.SocketPath)
-	}}}
-	patch := func(body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("PATCH", "http://banger/v1/vms/dev", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	patch := func(body string) (int, string) { return rawPatch(t, w.Layout.SocketPath, "dev", body) }
 	for _, body := range []string{
 		`{"keep_alive":true}{"keep_alive":false}`,
 		`{"keep_alive":true} garbage`,
@@ -52,4 +38,22 @@ func TestBodyMustBeOneJSONValue(t *testing.T) {
 	if vm, err := cl.VM(ctx, "dev"); err != nil || !vm.KeepAlive {
 		t.Errorf("the accepted body did not apply: %+v, %v", vm, err)
 	}
+}
+
+// rawPatch sends body as it is (no client encoding) in a PATCH of vm to
+// the daemon's socket and returns the status and the answer.
+func rawPatch(t *testing.T, socket, vm, body string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
+	req, _ := http.NewRequest("PATCH", "http://banger/v1/vms/"+vm, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,21 +15,7 @@ func TestUpdateVMAppliesWholeRequestOrNothing(t *testing.T) {
 	w, cl := serve(t)
 	ctx := context.Background()
 	w.CreateVM(t, "dev")
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", w.Layout.SocketPath)
-	}}}
-	patch := func(body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("PATCH", "http://banger/v1/vms/dev", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	patch := func(body string) (int, string) { return rawPatch(t, w.Layout.SocketPath, "dev", body) }
 	unchanged := func(when string) {
 		t.Helper()
 		vm, err := cl.VM(ctx, "dev")
