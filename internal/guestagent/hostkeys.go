@@ -1,6 +1,7 @@
 package guestagent
 
 import (
+	"banger/internal/fsutil"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -140,7 +141,7 @@ func (d hostKeyDir) install(keys []hostKey, dropOthers bool) (untidy, err error)
 			return nil, fmt.Errorf("%w; %d of %d new host keys are in place, the others unchanged, each with its own .pub or none", err, i, len(keys))
 		}
 	}
-	untidy = syncDir(d.dir)
+	untidy = fsutil.SyncDir(d.dir)
 	if dropOthers {
 		untidy = errors.Join(untidy, d.dropExcept(keys))
 	}
@@ -193,7 +194,7 @@ func (d hostKeyDir) dropExcept(keys []hostKey) error {
 		}
 	}
 	if len(old) > 0 {
-		errs = append(errs, syncDir(d.dir))
+		errs = append(errs, fsutil.SyncDir(d.dir))
 	}
 	return errors.Join(errs...)
 }
@@ -239,19 +240,6 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) error {
 		os.Remove(path)
 	}
 	return err
-}
-
-// syncDir makes the renames and removals in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // publicHostKey is the public half of the host key in the file priv, in
